@@ -1,0 +1,124 @@
+//! Every platform difference of the crate, in one place.
+//!
+//! The rest of the crate calls these items and never writes `cfg(target_os)` itself.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// `FD_SETSIZE` of the platform's C library: the number of bits in one `fd_set`.
+#[allow(clippy::unnecessary_cast)]
+pub(crate) const FD_SETSIZE: usize = libc::FD_SETSIZE as usize;
+
+/// The `SO_LINGER` option whose value counts **seconds**.
+///
+/// Apple's plain `SO_LINGER` counts clock ticks; `SO_LINGER_SEC` counts seconds.
+#[cfg(target_vendor = "apple")]
+pub(crate) const SO_LINGER_SECONDS: libc::c_int = libc::SO_LINGER_SEC;
+/// The `SO_LINGER` option whose value counts **seconds**.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) const SO_LINGER_SECONDS: libc::c_int = libc::SO_LINGER;
+
+/// `send(2)` flags that turn a write to a gone peer into `EPIPE` instead of `SIGPIPE`.
+///
+/// Apple has no `MSG_NOSIGNAL` that its man pages promise; it uses the
+/// `SO_NOSIGPIPE` socket option instead (see [`prepare_nosigpipe`]).
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+/// `send(2)` flags that turn a write to a gone peer into `EPIPE` instead of `SIGPIPE`.
+#[cfg(target_vendor = "apple")]
+pub(crate) const SEND_FLAGS: libc::c_int = 0;
+
+/// Makes writes on socket `fd` return `EPIPE` instead of raising `SIGPIPE`, where the
+/// platform needs a socket option for that (Apple: `SO_NOSIGPIPE`). A no-op elsewhere,
+/// where [`SEND_FLAGS`] does the job per call.
+#[cfg(target_vendor = "apple")]
+pub(crate) fn prepare_nosigpipe(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a live c_int and the length passed is its size; the kernel only
+    // reads it. A bad `fd` is reported as an error (EBADF/ENOTSOCK), not UB.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+/// See the Apple version: nothing to do where `MSG_NOSIGNAL` exists.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) fn prepare_nosigpipe(_fd: RawFd) -> io::Result<()> {
+    Ok(())
+}
+
+/// `accept(2)` that returns a close-on-exec, **blocking** descriptor on every platform.
+///
+/// Linux and FreeBSD set close-on-exec atomically with `accept4(SOCK_CLOEXEC)`. Apple has
+/// no `accept4`: the flag is set right after `accept`, so a `fork`+`exec` in another
+/// thread in between can leak the descriptor. BSD-derived kernels (Apple, FreeBSD) let
+/// the new socket inherit `O_NONBLOCK` from the listener and Linux does not; this
+/// function clears it so every platform behaves like Linux.
+pub(crate) fn accept_cloexec(
+    listener: RawFd,
+    storage: &mut libc::sockaddr_storage,
+    len: &mut libc::socklen_t,
+) -> io::Result<OwnedFd> {
+    let addr = (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    // SAFETY: `addr`/`len` point to a live sockaddr_storage and its size; the kernel
+    // writes at most `*len` bytes there. A bad `listener` is an error, not UB.
+    let fd = unsafe { libc::accept4(listener, addr, len, libc::SOCK_CLOEXEC) };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    // SAFETY: as above, without flags.
+    let fd = unsafe { libc::accept(listener, addr, len) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: accept returned a new descriptor that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    set_cloexec(fd)?;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    set_nonblocking(fd, false)?;
+    Ok(owned)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD take and return plain ints; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL take and return plain ints; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, new) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
