@@ -1,0 +1,508 @@
+//! Integration tests for `unp_select::writen` on socketpairs, pipes, files and TCP.
+
+use std::io::{ErrorKind, Read};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::os::unix::thread::JoinHandleExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use unp_select::writen::{try_writen, writen};
+
+/// Aborts the whole test process if the guard is not dropped within `secs`.
+struct Watchdog(Arc<AtomicBool>);
+
+impl Watchdog {
+    fn new(name: &'static str, secs: u64) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while Instant::now() < deadline {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("watchdog: test {name} took more than {secs} s, aborting");
+            std::process::abort();
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Bytes whose value depends on their position, so reordering or duplication shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect()
+}
+
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    for s in [&client, &server] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    (client, server)
+}
+
+/// Reads exactly `len` bytes in chunks of at most `chunk`, sleeping now and then.
+fn slow_read<R: Read>(mut r: R, len: usize, chunk: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut buf = vec![0u8; chunk];
+    let mut reads = 0usize;
+    while out.len() < len {
+        let want = chunk.min(len - out.len());
+        match r.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("slow_read: {e}"),
+        }
+        reads += 1;
+        if reads % 256 == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    out
+}
+
+#[test]
+fn writes_several_mib_to_slow_reader_in_order() {
+    let _w = Watchdog::new("writes_several_mib", 20);
+    let data = pattern(6 << 20);
+    let (a, b) = UnixStream::pair().unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let len = data.len();
+    let reader = thread::spawn(move || slow_read(b, len, 1000));
+    writen(&a, &data).unwrap();
+    drop(a);
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "data differs");
+}
+
+#[test]
+fn writes_several_mib_over_tcp() {
+    let _w = Watchdog::new("writes_several_mib_over_tcp", 20);
+    let data = pattern(4 << 20);
+    let (client, server) = tcp_pair();
+    let len = data.len();
+    let reader = thread::spawn(move || slow_read(server, len, 777));
+    writen(&client, &data).unwrap();
+    let got = reader.join().unwrap();
+    assert!(got == data, "data differs");
+}
+
+#[test]
+fn writes_to_pipe_and_file() {
+    let _w = Watchdog::new("writes_to_pipe_and_file", 10);
+    let data = pattern(1 << 20);
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let len = data.len();
+    let reader = thread::spawn(move || slow_read(std::fs::File::from(r), len, 4096));
+    writen(&w, &data).unwrap();
+    assert_eq!(try_writen(&w, b"").unwrap(), 0);
+    drop(w);
+    assert!(reader.join().unwrap() == data);
+
+    let path = std::env::temp_dir().join(format!("unp-select-writen-{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    writen(&file, &data).unwrap();
+    assert_eq!(try_writen(&file, b"tail").unwrap(), 4);
+    drop(file);
+    let back = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(&back[..data.len()], &data[..]);
+    assert_eq!(&back[data.len()..], b"tail");
+}
+
+#[test]
+fn empty_buffer_makes_no_syscall() {
+    // The read end of a pipe cannot be written (EBADF), so only a call that never
+    // reaches the kernel can succeed on it.
+    let (r, _w) = nix::unistd::pipe().unwrap();
+    writen(&r, b"").unwrap();
+    assert_eq!(try_writen(&r, b"").unwrap(), 0);
+    assert_eq!(
+        writen(&r, b"x").unwrap_err().raw_os_error(),
+        Some(libc::EBADF)
+    );
+}
+
+#[test]
+fn write_to_pipe_read_end_is_ebadf() {
+    let (r, _w) = nix::unistd::pipe().unwrap();
+    let err = writen(&r, b"data").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    let err = try_writen(&r, b"data").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+}
+
+#[test]
+fn write_to_read_only_file_is_ebadf() {
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let err = writen(&file, b"data").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    let err = try_writen(file.as_fd(), b"data").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+}
+
+#[test]
+fn unix_socket_peer_closed_is_broken_pipe_at_once() {
+    let (a, b) = UnixStream::pair().unwrap();
+    drop(b);
+    assert_eq!(writen(&a, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(
+        try_writen(&a, b"x").unwrap_err().kind(),
+        ErrorKind::BrokenPipe
+    );
+}
+
+/// Writes one small message at a time until an error, pausing so the peer's answer
+/// (an RST) can come back; returns the outcomes.
+fn write_until_error(s: &TcpStream) -> Vec<Result<(), ErrorKind>> {
+    let mut outcomes = Vec::new();
+    for _ in 0..10 {
+        let r = writen(s, b"are you there?").map_err(|e| e.kind());
+        outcomes.push(r);
+        if outcomes.iter().filter(|r| r.is_err()).count() >= 2 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(30));
+    }
+    outcomes
+}
+
+#[test]
+fn tcp_peer_closed_first_write_succeeds_then_broken_pipe() {
+    let _w = Watchdog::new("tcp_peer_closed", 10);
+    let (client, server) = tcp_pair();
+    drop(server);
+    thread::sleep(Duration::from_millis(30));
+    let outcomes = write_until_error(&client);
+    eprintln!("after FIN: {outcomes:?}");
+    assert_eq!(outcomes[0], Ok(()), "{outcomes:?}");
+    let first_err = outcomes.iter().find_map(|r| r.err());
+    if cfg!(target_os = "linux") {
+        // Measured: the peer's RST makes the next write fail with EPIPE.
+        assert_eq!(first_err, Some(ErrorKind::BrokenPipe), "{outcomes:?}");
+    } else {
+        assert!(first_err.is_some(), "{outcomes:?}");
+    }
+}
+
+#[test]
+fn tcp_peer_reset_first_write_is_connection_reset_then_broken_pipe() {
+    let _w = Watchdog::new("tcp_peer_reset", 10);
+    let (client, server) = tcp_pair();
+    unp_select::linger::abort(server).unwrap();
+    thread::sleep(Duration::from_millis(30));
+    let outcomes = write_until_error(&client);
+    eprintln!("after RST: {outcomes:?}");
+    assert_eq!(
+        outcomes,
+        vec![Err(ErrorKind::ConnectionReset), Err(ErrorKind::BrokenPipe)]
+    );
+}
+
+#[test]
+fn writen_on_full_nonblocking_socket_is_would_block() {
+    let (a, _b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let err = writen(&a, &vec![1u8; 8 << 20]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock);
+}
+
+fn wait_writable(fd: &impl AsRawFd, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one live pollfd and we pass a count of 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    rc == 1
+}
+
+#[test]
+fn try_writen_returns_short_count_and_loses_nothing() {
+    let _w = Watchdog::new("try_writen_short_count", 20);
+    let data = pattern(4 << 20);
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+    let first = try_writen(&a, &data).unwrap();
+    assert!(first > 0 && first < data.len(), "first = {first}");
+    // Full: nothing more fits, and that is Ok(0), not an error.
+    assert_eq!(try_writen(&a, &data[first..]).unwrap(), 0);
+
+    let len = data.len();
+    let reader = thread::spawn(move || slow_read(b, len, 1500));
+    let mut sent = first;
+    let mut calls = 1;
+    let start = Instant::now();
+    while sent < data.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "stalled at {sent}"
+        );
+        if !wait_writable(&a, 1000) {
+            continue;
+        }
+        let n = try_writen(&a, &data[sent..]).unwrap();
+        sent += n;
+        calls += 1;
+    }
+    eprintln!("try_writen: first call wrote {first} bytes, {calls} calls in all");
+    let got = reader.join().unwrap();
+    assert!(got == data, "data differs");
+}
+
+#[test]
+fn try_writen_on_blocking_socket_writes_everything() {
+    let _w = Watchdog::new("try_writen_blocking", 10);
+    let data = pattern(2 << 20);
+    let (a, b) = UnixStream::pair().unwrap();
+    let len = data.len();
+    let reader = thread::spawn(move || slow_read(b, len, 4096));
+    assert_eq!(try_writen(&a, &data).unwrap(), data.len());
+    assert!(reader.join().unwrap() == data);
+}
+
+fn thread_sigpipe_state() -> (bool, bool) {
+    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: both sets are live; a null new-mask pointer only queries the mask.
+    unsafe {
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask),
+            0
+        );
+        assert_eq!(libc::sigpending(&mut pending), 0);
+        (
+            libc::sigismember(&mask, libc::SIGPIPE) == 1,
+            libc::sigismember(&pending, libc::SIGPIPE) == 1,
+        )
+    }
+}
+
+#[test]
+fn broken_pipe_on_pipe_leaves_no_signal_and_restores_mask() {
+    // The calling thread starts with SIGPIPE unblocked (and ignored by Rust's runtime).
+    assert_eq!(thread_sigpipe_state(), (false, false));
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    assert_eq!(writen(&w, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(
+        try_writen(&w, b"x").unwrap_err().kind(),
+        ErrorKind::BrokenPipe
+    );
+    assert_eq!(thread_sigpipe_state(), (false, false));
+
+    // A caller that blocks SIGPIPE itself keeps it blocked, and the SIGPIPE raised by
+    // our write does not stay pending.
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGPIPE);
+    set.thread_block().unwrap();
+    assert_eq!(writen(&w, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(thread_sigpipe_state(), (true, false));
+
+    // A SIGPIPE that was already pending is not ours: it stays pending.
+    // SAFETY: sending a blocked signal to the current thread only makes it pending.
+    assert_eq!(
+        unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPIPE) },
+        0
+    );
+    assert_eq!(thread_sigpipe_state(), (true, true));
+    assert_eq!(writen(&w, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(thread_sigpipe_state(), (true, true));
+    assert_eq!(set.wait().unwrap(), Signal::SIGPIPE);
+    assert_eq!(thread_sigpipe_state(), (true, false));
+    set.thread_unblock().unwrap();
+}
+
+const CHILD_ENV: &str = "UNP_SELECT_WRITEN_CHILD";
+
+/// Not a test of its own: the body of the child process of
+/// `no_sigpipe_with_default_disposition`. Without the environment variable it does
+/// nothing.
+#[test]
+fn sigpipe_child() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    // Undo Rust's startup `SIG_IGN`: now a SIGPIPE kills this process.
+    // SAFETY: setting the default disposition installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let target: OwnedFd = match mode.split('-').next() {
+        Some("tcp") => {
+            let (client, server) = tcp_pair();
+            drop(server);
+            client.into()
+        }
+        Some("unix") => {
+            let (a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            a.into()
+        }
+        Some("pipe") => {
+            let (r, w) = nix::unistd::pipe().unwrap();
+            drop(r);
+            w
+        }
+        _ => std::process::exit(10),
+    };
+    thread::sleep(Duration::from_millis(30));
+    let raw = mode.ends_with("-raw");
+    for _ in 0..20 {
+        if raw {
+            // SAFETY: writes 1 byte from a live buffer to a descriptor we own.
+            unsafe { libc::write(target.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        } else if let Err(e) = writen(&target, b"x") {
+            if e.kind() == ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    // writen never reported EPIPE, or a raw write survived: both are failures.
+    std::process::exit(3);
+}
+
+fn run_child(mode: &str) -> std::process::ExitStatus {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args([
+            "--exact",
+            "sigpipe_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, mode)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("child {mode} hung");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn no_sigpipe_with_default_disposition() {
+    for mode in ["tcp", "unix", "pipe"] {
+        let status = run_child(mode);
+        assert_eq!(status.signal(), None, "{mode}: killed: {status:?}");
+        assert_eq!(status.code(), Some(0), "{mode}: {status:?}");
+    }
+}
+
+#[test]
+fn raw_write_is_killed_by_sigpipe_control() {
+    // The control for the test above: the same child with a plain write(2) dies.
+    for mode in ["tcp-raw", "unix-raw", "pipe-raw"] {
+        let status = run_child(mode);
+        assert_eq!(status.signal(), Some(libc::SIGPIPE), "{mode}: {status:?}");
+    }
+}
+
+static USR1_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_usr1(_: libc::c_int) {
+    USR1_COUNT.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn eintr_during_blocked_writen_loses_and_duplicates_nothing() {
+    let _w = Watchdog::new("eintr_during_blocked_writen", 20);
+    let handler = SigAction::new(
+        SigHandler::Handler(count_usr1),
+        SaFlags::empty(), // no SA_RESTART: a blocked send fails with EINTR
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only touches an atomic, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &handler) }.unwrap();
+
+    let data = Arc::new(pattern(4 << 20));
+    let (a, b) = UnixStream::pair().unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let data = Arc::clone(&data);
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            let r = writen(&a, &data);
+            done.store(true, Ordering::SeqCst);
+            r
+        })
+    };
+    let pthread = writer.as_pthread_t();
+    let before = USR1_COUNT.load(Ordering::SeqCst);
+    // The writer is blocked: nobody reads. Interrupt it repeatedly.
+    for _ in 0..20 {
+        // SAFETY: the thread is alive (it cannot finish before the reader drains) and
+        // SIGUSR1 has a harmless handler.
+        unsafe { libc::pthread_kill(pthread, libc::SIGUSR1) };
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "writer finished without a reader"
+    );
+    let len = data.len();
+    let reader = thread::spawn(move || {
+        let got = slow_read(&b, len, 3000);
+        // Everything is read; nothing extra may follow (duplicates would).
+        let mut extra = [0u8; 1];
+        let tail = (&b).read(&mut extra);
+        (got, tail)
+    });
+    // Keep interrupting while the reader drains.
+    while !done.load(Ordering::SeqCst) {
+        // SAFETY: `done` is still false, so the writer thread has not returned yet.
+        unsafe { libc::pthread_kill(pthread, libc::SIGUSR1) };
+        thread::sleep(Duration::from_millis(2));
+    }
+    writer.join().unwrap().unwrap();
+    let (got, tail) = reader.join().unwrap();
+    let signals = USR1_COUNT.load(Ordering::SeqCst) - before;
+    eprintln!("writen survived {signals} signals");
+    assert!(signals >= 10, "only {signals} signals delivered");
+    assert!(got == *data, "data differs");
+    assert_eq!(tail.unwrap(), 0, "bytes beyond the data");
+}
+
+#[test]
+fn writen_takes_borrowed_and_owned_fds() {
+    // `writen` takes anything AsFd: references, BorrowedFd, owned values.
+    let (a, mut b) = UnixStream::pair().unwrap();
+    writen(a.as_fd(), b"one ").unwrap();
+    writen(&a, b"two ").unwrap();
+    writen(a, b"three").unwrap();
+    let mut s = String::new();
+    b.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "one two three");
+}
