@@ -4,6 +4,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod accept;
+pub mod echo;
 pub mod linger;
 pub mod poll;
 pub mod readline;
@@ -12,6 +14,8 @@ pub mod select;
 mod sys;
 pub mod writen;
 
+pub use accept::{accept, Accept, FdReserve};
+pub use echo::{Config, EchoServer, ShutdownHandle, Stats};
 pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, PollFd, PollFlags};
 pub use readline::LineReader;

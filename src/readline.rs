@@ -21,6 +21,9 @@ impl<R: Read> LineReader<R> {
     pub fn read_line(&mut self, line: &mut Vec<u8>) -> io::Result<usize> {
         unimplemented!()
     }
+    pub fn has_line(&self) -> bool {
+        unimplemented!()
+    }
     pub fn buffered(&self) -> &[u8] {
         unimplemented!()
     }

@@ -103,6 +103,7 @@ fn set_cloexec(fd: RawFd) -> io::Result<()> {
 }
 
 /// Sets or clears `O_NONBLOCK` on `fd`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL take and return plain ints; no memory is passed.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -121,4 +122,17 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Errors that Linux's `accept(2)` passes up from the new connection and that its man
+/// page says to treat like `EAGAIN`, beyond those every platform has (`ENONET` exists
+/// only on Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn is_accept_network_error(errno: i32) -> bool {
+    errno == libc::ENONET
+}
+/// See the Linux version; other kernels report no such errors from `accept`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn is_accept_network_error(_errno: i32) -> bool {
+    false
 }

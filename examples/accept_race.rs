@@ -1,0 +1,269 @@
+//! The main demo: UNP 16.6's RST-before-accept race, with the book's blocking
+//! listener and with the nonblocking fix, against the same scripted clients.
+//!
+//! ```text
+//! cargo run --example accept_race
+//! ```
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use unp_select::echo::{Config, EchoServer, Stats};
+use unp_select::poll::{poll, PollFd, PollFlags};
+
+const USAGE: &str = "\
+usage: accept_race [--delay MS] [--wait MS]
+
+Runs UNP's select echo server twice on 127.0.0.1, first with the book's blocking
+listener, then with the nonblocking listener of UNP 16.6, and drives both with the
+same scripted clients:
+
+  1. client A connects and is echoed;
+  2. the seed's client connects and aborts (SO_LINGER {on, 0} + close: an RST)
+     while the server sleeps between select and accept;
+  3. a second accepter takes a new connection off the queue in the same window
+     (how the book's hang shows on Linux, which keeps reset connections queued);
+     then A sends a line and waits for its echo.
+
+options:
+  --delay MS   the server's sleep between select and accept (default 500)
+  --wait MS    how long A waits for its echo before calling the server stuck
+               (default 3000)
+  -h, --help   print this help";
+
+struct Opts {
+    delay: Duration,
+    wait: Duration,
+}
+
+fn parse() -> Result<Option<Opts>, String> {
+    let mut opts = Opts {
+        delay: Duration::from_millis(500),
+        wait: Duration::from_millis(3000),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut ms = |name: &str| -> Result<Duration, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+                .ok_or_else(|| format!("{name} needs a number of milliseconds"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--delay" => opts.delay = ms(&a)?,
+            "--wait" => opts.wait = ms(&a)?,
+            other => return Err(format!("unexpected argument {other}")),
+        }
+    }
+    Ok(Some(opts))
+}
+
+/// A line client whose reads give up after a timeout.
+struct Client {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(Client { stream, reader })
+    }
+
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        self.stream.write_all(line.as_bytes())
+    }
+
+    /// Waits up to `limit` for one line; `Ok(None)` if none came.
+    fn recv(&mut self, limit: Duration) -> io::Result<Option<String>> {
+        self.stream.set_read_timeout(Some(limit))?;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(_) => Ok(Some(line)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+/// A competing accepter: takes the next connection off the shared listener's queue
+/// as soon as there is one.
+fn steal_next(listener: TcpListener) -> thread::JoinHandle<io::Result<TcpStream>> {
+    thread::spawn(move || {
+        let mut fds = [PollFd::new(listener.as_raw_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, Some(Duration::from_secs(10)))?;
+        loop {
+            match listener.accept() {
+                Ok((s, _)) => return Ok(s),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// Runs the script against one server; returns whether A was served in step 3.
+fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let thief = listener.try_clone()?;
+    let config = Config {
+        nonblocking_listener: nonblocking,
+        accept_delay: Some(opts.delay),
+        ..Config::default()
+    };
+    let server = EchoServer::new(listener, config)?;
+    let addr = server.local_addr()?;
+    let stop = server.shutdown_handle();
+    let thread = thread::spawn(move || server.run());
+    let limit = opts.wait;
+
+    let start = Instant::now();
+    let mut a = Client::connect(addr)?;
+    a.send("hello\n")?;
+    match a.recv(limit)? {
+        Some(_) => println!(
+            "  1. client A connects and is echoed after {} (the server sleeps {} before accept)",
+            ms(start.elapsed()),
+            ms(opts.delay)
+        ),
+        None => println!("  1. client A was not echoed within {}", ms(limit)),
+    }
+
+    let rst = TcpStream::connect(addr)?;
+    unp_select::linger::abort(rst)?;
+    thread::sleep(opts.delay + Duration::from_millis(100));
+    let t = Instant::now();
+    a.send("after the RST\n")?;
+    match a.recv(limit)? {
+        Some(_) => println!(
+            "  2. the seed's client connects and resets during the accept delay; \
+             A is still echoed, in {}",
+            ms(t.elapsed())
+        ),
+        None => println!(
+            "  2. after the seed's RST, A got no echo within {}",
+            ms(limit)
+        ),
+    }
+
+    let taker = steal_next(thief);
+    let _victim = TcpStream::connect(addr)?;
+    let _taken = taker
+        .join()
+        .map_err(|_| io::Error::other("the competing accepter panicked"))??;
+    let t = Instant::now();
+    a.send("anyone there?\n")?;
+    let served = match a.recv(limit)? {
+        Some(_) => {
+            println!(
+                "  3. a second accepter empties the queue between select and accept; \
+                 A is echoed in {}: accept said EAGAIN and the loop went back to select",
+                ms(t.elapsed())
+            );
+            true
+        }
+        None => {
+            println!(
+                "  3. a second accepter empties the queue between select and accept; \
+                 A gets NO echo for {}: the server sleeps in a blocking accept(2) and \
+                 every client starves",
+                ms(t.elapsed())
+            );
+            let t = Instant::now();
+            let _unstick = TcpStream::connect(addr)?;
+            let late = a.recv(limit)?;
+            println!(
+                "     only a new connection wakes it: A's echo arrives {} after that \
+                 client connected{}",
+                ms(t.elapsed()),
+                if late.is_some() {
+                    ""
+                } else {
+                    " (or not at all)"
+                }
+            );
+            false
+        }
+    };
+
+    stop.shutdown();
+    let stats: Stats = thread
+        .join()
+        .map_err(|_| io::Error::other("the server thread panicked"))??;
+    println!(
+        "     server counters: {} accepted, {} empty accepts (EAGAIN {}, ECONNABORTED {}), \
+         {} closed by reset, {} lines echoed",
+        stats.accepted,
+        stats.empty_accepts.total(),
+        stats.empty_accepts.would_block,
+        stats.empty_accepts.aborted,
+        stats.closed_reset,
+        stats.lines_echoed
+    );
+    Ok(served)
+}
+
+fn main() -> ExitCode {
+    let opts = match parse() {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("accept_race: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "UNP 16.6: the RST-before-accept race, on {}\n",
+        std::env::consts::OS
+    );
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for (nonblocking, title) in [
+        (false, "The book's server (blocking listener):"),
+        (true, "The fixed server (nonblocking listener, UNP 16.6):"),
+    ] {
+        println!("{title}");
+        match act(nonblocking, &opts) {
+            Ok(served) => results.push(served),
+            Err(e) => {
+                eprintln!("accept_race: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        println!();
+    }
+    let verdict = |served: bool| if served { "kept serving" } else { "stalled" };
+    println!(
+        "Result: the book's version {}; the fixed version {}. ({} in all)",
+        verdict(results[0]),
+        verdict(results[1]),
+        ms(started.elapsed())
+    );
+    if results == [false, true] {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

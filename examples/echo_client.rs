@@ -1,0 +1,87 @@
+//! UNP's select-based echo client (`str_cli`, Figure 6.13): standard input and the
+//! socket in one `select`, `shutdown(SHUT_WR)` at the end of input, and every echo
+//! still in flight read before exiting.
+//!
+//! ```text
+//! printf 'one\ntwo\n' | cargo run --example echo_client -- [ADDR]
+//! ```
+
+use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+use unp_select::{select, writen, FdSet};
+
+const USAGE: &str = "\
+usage: echo_client [ADDR]
+
+UNP's str_cli (Figure 6.13): sends standard input to the echo server at ADDR (default
+127.0.0.1:9877) and prints what comes back. At the end of input it half-closes the
+connection (shutdown SHUT_WR) and keeps reading until the server closes, so no echo
+is lost.";
+
+const MAXLINE: usize = 4096;
+
+fn str_cli(sock: &TcpStream) -> io::Result<()> {
+    let stdin = io::stdin();
+    let stdout = io::stdout();
+    let (infd, sockfd) = (stdin.as_raw_fd(), sock.as_raw_fd());
+    let mut buf = [0u8; MAXLINE];
+    let mut stdineof = false;
+    let mut rset = FdSet::new();
+    loop {
+        rset.clear();
+        if !stdineof {
+            rset.insert(infd)?;
+        }
+        rset.insert(sockfd)?;
+        match select(Some(&mut rset), None, None, None) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
+        if rset.contains(sockfd) {
+            // Raw read(2), not a buffered reader: select knows nothing of user buffers.
+            let n = nix::unistd::read(sock, &mut buf)?;
+            if n == 0 {
+                if stdineof {
+                    return Ok(()); // normal termination
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "str_cli: server terminated prematurely",
+                ));
+            }
+            writen(&stdout, &buf[..n])?;
+        }
+        if rset.contains(infd) {
+            let n = nix::unistd::read(&stdin, &mut buf)?;
+            if n == 0 {
+                stdineof = true;
+                sock.shutdown(Shutdown::Write)?; // send FIN, keep reading
+                continue;
+            }
+            writen(sock, &buf[..n])?;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if args.len() > 1 {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let addr = args.first().map_or("127.0.0.1:9877", String::as_str);
+    match TcpStream::connect(addr).and_then(|sock| str_cli(&sock)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_client: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

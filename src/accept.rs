@@ -1,0 +1,301 @@
+//! `accept(2)` that sorts its errors for a select loop (UNP 5.11, 16.6).
+//!
+//! A select loop learns that the listening socket is readable, then calls `accept`.
+//! Between the two the connection can go away: the client resets it (UNP 16.6, the
+//! RST-before-accept race), or another thread or process sharing the listener takes
+//! it. On a *blocking* listener `accept` then sleeps until some other client connects,
+//! and every client the loop already serves starves. The fix is a nonblocking
+//! listener and an `accept` whose errors say what to do next:
+//!
+//! | outcome | errno | what the caller does |
+//! |---|---|---|
+//! | [`Accept::Connection`] | — | serve it |
+//! | [`Accept::NotNow`] | `EAGAIN`/`EWOULDBLOCK`, `ECONNABORTED`, `EPROTO`, `EINTR`, and Linux's pending network errors | go back to `select` |
+//! | [`Accept::OutOfResources`] | `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` | shed or back off ([`FdReserve`]); never retry at once, which spins |
+//! | `Err(e)` | anything else (`EBADF`, `EINVAL`, `ENOTSOCK`, …) | fatal for this listener |
+//!
+//! # References
+//! - [POSIX `accept`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/accept.html)
+//! - [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html)
+//! - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
+//! - [Apple `accept(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/accept.2.html)
+
+use std::fs::File;
+use std::io;
+use std::mem;
+use std::net::{
+    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// What one [`accept`] call found.
+#[derive(Debug)]
+pub enum Accept {
+    /// A new connection: a blocking, close-on-exec socket, and the peer's address if
+    /// the kernel still knew it (`None` when the connection was already reset: Linux
+    /// hands out reset connections, see the crate's `docs/rst-accept-race.md`).
+    Connection(TcpStream, Option<SocketAddr>),
+    /// Nothing to accept now; go back to `select`. The error says why (its errno is
+    /// kept). Count it if you like; never treat it as fatal.
+    NotNow(io::Error),
+    /// The process or the system is out of descriptors or buffers. The connection
+    /// stays in the queue, so the listener stays readable: retrying at once spins at
+    /// 100% CPU. Shed the connection ([`FdReserve::shed`]) or stop watching the
+    /// listener for a while.
+    OutOfResources(io::Error),
+}
+
+/// Accepts one connection from `listener` and sorts the outcome; UNP's `Accept`
+/// wrapper, done the way UNP 16.6 says a select loop must.
+///
+/// Make the listener nonblocking (`listener.set_nonblocking(true)`) when a select or
+/// poll loop calls this: then it never sleeps, and a connection that vanished between
+/// `select` and `accept` is [`Accept::NotNow`]. On a blocking listener it sleeps until
+/// a connection arrives, as `accept(2)` does.
+///
+/// The new socket is close-on-exec and blocking on every platform.
+///
+/// # Errors
+/// Returns `Err` only for errors that will not go away by retrying: `EBADF`, `EINVAL`
+/// (not listening), `ENOTSOCK`, `EOPNOTSUPP`, `EFAULT`. Transient errors are
+/// [`Accept::NotNow`] and resource exhaustion is [`Accept::OutOfResources`].
+///
+/// # Platform-specific behavior
+/// - Linux and FreeBSD use `accept4(SOCK_CLOEXEC)`; Apple has no `accept4`, so
+///   close-on-exec is set right after `accept`, which leaves a short window in which
+///   a `fork`+`exec` in another thread inherits the descriptor.
+/// - BSD kernels let the new socket inherit `O_NONBLOCK` from the listener; this
+///   function clears it so the result is blocking everywhere, as on Linux.
+/// - Linux passes pending network errors of the new connection up as errors from
+///   `accept` (`ENETDOWN`, `EPROTO`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`,
+///   `EHOSTUNREACH`, `EOPNOTSUPP`, `ENETUNREACH`) and may return `EPERM` when a
+///   firewall rule forbids the connection; the man page says to treat them like
+///   `EAGAIN`, so they are [`Accept::NotNow`] (except `EOPNOTSUPP`, which also means the
+///   socket type cannot accept, and is fatal).
+/// - Linux keeps a connection reset before `accept` in the queue and returns it (its
+///   first `read` fails with `ECONNRESET`); Berkeley kernels drop it, so there a
+///   nonblocking `accept` gives `EAGAIN` or `ECONNABORTED`.
+///
+/// # Examples
+/// ```
+/// use std::net::{TcpListener, TcpStream};
+/// use unp_select::accept::{accept, Accept};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// listener.set_nonblocking(true)?;
+/// // Nothing has connected: a nonblocking accept says "not now" instead of sleeping.
+/// assert!(matches!(accept(&listener)?, Accept::NotNow(_)));
+///
+/// let _client = TcpStream::connect(listener.local_addr()?)?;
+/// // The handshake completes in the kernel; wait for it the way a select loop would.
+/// let mut rset = unp_select::FdSet::new();
+/// rset.insert(std::os::fd::AsRawFd::as_raw_fd(&listener))?;
+/// unp_select::select(Some(&mut rset), None, None, None)?;
+/// match accept(&listener)? {
+///     Accept::Connection(stream, peer) => {
+///         assert_eq!(peer, Some(_client.local_addr()?));
+///         drop(stream);
+///     }
+///     other => panic!("expected a connection, got {other:?}"),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # References
+/// - [POSIX `accept`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/accept.html)
+/// - [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html)
+/// - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
+/// - [Apple `accept(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/accept.2.html)
+pub fn accept(listener: &TcpListener) -> io::Result<Accept> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    match crate::sys::accept_cloexec(listener.as_raw_fd(), &mut storage, &mut len) {
+        Ok(fd) => {
+            let peer = sockaddr_to_std(&storage, len);
+            Ok(Accept::Connection(TcpStream::from(fd), peer))
+        }
+        Err(e) => classify(e),
+    }
+}
+
+/// Sorts an error from `accept(2)` into "not now", "out of resources" or fatal.
+fn classify(e: io::Error) -> io::Result<Accept> {
+    let Some(errno) = e.raw_os_error() else {
+        return Err(e);
+    };
+    if is_not_now(errno) {
+        Ok(Accept::NotNow(e))
+    } else if matches!(
+        errno,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    ) {
+        Ok(Accept::OutOfResources(e))
+    } else {
+        Err(e)
+    }
+}
+
+/// The errnos after which a select loop just goes back to `select`.
+fn is_not_now(errno: i32) -> bool {
+    // EWOULDBLOCK equals EAGAIN on the platforms we build for, but POSIX allows them
+    // to differ, so both are named.
+    #[allow(unreachable_patterns)]
+    let transient = matches!(
+        errno,
+        libc::EAGAIN
+            | libc::EWOULDBLOCK
+            | libc::ECONNABORTED
+            | libc::EPROTO
+            | libc::EINTR
+            | libc::EPERM
+            | libc::ENETDOWN
+            | libc::ENOPROTOOPT
+            | libc::EHOSTDOWN
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH
+    );
+    transient || crate::sys::is_accept_network_error(errno)
+}
+
+/// Converts the address `accept` filled in; `None` if the kernel left it empty or it
+/// is not IPv4/IPv6.
+fn sockaddr_to_std(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, `len` says the
+            // kernel wrote all of it, and sockaddr_storage is aligned for every
+            // sockaddr type.
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// One descriptor held in reserve, so a server that hits `EMFILE` can still take the
+/// pending connection off the queue and close it, instead of spinning on a listener
+/// that stays readable.
+///
+/// This is the "reserve fd" trick (used by libev's and libuv's users, and by nginx
+/// in spirit): keep `/dev/null` open; when `accept` says `EMFILE`, close it, accept
+/// the connection, reset it, and open `/dev/null` again. UNP does not handle `EMFILE`
+/// at all: its `Accept` wrapper exits the server.
+///
+/// The trick helps only against the per-process limit (`EMFILE`) and only while no
+/// other thread grabs the freed descriptor first; when the reserve cannot be
+/// re-opened, [`shed`](FdReserve::shed) says so and the caller should back off
+/// (stop watching the listener for a short while).
+///
+/// # Examples
+/// ```
+/// use unp_select::accept::FdReserve;
+/// let reserve = FdReserve::new()?;
+/// assert!(reserve.is_armed());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct FdReserve {
+    spare: Option<File>,
+}
+
+impl FdReserve {
+    /// Opens the spare descriptor (`/dev/null`, read-only, close-on-exec).
+    ///
+    /// # Errors
+    /// Whatever `open(2)` says, e.g. `EMFILE` if the process is already out of
+    /// descriptors.
+    pub fn new() -> io::Result<FdReserve> {
+        Ok(FdReserve {
+            spare: Some(File::open("/dev/null")?),
+        })
+    }
+
+    /// Whether the spare descriptor is held (it is not after a [`shed`](Self::shed)
+    /// whose re-open failed).
+    ///
+    /// # Examples
+    /// ```
+    /// let reserve = unp_select::accept::FdReserve::new()?;
+    /// assert!(reserve.is_armed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_armed(&self) -> bool {
+        self.spare.is_some()
+    }
+
+    /// Frees the spare descriptor, accepts one pending connection from `listener`,
+    /// resets it (linger {on, 0} and close: the client sees `ECONNRESET`, not a clean
+    /// EOF), and opens the spare again.
+    ///
+    /// Returns `Ok(true)` if a connection was shed, `Ok(false)` if there was none to
+    /// shed (or it vanished).
+    ///
+    /// # Errors
+    /// - `EMFILE` (or whatever `accept` said) if the reserve was not armed, or if even
+    ///   with the spare freed the connection could not be accepted; the caller should
+    ///   back off.
+    /// - The `open(2)` error if the spare could not be re-opened; the connection was
+    ///   shed all the same, and [`is_armed`](Self::is_armed) is now false.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use unp_select::accept::FdReserve;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_nonblocking(true)?;
+    /// let mut reserve = FdReserve::new()?;
+    /// assert!(!reserve.shed(&listener)?); // nothing pending
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shed(&mut self, listener: &TcpListener) -> io::Result<bool> {
+        let Some(spare) = self.spare.take() else {
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
+        };
+        drop(spare);
+        let outcome = accept(listener).map(|found| match found {
+            Accept::Connection(stream, _) => {
+                // A reset tells the client at once that it was not served; if even
+                // setting linger fails, the close inside `abort` still frees the fd.
+                let _ = crate::linger::abort(OwnedFd::from(stream));
+                Ok(true)
+            }
+            Accept::NotNow(_) => Ok(false),
+            Accept::OutOfResources(e) => Err(e),
+        });
+        // Re-arm before reporting anything, so no outcome leaves the reserve empty
+        // when the descriptor is there to be had.
+        let reopen_error = match File::open("/dev/null") {
+            Ok(spare) => {
+                self.spare = Some(spare);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        let shed = outcome??;
+        match reopen_error {
+            Some(e) => Err(e),
+            None => Ok(shed),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Helpers shared by the integration tests: a watchdog and small socket utilities.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Aborts the whole test process if it is still alive after `limit`, so no test can
+/// hang CI. Dropping the guard disarms it.
+pub struct Watchdog {
+    done: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    pub fn new(name: &'static str, limit: Duration) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        std::thread::spawn(move || {
+            let step = Duration::from_millis(50);
+            let mut waited = Duration::ZERO;
+            while waited < limit {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(step);
+                waited += step;
+            }
+            eprintln!("watchdog: test `{name}` still running after {limit:?}; aborting");
+            std::process::abort();
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A line-oriented client with a read timeout.
+pub struct LineClient {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl LineClient {
+    pub fn connect(addr: SocketAddr, read_timeout: Duration) -> io::Result<LineClient> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(read_timeout))?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(LineClient { stream, reader })
+    }
+
+    pub fn send(&mut self, line: &str) -> io::Result<()> {
+        self.stream.write_all(line.as_bytes())
+    }
+
+    /// Reads one line; `Err(WouldBlock/TimedOut)` when nothing came within the timeout.
+    pub fn recv(&mut self) -> io::Result<String> {
+        let mut s = String::new();
+        self.reader.read_line(&mut s)?;
+        Ok(s)
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(t))
+    }
+
+    /// Sends `line` and expects it back.
+    pub fn echo(&mut self, line: &str) -> io::Result<()> {
+        self.send(line)?;
+        let got = self.recv()?;
+        if got != line {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("sent {line:?}, got {got:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// True for the errors a read timeout gives (`EAGAIN` on Linux).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
