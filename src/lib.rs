@@ -94,10 +94,10 @@ pub mod writen;
 pub use accept::{accept, Accept, FdReserve};
 pub use echo::{Config, EchoServer, ShutdownHandle, Stats};
 pub use linger::{abort, linger, set_linger};
-pub use poll::{poll, PollFd, PollFlags};
+pub use poll::{poll, poll_restarting, PollFd, PollFlags};
 pub use readline::LineReader;
 pub use readn::readn;
-pub use select::{select, FdSet, FD_SETSIZE};
+pub use select::{pselect, select, select_large, select_restarting, FdSet, LargeFdSet, FD_SETSIZE};
 pub use writen::{try_writen, writen};
 
 /// The README's examples, run as doctests.
