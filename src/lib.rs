@@ -15,6 +15,6 @@ pub mod writen;
 pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, PollFd, PollFlags};
 pub use readline::LineReader;
-pub use readn::readn;
+pub use readn::{readn, PartialRead};
 pub use select::{select, FdSet, FD_SETSIZE};
 pub use writen::{try_writen, writen};
