@@ -96,7 +96,7 @@ pub use echo::{Config, EchoServer, ShutdownHandle, Stats};
 pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, poll_restarting, PollFd, PollFlags};
 pub use readline::LineReader;
-pub use readn::readn;
+pub use readn::{readn, PartialRead};
 pub use select::{pselect, select, select_large, select_restarting, FdSet, LargeFdSet, FD_SETSIZE};
 pub use writen::{try_writen, writen};
 
