@@ -28,7 +28,7 @@ pub enum Level {
 }
 
 pub fn level() -> Level {
-    if std::env::var("UNP_SOAK").map_or(false, |v| v == "1") {
+    if std::env::var("UNP_SOAK").is_ok_and(|v| v == "1") {
         return Level::Soak;
     }
     match std::env::var("UNP_LOAD").as_deref() {
@@ -206,7 +206,7 @@ impl FdSampler {
 
 /// Raises the soft `RLIMIT_NOFILE` to at least `want` (up to the hard limit) and
 /// returns the soft limit in force.
-pub fn raise_nofile(want: u64) -> u64 {
+pub fn raise_nofile(want: libc::rlim_t) -> libc::rlim_t {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return 0;
@@ -457,7 +457,7 @@ pub fn stream_client(
     loop {
         let more = keep_going
             .as_ref()
-            .map_or(false, |k| k.load(Ordering::SeqCst));
+            .is_some_and(|k| k.load(Ordering::SeqCst));
         if round >= batches && !more {
             break;
         }
@@ -547,7 +547,10 @@ pub fn probe(addr: SocketAddr) -> io::Result<Duration> {
     let mut got = [0u8; 22];
     s.read_exact(&mut got)?;
     if &got != b"probe: still serving?\n" {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "probe echo differs"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "probe echo differs",
+        ));
     }
     expect_eof(&mut s)?;
     Ok(t.elapsed())
@@ -566,7 +569,10 @@ pub fn idle_fds(addr: SocketAddr) -> usize {
 /// Prints one measurement line (`RELIABILITY scenario=... key=value ...`); run the
 /// tests with `--nocapture` to see them. `docs/reliability.md` is built from these.
 pub fn report(scenario: &str, variant: &str, fields: &[(&str, &dyn Display)]) {
-    let mut line = format!("RELIABILITY scenario={scenario} variant={variant} level={:?}", level());
+    let mut line = format!(
+        "RELIABILITY scenario={scenario} variant={variant} level={:?}",
+        level()
+    );
     for (k, v) in fields {
         line.push_str(&format!(" {k}={v}"));
     }
