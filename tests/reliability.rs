@@ -1117,7 +1117,8 @@ fn s9_bad_input_buffers_and_sockets() {
     // accept on a socket that is not listening: a fatal error, not a panic.
     let (accepted, _) = listener.accept().unwrap();
     let not_listening = TcpListener::from(std::os::fd::OwnedFd::from(accepted));
-    assert!(unp_select::accept::accept(&not_listening).is_err());
+    let err = unp_select::accept::accept(&not_listening).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     drop((a, b, c, listener, not_listening));
     assert_eq!(open_fds(), base, "descriptors leaked");
 }

@@ -426,7 +426,8 @@ fn out_of_fds_backoff(variant: Variant) {
     );
     raise_nofile(16384);
     let nofile = 64;
-    let n_waiting = pick(20, 50, 100);
+    // At most the child's free descriptors after the release (64 - 9 in use).
+    let n_waiting = pick(20, 50, 50);
     let base = open_fds();
     let mut child = ChildServer::start(&format!("{}-noreserve", variant.name()), nofile);
     let pid = child.pid();
