@@ -5,14 +5,14 @@ mod common;
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::signals::{install_handler_for, signal_thread};
 use common::Watchdog;
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
 use unp_select::accept::{accept, Accept, FdReserve};
 use unp_select::poll::{poll, PollFd, PollFlags};
 
@@ -127,18 +127,11 @@ fn a_non_socket_is_fatal() {
     assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
 }
 
-extern "C" fn on_sigusr2(_: libc::c_int) {}
-
 #[test]
 fn a_signal_during_a_blocking_accept_is_not_now_with_eintr() {
     let _dog = Watchdog::new("accept EINTR", Duration::from_secs(20));
-    let action = SigAction::new(
-        SigHandler::Handler(on_sigusr2),
-        SaFlags::empty(), // no SA_RESTART: accept must fail with EINTR
-        SigSet::empty(),
-    );
-    // SAFETY: the handler does nothing, which is async-signal-safe.
-    unsafe { sigaction(Signal::SIGUSR2, &action) }.unwrap();
+    // No SA_RESTART: accept must fail with EINTR.
+    install_handler_for(Signal::SIGUSR2);
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let done = Arc::new(AtomicBool::new(false));
@@ -148,11 +141,9 @@ fn a_signal_during_a_blocking_accept_is_not_now_with_eintr() {
         flag.store(true, Ordering::SeqCst);
         outcome
     });
-    let tid = blocked.as_pthread_t();
     while !done.load(Ordering::SeqCst) {
         thread::sleep(Duration::from_millis(20));
-        // SAFETY: the thread is joined only after this loop, so `tid` is alive.
-        unsafe { libc::pthread_kill(tid, libc::SIGUSR2) };
+        signal_thread(&blocked, Signal::SIGUSR2);
     }
     match blocked.join().unwrap().unwrap() {
         Accept::NotNow(e) => assert_eq!(e.raw_os_error(), Some(libc::EINTR)),

@@ -1,54 +1,17 @@
 //! Integration tests for `unp_select::linger` on loopback TCP.
 
+mod common;
+
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::fds::{dup_at_least, tcp_pair_with_listener};
+use common::Watchdog;
 use unp_select::linger::{abort, linger, set_linger};
-
-/// Aborts the whole test process if the guard is not dropped within `secs`.
-struct Watchdog(Arc<AtomicBool>);
-
-impl Watchdog {
-    fn new(name: &'static str, secs: u64) -> Self {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
-        thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(secs);
-            while Instant::now() < deadline {
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            eprintln!("watchdog: test {name} took more than {secs} s, aborting");
-            std::process::abort();
-        });
-        Watchdog(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// A connected pair on 127.0.0.1: (client, server side). Reads time out after 5 s.
-fn tcp_pair() -> (TcpStream, TcpStream, TcpListener) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    for s in [&client, &server] {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    }
-    (client, server, listener)
-}
 
 fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().expect("an OS error")
@@ -58,11 +21,7 @@ fn errno_of(e: &io::Error) -> i32 {
 /// number first) in the other test threads will not reach, so a check that the number
 /// is closed cannot be fooled by another thread reusing it.
 fn to_high_fd(fd: OwnedFd) -> OwnedFd {
-    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor we then own.
-    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 800) };
-    assert!(high >= 800, "F_DUPFD_CLOEXEC failed");
-    // SAFETY: `high` is a fresh descriptor that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(high) }
+    dup_at_least(&fd, 800)
 }
 
 fn is_closed(fd: RawFd) -> bool {
@@ -73,7 +32,7 @@ fn is_closed(fd: RawFd) -> bool {
 
 #[test]
 fn fresh_socket_has_linger_off() {
-    let (client, server, listener) = tcp_pair();
+    let (client, server, listener) = tcp_pair_with_listener();
     assert_eq!(linger(&client).unwrap(), None);
     assert_eq!(linger(&server).unwrap(), None);
     assert_eq!(linger(&listener).unwrap(), None);
@@ -81,7 +40,7 @@ fn fresh_socket_has_linger_off() {
 
 #[test]
 fn round_trip_and_rounding_up() {
-    let (client, _server, _l) = tcp_pair();
+    let (client, _server, _l) = tcp_pair_with_listener();
     let cases = [
         (Duration::from_millis(1500), Duration::from_secs(2)),
         (Duration::from_nanos(1), Duration::from_secs(1)),
@@ -107,7 +66,7 @@ fn round_trip_and_rounding_up() {
 
 #[test]
 fn too_large_is_invalid_input_and_keeps_old_value() {
-    let (client, _server, _l) = tcp_pair();
+    let (client, _server, _l) = tcp_pair_with_listener();
     set_linger(&client, Some(Duration::from_secs(3))).unwrap();
     for bad in [
         Duration::from_secs(i32::MAX as u64 + 1),
@@ -134,8 +93,11 @@ fn not_a_socket_is_enotsock() {
 
 #[test]
 fn abort_makes_peer_read_fail_with_reset() {
-    let _w = Watchdog::new("abort_makes_peer_read_fail_with_reset", 10);
-    let (mut client, mut server, _l) = tcp_pair();
+    let _w = Watchdog::new(
+        "abort_makes_peer_read_fail_with_reset",
+        Duration::from_secs(10),
+    );
+    let (mut client, mut server, _l) = tcp_pair_with_listener();
     client.write_all(b"hello").unwrap();
     let mut buf = [0u8; 16];
     server.read_exact(&mut buf[..5]).unwrap();
@@ -148,8 +110,11 @@ fn abort_makes_peer_read_fail_with_reset() {
 
 #[test]
 fn abort_keeps_already_received_data_readable_on_linux() {
-    let _w = Watchdog::new("abort_keeps_already_received_data_readable", 10);
-    let (client, mut server, _l) = tcp_pair();
+    let _w = Watchdog::new(
+        "abort_keeps_already_received_data_readable",
+        Duration::from_secs(10),
+    );
+    let (client, mut server, _l) = tcp_pair_with_listener();
     (&client).write_all(&[7u8; 1000]).unwrap();
     thread::sleep(Duration::from_millis(50));
     abort(client).unwrap();
@@ -170,8 +135,8 @@ fn abort_keeps_already_received_data_readable_on_linux() {
 
 #[test]
 fn normal_close_gives_eof() {
-    let _w = Watchdog::new("normal_close_gives_eof", 10);
-    let (client, mut server, _l) = tcp_pair();
+    let _w = Watchdog::new("normal_close_gives_eof", Duration::from_secs(10));
+    let (client, mut server, _l) = tcp_pair_with_listener();
     drop(client);
     let mut buf = [0u8; 16];
     assert_eq!(server.read(&mut buf).unwrap(), 0);
@@ -179,8 +144,8 @@ fn normal_close_gives_eof() {
 
 #[test]
 fn linger_none_then_close_gives_eof() {
-    let _w = Watchdog::new("linger_none_then_close_gives_eof", 10);
-    let (client, mut server, _l) = tcp_pair();
+    let _w = Watchdog::new("linger_none_then_close_gives_eof", Duration::from_secs(10));
+    let (client, mut server, _l) = tcp_pair_with_listener();
     set_linger(&client, Some(Duration::ZERO)).unwrap();
     set_linger(&client, None).unwrap();
     drop(client);
@@ -208,7 +173,7 @@ fn abort_on_non_socket_closes_fd_and_returns_error() {
 
 #[test]
 fn abort_closes_socket_fd() {
-    let (client, _server, _l) = tcp_pair();
+    let (client, _server, _l) = tcp_pair_with_listener();
     let fd = to_high_fd(OwnedFd::from(client));
     let raw = fd.as_raw_fd();
     abort(fd).unwrap();
@@ -235,7 +200,10 @@ fn close_listener_with_pending(use_abort: bool) -> io::Result<usize> {
 
 #[test]
 fn closing_listener_resets_queued_connections_with_or_without_linger() {
-    let _w = Watchdog::new("closing_listener_resets_queued_connections", 15);
+    let _w = Watchdog::new(
+        "closing_listener_resets_queued_connections",
+        Duration::from_secs(15),
+    );
     // Measured on Linux: a queued connection is reset when its listener is closed,
     // whether or not SO_LINGER {1, 0} was set first.
     let with_abort = close_listener_with_pending(true);
@@ -247,8 +215,11 @@ fn closing_listener_resets_queued_connections_with_or_without_linger() {
 
 #[test]
 fn abort_on_listener_does_not_touch_accepted_connections() {
-    let _w = Watchdog::new("abort_on_listener_does_not_touch_accepted", 10);
-    let (mut client, mut server, listener) = tcp_pair();
+    let _w = Watchdog::new(
+        "abort_on_listener_does_not_touch_accepted",
+        Duration::from_secs(10),
+    );
+    let (mut client, mut server, listener) = tcp_pair_with_listener();
     abort(listener).unwrap();
     client.write_all(b"ping").unwrap();
     let mut buf = [0u8; 4];
@@ -353,7 +324,7 @@ fn timed_close(sender: TcpStream) -> (Duration, io::Result<()>) {
 
 #[test]
 fn lingering_close_blocks_until_timeout_on_blocking_socket() {
-    let _w = Watchdog::new("lingering_close_blocks", 15);
+    let _w = Watchdog::new("lingering_close_blocks", Duration::from_secs(15));
     let (sender, receiver, queued) = stuffed_pair();
     sender.set_nonblocking(false).unwrap();
     set_linger(&sender, Some(Duration::from_secs(1))).unwrap();
@@ -377,7 +348,7 @@ fn lingering_close_blocks_until_timeout_on_blocking_socket() {
 
 #[test]
 fn lingering_close_blocks_on_nonblocking_socket_too_on_linux() {
-    let _w = Watchdog::new("lingering_close_nonblocking", 15);
+    let _w = Watchdog::new("lingering_close_nonblocking", Duration::from_secs(15));
     let (sender, receiver, queued) = stuffed_pair();
     assert!(queued > 0);
     set_linger(&sender, Some(Duration::from_secs(1))).unwrap();
@@ -394,7 +365,7 @@ fn lingering_close_blocks_on_nonblocking_socket_too_on_linux() {
 
 #[test]
 fn lingering_close_returns_early_when_data_is_acknowledged() {
-    let _w = Watchdog::new("lingering_close_returns_early", 15);
+    let _w = Watchdog::new("lingering_close_returns_early", Duration::from_secs(15));
     let (sender, receiver, queued) = stuffed_pair();
     sender.set_nonblocking(false).unwrap();
     set_linger(&sender, Some(Duration::from_secs(6))).unwrap();
@@ -414,7 +385,7 @@ fn lingering_close_returns_early_when_data_is_acknowledged() {
 
 #[test]
 fn abort_with_unsent_data_is_immediate_and_resets() {
-    let _w = Watchdog::new("abort_with_unsent_data", 15);
+    let _w = Watchdog::new("abort_with_unsent_data", Duration::from_secs(15));
     let (sender, receiver, queued) = stuffed_pair();
     sender.set_nonblocking(false).unwrap();
     let start = Instant::now();
@@ -429,8 +400,8 @@ fn abort_with_unsent_data_is_immediate_and_resets() {
 
 #[test]
 fn abort_after_shutdown_still_resets() {
-    let _w = Watchdog::new("abort_after_shutdown_still_resets", 10);
-    let (client, mut server, _l) = tcp_pair();
+    let _w = Watchdog::new("abort_after_shutdown_still_resets", Duration::from_secs(10));
+    let (client, mut server, _l) = tcp_pair_with_listener();
     client.shutdown(Shutdown::Write).unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(server.read(&mut buf).unwrap(), 0);
@@ -455,8 +426,8 @@ fn abort_after_shutdown_still_resets() {
 
 #[test]
 fn plain_close_after_shutdown_lets_first_write_succeed() {
-    let _w = Watchdog::new("plain_close_after_shutdown", 10);
-    let (client, mut server, _l) = tcp_pair();
+    let _w = Watchdog::new("plain_close_after_shutdown", Duration::from_secs(10));
+    let (client, mut server, _l) = tcp_pair_with_listener();
     client.shutdown(Shutdown::Write).unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(server.read(&mut buf).unwrap(), 0);
@@ -468,7 +439,7 @@ fn plain_close_after_shutdown_lets_first_write_succeed() {
 
 #[test]
 fn negative_kernel_value_is_reported_without_panic() {
-    let (client, _server, _l) = tcp_pair();
+    let (client, _server, _l) = tcp_pair_with_listener();
     let raw = libc::linger {
         l_onoff: 1,
         l_linger: -1,

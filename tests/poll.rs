@@ -1,91 +1,21 @@
 //! Integration tests of `unp_select::poll` on real descriptors (pipes, socketpairs,
 //! TCP on 127.0.0.1). Every blocking call has a timeout and every test a watchdog.
 
-use std::cell::Cell;
-use std::fs::File;
-use std::io::{self, ErrorKind, Write};
+mod common;
+
+use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::thread::JoinHandleExt;
-use std::sync::{mpsc, Once};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use common::fds::{dup_at_least, pipe};
+use common::signals::{hits, install_handler, signal_until_finished};
+use common::Watchdog;
 use unp_select::poll::{poll, poll_restarting, PollFd, PollFlags};
 
 // ---- helpers ------------------------------------------------------------------------------
-
-/// Aborts the whole test process if the guard is not dropped within `secs`.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog(secs: u64, what: &'static str) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("watchdog: {what} still running after {secs} s; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
-
-fn pipe() -> (File, File) {
-    let (r, w) = nix::unistd::pipe().expect("pipe");
-    (File::from(r), File::from(w))
-}
-
-/// A duplicate of `fd` numbered `min` or higher.
-fn dup_at_least(fd: &impl AsRawFd, min: RawFd) -> OwnedFd {
-    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor or -1.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
-    assert!(n >= min, "F_DUPFD_CLOEXEC: {}", io::Error::last_os_error());
-    // SAFETY: `n` is a new descriptor that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(n) }
-}
-
-thread_local! {
-    // Const-initialised and Copy: touching it from a signal handler allocates nothing.
-    static HITS: Cell<usize> = const { Cell::new(0) };
-}
-
-extern "C" fn on_sigusr1(_: libc::c_int) {
-    HITS.with(|h| h.set(h.get() + 1));
-}
-
-/// Installs a SIGUSR1 handler that only counts, per thread, WITHOUT `SA_RESTART`.
-fn install_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let sa = SigAction::new(
-            SigHandler::Handler(on_sigusr1),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only touches a const-initialised thread-local Cell.
-        unsafe { sigaction(Signal::SIGUSR1, &sa) }.expect("sigaction");
-    });
-}
-
-fn hits() -> usize {
-    HITS.with(Cell::get)
-}
-
-/// Sends SIGUSR1 to the thread every `every` until it finishes (or for at most 5 s),
-/// then joins it. Returns its result and the number of signals sent.
-fn signal_until_finished<T>(handle: JoinHandle<T>, every: Duration) -> (T, usize) {
-    let start = Instant::now();
-    let mut sent = 0;
-    while !handle.is_finished() && start.elapsed() < Duration::from_secs(5) {
-        // SAFETY: the handle has not been joined, so its pthread_t is valid.
-        let rc = unsafe { libc::pthread_kill(handle.as_pthread_t() as _, libc::SIGUSR1) };
-        assert!(rc == 0 || rc == libc::ESRCH, "pthread_kill: {rc}");
-        sent += 1;
-        thread::sleep(every);
-    }
-    (handle.join().expect("thread panicked"), sent)
-}
 
 const READ: PollFlags = PollFlags::POLLIN;
 
@@ -93,7 +23,7 @@ const READ: PollFlags = PollFlags::POLLIN;
 
 #[test]
 fn pipe_readable_only_after_write() {
-    let _w = watchdog(10, "pipe_readable_only_after_write");
+    let _w = Watchdog::new("pipe_readable_only_after_write", Duration::from_secs(10));
     let (r, mut w) = pipe();
     let mut fds = [PollFd::new(r.as_raw_fd(), READ | PollFlags::POLLRDNORM)];
 
@@ -123,7 +53,7 @@ fn pipe_readable_only_after_write() {
 
 #[test]
 fn hangup_on_pipe_when_writer_closes() {
-    let _w = watchdog(10, "hangup_on_pipe_when_writer_closes");
+    let _w = Watchdog::new("hangup_on_pipe_when_writer_closes", Duration::from_secs(10));
     let (r, w) = pipe();
     drop(w);
     let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
@@ -137,7 +67,7 @@ fn hangup_on_pipe_when_writer_closes() {
 
 #[test]
 fn socketpair_writable() {
-    let _w = watchdog(10, "socketpair_writable");
+    let _w = Watchdog::new("socketpair_writable", Duration::from_secs(10));
     let (a, _b) = UnixStream::pair().unwrap();
     let mut fds = [PollFd::new(a.as_raw_fd(), READ | PollFlags::POLLOUT)];
     assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
@@ -151,7 +81,10 @@ fn socketpair_writable() {
 
 #[test]
 fn tcp_listener_readable_when_client_connects() {
-    let _w = watchdog(10, "tcp_listener_readable_when_client_connects");
+    let _w = Watchdog::new(
+        "tcp_listener_readable_when_client_connects",
+        Duration::from_secs(10),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let mut fds = [PollFd::new(listener.as_raw_fd(), PollFlags::POLLRDNORM)];
@@ -170,7 +103,7 @@ fn tcp_listener_readable_when_client_connects() {
 
 #[test]
 fn negative_fd_is_ignored() {
-    let _w = watchdog(10, "negative_fd_is_ignored");
+    let _w = Watchdog::new("negative_fd_is_ignored", Duration::from_secs(10));
     let (r, mut w) = pipe();
     w.write_all(b"x").unwrap();
     let mut fds = [
@@ -186,7 +119,7 @@ fn negative_fd_is_ignored() {
 
 #[test]
 fn closed_fd_gives_pollnval() {
-    let _w = watchdog(10, "closed_fd_gives_pollnval");
+    let _w = Watchdog::new("closed_fd_gives_pollnval", Duration::from_secs(10));
     let (r, _w) = pipe();
     // Keep one open above so the number is inside the descriptor table; 600..=700 is
     // used by no other test, so no other thread reuses the closed number.
@@ -205,7 +138,7 @@ fn closed_fd_gives_pollnval() {
 
 #[test]
 fn empty_array_just_sleeps() {
-    let _w = watchdog(10, "empty_array_just_sleeps");
+    let _w = Watchdog::new("empty_array_just_sleeps", Duration::from_secs(10));
     let start = Instant::now();
     assert_eq!(poll(&mut [], Some(Duration::from_millis(50))).unwrap(), 0);
     assert!(
@@ -217,7 +150,10 @@ fn empty_array_just_sleeps() {
 
 #[test]
 fn tiny_timeout_is_rounded_up_not_down() {
-    let _w = watchdog(10, "tiny_timeout_is_rounded_up_not_down");
+    let _w = Watchdog::new(
+        "tiny_timeout_is_rounded_up_not_down",
+        Duration::from_secs(10),
+    );
     let (r, _w) = pipe();
     let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
     let start = Instant::now();
@@ -232,7 +168,7 @@ fn tiny_timeout_is_rounded_up_not_down() {
 
 #[test]
 fn zero_timeout_polls() {
-    let _w = watchdog(10, "zero_timeout_polls");
+    let _w = Watchdog::new("zero_timeout_polls", Duration::from_secs(10));
     let (r, _w) = pipe();
     let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
     let start = Instant::now();
@@ -248,7 +184,7 @@ fn zero_timeout_polls() {
 
 #[test]
 fn no_timeout_blocks_until_ready() {
-    let _w = watchdog(10, "no_timeout_blocks_until_ready");
+    let _w = Watchdog::new("no_timeout_blocks_until_ready", Duration::from_secs(10));
     let (r, mut w) = pipe();
     let writer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
@@ -268,7 +204,7 @@ fn no_timeout_blocks_until_ready() {
 
 #[test]
 fn huge_timeouts_do_not_overflow() {
-    let _w = watchdog(10, "huge_timeouts_do_not_overflow");
+    let _w = Watchdog::new("huge_timeouts_do_not_overflow", Duration::from_secs(10));
     let (r, mut w) = pipe();
     w.write_all(b"x").unwrap();
     let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
@@ -280,7 +216,7 @@ fn huge_timeouts_do_not_overflow() {
 
 #[test]
 fn signal_interrupts_poll_with_eintr() {
-    let _w = watchdog(15, "signal_interrupts_poll_with_eintr");
+    let _w = Watchdog::new("signal_interrupts_poll_with_eintr", Duration::from_secs(15));
     install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
@@ -300,7 +236,10 @@ fn signal_interrupts_poll_with_eintr() {
 
 #[test]
 fn poll_restarting_keeps_the_deadline_across_signals() {
-    let _w = watchdog(15, "poll_restarting_keeps_the_deadline_across_signals");
+    let _w = Watchdog::new(
+        "poll_restarting_keeps_the_deadline_across_signals",
+        Duration::from_secs(15),
+    );
     install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
@@ -326,7 +265,10 @@ fn poll_restarting_keeps_the_deadline_across_signals() {
 
 #[test]
 fn poll_restarting_reports_readiness_after_signals() {
-    let _w = watchdog(15, "poll_restarting_reports_readiness_after_signals");
+    let _w = Watchdog::new(
+        "poll_restarting_reports_readiness_after_signals",
+        Duration::from_secs(15),
+    );
     install_handler();
     let (r, mut w) = pipe();
     let fd = r.as_raw_fd();

@@ -1,35 +1,25 @@
 //! Integration tests of `LineReader` and `readn`: scripted readers (random chunking
 //! with injected EINTR/EAGAIN), real nonblocking sockets, and real EINTR from signals.
 
+mod common;
+
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Once};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::signals::{install_handler, signal_thread, total};
+use common::Watchdog;
+use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use unp_select::readline::{LineReader, DEFAULT_MAX_LINE};
 use unp_select::readn::{readn, PartialRead};
 
 // ---------------------------------------------------------------------------------
 // Helpers
-
-/// Aborts the process if the guard is not dropped within `secs`: no test can hang.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog(secs: u64) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("watchdog: a test is stuck after {secs} s; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Ev {
@@ -465,7 +455,10 @@ fn readn_over_line_reader_uses_buffered_bytes() {
 
 #[test]
 fn nonblocking_unix_socket_partial_line() {
-    let _w = watchdog(10);
+    let _w = Watchdog::new(
+        "nonblocking_unix_socket_partial_line",
+        Duration::from_secs(10),
+    );
     let (mut writer, reader) = UnixStream::pair().unwrap();
     reader.set_nonblocking(true).unwrap();
     let mut r = LineReader::new(reader);
@@ -512,7 +505,7 @@ fn read_line_when_ready(r: &mut LineReader<TcpStream>, line: &mut Vec<u8>) -> io
 
 #[test]
 fn nonblocking_tcp_partial_line() {
-    let _w = watchdog(10);
+    let _w = Watchdog::new("nonblocking_tcp_partial_line", Duration::from_secs(10));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
@@ -572,26 +565,6 @@ fn per_connection_buffers_do_not_mix() {
 // ---------------------------------------------------------------------------------
 // Real EINTR: a signal without SA_RESTART interrupts a blocked read(2).
 
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-
-extern "C" fn on_sigusr1(_: libc::c_int) {
-    SIGNALS.fetch_add(1, Ordering::SeqCst);
-}
-
-fn install_sigusr1() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-        let act = SigAction::new(
-            SigHandler::Handler(on_sigusr1),
-            SaFlags::empty(), // no SA_RESTART: read(2) fails with EINTR
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only increments an atomic, which is async-signal-safe.
-        unsafe { sigaction(Signal::SIGUSR1, &act) }.unwrap();
-    });
-}
-
 /// Passes reads through, counting the EINTR errors seen.
 struct CountEintr<R> {
     inner: R,
@@ -617,9 +590,8 @@ fn interrupt_until<T>(handle: &thread::JoinHandle<T>, eintr: &AtomicUsize) {
     while eintr.load(Ordering::SeqCst) < 2 {
         assert!(!handle.is_finished(), "the reader returned early");
         assert!(Instant::now() < deadline, "no EINTR observed");
-        // SAFETY: the thread is not joined yet, so its pthread_t is valid; SIGUSR1
-        // has a harmless handler installed.
-        let rc = unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGUSR1) };
+        // SIGUSR1 has a harmless handler installed.
+        let rc = signal_thread(handle, Signal::SIGUSR1);
         assert_eq!(rc, 0);
         thread::sleep(Duration::from_millis(5));
     }
@@ -627,8 +599,8 @@ fn interrupt_until<T>(handle: &thread::JoinHandle<T>, eintr: &AtomicUsize) {
 
 #[test]
 fn read_line_retries_real_eintr() {
-    let _w = watchdog(10);
-    install_sigusr1();
+    let _w = Watchdog::new("read_line_retries_real_eintr", Duration::from_secs(10));
+    install_handler();
     let (mut writer, reader) = UnixStream::pair().unwrap();
     let eintr = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&eintr);
@@ -645,13 +617,13 @@ fn read_line_retries_real_eintr() {
     writer.write_all(b"lo\n").unwrap();
     let line = handle.join().unwrap().unwrap();
     assert_eq!(line, b"hello\n");
-    assert!(SIGNALS.load(Ordering::SeqCst) >= 2);
+    assert!(total() >= 2);
 }
 
 #[test]
 fn readn_retries_real_eintr() {
-    let _w = watchdog(10);
-    install_sigusr1();
+    let _w = Watchdog::new("readn_retries_real_eintr", Duration::from_secs(10));
+    install_handler();
     let (mut writer, reader) = UnixStream::pair().unwrap();
     let eintr = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&eintr);
@@ -675,7 +647,10 @@ fn readn_retries_real_eintr() {
 
 #[test]
 fn readn_fills_from_a_trickling_socket() {
-    let _w = watchdog(10);
+    let _w = Watchdog::new(
+        "readn_fills_from_a_trickling_socket",
+        Duration::from_secs(10),
+    );
     let (mut writer, mut reader) = UnixStream::pair().unwrap();
     let t = thread::spawn(move || {
         for piece in [&b"ab"[..], b"c", b"defg", b"hij"] {

@@ -1,19 +1,20 @@
 //! Integration tests of `unp_select::select` on real descriptors (pipes, socketpairs,
 //! TCP on 127.0.0.1). Every blocking call has a timeout and every test a watchdog.
 
-use std::cell::Cell;
+mod common;
+
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{self, ErrorKind, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::thread::JoinHandleExt;
-use std::sync::{mpsc, Once};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use common::fds::{dup_at_least, pipe};
+use common::signals::{hits, install_handler, signal_until_finished};
+use common::Watchdog;
+use nix::sys::signal::{SigSet, Signal};
 use proptest::prelude::*;
 use unp_select::select::{
     pselect, select, select_large, select_large_restarting, select_restarting, FdSet, LargeFdSet,
@@ -22,82 +23,12 @@ use unp_select::select::{
 
 // ---- helpers ------------------------------------------------------------------------------
 
-/// Aborts the whole test process if the guard is not dropped within `secs`.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog(secs: u64, what: &'static str) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("watchdog: {what} still running after {secs} s; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
-
-fn pipe() -> (File, File) {
-    let (r, w) = nix::unistd::pipe().expect("pipe");
-    (File::from(r), File::from(w))
-}
-
-/// A duplicate of `fd` numbered `min` or higher.
-fn dup_at_least(fd: &impl AsRawFd, min: RawFd) -> OwnedFd {
-    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor or -1.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
-    assert!(n >= min, "F_DUPFD_CLOEXEC: {}", io::Error::last_os_error());
-    // SAFETY: `n` is a new descriptor that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(n) }
-}
-
 fn read_set(fds: &[RawFd]) -> FdSet {
     let mut set = FdSet::new();
     for &fd in fds {
         set.insert(fd).unwrap();
     }
     set
-}
-
-thread_local! {
-    // Const-initialised and Copy: touching it from a signal handler allocates nothing.
-    static HITS: Cell<usize> = const { Cell::new(0) };
-}
-
-extern "C" fn on_sigusr1(_: libc::c_int) {
-    HITS.with(|h| h.set(h.get() + 1));
-}
-
-/// Installs a SIGUSR1 handler that only counts, per thread, WITHOUT `SA_RESTART`.
-fn install_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let sa = SigAction::new(
-            SigHandler::Handler(on_sigusr1),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only touches a const-initialised thread-local Cell.
-        unsafe { sigaction(Signal::SIGUSR1, &sa) }.expect("sigaction");
-    });
-}
-
-fn hits() -> usize {
-    HITS.with(Cell::get)
-}
-
-/// Sends SIGUSR1 to the thread every `every` until it finishes (or for at most 5 s),
-/// then joins it. Returns its result and the number of signals sent.
-fn signal_until_finished<T>(handle: JoinHandle<T>, every: Duration) -> (T, usize) {
-    let start = Instant::now();
-    let mut sent = 0;
-    while !handle.is_finished() && start.elapsed() < Duration::from_secs(5) {
-        // SAFETY: the handle has not been joined, so its pthread_t is valid.
-        let rc = unsafe { libc::pthread_kill(handle.as_pthread_t() as _, libc::SIGUSR1) };
-        assert!(rc == 0 || rc == libc::ESRCH, "pthread_kill: {rc}");
-        sent += 1;
-        thread::sleep(every);
-    }
-    (handle.join().expect("thread panicked"), sent)
 }
 
 // ---- FdSet operations ----------------------------------------------------------------------
@@ -249,7 +180,7 @@ proptest! {
 
 #[test]
 fn pipe_readable_only_after_write() {
-    let _w = watchdog(10, "pipe_readable_only_after_write");
+    let _w = Watchdog::new("pipe_readable_only_after_write", Duration::from_secs(10));
     let (r, mut w) = pipe();
     let mut rset = read_set(&[r.as_raw_fd()]);
 
@@ -282,7 +213,7 @@ fn pipe_readable_only_after_write() {
 
 #[test]
 fn zero_timeout_polls() {
-    let _w = watchdog(10, "zero_timeout_polls");
+    let _w = Watchdog::new("zero_timeout_polls", Duration::from_secs(10));
     let (r, _w) = pipe();
     let start = Instant::now();
     for _ in 0..10 {
@@ -301,7 +232,7 @@ fn zero_timeout_polls() {
 
 #[test]
 fn no_timeout_blocks_until_ready() {
-    let _w = watchdog(10, "no_timeout_blocks_until_ready");
+    let _w = Watchdog::new("no_timeout_blocks_until_ready", Duration::from_secs(10));
     let (r, mut w) = pipe();
     let writer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
@@ -322,7 +253,7 @@ fn no_timeout_blocks_until_ready() {
 
 #[test]
 fn huge_timeouts_do_not_overflow() {
-    let _w = watchdog(10, "huge_timeouts_do_not_overflow");
+    let _w = Watchdog::new("huge_timeouts_do_not_overflow", Duration::from_secs(10));
     let (r, mut w) = pipe();
     w.write_all(b"x").unwrap();
     for t in [
@@ -347,7 +278,7 @@ fn huge_timeouts_do_not_overflow() {
 
 #[test]
 fn socketpair_writable_not_readable() {
-    let _w = watchdog(10, "socketpair_writable_not_readable");
+    let _w = Watchdog::new("socketpair_writable_not_readable", Duration::from_secs(10));
     let (a, _b) = UnixStream::pair().unwrap();
     let fd = a.as_raw_fd();
     let mut rset = read_set(&[fd]);
@@ -367,7 +298,7 @@ fn socketpair_writable_not_readable() {
 
 #[test]
 fn counts_each_ready_set_once() {
-    let _w = watchdog(10, "counts_each_ready_set_once");
+    let _w = Watchdog::new("counts_each_ready_set_once", Duration::from_secs(10));
     let (mut a, b) = UnixStream::pair().unwrap();
     a.write_all(b"x").unwrap();
     let mut rset = read_set(&[a.as_raw_fd(), b.as_raw_fd()]);
@@ -387,7 +318,10 @@ fn counts_each_ready_set_once() {
 
 #[test]
 fn tcp_listener_readable_when_client_connects() {
-    let _w = watchdog(10, "tcp_listener_readable_when_client_connects");
+    let _w = Watchdog::new(
+        "tcp_listener_readable_when_client_connects",
+        Duration::from_secs(10),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let fd = listener.as_raw_fd();
@@ -413,7 +347,7 @@ fn tcp_listener_readable_when_client_connects() {
 #[test]
 fn high_fd_below_setsize_is_reported() {
     // nfds must be computed from the highest descriptor: put one near FD_SETSIZE.
-    let _w = watchdog(10, "high_fd_below_setsize_is_reported");
+    let _w = Watchdog::new("high_fd_below_setsize_is_reported", Duration::from_secs(10));
     let (r, mut w) = pipe();
     let high = dup_at_least(&r, FD_SETSIZE as RawFd - 24);
     assert!(
@@ -432,7 +366,10 @@ fn high_fd_below_setsize_is_reported() {
 
 #[test]
 fn closed_fd_inside_the_table_is_ebadf() {
-    let _w = watchdog(10, "closed_fd_inside_the_table_is_ebadf");
+    let _w = Watchdog::new(
+        "closed_fd_inside_the_table_is_ebadf",
+        Duration::from_secs(10),
+    );
     let (r, _w) = pipe();
     // Keep a descriptor open above the closed one so the table covers its number (Linux
     // silently ignores numbers beyond the table). 600..=700 is used by no other test.
@@ -460,7 +397,7 @@ fn closed_fd_inside_the_table_is_ebadf() {
 
 #[test]
 fn empty_sets_just_sleep() {
-    let _w = watchdog(10, "empty_sets_just_sleep");
+    let _w = Watchdog::new("empty_sets_just_sleep", Duration::from_secs(10));
     let start = Instant::now();
     assert_eq!(
         select(None, None, None, Some(Duration::from_millis(30))).unwrap(),
@@ -488,7 +425,10 @@ fn empty_sets_just_sleep() {
 
 #[test]
 fn signal_interrupts_select_with_eintr() {
-    let _w = watchdog(15, "signal_interrupts_select_with_eintr");
+    let _w = Watchdog::new(
+        "signal_interrupts_select_with_eintr",
+        Duration::from_secs(15),
+    );
     install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
@@ -511,7 +451,10 @@ fn signal_interrupts_select_with_eintr() {
 
 #[test]
 fn select_restarting_keeps_the_deadline_across_signals() {
-    let _w = watchdog(15, "select_restarting_keeps_the_deadline_across_signals");
+    let _w = Watchdog::new(
+        "select_restarting_keeps_the_deadline_across_signals",
+        Duration::from_secs(15),
+    );
     install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
@@ -542,7 +485,10 @@ fn select_restarting_keeps_the_deadline_across_signals() {
 
 #[test]
 fn select_restarting_reports_readiness_after_signals() {
-    let _w = watchdog(15, "select_restarting_reports_readiness_after_signals");
+    let _w = Watchdog::new(
+        "select_restarting_reports_readiness_after_signals",
+        Duration::from_secs(15),
+    );
     install_handler();
     let (r, mut w) = pipe();
     let (idle, _idle_w) = pipe();
@@ -566,7 +512,10 @@ fn select_restarting_reports_readiness_after_signals() {
 
 #[test]
 fn select_large_restarting_survives_signals() {
-    let _w = watchdog(15, "select_large_restarting_survives_signals");
+    let _w = Watchdog::new(
+        "select_large_restarting_survives_signals",
+        Duration::from_secs(15),
+    );
     install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
@@ -593,9 +542,9 @@ fn select_large_restarting_survives_signals() {
 
 #[test]
 fn pselect_mask_delivers_a_signal_that_arrived_before_the_wait() {
-    let _w = watchdog(
-        15,
+    let _w = Watchdog::new(
         "pselect_mask_delivers_a_signal_that_arrived_before_the_wait",
+        Duration::from_secs(15),
     );
     install_handler();
     let (r, _w) = pipe();
@@ -675,7 +624,10 @@ fn raise_nofile(want: libc::rlim_t) -> bool {
 
 #[test]
 fn select_large_sees_fds_beyond_fd_setsize() {
-    let _w = watchdog(15, "select_large_sees_fds_beyond_fd_setsize");
+    let _w = Watchdog::new(
+        "select_large_sees_fds_beyond_fd_setsize",
+        Duration::from_secs(15),
+    );
     if !raise_nofile(4096) {
         eprintln!("skip: RLIMIT_NOFILE hard limit below 4096; cannot test fds > 1500");
         return;

@@ -1,63 +1,29 @@
 //! Integration tests for `unp_select::writen` on socketpairs, pipes, files and TCP.
 
+mod common;
+
 use std::io::{ErrorKind, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
-use std::os::unix::thread::JoinHandleExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use common::fds::tcp_pair;
+use common::signals::{install_handler, signal_thread, total};
+use common::Watchdog;
+use nix::sys::signal::{SigSet, Signal};
 use unp_select::writen::{try_writen, writen};
-
-/// Aborts the whole test process if the guard is not dropped within `secs`.
-struct Watchdog(Arc<AtomicBool>);
-
-impl Watchdog {
-    fn new(name: &'static str, secs: u64) -> Self {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
-        thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(secs);
-            while Instant::now() < deadline {
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            eprintln!("watchdog: test {name} took more than {secs} s, aborting");
-            std::process::abort();
-        });
-        Watchdog(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 /// Bytes whose value depends on their position, so reordering or duplication shows.
 fn pattern(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
         .collect()
-}
-
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    for s in [&client, &server] {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    }
-    (client, server)
 }
 
 /// Reads exactly `len` bytes in chunks of at most `chunk`, sleeping now and then.
@@ -83,7 +49,7 @@ fn slow_read<R: Read>(mut r: R, len: usize, chunk: usize) -> Vec<u8> {
 
 #[test]
 fn writes_several_mib_to_slow_reader_in_order() {
-    let _w = Watchdog::new("writes_several_mib", 20);
+    let _w = Watchdog::new("writes_several_mib", Duration::from_secs(20));
     let data = pattern(6 << 20);
     let (a, b) = UnixStream::pair().unwrap();
     b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -98,7 +64,7 @@ fn writes_several_mib_to_slow_reader_in_order() {
 
 #[test]
 fn writes_several_mib_over_tcp() {
-    let _w = Watchdog::new("writes_several_mib_over_tcp", 20);
+    let _w = Watchdog::new("writes_several_mib_over_tcp", Duration::from_secs(20));
     let data = pattern(4 << 20);
     let (client, server) = tcp_pair();
     let len = data.len();
@@ -110,7 +76,7 @@ fn writes_several_mib_over_tcp() {
 
 #[test]
 fn writes_to_pipe_and_file() {
-    let _w = Watchdog::new("writes_to_pipe_and_file", 10);
+    let _w = Watchdog::new("writes_to_pipe_and_file", Duration::from_secs(10));
     let data = pattern(1 << 20);
     let (r, w) = nix::unistd::pipe().unwrap();
     let len = data.len();
@@ -190,7 +156,7 @@ fn write_until_error(s: &TcpStream) -> Vec<Result<(), ErrorKind>> {
 
 #[test]
 fn tcp_peer_closed_first_write_succeeds_then_broken_pipe() {
-    let _w = Watchdog::new("tcp_peer_closed", 10);
+    let _w = Watchdog::new("tcp_peer_closed", Duration::from_secs(10));
     let (client, server) = tcp_pair();
     drop(server);
     thread::sleep(Duration::from_millis(30));
@@ -208,7 +174,7 @@ fn tcp_peer_closed_first_write_succeeds_then_broken_pipe() {
 
 #[test]
 fn tcp_peer_reset_first_write_is_connection_reset_then_broken_pipe() {
-    let _w = Watchdog::new("tcp_peer_reset", 10);
+    let _w = Watchdog::new("tcp_peer_reset", Duration::from_secs(10));
     let (client, server) = tcp_pair();
     unp_select::linger::abort(server).unwrap();
     thread::sleep(Duration::from_millis(30));
@@ -241,7 +207,7 @@ fn wait_writable(fd: &impl AsRawFd, ms: i32) -> bool {
 
 #[test]
 fn try_writen_returns_short_count_and_loses_nothing() {
-    let _w = Watchdog::new("try_writen_short_count", 20);
+    let _w = Watchdog::new("try_writen_short_count", Duration::from_secs(20));
     let data = pattern(4 << 20);
     let (a, b) = UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
@@ -276,7 +242,7 @@ fn try_writen_returns_short_count_and_loses_nothing() {
 
 #[test]
 fn try_writen_on_blocking_socket_writes_everything() {
-    let _w = Watchdog::new("try_writen_blocking", 10);
+    let _w = Watchdog::new("try_writen_blocking", Duration::from_secs(10));
     let data = pattern(2 << 20);
     let (a, b) = UnixStream::pair().unwrap();
     let len = data.len();
@@ -429,22 +395,11 @@ fn raw_write_is_killed_by_sigpipe_control() {
     }
 }
 
-static USR1_COUNT: AtomicUsize = AtomicUsize::new(0);
-
-extern "C" fn count_usr1(_: libc::c_int) {
-    USR1_COUNT.fetch_add(1, Ordering::SeqCst);
-}
-
 #[test]
 fn eintr_during_blocked_writen_loses_and_duplicates_nothing() {
-    let _w = Watchdog::new("eintr_during_blocked_writen", 20);
-    let handler = SigAction::new(
-        SigHandler::Handler(count_usr1),
-        SaFlags::empty(), // no SA_RESTART: a blocked send fails with EINTR
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only touches an atomic, which is async-signal-safe.
-    unsafe { sigaction(Signal::SIGUSR1, &handler) }.unwrap();
+    let _w = Watchdog::new("eintr_during_blocked_writen", Duration::from_secs(20));
+    // No SA_RESTART: a blocked send fails with EINTR.
+    install_handler();
 
     let data = Arc::new(pattern(4 << 20));
     let (a, b) = UnixStream::pair().unwrap();
@@ -459,13 +414,11 @@ fn eintr_during_blocked_writen_loses_and_duplicates_nothing() {
             r
         })
     };
-    let pthread = writer.as_pthread_t();
-    let before = USR1_COUNT.load(Ordering::SeqCst);
+    let before = total();
     // The writer is blocked: nobody reads. Interrupt it repeatedly.
     for _ in 0..20 {
-        // SAFETY: the thread is alive (it cannot finish before the reader drains) and
-        // SIGUSR1 has a harmless handler.
-        unsafe { libc::pthread_kill(pthread, libc::SIGUSR1) };
+        // The thread is alive: it cannot finish before the reader drains.
+        signal_thread(&writer, Signal::SIGUSR1);
         thread::sleep(Duration::from_millis(10));
     }
     assert!(
@@ -482,13 +435,12 @@ fn eintr_during_blocked_writen_loses_and_duplicates_nothing() {
     });
     // Keep interrupting while the reader drains.
     while !done.load(Ordering::SeqCst) {
-        // SAFETY: `done` is still false, so the writer thread has not returned yet.
-        unsafe { libc::pthread_kill(pthread, libc::SIGUSR1) };
+        signal_thread(&writer, Signal::SIGUSR1);
         thread::sleep(Duration::from_millis(2));
     }
     writer.join().unwrap().unwrap();
     let (got, tail) = reader.join().unwrap();
-    let signals = USR1_COUNT.load(Ordering::SeqCst) - before;
+    let signals = total() - before;
     eprintln!("writen survived {signals} signals");
     assert!(signals >= 10, "only {signals} signals delivered");
     assert!(got == *data, "data differs");

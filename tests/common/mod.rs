@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: a watchdog and small socket utilities.
 #![allow(dead_code)]
 
+pub mod fds;
+pub mod signals;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
