@@ -20,8 +20,8 @@ mod reliability_support;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -740,37 +740,12 @@ fn s4_client_that_never_reads_poll() {
 // 7. Signals
 // ============================================================================
 
-static HANDLED: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn on_sigusr2(_: libc::c_int) {
-    HANDLED.fetch_add(1, Ordering::Relaxed);
-}
-
-fn install_sigusr2() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-        // No SA_RESTART: every blocking call in the server thread fails with EINTR.
-        let action = SigAction::new(
-            SigHandler::Handler(on_sigusr2),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only increments an atomic, which is async-signal-safe.
-        unsafe { sigaction(Signal::SIGUSR2, &action) }.expect("sigaction");
-    });
-}
-
-/// A `pthread_t` that can be sent to the signalling thread (on Apple it is a pointer).
-struct Target(libc::pthread_t);
-// SAFETY: a pthread_t is an opaque thread id; pthread_kill may be called with it from
-// any thread while the target thread lives (the test stops signalling before joining).
-unsafe impl Send for Target {}
-
 fn signals(variant: Variant) {
     let _lock = serial();
     let _dog = watchdog("signals");
-    install_sigusr2();
+    use nix::sys::signal::Signal;
+    // The shared counting handler, installed without SA_RESTART.
+    common::signals::install_handler_for(Signal::SIGUSR2);
     raise_nofile(16384);
     let seed = seed();
     let n_clients = pick(4, 20, 50);
@@ -783,37 +758,34 @@ fn signals(variant: Variant) {
     let started = Instant::now();
     let s = Server::start(Config::default(), variant);
     let idle = idle_fds(s.addr);
-    let handled_before = HANDLED.load(Ordering::SeqCst);
+    let handled_before = common::signals::total();
 
     let go = Arc::new(AtomicBool::new(true));
-    let signaller = {
-        let target = Target(s.pthread());
-        let go = go.clone();
-        thread::spawn(move || {
-            let target = target;
-            let mut sent = 0u64;
-            while go.load(Ordering::SeqCst) {
-                // SAFETY: the server thread is alive until `go` is cleared and this
-                // thread is joined, before the server is stopped.
-                let rc = unsafe { libc::pthread_kill(target.0, libc::SIGUSR2) };
-                assert_eq!(rc, 0, "pthread_kill");
-                sent += 1;
-                thread::sleep(Duration::from_millis(1));
-            }
-            sent
-        })
-    };
     let clients = spawn_clients(s.addr, n_clients, seed, 1, 10, 200, Some(go.clone()));
     // Also connect and disconnect during the storm of signals, to hit accept too.
-    let mut churn = 0;
+    let churn = {
+        let (addr, go) = (s.addr, go.clone());
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while go.load(Ordering::SeqCst) {
+                probe(addr).expect("probe while signalled");
+                n += 1;
+                thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    // This thread signals the server thread every millisecond.
+    let mut signals_sent = 0u64;
     while started.elapsed() < duration {
-        probe(s.addr).expect("probe while signalled");
-        churn += 1;
-        thread::sleep(Duration::from_millis(20));
+        let rc = common::signals::signal_thread(&s.thread, Signal::SIGUSR2);
+        assert_eq!(rc, 0, "pthread_kill");
+        signals_sent += 1;
+        thread::sleep(Duration::from_millis(1));
     }
     go.store(false, Ordering::SeqCst);
-    let signals_sent = signaller.join().expect("signaller");
-    let handled = HANDLED.load(Ordering::SeqCst) - handled_before;
+    let churn = churn.join().expect("churn thread");
+    let handled = common::signals::total() - handled_before;
     let out = join_clients(clients);
     let probe_time = probe(s.addr).expect("still serving");
     let idle_after = settle_fds(idle, Duration::from_secs(10));
