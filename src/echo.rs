@@ -131,15 +131,19 @@ pub struct Config {
     /// `accept` (the seed's `sleep(5)`), to open the race window on purpose.
     /// Default `None`.
     pub accept_delay: Option<Duration>,
-    /// Most clients served at once (the length of `client[]`); more are refused.
-    /// Default [`FD_SETSIZE`], as in the book. The select version also refuses any
-    /// descriptor `>= FD_SETSIZE`, whatever this says.
+    /// Most clients served at once (the length of `client[]`, which grows on demand
+    /// up to it); more are refused. Default [`FD_SETSIZE`], as in the book.
+    /// [`EchoServer::run`] also refuses any descriptor `>= FD_SETSIZE`, whatever
+    /// this says.
     pub max_clients: usize,
     /// Longest line echoed in one piece; a longer line is echoed in pieces of this
-    /// size, and it bounds each client's buffers. Default [`MAXLINE`] (4096).
+    /// size. It bounds each client's memory: a line buffer that starts at
+    /// `min(max_line, MAXLINE)` bytes and grows to at most `max_line`, plus at most
+    /// one unsent echo of that size. Default [`MAXLINE`] (4096).
     pub max_line: usize,
     /// How long a client's echoes may stay unsent (the client does not read) before
-    /// the client is closed. Default 10 seconds.
+    /// the client is closed. Default 10 seconds; a duration too long to add to an
+    /// [`Instant`] (such as `Duration::MAX`) never expires.
     pub write_timeout: Duration,
 }
 
@@ -425,8 +429,7 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_poll(self) -> io::Result<Stats> {
-        let slots = self.config.max_clients;
-        Loop::new(self)?.run(PollDriver::new(slots))
+        Loop::new(self)?.run(PollDriver::new())
     }
 }
 
@@ -556,10 +559,11 @@ struct PollDriver {
 impl PollDriver {
     const FIRST_CLIENT: usize = 2;
 
-    fn new(max_clients: usize) -> PollDriver {
-        let free = PollFd::new(-1, PollFlags::empty());
+    const FREE: PollFd = PollFd::new(-1, PollFlags::empty());
+
+    fn new() -> PollDriver {
         PollDriver {
-            client: vec![free; Self::FIRST_CLIENT + max_clients],
+            client: vec![Self::FREE; Self::FIRST_CLIENT],
         }
     }
 
@@ -581,18 +585,25 @@ impl Driver for PollDriver {
         if write {
             events |= PollFlags::POLLOUT;
         }
-        self.client[Self::index(slot)] = PollFd::new(fd, events);
+        let i = Self::index(slot);
+        if i >= self.client.len() {
+            self.client.resize(i + 1, Self::FREE);
+        }
+        self.client[i] = PollFd::new(fd, events);
         Ok(())
     }
 
     fn forget(&mut self, slot: Slot, _: RawFd) {
-        self.client[Self::index(slot)] = PollFd::new(-1, PollFlags::empty());
+        if let Some(entry) = self.client.get_mut(Self::index(slot)) {
+            *entry = Self::FREE;
+        }
     }
 
     fn wait(&mut self, maxi: Option<usize>, timeout: Option<Duration>) -> io::Result<usize> {
         // UNP: nready = Poll(client, maxi + 1, INFTIM);
         let used = maxi.map_or(0, |i| i + 1);
-        poll(&mut self.client[..Self::FIRST_CLIENT + used], timeout)
+        let nfds = (Self::FIRST_CLIENT + used).min(self.client.len());
+        poll(&mut self.client[..nfds], timeout)
     }
 
     fn is_ready(&self, slot: Slot, _: RawFd) -> bool {
@@ -603,7 +614,9 @@ impl Driver for PollDriver {
             | PollFlags::POLLERR
             | PollFlags::POLLHUP
             | PollFlags::POLLNVAL;
-        self.client[Self::index(slot)].revents().intersects(ready)
+        self.client
+            .get(Self::index(slot))
+            .is_some_and(|entry| entry.revents().intersects(ready))
     }
 }
 
@@ -630,7 +643,7 @@ struct Loop {
     requested: Arc<AtomicBool>,
     reserve: Option<FdReserve>,
     accept_paused_until: Option<Instant>,
-    /// UNP's `client[]`.
+    /// UNP's `client[]`, grown on demand up to `max_clients` entries.
     client: Vec<Option<Client>>,
     /// UNP's `maxi`: the highest index of `client` ever used (`None` = UNP's -1).
     maxi: Option<usize>,
@@ -648,18 +661,16 @@ impl Loop {
             wake,
             handle,
         } = server;
-        let mut client = Vec::new();
-        client.resize_with(config.max_clients, || None);
         Ok(Loop {
             listener,
-            line: Vec::with_capacity(config.max_line),
+            line: Vec::with_capacity(config.max_line.min(MAXLINE)),
             config,
             wake,
             requested: handle.requested,
             // Without a spare descriptor the server still runs; it backs off instead.
             reserve: FdReserve::new().ok(),
             accept_paused_until: None,
-            client,
+            client: Vec::new(),
             maxi: None,
             backlog: Vec::new(),
             stats: Stats::default(),
@@ -692,6 +703,9 @@ impl Loop {
             if let Some(until) = self.accept_paused_until {
                 if Instant::now() >= until {
                     self.accept_paused_until = None;
+                    if self.reserve.is_none() {
+                        self.reserve = FdReserve::new().ok(); // re-arm if fds are back
+                    }
                     driver.watch(Slot::Listener, listenfd, true, false)?;
                 }
             }
@@ -762,7 +776,14 @@ impl Loop {
     /// UNP: find the first free `client[i]`, save the descriptor, add it to `allset`.
     fn add_client<D: Driver>(&mut self, stream: TcpStream, driver: &mut D) {
         let connfd = stream.as_raw_fd();
-        let Some(i) = self.client.iter().position(Option::is_none) else {
+        let free = self.client.iter().position(Option::is_none);
+        let Some(i) = free.or_else(|| {
+            // client[] grows up to max_clients instead of being allocated whole.
+            (self.client.len() < self.config.max_clients).then(|| {
+                self.client.push(None);
+                self.client.len() - 1
+            })
+        }) else {
             return self.refuse(stream); // UNP: err_quit("too many clients")
         };
         if stream.set_nonblocking(true).is_err()
@@ -770,7 +791,8 @@ impl Loop {
         {
             return self.refuse(stream); // e.g. connfd >= FD_SETSIZE
         }
-        let mut reader = LineReader::with_capacity(self.config.max_line, stream);
+        // The buffer starts at UNP's MAXLINE at most and grows up to max_line.
+        let mut reader = LineReader::with_capacity(self.config.max_line.min(MAXLINE), stream);
         if reader.set_max_line(self.config.max_line).is_err() {
             driver.forget(Slot::Client(i), connfd);
             return self.refuse(reader.into_inner());
@@ -837,7 +859,10 @@ impl Loop {
             let Some(since) = self.client[i].as_ref().and_then(|c| c.stalled_since) else {
                 continue;
             };
-            let due = since + self.config.write_timeout;
+            // A timeout too long to add to an Instant never expires.
+            let Some(due) = since.checked_add(self.config.write_timeout) else {
+                continue;
+            };
             if now >= due {
                 self.close(i, Close::Policy, driver);
             } else {
