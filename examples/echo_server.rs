@@ -2,7 +2,7 @@
 //! listener of UNP 16.6. Stops cleanly on SIGINT or SIGTERM and prints what it did.
 //!
 //! ```text
-//! cargo run --example echo_server -- [--poll] [--blocking-listener] [--accept-delay MS] [ADDR]
+//! cargo run --example echo_server -- [--poll | --large] [--blocking-listener] [--accept-delay MS] [ADDR]
 //! ```
 
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ SIGTERM; it then prints its counters.
 
 options:
   --poll                 use the poll(2) loop (tcpservpoll01) instead of select(2)
+  --large                use select(2) over a set that grows past FD_SETSIZE
   --blocking-listener    keep the listener blocking: the book's bug (UNP 16.6)
   --accept-delay MS      sleep MS milliseconds between select and accept (the
                          seed's sleep(5)), to open the race window
@@ -31,14 +32,14 @@ try:  nc 127.0.0.1 9877     or     cargo run --example echo_client";
 
 struct Args {
     addr: String,
-    use_poll: bool,
+    mechanism: &'static str,
     config: Config,
 }
 
 fn parse() -> Result<Option<Args>, String> {
     let mut args = Args {
         addr: "127.0.0.1:9877".to_string(),
-        use_poll: false,
+        mechanism: "select",
         config: Config::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -51,7 +52,8 @@ fn parse() -> Result<Option<Args>, String> {
         };
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--poll" => args.use_poll = true,
+            "--poll" => args.mechanism = "poll",
+            "--large" => args.mechanism = "select over a large set",
             "--blocking-listener" => args.config.nonblocking_listener = false,
             "--accept-delay" => args.config.accept_delay = Some(Duration::from_millis(number(&a)?)),
             "--max-clients" => args.config.max_clients = number(&a)? as usize,
@@ -105,7 +107,7 @@ fn main() -> ExitCode {
     match server.local_addr() {
         Ok(addr) => println!(
             "echo_server: listening on {addr} ({}, {} listener)",
-            if args.use_poll { "poll" } else { "select" },
+            args.mechanism,
             if args.config.nonblocking_listener {
                 "nonblocking"
             } else {
@@ -114,10 +116,10 @@ fn main() -> ExitCode {
         ),
         Err(e) => eprintln!("echo_server: getsockname: {e}"),
     }
-    let result = if args.use_poll {
-        server.run_poll()
-    } else {
-        server.run()
+    let result = match args.mechanism {
+        "poll" => server.run_poll(),
+        "select" => server.run(),
+        _ => server.run_large(),
     };
     match result {
         Ok(stats) => {

@@ -2,6 +2,10 @@
 //! twin (`tcpservpoll01`, section 6.11), ported with the nonblocking-listener fix of
 //! UNP 16.6.
 //!
+//! One loop, three readiness mechanisms: [`EchoServer::run`] (select over UNP's
+//! fixed [`FdSet`]), [`EchoServer::run_large`] (select over a [`LargeFdSet`] that
+//! grows past `FD_SETSIZE`) and [`EchoServer::run_poll`] (poll).
+//!
 //! The loop keeps the book's state and shape, so a reader can follow it step by step:
 //!
 //! | UNP (C) | here |
@@ -28,8 +32,9 @@
 //!    listener that stays readable.
 //! 3. **Too many clients**: the book calls `err_quit("too many clients")` and the
 //!    server dies. Here that one connection is refused (reset) and counted in
-//!    [`Stats::refused`]. The select version also refuses a connection whose
-//!    descriptor is `>= FD_SETSIZE`: it cannot go into an `fd_set`.
+//!    [`Stats::refused`]. [`EchoServer::run`] also refuses a connection whose
+//!    descriptor is `>= FD_SETSIZE`: it cannot go into an `fd_set` (C would write
+//!    past the set's end).
 //! 4. **Write after EOF**: the seed text's loop lacks the `else` and calls `writen`
 //!    on a descriptor it has just closed. Here EOF closes the client and nothing more
 //!    is done with it.
@@ -88,7 +93,7 @@ use std::time::{Duration, Instant};
 use crate::accept::{accept, Accept, FdReserve};
 use crate::poll::{poll, PollFd, PollFlags};
 use crate::readline::LineReader;
-use crate::select::{select, FdSet, FD_SETSIZE};
+use crate::select::{select, select_large, FdSet, LargeFdSet, FD_SETSIZE};
 use crate::writen::try_writen;
 
 /// How many lines one client may have echoed in one turn of the loop before the
@@ -363,7 +368,36 @@ impl EchoServer {
     /// # Examples
     /// See the [module documentation](self).
     pub fn run(self) -> io::Result<Stats> {
-        Loop::new(self)?.run(SelectDriver::default())
+        Loop::new(self)?.run(SelectDriver::<FdSet>::default())
+    }
+
+    /// Runs the same select(2) loop over [`LargeFdSet`]s, which grow past
+    /// `FD_SETSIZE`: a descriptor of any number can be served (up to
+    /// [`Config::max_clients`] clients). Linux, FreeBSD and macOS accept such sets;
+    /// see [`select_large`].
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use unp_select::echo::{Config, EchoServer};
+    ///
+    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_large());
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.write_all(b"large\n")?;
+    /// let mut echo = String::new();
+    /// BufReader::new(&conn).read_line(&mut echo)?;
+    /// assert_eq!(echo, "large\n");
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.lines_echoed, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run_large(self) -> io::Result<Stats> {
+        Loop::new(self)?.run(SelectDriver::<LargeFdSet>::default())
     }
 
     /// Runs the poll(2) loop (`tcpservpoll01`) until shutdown: the same loop as
@@ -416,16 +450,74 @@ trait Driver {
     fn is_ready(&self, slot: Slot, fd: RawFd) -> bool;
 }
 
-/// UNP's `allset`/`rset` for select(2), plus the write sets that deviation 7 needs.
-#[derive(Default)]
-struct SelectDriver {
-    allset: FdSet,
-    wallset: FdSet,
-    rset: FdSet,
-    wset: FdSet,
+/// The two set types the select driver runs on: UNP's fixed [`FdSet`] and the
+/// growable [`LargeFdSet`].
+trait SelectSet: Clone + Default {
+    fn insert(&mut self, fd: RawFd) -> io::Result<()>;
+    fn remove(&mut self, fd: RawFd);
+    fn contains(&self, fd: RawFd) -> bool;
+    fn is_empty(&self) -> bool;
+    fn select(
+        read: &mut Self,
+        write: Option<&mut Self>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize>;
 }
 
-impl Driver for SelectDriver {
+impl SelectSet for FdSet {
+    fn insert(&mut self, fd: RawFd) -> io::Result<()> {
+        FdSet::insert(self, fd)
+    }
+    fn remove(&mut self, fd: RawFd) {
+        FdSet::remove(self, fd)
+    }
+    fn contains(&self, fd: RawFd) -> bool {
+        FdSet::contains(self, fd)
+    }
+    fn is_empty(&self) -> bool {
+        FdSet::is_empty(self)
+    }
+    fn select(
+        read: &mut Self,
+        write: Option<&mut Self>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        select(Some(read), write, None, timeout)
+    }
+}
+
+impl SelectSet for LargeFdSet {
+    fn insert(&mut self, fd: RawFd) -> io::Result<()> {
+        LargeFdSet::insert(self, fd)
+    }
+    fn remove(&mut self, fd: RawFd) {
+        LargeFdSet::remove(self, fd)
+    }
+    fn contains(&self, fd: RawFd) -> bool {
+        LargeFdSet::contains(self, fd)
+    }
+    fn is_empty(&self) -> bool {
+        LargeFdSet::is_empty(self)
+    }
+    fn select(
+        read: &mut Self,
+        write: Option<&mut Self>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        select_large(Some(read), write, None, timeout)
+    }
+}
+
+/// UNP's `allset`/`rset` for select(2), plus the write sets that deviation 7 needs.
+#[derive(Default)]
+struct SelectDriver<S> {
+    allset: S,
+    wallset: S,
+    rset: S,
+    wset: S,
+}
+
+impl<S: SelectSet> Driver for SelectDriver<S> {
     fn watch(&mut self, _: Slot, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
         for (set, on) in [(&mut self.allset, read), (&mut self.wallset, write)] {
             if on {
@@ -443,10 +535,11 @@ impl Driver for SelectDriver {
     }
 
     fn wait(&mut self, _: Option<usize>, timeout: Option<Duration>) -> io::Result<usize> {
+        // UNP: rset = allset; nready = Select(maxfd + 1, &rset, NULL, NULL, NULL);
         self.rset.clone_from(&self.allset);
         self.wset.clone_from(&self.wallset);
         let wset = (!self.wset.is_empty()).then_some(&mut self.wset);
-        select(Some(&mut self.rset), wset, None, timeout)
+        S::select(&mut self.rset, wset, timeout)
     }
 
     fn is_ready(&self, _: Slot, fd: RawFd) -> bool {

@@ -1,5 +1,5 @@
-//! The echo server's behaviour, each test run against the select loop and the poll
-//! loop, on 127.0.0.1, bounded by a watchdog.
+//! The echo server's behaviour, each test run against the three loops (select over
+//! `FdSet`, select over `LargeFdSet`, poll), on 127.0.0.1, bounded by a watchdog.
 
 mod common;
 
@@ -18,16 +18,14 @@ struct Server {
 }
 
 impl Server {
-    fn start(config: Config, use_poll: bool) -> Server {
+    fn start(config: Config, mode: Mode) -> Server {
         let server = EchoServer::bind("127.0.0.1:0", config).unwrap();
         let addr = server.local_addr().unwrap();
         let stop = server.shutdown_handle();
-        let thread = thread::spawn(move || {
-            if use_poll {
-                server.run_poll()
-            } else {
-                server.run()
-            }
+        let thread = thread::spawn(move || match mode {
+            Mode::Select => server.run(),
+            Mode::Large => server.run_large(),
+            Mode::Poll => server.run_poll(),
         });
         Server { addr, stop, thread }
     }
@@ -38,11 +36,19 @@ impl Server {
     }
 }
 
-/// Runs `test` against the select server and then the poll server.
-fn both(name: &'static str, test: impl Fn(bool)) {
-    let _dog = Watchdog::new(name, Duration::from_secs(30));
-    test(false);
-    test(true);
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Select,
+    Large,
+    Poll,
+}
+
+/// Runs `test` against each loop in turn.
+fn each_loop(name: &'static str, test: impl Fn(Mode)) {
+    let _dog = Watchdog::new(name, Duration::from_secs(45));
+    for mode in [Mode::Select, Mode::Large, Mode::Poll] {
+        test(mode);
+    }
 }
 
 fn client(addr: SocketAddr) -> LineClient {
@@ -59,8 +65,8 @@ fn read_to_eof(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 
 #[test]
 fn many_clients_each_get_their_own_lines_back() {
-    both("many clients", |use_poll| {
-        let s = Server::start(Config::default(), use_poll);
+    each_loop("many clients", |mode| {
+        let s = Server::start(Config::default(), mode);
         let mut clients: Vec<LineClient> = (0..20).map(|_| client(s.addr)).collect();
         for round in 0..50 {
             for (i, c) in clients.iter_mut().enumerate() {
@@ -79,8 +85,8 @@ fn many_clients_each_get_their_own_lines_back() {
 
 #[test]
 fn a_partial_line_does_not_block_other_clients() {
-    both("partial line", |use_poll| {
-        let s = Server::start(Config::default(), use_poll);
+    each_loop("partial line", |mode| {
+        let s = Server::start(Config::default(), mode);
         let mut slow = client(s.addr);
         slow.send("no newline yet").unwrap();
         let mut other = client(s.addr);
@@ -97,8 +103,8 @@ fn a_partial_line_does_not_block_other_clients() {
 
 #[test]
 fn pipelined_lines_in_one_write_all_come_back() {
-    both("pipelined", |use_poll| {
-        let s = Server::start(Config::default(), use_poll);
+    each_loop("pipelined", |mode| {
+        let s = Server::start(Config::default(), mode);
         let mut c = client(s.addr);
         let lines: String = (0..2000).map(|i| format!("pipelined {i}\n")).collect();
         let writer = {
@@ -119,12 +125,12 @@ fn pipelined_lines_in_one_write_all_come_back() {
 
 #[test]
 fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
-    both("long line", |use_poll| {
+    each_loop("long line", |mode| {
         let config = Config {
             max_line: 16,
             ..Config::default()
         };
-        let s = Server::start(config, use_poll);
+        let s = Server::start(config, mode);
         let mut c = TcpStream::connect(s.addr).unwrap();
         let line: Vec<u8> = (0..100u8).map(|b| b'a' + b % 26).chain([b'\n']).collect();
         c.write_all(&line).unwrap();
@@ -141,8 +147,8 @@ fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
 
 #[test]
 fn half_close_gets_every_echo_then_eof() {
-    both("half close", |use_poll| {
-        let s = Server::start(Config::default(), use_poll);
+    each_loop("half close", |mode| {
+        let s = Server::start(Config::default(), mode);
         let mut c = TcpStream::connect(s.addr).unwrap();
         let mut sent: Vec<u8> = (0..300)
             .flat_map(|i| format!("line {i}\n").into_bytes())
@@ -159,12 +165,12 @@ fn half_close_gets_every_echo_then_eof() {
 
 #[test]
 fn too_many_clients_refuses_one_connection_and_keeps_serving() {
-    both("too many clients", |use_poll| {
+    each_loop("too many clients", |mode| {
         let config = Config {
             max_clients: 2,
             ..Config::default()
         };
-        let s = Server::start(config, use_poll);
+        let s = Server::start(config, mode);
         let mut a = client(s.addr);
         let mut b = client(s.addr);
         a.echo("a\n").unwrap();
@@ -189,8 +195,8 @@ fn too_many_clients_refuses_one_connection_and_keeps_serving() {
 
 #[test]
 fn a_client_that_resets_is_closed_and_counted() {
-    both("client reset", |use_poll| {
-        let s = Server::start(Config::default(), use_poll);
+    each_loop("client reset", |mode| {
+        let s = Server::start(Config::default(), mode);
         let mut c = client(s.addr);
         c.echo("before the reset\n").unwrap();
         unp_select::linger::abort(c.stream).unwrap();
@@ -204,12 +210,12 @@ fn a_client_that_resets_is_closed_and_counted() {
 
 #[test]
 fn a_client_that_never_reads_is_dropped_without_freezing_others() {
-    both("never reads", |use_poll| {
+    each_loop("never reads", |mode| {
         let config = Config {
             write_timeout: Duration::from_millis(500),
             ..Config::default()
         };
-        let s = Server::start(config, use_poll);
+        let s = Server::start(config, mode);
         let hog = TcpStream::connect(s.addr).unwrap();
         let mut other = client(s.addr);
         other.echo("hello\n").unwrap();
@@ -257,8 +263,8 @@ fn a_client_that_never_reads_is_dropped_without_freezing_others() {
 
 #[test]
 fn shutdown_wakes_an_idle_server_promptly() {
-    both("shutdown", |use_poll| {
-        let s = Server::start(Config::default(), use_poll);
+    each_loop("shutdown", |mode| {
+        let s = Server::start(Config::default(), mode);
         let _idle = client(s.addr);
         thread::sleep(Duration::from_millis(100));
         let t = Instant::now();

@@ -1,0 +1,197 @@
+//! The example programs, run as a user runs them: built binaries driven with real
+//! sockets on 127.0.0.1 (and `nc` where it is installed).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{LineClient, Watchdog};
+
+/// `target/<profile>/examples/<name>`: cargo builds the examples before the tests.
+fn example(name: &str) -> Command {
+    let mut dir: PathBuf = std::env::current_exe().unwrap();
+    dir.pop(); // the test binary
+    dir.pop(); // deps/
+    let path = dir.join("examples").join(name);
+    assert!(path.exists(), "{} not built", path.display());
+    Command::new(path)
+}
+
+/// Runs a command to completion with a watchdog on the whole test.
+fn output(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn every_example_has_help() {
+    let _dog = Watchdog::new("help", Duration::from_secs(30));
+    for name in ["accept_race", "echo_server", "echo_client", "rst_client"] {
+        let out = output(example(name).arg("--help"));
+        assert!(out.status.success(), "{name} --help failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.starts_with("usage:"), "{name}: {text}");
+    }
+    let out = output(example("echo_server").arg("--bogus"));
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+}
+
+/// A running `echo_server` and the address it printed.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl ServerProcess {
+    fn start(args: &[&str]) -> ServerProcess {
+        let mut child = example("echo_server")
+            .args(args)
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        // "echo_server: listening on 127.0.0.1:PORT (select, nonblocking listener)"
+        let addr = first
+            .split_whitespace()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        ServerProcess {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    /// SIGTERM, then the exit status and the rest of stdout.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) }, 0);
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (status, rest)
+    }
+}
+
+#[test]
+fn echo_server_echoes_and_stops_on_sigterm() {
+    let _dog = Watchdog::new("echo_server", Duration::from_secs(30));
+    for mode in [&[][..], &["--poll"], &["--large"]] {
+        let server = ServerProcess::start(mode);
+        let mut c = LineClient::connect(server.addr, Duration::from_secs(5)).unwrap();
+        c.echo("through the example binary\n").unwrap();
+        drop(c);
+        let (status, rest) = server.terminate();
+        assert!(status.success(), "{mode:?}: {status}");
+        assert!(rest.contains("stopped") && rest.contains("lines_echoed: 1"), "{rest}");
+    }
+}
+
+#[test]
+fn echo_client_sends_stdin_and_prints_every_echo() {
+    let _dog = Watchdog::new("echo_client", Duration::from_secs(30));
+    let server = ServerProcess::start(&[]);
+    let input: String = (0..500).map(|i| format!("line {i} from stdin\n")).collect();
+    let mut client = example("echo_client")
+        .arg(server.addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let feed = input.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+    let out = client.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), input);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn echo_client_reports_a_server_that_goes_away() {
+    let _dog = Watchdog::new("echo_client premature", Duration::from_secs(30));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    let mut client = example("echo_client")
+        .arg(addr.to_string())
+        .stdin(Stdio::piped()) // kept open: the client has not finished its input
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.join().unwrap();
+    let status = client.wait().unwrap();
+    let mut err = String::new();
+    client.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("server terminated prematurely"), "{err}");
+}
+
+#[test]
+fn rst_client_resets_the_connection() {
+    let _dog = Watchdog::new("rst_client", Duration::from_secs(30));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = output(example("rst_client").arg(listener.local_addr().unwrap().to_string()));
+    assert!(out.status.success());
+    // Linux keeps the reset connection in the queue; the first read says so.
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let err = conn.read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+}
+
+#[test]
+fn accept_race_shows_the_stall_and_the_fix() {
+    let _dog = Watchdog::new("accept_race", Duration::from_secs(60));
+    let out = output(example("accept_race").args(["--delay", "200", "--wait", "1000"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("the book's version stalled; the fixed version kept serving"),
+        "{text}"
+    );
+}
+
+#[test]
+fn netcat_is_a_client_too() {
+    let _dog = Watchdog::new("nc", Duration::from_secs(30));
+    if Command::new("nc").arg("-h").output().is_err() {
+        eprintln!("skip: nc is not installed");
+        return;
+    }
+    let server = ServerProcess::start(&[]);
+    // -N: shut down the socket after EOF on stdin (OpenBSD netcat), then wait for
+    // the server to close.
+    let mut nc = Command::new("nc")
+        .args(["-N", "127.0.0.1", &server.addr.port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    nc.stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello from netcat\nsecond line\n")
+        .unwrap();
+    let out = nc.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "hello from netcat\nsecond line\n"
+    );
+    let (status, rest) = server.terminate();
+    assert!(status.success());
+    assert!(rest.contains("closed_eof: 1"), "{rest}");
+}

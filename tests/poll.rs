@@ -1,0 +1,348 @@
+//! Integration tests of `unp_select::poll` on real descriptors (pipes, socketpairs,
+//! TCP on 127.0.0.1). Every blocking call has a timeout and every test a watchdog.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, ErrorKind, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::{mpsc, Once};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use unp_select::poll::{poll, poll_restarting, PollFd, PollFlags};
+
+// ---- helpers ------------------------------------------------------------------------------
+
+/// Aborts the whole test process if the guard is not dropped within `secs`.
+struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+fn watchdog(secs: u64, what: &'static str) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
+            eprintln!("watchdog: {what} still running after {secs} s; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(tx)
+}
+
+fn pipe() -> (File, File) {
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    (File::from(r), File::from(w))
+}
+
+/// A duplicate of `fd` numbered `min` or higher.
+fn dup_at_least(fd: &impl AsRawFd, min: RawFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor or -1.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    assert!(n >= min, "F_DUPFD_CLOEXEC: {}", io::Error::last_os_error());
+    // SAFETY: `n` is a new descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(n) }
+}
+
+thread_local! {
+    // Const-initialised and Copy: touching it from a signal handler allocates nothing.
+    static HITS: Cell<usize> = const { Cell::new(0) };
+}
+
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    HITS.with(|h| h.set(h.get() + 1));
+}
+
+/// Installs a SIGUSR1 handler that only counts, per thread, WITHOUT `SA_RESTART`.
+fn install_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let sa = SigAction::new(
+            SigHandler::Handler(on_sigusr1),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler only touches a const-initialised thread-local Cell.
+        unsafe { sigaction(Signal::SIGUSR1, &sa) }.expect("sigaction");
+    });
+}
+
+fn hits() -> usize {
+    HITS.with(Cell::get)
+}
+
+/// Sends SIGUSR1 to the thread every `every` until it finishes (or for at most 5 s),
+/// then joins it. Returns its result and the number of signals sent.
+fn signal_until_finished<T>(handle: JoinHandle<T>, every: Duration) -> (T, usize) {
+    let start = Instant::now();
+    let mut sent = 0;
+    while !handle.is_finished() && start.elapsed() < Duration::from_secs(5) {
+        // SAFETY: the handle has not been joined, so its pthread_t is valid.
+        let rc = unsafe { libc::pthread_kill(handle.as_pthread_t() as _, libc::SIGUSR1) };
+        assert!(rc == 0 || rc == libc::ESRCH, "pthread_kill: {rc}");
+        sent += 1;
+        thread::sleep(every);
+    }
+    (handle.join().expect("thread panicked"), sent)
+}
+
+const READ: PollFlags = PollFlags::POLLIN;
+
+// ---- tests ------------------------------------------------------------------------------
+
+#[test]
+fn pipe_readable_only_after_write() {
+    let _w = watchdog(10, "pipe_readable_only_after_write");
+    let (r, mut w) = pipe();
+    let mut fds = [PollFd::new(r.as_raw_fd(), READ | PollFlags::POLLRDNORM)];
+
+    let start = Instant::now();
+    assert_eq!(poll(&mut fds, Some(Duration::from_millis(100))).unwrap(), 0);
+    let waited = start.elapsed();
+    assert!(fds[0].revents().is_empty(), "{:?}", fds[0]);
+    assert!(
+        waited >= Duration::from_millis(95),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "waited far too long: {waited:?}"
+    );
+
+    w.write_all(b"x").unwrap();
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    assert!(fds[0].revents().contains(READ), "{:?}", fds[0]);
+    assert!(!fds[0]
+        .revents()
+        .intersects(PollFlags::POLLERR | PollFlags::POLLNVAL));
+    eprintln!("note: readable pipe revents: {:?}", fds[0].revents());
+    // events is left as it was.
+    assert_eq!(fds[0].events(), READ | PollFlags::POLLRDNORM);
+}
+
+#[test]
+fn hangup_on_pipe_when_writer_closes() {
+    let _w = watchdog(10, "hangup_on_pipe_when_writer_closes");
+    let (r, w) = pipe();
+    drop(w);
+    let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    assert!(
+        fds[0].revents().contains(PollFlags::POLLHUP),
+        "{:?}",
+        fds[0]
+    );
+}
+
+#[test]
+fn socketpair_writable() {
+    let _w = watchdog(10, "socketpair_writable");
+    let (a, _b) = UnixStream::pair().unwrap();
+    let mut fds = [PollFd::new(a.as_raw_fd(), READ | PollFlags::POLLOUT)];
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    assert!(
+        fds[0].revents().contains(PollFlags::POLLOUT),
+        "{:?}",
+        fds[0]
+    );
+    assert!(!fds[0].revents().contains(READ), "{:?}", fds[0]);
+}
+
+#[test]
+fn tcp_listener_readable_when_client_connects() {
+    let _w = watchdog(10, "tcp_listener_readable_when_client_connects");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut fds = [PollFd::new(listener.as_raw_fd(), PollFlags::POLLRDNORM)];
+    assert_eq!(poll(&mut fds, Some(Duration::ZERO)).unwrap(), 0);
+
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    assert!(
+        fds[0].revents().contains(PollFlags::POLLRDNORM),
+        "{:?}",
+        fds[0]
+    );
+    let (_conn, peer) = listener.accept().unwrap();
+    assert_eq!(peer, client.local_addr().unwrap());
+}
+
+#[test]
+fn negative_fd_is_ignored() {
+    let _w = watchdog(10, "negative_fd_is_ignored");
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    let mut fds = [
+        PollFd::new(-1, READ),
+        PollFd::new(r.as_raw_fd(), READ),
+        PollFd::new(i32::MIN, READ | PollFlags::POLLOUT),
+    ];
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    assert!(fds[0].revents().is_empty());
+    assert!(fds[1].revents().contains(READ));
+    assert!(fds[2].revents().is_empty());
+}
+
+#[test]
+fn closed_fd_gives_pollnval() {
+    let _w = watchdog(10, "closed_fd_gives_pollnval");
+    let (r, _w) = pipe();
+    // Keep one open above so the number is inside the descriptor table; 600..=700 is
+    // used by no other test, so no other thread reuses the closed number.
+    let _keep = dup_at_least(&r, 700);
+    let closed = dup_at_least(&r, 600).as_raw_fd(); // dropped: closed at once
+    let mut fds = [
+        PollFd::new(closed, READ),
+        PollFd::new(r.as_raw_fd(), READ),
+        PollFd::new(i32::MAX, READ),
+    ];
+    assert_eq!(poll(&mut fds, Some(Duration::ZERO)).unwrap(), 2);
+    assert_eq!(fds[0].revents(), PollFlags::POLLNVAL);
+    assert!(fds[1].revents().is_empty());
+    assert_eq!(fds[2].revents(), PollFlags::POLLNVAL);
+}
+
+#[test]
+fn empty_array_just_sleeps() {
+    let _w = watchdog(10, "empty_array_just_sleeps");
+    let start = Instant::now();
+    assert_eq!(poll(&mut [], Some(Duration::from_millis(50))).unwrap(), 0);
+    assert!(
+        start.elapsed() >= Duration::from_millis(45),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn tiny_timeout_is_rounded_up_not_down() {
+    let _w = watchdog(10, "tiny_timeout_is_rounded_up_not_down");
+    let (r, _w) = pipe();
+    let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
+    let start = Instant::now();
+    assert_eq!(poll(&mut fds, Some(Duration::from_micros(1))).unwrap(), 0);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_micros(900),
+        "1 µs became a busy poll: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+}
+
+#[test]
+fn zero_timeout_polls() {
+    let _w = watchdog(10, "zero_timeout_polls");
+    let (r, _w) = pipe();
+    let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
+    let start = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(poll(&mut fds, Some(Duration::ZERO)).unwrap(), 0);
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn no_timeout_blocks_until_ready() {
+    let _w = watchdog(10, "no_timeout_blocks_until_ready");
+    let (r, mut w) = pipe();
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        w.write_all(b"x").unwrap();
+        w
+    });
+    let start = Instant::now();
+    let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
+    assert_eq!(poll(&mut fds, None).unwrap(), 1);
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    let _w = watchdog(10, "huge_timeouts_do_not_overflow");
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
+    for t in [Duration::MAX, Duration::from_millis(i32::MAX as u64 + 1)] {
+        assert_eq!(poll(&mut fds, Some(t)).unwrap(), 1);
+        assert_eq!(poll_restarting(&mut fds, Some(t)).unwrap(), 1);
+    }
+}
+
+#[test]
+fn signal_interrupts_poll_with_eintr() {
+    let _w = watchdog(15, "signal_interrupts_poll_with_eintr");
+    install_handler();
+    let (r, _w) = pipe();
+    let fd = r.as_raw_fd();
+    let waiter = thread::spawn(move || {
+        let mut fds = [PollFd::new(fd, READ)];
+        let start = Instant::now();
+        let res = poll(&mut fds, Some(Duration::from_secs(5)));
+        (res, start.elapsed(), hits())
+    });
+    let ((res, waited, handled), _) = signal_until_finished(waiter, Duration::from_millis(20));
+    let err = res.expect_err("poll should be interrupted");
+    assert_eq!(err.kind(), ErrorKind::Interrupted);
+    assert_eq!(err.raw_os_error(), Some(libc::EINTR));
+    assert!(handled >= 1);
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+}
+
+#[test]
+fn poll_restarting_keeps_the_deadline_across_signals() {
+    let _w = watchdog(15, "poll_restarting_keeps_the_deadline_across_signals");
+    install_handler();
+    let (r, _w) = pipe();
+    let fd = r.as_raw_fd();
+    let waiter = thread::spawn(move || {
+        let mut fds = [PollFd::new(fd, READ)];
+        let start = Instant::now();
+        let res = poll_restarting(&mut fds, Some(Duration::from_millis(300)));
+        (res, start.elapsed(), hits())
+    });
+    let ((res, waited, handled), sent) = signal_until_finished(waiter, Duration::from_millis(15));
+    assert_eq!(res.unwrap(), 0);
+    assert!(sent >= 10, "only {sent} signals sent");
+    assert!(handled >= 5, "only {handled} signals handled by the waiter");
+    assert!(
+        waited >= Duration::from_millis(295),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(900),
+        "restarted from scratch? {waited:?}"
+    );
+}
+
+#[test]
+fn poll_restarting_reports_readiness_after_signals() {
+    let _w = watchdog(15, "poll_restarting_reports_readiness_after_signals");
+    install_handler();
+    let (r, mut w) = pipe();
+    let fd = r.as_raw_fd();
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(150));
+        w.write_all(b"x").unwrap();
+        w
+    });
+    let waiter = thread::spawn(move || {
+        let mut fds = [PollFd::new(fd, READ)];
+        let res = poll_restarting(&mut fds, Some(Duration::from_secs(5)));
+        (res, fds[0].revents(), hits())
+    });
+    let ((res, revents, handled), _) = signal_until_finished(waiter, Duration::from_millis(10));
+    assert_eq!(res.unwrap(), 1);
+    assert!(revents.contains(READ));
+    assert!(handled >= 3, "only {handled} signals handled");
+    drop(writer.join().unwrap());
+}
