@@ -16,7 +16,8 @@
  *
  *   cc -O2 -o tcpservselect tcpservselect.c && ./tcpservselect 127.0.0.1:9877
  *
- * It prints "ready <addr>" once listening, and runs until killed.
+ * It prints "ready IP:PORT" once listening (port 0 picks a free port), and runs
+ * until killed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -117,7 +118,10 @@ int main(int argc, char **argv)
     if (listen(listenfd, LISTENQ) == -1)
         die("listen");
     set_nonblocking(listenfd);
-    printf("ready %s\n", argv[1]);
+    socklen_t alen = sizeof servaddr;
+    if (getsockname(listenfd, (struct sockaddr *)&servaddr, &alen) == -1)
+        die("getsockname");
+    printf("ready %s:%d\n", host, ntohs(servaddr.sin_port));
     fflush(stdout);
 
     maxfd = listenfd;
