@@ -103,12 +103,14 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1e3)
 }
 
-/// A competing accepter: takes the next connection off the shared listener's queue
-/// as soon as there is one.
-fn steal_next(listener: TcpListener) -> thread::JoinHandle<io::Result<TcpStream>> {
+/// A competing accepter: when the shared listener becomes readable it waits `after`
+/// (so the server's `select` has surely seen the connection too) and takes it off
+/// the queue, inside the server's accept delay.
+fn steal_next(listener: TcpListener, after: Duration) -> thread::JoinHandle<io::Result<TcpStream>> {
     thread::spawn(move || {
         let mut fds = [PollFd::new(listener.as_raw_fd(), PollFlags::POLLIN)];
         poll(&mut fds, Some(Duration::from_secs(10)))?;
+        thread::sleep(after);
         loop {
             match listener.accept() {
                 Ok((s, _)) => return Ok(s),
@@ -165,11 +167,11 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
         ),
     }
 
-    let taker = steal_next(thief);
+    let taker = steal_next(thief, opts.delay / 2);
     let _victim = TcpStream::connect(addr)?;
     let _taken = taker
         .join()
-        .map_err(|_| io::Error::other("the competing accepter panicked"))??;
+        .map_err(|_| io::Error::new(io::ErrorKind::Other, "the competing accepter panicked"))??;
     let t = Instant::now();
     a.send("anyone there?\n")?;
     let served = match a.recv(limit)? {
@@ -208,7 +210,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     stop.shutdown();
     let stats: Stats = thread
         .join()
-        .map_err(|_| io::Error::other("the server thread panicked"))??;
+        .map_err(|_| io::Error::new(io::ErrorKind::Other, "the server thread panicked"))??;
     println!(
         "     server counters: {} accepted, {} empty accepts (EAGAIN {}, ECONNABORTED {}), \
          {} closed by reset, {} lines echoed",

@@ -12,22 +12,22 @@
 //! |---|---|
 //! | `int client[FD_SETSIZE]`, `-1` = free | `client: Vec<Option<Client>>`, `None` = free |
 //! | `int maxi` (highest used index, `-1` at start) | `maxi: Option<usize>` |
-//! | `fd_set allset` / `rset = allset` | `allset` / `rset = allset.clone()` in [`select`](crate::select::select)'s driver |
-//! | `int maxfd`, `select(maxfd + 1, …)` | derived: [`select`](crate::select::select) computes `nfds` from the sets |
+//! | `fd_set allset` / `rset = allset` | `allset` / `rset = allset.clone()` in [`select()`]'s driver |
+//! | `int maxfd`, `select(maxfd + 1, …)` | derived: [`select()`] computes `nfds` from the sets |
 //! | `nready = Select(…)`, `if (--nready <= 0) break;` | the same countdown |
 //! | `struct pollfd client[OPEN_MAX]` (poll version) | the poll driver's `client: Vec<PollFd>` |
-//! | `Accept`, `Readline`, `Writen`, `Close` | [`accept`](crate::accept::accept), [`LineReader`], [`try_writen`], `drop` |
+//! | `Accept`, `Readline`, `Writen`, `Close` | [`accept()`], [`LineReader`], [`try_writen`], `drop` |
 //!
 //! # Deviations from the book, each on purpose
 //! 1. **The listener is nonblocking** (UNP 16.6) and `accept`'s errors are sorted by
-//!    [`accept`](crate::accept::accept): a connection that vanished between `select`
+//!    [`accept()`]: a connection that vanished between `select`
 //!    and `accept` is counted in [`Stats::empty_accepts`] and the loop goes back to
 //!    `select`, instead of sleeping in `accept` while every client starves.
 //!    [`Config::nonblocking_listener`]` = false` restores the book's bug, for
 //!    demonstrations and tests.
 //! 2. **Out of descriptors** (`EMFILE`/`ENFILE`): UNP's `Accept` exits. Here the
 //!    pending connection is shed with a reserve descriptor
-//!    ([`FdReserve`](crate::accept::FdReserve)); if even that fails, the listener is
+//!    ([`FdReserve`]); if even that fails, the listener is
 //!    left out of the set for [`ACCEPT_BACKOFF`], so the loop never spins on a
 //!    listener that stays readable.
 //! 3. **Too many clients**: the book calls `err_quit("too many clients")` and the
@@ -362,7 +362,7 @@ impl EchoServer {
     ///
     /// # Errors
     /// Only errors that end the loop: `select` failing with anything but `EINTR`, or
-    /// `accept` failing fatally (see [`accept`](crate::accept::accept)). Errors of one
+    /// `accept` failing fatally (see [`accept()`]). Errors of one
     /// client close that client and are counted.
     ///
     /// # Examples
@@ -576,10 +576,10 @@ impl Driver for PollDriver {
     fn watch(&mut self, slot: Slot, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
         let mut events = PollFlags::empty();
         if read {
-            events = events | PollFlags::POLLRDNORM;
+            events |= PollFlags::POLLRDNORM;
         }
         if write {
-            events = events | PollFlags::POLLOUT;
+            events |= PollFlags::POLLOUT;
         }
         self.client[Self::index(slot)] = PollFd::new(fd, events);
         Ok(())

@@ -4,19 +4,19 @@
 //!
 //! | module | UNP | |
 //! |---|---|---|
-//! | [`select`] | `Select`, `FD_SET`, `FD_ISSET`, `FD_CLR`, `FD_ZERO` | bounds-checked [`FdSet`], growable [`LargeFdSet`], [`select()`](select::select), `pselect` |
-//! | [`poll`] | `Poll` | [`PollFd`], [`PollFlags`], [`poll()`](poll::poll) |
-//! | [`linger`] | `setsockopt(SO_LINGER)` | [`set_linger`], [`linger()`](linger::linger), [`abort`] (close with RST) |
-//! | [`readline`] | `readline`, `readlinebuf` | [`LineReader`]: one buffer per connection, visible to the select loop |
-//! | [`readn`] | `readn` | [`readn()`](readn::readn) |
-//! | [`writen`] | `writen` | [`writen()`](writen::writen), [`try_writen`]: no `SIGPIPE` death |
-//! | [`accept`] | `Accept` | [`accept()`](accept::accept) that sorts its errors (UNP 16.6), [`FdReserve`] |
-//! | [`echo`] | `tcpservselect01`, `tcpservpoll01` | [`EchoServer`] |
+//! | [`select`](mod@select) | `Select`, `FD_SET`, `FD_ISSET`, `FD_CLR`, `FD_ZERO` | bounds-checked [`FdSet`], growable [`LargeFdSet`], [`select()`](fn@select), `pselect` |
+//! | [`poll`](mod@poll) | `Poll` | [`PollFd`], [`PollFlags`], [`poll()`](fn@poll) |
+//! | [`linger`](mod@linger) | `setsockopt(SO_LINGER)` | [`set_linger`], [`linger()`](fn@linger), [`abort`] (close with RST) |
+//! | [`readline`](mod@readline) | `readline`, `readlinebuf` | [`LineReader`]: one buffer per connection, visible to the select loop |
+//! | [`readn`](mod@readn) | `readn` | [`readn()`](fn@readn) |
+//! | [`writen`](mod@writen) | `writen` | [`writen()`](fn@writen), [`try_writen`]: no `SIGPIPE` death |
+//! | [`accept`](mod@accept) | `Accept` | [`accept()`](fn@accept) that sorts its errors (UNP 16.6), [`FdReserve`] |
+//! | [`echo`](mod@echo) | `tcpservselect01`, `tcpservpoll01` | [`EchoServer`] |
 //!
 //! # A complete select loop
 //!
 //! UNP's server loop in miniature: one listener, its clients, one `select`. The
-//! listener is nonblocking and [`accept()`](accept::accept) sorts its errors, so a
+//! listener is nonblocking and [`accept()`](fn@accept) sorts its errors, so a
 //! connection that vanishes between `select` and `accept` (UNP 16.6) sends the loop
 //! back to `select` instead of hanging it. The client lives in a thread so the
 //! example runs on its own.
@@ -96,7 +96,7 @@ pub use echo::{Config, EchoServer, ShutdownHandle, Stats};
 pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, poll_restarting, PollFd, PollFlags};
 pub use readline::LineReader;
-pub use readn::readn;
+pub use readn::{readn, PartialRead};
 pub use select::{pselect, select, select_large, select_restarting, FdSet, LargeFdSet, FD_SETSIZE};
 pub use writen::{try_writen, writen};
 

@@ -55,7 +55,7 @@ fn emfile_is_out_of_resources_and_the_reserve_sheds_it() {
 }
 
 /// The lowest free descriptor number (what the next open gets).
-fn lowest_free_fd() -> u64 {
+fn lowest_free_fd() -> libc::rlim_t {
     let probe = File::open("/dev/null").unwrap();
-    probe.as_raw_fd() as u64
+    probe.as_raw_fd() as libc::rlim_t
 }

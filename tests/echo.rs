@@ -199,7 +199,7 @@ fn a_client_that_resets_is_closed_and_counted() {
         let s = Server::start(Config::default(), mode);
         let mut c = client(s.addr);
         c.echo("before the reset\n").unwrap();
-        unp_select::linger::abort(c.stream).unwrap();
+        c.abort().unwrap();
         let mut other = client(s.addr);
         other.echo("others are fine\n").unwrap();
         thread::sleep(Duration::from_millis(100));

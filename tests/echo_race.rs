@@ -52,13 +52,16 @@ fn start(nonblocking: bool, use_poll: bool) -> Running {
     }
 }
 
-/// A competing accepter: waits until the shared listener is readable and takes the
-/// one pending connection at once, while the server is still in its accept delay.
+/// A competing accepter: waits until the shared listener is readable, lets the
+/// server's `select` see that too (taking the connection at once could beat the
+/// server's wake-up, and then its `select` would never report it), and takes the
+/// connection halfway through the server's accept delay.
 fn steal_one(listener: TcpListener) -> JoinHandle<TcpStream> {
     thread::spawn(move || {
         let mut fds = [PollFd::new(listener.as_raw_fd(), PollFlags::POLLIN)];
         let n = poll(&mut fds, Some(Duration::from_secs(5))).unwrap();
         assert_eq!(n, 1, "the victim connection never arrived");
+        thread::sleep(DELAY / 2);
         // The listener's O_NONBLOCK is shared with the server's descriptor; either
         // way there is a connection to take now.
         loop {

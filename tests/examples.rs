@@ -75,7 +75,10 @@ impl ServerProcess {
     /// SIGTERM, then the exit status and the rest of stdout.
     fn terminate(mut self) -> (std::process::ExitStatus, String) {
         // SAFETY: kill only sends a signal to our own child process.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) }, 0);
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
+            0
+        );
         let status = self.child.wait().unwrap();
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
@@ -93,7 +96,10 @@ fn echo_server_echoes_and_stops_on_sigterm() {
         drop(c);
         let (status, rest) = server.terminate();
         assert!(status.success(), "{mode:?}: {status}");
-        assert!(rest.contains("stopped") && rest.contains("lines_echoed: 1"), "{rest}");
+        assert!(
+            rest.contains("stopped") && rest.contains("lines_echoed: 1"),
+            "{rest}"
+        );
     }
 }
 
@@ -135,7 +141,12 @@ fn echo_client_reports_a_server_that_goes_away() {
     server.join().unwrap();
     let status = client.wait().unwrap();
     let mut err = String::new();
-    client.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    client
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!status.success());
     assert!(err.contains("server terminated prematurely"), "{err}");
 }

@@ -65,6 +65,13 @@ impl LineClient {
         Ok(s)
     }
 
+    /// Closes with an RST (SO_LINGER {on, 0}); the reader's duplicate descriptor is
+    /// closed first, or the socket would stay open.
+    pub fn abort(self) -> io::Result<()> {
+        drop(self.reader);
+        unp_select::linger::abort(self.stream)
+    }
+
     pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
         self.stream.set_read_timeout(Some(t))
     }

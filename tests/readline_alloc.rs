@@ -1,0 +1,164 @@
+//! `LineReader::read_line` allocates nothing per line in steady state when the caller
+//! reuses its `Vec` (`clear` between lines). A counting global allocator is per
+//! binary, hence this separate test file.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Cursor, Write};
+use std::os::unix::net::UnixStream;
+
+use unp_select::LineReader;
+
+/// Counts allocations (and reallocations) made by the current thread while counting
+/// is on; other threads (the test harness) are not counted.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note() {
+    // `try_with`: the thread-locals may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged;
+// the bookkeeping only touches const-initialized thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns how many allocations this thread made meanwhile.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    ALLOCS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    ALLOCS.with(Cell::get)
+}
+
+fn lines(count: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for i in 0..count {
+        // Lines of 1 to 300 bytes, some with CR and NUL.
+        let len = 1 + (i * 37) % 300;
+        v.extend((0..len).map(|k| [b'a', b'\r', 0, b'z'][(i + k) % 4]));
+        v.push(b'\n');
+    }
+    v
+}
+
+#[test]
+fn counter_sees_allocations() {
+    // The counter itself works: a fresh Vec with capacity allocates once.
+    let n = allocations_in(|| {
+        let v: Vec<u8> = Vec::with_capacity(100);
+        std::hint::black_box(v);
+    });
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn read_line_does_not_allocate_per_line_from_cursor() {
+    let data = lines(5000);
+    let mut r = LineReader::with_capacity(4096, Cursor::new(&data[..]));
+    let mut line = Vec::new();
+    // Warm-up: `line` grows to the longest line (300 bytes + '\n').
+    for _ in 0..20 {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+    }
+    line.reserve(512);
+    let mut count = 0;
+    let mut bytes = 0;
+    let n = allocations_in(|| loop {
+        line.clear();
+        let k = r.read_line(&mut line).unwrap();
+        if k == 0 {
+            break;
+        }
+        count += 1;
+        bytes += k;
+    });
+    assert_eq!(count, 5000 - 20);
+    assert!(
+        bytes > 500_000,
+        "enough lines crossed buffer refills: {bytes}"
+    );
+    assert_eq!(n, 0, "read_line allocated {n} times for {count} lines");
+}
+
+#[test]
+fn read_line_does_not_allocate_per_line_from_socket() {
+    let data = lines(400);
+    assert!(data.len() < 100_000, "fits the socket buffer");
+    let (mut writer, reader) = UnixStream::pair().unwrap();
+    reader.set_nonblocking(true).unwrap();
+    writer.write_all(&data).unwrap();
+    drop(writer);
+    let mut r = LineReader::with_capacity(1024, reader);
+    let mut line = Vec::with_capacity(512);
+    // Warm-up: the line buffer is already large enough; one line settles the reader.
+    r.read_line(&mut line).unwrap();
+    let mut count = 0;
+    let n = allocations_in(|| loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => count += 1,
+            Err(e) => panic!("{e}"),
+        }
+    });
+    assert_eq!(count, 399);
+    assert_eq!(n, 0, "read_line allocated {n} times for {count} lines");
+}
+
+#[test]
+fn a_long_line_grows_the_buffer_once_then_never_again() {
+    // 10 lines of 20 000 bytes with a 1 KiB starting buffer: the buffer grows
+    // (doubling) during the first line only.
+    let mut data = Vec::new();
+    for _ in 0..10 {
+        data.extend(std::iter::repeat(b'x').take(20_000));
+        data.push(b'\n');
+    }
+    let mut r = LineReader::with_capacity(1024, Cursor::new(&data[..]));
+    let mut line = Vec::with_capacity(32_000);
+    let first = allocations_in(|| {
+        r.read_line(&mut line).unwrap();
+    });
+    assert!(first >= 1, "the buffer had to grow");
+    let rest = allocations_in(|| {
+        for _ in 0..9 {
+            line.clear();
+            assert_eq!(r.read_line(&mut line).unwrap(), 20_001);
+        }
+    });
+    assert_eq!(rest, 0);
+}
