@@ -238,5 +238,16 @@ fn iterate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, insert, contains, remove, clear, iterate);
+fn config() -> Criterion {
+    // Short runs: the whole `cargo bench` stays within a few minutes on 2 cores.
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = insert, contains, remove, clear, iterate
+}
 criterion_main!(benches);

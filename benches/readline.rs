@@ -75,5 +75,16 @@ fn read_line(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, read_line);
+fn config() -> Criterion {
+    // Short runs: the whole `cargo bench` stays within a few minutes on 2 cores.
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = read_line
+}
 criterion_main!(benches);

@@ -47,5 +47,16 @@ fn write(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, write);
+fn config() -> Criterion {
+    // Short runs: the whole `cargo bench` stays within a few minutes on 2 cores.
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = write
+}
 criterion_main!(benches);

@@ -38,7 +38,7 @@ usage: echo_bench [OPTIONS]            run the comparison (see docs/benchmarks.m
 
 options of the comparison:
   --quick            a few seconds: 1 round of 0.3 s at 1, 50 and 1100 connections,
-                     RSS at 100 connections, no strace (CI)
+                     RSS at 100 connections, no syscall counts (CI)
   --write-docs       rewrite the generated parts of docs/benchmarks.md and
                      docs/benchmarks.svg (also summarises target/criterion, if present)
   --rounds N         rounds of A B A B ... per connection count (default 3)
@@ -47,7 +47,7 @@ options of the comparison:
   --servers A,B,...  servers (default select,poll,large,c,mio,tokio,threads)
   --threads N        load generator threads (default 1)
   --line BYTES       line length, newline included (default 64, at least 28)
-  --no-strace        skip the syscall count
+  --no-syscalls      skip the syscall counts (perf stat, strace)
   --no-rss           skip the memory measurement";
 
 fn main() -> ExitCode {
@@ -187,8 +187,9 @@ mod serve {
     }
 
     fn ready(addr: SocketAddr) {
-        // stdout is line-buffered: the orchestrator sees this line at once.
-        println!("ready {addr}");
+        // stdout is line-buffered: the orchestrator sees this line at once. The pid
+        // is ours even when a tracer (strace, perf) started us.
+        println!("ready {addr} {}", std::process::id());
     }
 
     fn echo_server(kind: Kind, addr: &str) -> io::Result<()> {
@@ -201,6 +202,10 @@ mod serve {
             ..Config::default()
         };
         let server = EchoServer::bind(addr, config)?;
+        // Keep a handle: dropping the last one closes the write end of the server's
+        // wake-up socket pair, which then reads as EOF in every turn and the loop
+        // spins without serving (see the note in docs/benchmarks.md).
+        let _wake_tx = server.shutdown_handle();
         ready(server.local_addr()?);
         let stats = match kind {
             Kind::Select => server.run()?,
@@ -633,6 +638,8 @@ struct Run {
     server_cpu: Option<f64>,
     /// Load generator CPU over the window, in cores.
     gen_cpu: f64,
+    /// Every echo completed in the run, measured window or not.
+    completed: u64,
 }
 
 fn percentile(sorted: &[u32], q: f64) -> f64 {
@@ -644,15 +651,13 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
 }
 
 /// Runs the closed loop on `conns` (split over `threads` threads): `ramp` unmeasured,
-/// then `secs` measured. `during` runs on this thread at the start of the measured
-/// window (it may take part of the window, e.g. to trace the server).
+/// then `secs` measured; samples the server's CPU time (from /proc) over the window.
 fn measure(
     conns: &mut [Conn],
     threads: usize,
     ramp: Duration,
     secs: Duration,
     server_pid: Option<u32>,
-    during: Option<&mut dyn FnMut(&AtomicU64)>,
 ) -> io::Result<Run> {
     let live = AtomicU64::new(0);
     let start = Instant::now();
@@ -669,9 +674,6 @@ fn measure(
             .collect();
         thread::sleep(from.saturating_duration_since(Instant::now()));
         let cpu0 = (server_pid.and_then(proc_cpu), self_cpu(), Instant::now());
-        if let Some(f) = during {
-            f(&live);
-        }
         thread::sleep(until.saturating_duration_since(Instant::now()));
         let cpu1 = (server_pid.and_then(proc_cpu), self_cpu(), Instant::now());
         let tallies: Vec<io::Result<Tally>> = handles
@@ -696,6 +698,7 @@ fn measure(
         p99_us: percentile(&lat, 0.99),
         server_cpu: s0.zip(s1).map(|(a, b)| (b - a) / wall),
         gen_cpu: (g1 - g0) / wall,
+        completed: live.load(Ordering::Relaxed),
     })
 }
 
@@ -723,7 +726,7 @@ fn load_main(args: &[String]) -> io::Result<()> {
     raise_nofile()?;
     let mut conns = connect(addr, n, line, 0)?;
     let secs = Duration::from_secs_f64(secs);
-    let r = measure(&mut conns, threads, Duration::from_millis(200), secs, None, None)?;
+    let r = measure(&mut conns, threads, Duration::from_millis(200), secs, None)?;
     close_all(conns);
     println!(
         "{n} connections, {line}-byte lines: {:.0} lines/s, p50 {:.1} µs, p99 {:.1} µs, generator CPU {:.0}%",
@@ -805,7 +808,7 @@ impl Opts {
                 }
                 "--threads" => o.threads = list(val()?)?[0].max(1),
                 "--line" => o.line = list(val()?)?[0],
-                "--no-strace" => o.strace = false,
+                "--no-syscalls" | "--no-strace" => o.strace = false,
                 "--no-rss" => o.rss = false,
                 s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
             }
@@ -820,26 +823,39 @@ impl Opts {
     }
 }
 
-/// A running server process.
+/// A running server process (possibly started by a tracer).
 struct Server {
+    /// The process we spawned: the server, or strace/perf running it.
     child: Child,
     addr: SocketAddr,
+    /// The server's own pid, from its "ready" line.
+    pid: u32,
 }
 
 impl Server {
     fn start(kind: Kind, c_bin: &Path) -> io::Result<Server> {
-        let mut cmd = if kind == Kind::C {
-            Command::new(c_bin)
+        Server::start_wrapped(kind, c_bin, &[])
+    }
+
+    /// Starts the server on 127.0.0.1 (a free port) under the command `wrap` (e.g.
+    /// `strace -c -f -o FILE`), and waits for its "ready ADDR PID" line.
+    fn start_wrapped(kind: Kind, c_bin: &Path, wrap: &[String]) -> io::Result<Server> {
+        let mut argv: Vec<std::ffi::OsString> = wrap.iter().map(Into::into).collect();
+        if kind == Kind::C {
+            argv.push(c_bin.into());
         } else {
-            let mut c = Command::new(std::env::current_exe()?);
-            c.args(["serve", kind.name()]);
-            c
-        };
-        cmd.arg("127.0.0.1:0")
+            argv.push(std::env::current_exe()?.into());
+            argv.push("serve".into());
+            argv.push(kind.name().into());
+        }
+        argv.push("127.0.0.1:0".into());
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn()?;
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("{:?}: {e}", argv[0])))?;
         let stdout = child.stdout.take().expect("stdout was piped");
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -848,12 +864,12 @@ impl Server {
             let _ = tx.send(line);
         });
         let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-        let addr = line
-            .strip_prefix("ready ")
-            .and_then(|a| a.trim().parse().ok());
-        match addr {
-            Some(addr) => Ok(Server { child, addr }),
-            None => {
+        let mut words = line.strip_prefix("ready ").unwrap_or("").split_whitespace();
+        let addr = words.next().and_then(|a| a.parse().ok());
+        let pid = words.next().and_then(|p| p.parse().ok());
+        match (addr, pid) {
+            (Some(addr), Some(pid)) => Ok(Server { child, addr, pid }),
+            _ => {
                 let _ = child.kill();
                 let _ = child.wait();
                 Err(io::Error::other(format!(
@@ -865,14 +881,27 @@ impl Server {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    /// Kills the server and waits for what we spawned (a tracer then writes its
+    /// summary and exits).
+    fn stop(mut self) -> io::Result<()> {
+        self.kill_and_wait()
+    }
+
+    fn kill_and_wait(&mut self) -> io::Result<()> {
+        use nix::sys::signal::{kill, Signal};
+        let _ = kill(nix::unistd::Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        let waited = self.child.wait().map(drop);
+        let _ = self.child.kill();
+        waited
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.kill_and_wait();
     }
 }
 
@@ -904,14 +933,31 @@ fn one_run(kind: Kind, count: usize, o: &Opts, c_bin: &Path) -> io::Result<Run> 
         Duration::from_secs_f64(o.ramp),
         Duration::from_secs_f64(o.secs),
         Some(server.pid()),
-        None,
     );
     close_all(conns);
     drop(server);
     run
 }
 
-/// `strace -c -f` over a bounded window of a loaded server.
+/// Which tool counts the syscalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tracer {
+    /// `strace -c -f`: every syscall by name, with its errors; slows the server a lot.
+    Strace,
+    /// `perf stat` on syscall tracepoints: a few chosen syscalls, barely slower.
+    Perf,
+}
+
+impl Tracer {
+    fn name(self) -> &'static str {
+        match self {
+            Tracer::Strace => "strace -c -f",
+            Tracer::Perf => "perf stat",
+        }
+    }
+}
+
+/// Syscalls a server made over a bounded run, and the lines it echoed meanwhile.
 #[derive(Clone, Debug)]
 struct Syscalls {
     lines: u64,
@@ -947,52 +993,107 @@ fn parse_strace(text: &str) -> Option<(Vec<(String, u64, u64)>, u64)> {
     Some((rows, total?))
 }
 
-fn trace_syscalls(kind: Kind, count: usize, o: &Opts, c_bin: &Path) -> io::Result<Syscalls> {
-    const WINDOW: Duration = Duration::from_secs(2);
-    let server = Server::start(kind, c_bin)?;
-    let pid = server.pid();
-    let mut conns = connect(server.addr, count, o.line, 0)?;
-    let out = std::env::temp_dir().join(format!("echo_bench_strace_{}_{pid}", kind.name()));
-    let mut result: Option<io::Result<u64>> = None;
-    let mut probe = |live: &AtomicU64| {
-        let r = (|| {
-            let mut strace = Command::new("strace")
-                .args(["-c", "-f", "-o"])
-                .arg(&out)
-                .args(["-p", &pid.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            // Let strace attach before counting.
-            thread::sleep(Duration::from_millis(300));
-            let c0 = live.load(Ordering::Relaxed);
-            thread::sleep(WINDOW);
-            let c1 = live.load(Ordering::Relaxed);
-            let spid = nix::unistd::Pid::from_raw(strace.id() as i32);
-            let _ = nix::sys::signal::kill(spid, nix::sys::signal::Signal::SIGINT);
-            strace.wait()?;
-            Ok(c1 - c0)
-        })();
-        result = Some(r);
+/// The syscalls `perf stat` counts: every entry, and the calls of an echo loop.
+const PERF_SYSCALLS: [&str; 10] = [
+    "pselect6", "poll", "ppoll", "epoll_wait", "read", "recvfrom", "write", "sendto",
+    "accept4", "futex",
+];
+
+fn perf_args(out: &Path) -> Vec<String> {
+    let mut a: Vec<String> = ["perf", "stat", "-x,", "-o"].map(String::from).to_vec();
+    a.push(out.display().to_string());
+    a.push("-e".into());
+    a.push("raw_syscalls:sys_enter".into());
+    for name in PERF_SYSCALLS {
+        a.push("-e".into());
+        a.push(format!("syscalls:sys_enter_{name}"));
+    }
+    // EAGAIN (-11) returns of the reads.
+    for name in ["read", "recvfrom"] {
+        a.push("-e".into());
+        a.push(format!("syscalls:sys_exit_{name}"));
+        a.push("--filter".into());
+        a.push(format!("ret == -{}", libc::EAGAIN));
+    }
+    a.push("--".into());
+    a
+}
+
+fn parse_perf(text: &str) -> Option<(Vec<(String, u64, u64)>, u64)> {
+    let mut total = None;
+    let mut calls: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 3 {
+            continue;
+        }
+        let n: u64 = f[0].parse().unwrap_or(0);
+        if f[2] == "raw_syscalls:sys_enter" {
+            total = Some(n);
+        } else if let Some(name) = f[2].strip_prefix("syscalls:sys_enter_") {
+            calls.entry(name.to_string()).or_default().0 = n;
+        } else if let Some(name) = f[2].strip_prefix("syscalls:sys_exit_") {
+            calls.entry(name.to_string()).or_default().1 = n;
+        }
+    }
+    let mut rows: Vec<(String, u64, u64)> = calls
+        .into_iter()
+        .filter(|(_, (c, _))| *c > 0)
+        .map(|(name, (c, e))| (name, c, e))
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    Some((rows, total?))
+}
+
+/// Runs a server under `tracer` for the whole of a bounded run: start, `count`
+/// connections with their warm-up line, `secs` of closed-loop load, close, kill.
+/// The lines are all the echoes of the run (warm-up included), so startup and
+/// connection setup are in the counts too: a few hundred syscalls against hundreds
+/// of thousands of lines.
+fn count_syscalls(tracer: Tracer, kind: Kind, count: usize, o: &Opts, c_bin: &Path) -> io::Result<Syscalls> {
+    let out = std::env::temp_dir().join(format!(
+        "echo_bench_{}_{}_{}",
+        kind.name(),
+        count,
+        std::process::id()
+    ));
+    let wrap = match tracer {
+        Tracer::Strace => {
+            let mut a: Vec<String> = ["strace", "-c", "-f", "-o"].map(String::from).to_vec();
+            a.push(out.display().to_string());
+            a
+        }
+        Tracer::Perf => perf_args(&out),
     };
+    let server = Server::start_wrapped(kind, c_bin, &wrap)?;
+    let mut conns = connect(server.addr, count, o.line, 0)?;
     let run = measure(
         &mut conns,
         o.threads,
-        Duration::from_millis(200),
-        WINDOW + Duration::from_millis(800),
+        Duration::from_millis(100),
+        Duration::from_secs_f64(o.secs.clamp(0.5, 2.0)),
         None,
-        Some(&mut probe),
     );
+    let lines_in_loop = run.as_ref().map_or(0, |r| r.completed);
     close_all(conns);
-    drop(server);
+    // Let the server see the resets, then stop it: the tracer writes its summary.
+    thread::sleep(Duration::from_millis(100));
+    server.stop()?;
     run?;
-    let lines = result.unwrap_or_else(|| Err(io::Error::other("probe did not run")))?;
-    let text = std::fs::read_to_string(&out)?;
+    let text = std::fs::read_to_string(&out)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: no output: {e}", tracer.name())))?;
     let _ = std::fs::remove_file(&out);
-    let (calls, total) =
-        parse_strace(&text).ok_or_else(|| io::Error::other(format!("cannot read strace output:\n{text}")))?;
-    Ok(Syscalls { lines, calls, total })
+    let parsed = match tracer {
+        Tracer::Strace => parse_strace(&text),
+        Tracer::Perf => parse_perf(&text),
+    };
+    let (calls, total) = parsed
+        .ok_or_else(|| io::Error::other(format!("cannot read {} output:\n{text}", tracer.name())))?;
+    Ok(Syscalls {
+        lines: lines_in_loop + count as u64,
+        calls,
+        total,
+    })
 }
 
 /// RSS of a server: idle, then holding `idle` connections (each echoed one line).
@@ -1135,7 +1236,7 @@ struct Report {
     results: Results,
     counts: Vec<usize>,
     kinds: Vec<Kind>,
-    syscalls: Vec<(Kind, usize, io::Result<Syscalls>)>,
+    syscalls: Vec<(Tracer, Kind, usize, io::Result<Syscalls>)>,
     memory: Vec<(Kind, io::Result<Memory>)>,
     elapsed: Duration,
     notes: Vec<String>,
@@ -1189,28 +1290,39 @@ fn orchestrate(o: &Opts) -> io::Result<()> {
 
     let mut syscalls = Vec::new();
     if o.strace {
-        if Command::new("strace").arg("-V").output().is_ok() {
-            for kind in [Kind::Select, Kind::C, Kind::Poll, Kind::Large] {
+        for tracer in [Tracer::Perf, Tracer::Strace] {
+            let tool = if tracer == Tracer::Perf { "perf" } else { "strace" };
+            let found = Command::new(tool)
+                .arg(if tracer == Tracer::Perf { "--version" } else { "-V" })
+                .output()
+                .is_ok_and(|out| out.status.success());
+            if !found {
+                notes.push(format!("{tool} not found: its syscall count was not run"));
+                continue;
+            }
+            let mut plan = vec![(Kind::Select, 1), (Kind::C, 1)];
+            if tracer == Tracer::Perf {
+                plan.extend(o.kinds.iter().map(|&k| (k, 50)));
+            } else {
+                plan.extend([(Kind::Select, 50), (Kind::C, 50)]);
+            }
+            for (kind, count) in plan {
                 if !o.kinds.contains(&kind) {
                     continue;
                 }
-                for count in [1usize, 50] {
-                    let r = trace_syscalls(kind, count, o, &c_bin);
-                    match &r {
-                        Ok(s) => eprintln!(
-                            "  strace {:<7} {count:>3} conns: {:.2} syscalls per line ({} calls, {} lines)",
-                            kind.name(),
-                            s.total as f64 / s.lines.max(1) as f64,
-                            s.total,
-                            s.lines
-                        ),
-                        Err(e) => eprintln!("  strace {}: {e}", kind.name()),
-                    }
-                    syscalls.push((kind, count, r));
+                let r = count_syscalls(tracer, kind, count, o, &c_bin);
+                match &r {
+                    Ok(s) => eprintln!(
+                        "  {tool:<6} {:<8} {count:>3} conns: {:.2} syscalls per line ({} calls, {} lines)",
+                        kind.name(),
+                        s.total as f64 / s.lines.max(1) as f64,
+                        s.total,
+                        s.lines
+                    ),
+                    Err(e) => eprintln!("  {tool} {}: {e}", kind.name()),
                 }
+                syscalls.push((tracer, kind, count, r));
             }
-        } else {
-            notes.push("strace not found: syscalls per line not measured".into());
         }
     }
 
@@ -1392,14 +1504,21 @@ impl Report {
             let _ = writeln!(s, "### Syscalls per echoed line\n");
             let _ = writeln!(
                 s,
-                "`strace -c -f -p PID` attached to the loaded server for a 2 s window; lines \
-                 counted by the load generator in the same window. Under strace every \
-                 syscall is slow, so a select wakes up with fewer ready descriptors than \
-                 without it: the counts of select/poll per line are upper bounds.\n"
+                "Each server ran under the tool for a whole bounded run ({} connections with \
+                 a warm-up line each, then the closed loop); lines are every echo the load \
+                 generator received. `perf stat` counts syscall tracepoints (every syscall, \
+                 and the loop's own calls by name; \"EAGAIN\" counts reads that found nothing) \
+                 and barely slows the server. `strace -c -f` names every syscall but makes \
+                 each one slow, so more lines queue up per wake-up than without it: its \
+                 select/poll counts per line are lower than in a normal run.\n",
+                "1 or 50"
             );
-            let _ = writeln!(s, "| server | connections | syscalls per line | lines traced | breakdown per line (errors) |");
-            let _ = writeln!(s, "|---|--:|--:|--:|---|");
-            for (kind, count, r) in &self.syscalls {
+            let _ = writeln!(
+                s,
+                "| tool | server | connections | syscalls per line | lines | per line: calls (errors) |"
+            );
+            let _ = writeln!(s, "|---|---|--:|--:|--:|---|");
+            for (tracer, kind, count, r) in &self.syscalls {
                 match r {
                     Ok(t) => {
                         let per = |c: u64| c as f64 / t.lines.max(1) as f64;
@@ -1408,8 +1527,9 @@ impl Report {
                             .iter()
                             .filter(|(_, c, _)| per(*c) >= 0.005)
                             .map(|(name, c, e)| {
+                                let err = if *tracer == Tracer::Perf { "EAGAIN " } else { "" };
                                 if *e > 0 {
-                                    format!("{name} {:.2} ({:.2})", per(*c), per(*e))
+                                    format!("{name} {:.2} ({err}{:.2})", per(*c), per(*e))
                                 } else {
                                     format!("{name} {:.2}", per(*c))
                                 }
@@ -1417,15 +1537,21 @@ impl Report {
                             .collect();
                         let _ = writeln!(
                             s,
-                            "| {} | {count} | {:.2} | {} | {} |",
+                            "| {} | {} | {count} | {:.2} | {} | {} |",
+                            tracer.name(),
                             kind.label(),
                             per(t.total),
-                            t.lines,
+                            thousands(t.lines as f64),
                             parts.join(", ")
                         );
                     }
                     Err(e) => {
-                        let _ = writeln!(s, "| {} | {count} | not measured: {e} | | |", kind.label());
+                        let _ = writeln!(
+                            s,
+                            "| {} | {} | {count} | not measured: {e} | | |",
+                            tracer.name(),
+                            kind.label()
+                        );
                     }
                 }
             }

@@ -16,7 +16,7 @@
  *
  *   cc -O2 -o tcpservselect tcpservselect.c && ./tcpservselect 127.0.0.1:9877
  *
- * It prints "ready IP:PORT" once listening (port 0 picks a free port), and runs
+ * It prints "ready IP:PORT PID" once listening (port 0 picks a free port), and runs
  * until killed.
  */
 #define _GNU_SOURCE
@@ -121,7 +121,7 @@ int main(int argc, char **argv)
     socklen_t alen = sizeof servaddr;
     if (getsockname(listenfd, (struct sockaddr *)&servaddr, &alen) == -1)
         die("getsockname");
-    printf("ready %s:%d\n", host, ntohs(servaddr.sin_port));
+    printf("ready %s:%d %d\n", host, ntohs(servaddr.sin_port), (int)getpid());
     fflush(stdout);
 
     maxfd = listenfd;
