@@ -31,12 +31,16 @@ fn write(c: &mut Criterion) {
     for size in [64usize, 4096, 65536] {
         let data = vec![0x5au8; size];
         g.throughput(Throughput::Bytes(size as u64));
-        g.bench_with_input(BenchmarkId::new("Write::write_all", size), &data, |b, data| {
-            let (mut tx, drain) = drained_pair();
-            b.iter(|| tx.write_all(black_box(data)).unwrap());
-            drop(tx);
-            drain.join().unwrap();
-        });
+        g.bench_with_input(
+            BenchmarkId::new("Write::write_all", size),
+            &data,
+            |b, data| {
+                let (mut tx, drain) = drained_pair();
+                b.iter(|| tx.write_all(black_box(data)).unwrap());
+                drop(tx);
+                drain.join().unwrap();
+            },
+        );
         g.bench_with_input(BenchmarkId::new("writen", size), &data, |b, data| {
             let (tx, drain) = drained_pair();
             b.iter(|| writen(&tx, black_box(data)).unwrap());

@@ -70,8 +70,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// `io::Error::other` (Rust 1.74) for the crate's MSRV 1.70.
+fn other_err(msg: impl Into<String>) -> io::Error {
+    io::Error::new(ErrorKind::Other, msg.into())
+}
+
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(ErrorKind::InvalidInput, msg.into())
+}
+
+/// `rlim_t` is unsigned on Linux and Apple, signed on FreeBSD.
+fn to_u64<T: TryInto<u64>>(v: T) -> u64 {
+    v.try_into().unwrap_or(0)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (at most 65536): 2000
@@ -82,9 +92,9 @@ fn raise_nofile() -> io::Result<u64> {
     let want = hard.min(65536);
     if soft < want {
         setrlimit(Resource::RLIMIT_NOFILE, want, hard)?;
-        return Ok(want);
+        return Ok(to_u64(want));
     }
-    Ok(soft)
+    Ok(to_u64(soft))
 }
 
 /// The servers under test.
@@ -300,8 +310,11 @@ mod serve {
                                     conns.push(None);
                                     conns.len() - 1
                                 });
-                                poll.registry()
-                                    .register(&mut stream, Token(i), Interest::READABLE)?;
+                                poll.registry().register(
+                                    &mut stream,
+                                    Token(i),
+                                    Interest::READABLE,
+                                )?;
                                 conns[i] = Some(Conn {
                                     stream,
                                     pending: Vec::new(),
@@ -433,7 +446,7 @@ impl Conn {
         self.sent_at = Instant::now();
         let n = (&self.stream).write(&self.line)?;
         if n != self.line.len() {
-            return Err(io::Error::other(format!(
+            return Err(other_err(format!(
                 "short write of a {}-byte line: {n}",
                 self.line.len()
             )));
@@ -489,7 +502,10 @@ fn connect(addr: SocketAddr, n: usize, line_len: usize, first_id: u32) -> io::Re
             while c.got < line_len {
                 let want = line_len - c.got;
                 let n = (&c.stream).read(&mut buf[..want]).map_err(|e| {
-                    io::Error::new(e.kind(), format!("warm-up echo of connection {}: {e}", c.id))
+                    io::Error::new(
+                        e.kind(),
+                        format!("warm-up echo of connection {}: {e}", c.id),
+                    )
                 })?;
                 if n == 0 {
                     return Err(io::Error::new(
@@ -550,7 +566,9 @@ fn drive(conns: &mut [Conn], from: Instant, until: Instant, live: &AtomicU64) ->
                 format!("{outstanding} echoes still missing 10 s after the end"),
             ));
         }
-        let wait = until.saturating_duration_since(now).max(Duration::from_millis(1));
+        let wait = until
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
         match poll.poll(&mut events, Some(wait.min(Duration::from_millis(100)))) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -588,7 +606,12 @@ fn drive(conns: &mut [Conn], from: Instant, until: Instant, live: &AtomicU64) ->
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io::Error::new(e.kind(), format!("connection {}: {e}", c.id))),
+                    Err(e) => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("connection {}: {e}", c.id),
+                        ))
+                    }
                 }
             }
         }
@@ -663,7 +686,8 @@ fn measure(
     let start = Instant::now();
     let from = start + ramp;
     let until = from + secs;
-    let per = conns.len().div_ceil(threads.max(1)).max(1);
+    let threads = threads.max(1);
+    let per = ((conns.len() + threads - 1) / threads).max(1);
     let (tallies, cpu) = thread::scope(|s| {
         let handles: Vec<_> = conns
             .chunks_mut(per)
@@ -678,7 +702,10 @@ fn measure(
         let cpu1 = (server_pid.and_then(proc_cpu), self_cpu(), Instant::now());
         let tallies: Vec<io::Result<Tally>> = handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("generator panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(other_err("generator panicked")))
+            })
             .collect();
         (tallies, (cpu0, cpu1))
     });
@@ -707,14 +734,20 @@ fn load_main(args: &[String]) -> io::Result<()> {
     let (mut n, mut secs, mut line, mut threads) = (50usize, 5.0f64, 64usize, 1usize);
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().ok_or_else(|| invalid(format!("{a} needs a value")));
+        let mut val = || {
+            it.next()
+                .ok_or_else(|| invalid(format!("{a} needs a value")))
+        };
         match a.as_str() {
             "-n" => n = val()?.parse().map_err(|_| invalid("-n: a number"))?,
             "--secs" => secs = val()?.parse().map_err(|_| invalid("--secs: a number"))?,
             "--line" => line = val()?.parse().map_err(|_| invalid("--line: a number"))?,
             "--threads" => threads = val()?.parse().map_err(|_| invalid("--threads: a number"))?,
             s if addr.is_none() => {
-                addr = Some(s.parse::<SocketAddr>().map_err(|_| invalid("ADDR: IP:PORT"))?)
+                addr = Some(
+                    s.parse::<SocketAddr>()
+                        .map_err(|_| invalid("ADDR: IP:PORT"))?,
+                )
             }
             s => return Err(invalid(format!("unexpected {s}"))),
         }
@@ -778,12 +811,19 @@ impl Opts {
         };
         let list = |v: &str| -> io::Result<Vec<usize>> {
             v.split(',')
-                .map(|x| x.trim().parse().map_err(|_| invalid(format!("bad number {x}"))))
+                .map(|x| {
+                    x.trim()
+                        .parse()
+                        .map_err(|_| invalid(format!("bad number {x}")))
+                })
                 .collect()
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let mut val = || it.next().ok_or_else(|| invalid(format!("{a} needs a value")));
+            let mut val = || {
+                it.next()
+                    .ok_or_else(|| invalid(format!("{a} needs a value")))
+            };
             match a.as_str() {
                 "--quick" => {
                     o.quick = true;
@@ -803,7 +843,9 @@ impl Opts {
                 "--servers" => {
                     o.kinds = val()?
                         .split(',')
-                        .map(|s| Kind::from_name(s).ok_or_else(|| invalid(format!("unknown server {s}"))))
+                        .map(|s| {
+                            Kind::from_name(s).ok_or_else(|| invalid(format!("unknown server {s}")))
+                        })
                         .collect::<io::Result<_>>()?;
                 }
                 "--threads" => o.threads = list(val()?)?[0].max(1),
@@ -872,7 +914,7 @@ impl Server {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                Err(io::Error::other(format!(
+                Err(other_err(format!(
                     "server {} did not start (said {line:?})",
                     kind.name()
                 )))
@@ -919,7 +961,7 @@ fn build_c_server(root: &Path) -> io::Result<PathBuf> {
         .status()
         .map_err(|e| io::Error::new(e.kind(), format!("{cc}: {e}")))?;
     if !status.success() {
-        return Err(io::Error::other(format!("{cc} -O2 {} failed", src.display())));
+        return Err(other_err(format!("{cc} -O2 {} failed", src.display())));
     }
     Ok(out)
 }
@@ -957,16 +999,19 @@ impl Tracer {
     }
 }
 
+/// (syscall, calls, errors).
+type CallCount = (String, u64, u64);
+
 /// Syscalls a server made over a bounded run, and the lines it echoed meanwhile.
 #[derive(Clone, Debug)]
 struct Syscalls {
     lines: u64,
     /// (syscall, calls, errors), most calls first; "total" excluded.
-    calls: Vec<(String, u64, u64)>,
+    calls: Vec<CallCount>,
     total: u64,
 }
 
-fn parse_strace(text: &str) -> Option<(Vec<(String, u64, u64)>, u64)> {
+fn parse_strace(text: &str) -> Option<(Vec<CallCount>, u64)> {
     let mut rows = Vec::new();
     let mut total = None;
     for line in text.lines() {
@@ -989,14 +1034,22 @@ fn parse_strace(text: &str) -> Option<(Vec<(String, u64, u64)>, u64)> {
             rows.push((name, calls, errors));
         }
     }
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     Some((rows, total?))
 }
 
 /// The syscalls `perf stat` counts: every entry, and the calls of an echo loop.
 const PERF_SYSCALLS: [&str; 10] = [
-    "pselect6", "poll", "ppoll", "epoll_wait", "read", "recvfrom", "write", "sendto",
-    "accept4", "futex",
+    "pselect6",
+    "poll",
+    "ppoll",
+    "epoll_wait",
+    "read",
+    "recvfrom",
+    "write",
+    "sendto",
+    "accept4",
+    "futex",
 ];
 
 fn perf_args(out: &Path) -> Vec<String> {
@@ -1019,7 +1072,7 @@ fn perf_args(out: &Path) -> Vec<String> {
     a
 }
 
-fn parse_perf(text: &str) -> Option<(Vec<(String, u64, u64)>, u64)> {
+fn parse_perf(text: &str) -> Option<(Vec<CallCount>, u64)> {
     let mut total = None;
     let mut calls: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
@@ -1041,7 +1094,7 @@ fn parse_perf(text: &str) -> Option<(Vec<(String, u64, u64)>, u64)> {
         .filter(|(_, (c, _))| *c > 0)
         .map(|(name, (c, e))| (name, c, e))
         .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     Some((rows, total?))
 }
 
@@ -1050,7 +1103,13 @@ fn parse_perf(text: &str) -> Option<(Vec<(String, u64, u64)>, u64)> {
 /// The lines are all the echoes of the run (warm-up included), so startup and
 /// connection setup are in the counts too: a few hundred syscalls against hundreds
 /// of thousands of lines.
-fn count_syscalls(tracer: Tracer, kind: Kind, count: usize, o: &Opts, c_bin: &Path) -> io::Result<Syscalls> {
+fn count_syscalls(
+    tracer: Tracer,
+    kind: Kind,
+    count: usize,
+    o: &Opts,
+    c_bin: &Path,
+) -> io::Result<Syscalls> {
     let out = std::env::temp_dir().join(format!(
         "echo_bench_{}_{}_{}",
         kind.name(),
@@ -1088,7 +1147,7 @@ fn count_syscalls(tracer: Tracer, kind: Kind, count: usize, o: &Opts, c_bin: &Pa
         Tracer::Perf => parse_perf(&text),
     };
     let (calls, total) = parsed
-        .ok_or_else(|| io::Error::other(format!("cannot read {} output:\n{text}", tracer.name())))?;
+        .ok_or_else(|| other_err(format!("cannot read {} output:\n{text}", tracer.name())))?;
     Ok(Syscalls {
         lines: lines_in_loop + count as u64,
         calls,
@@ -1107,10 +1166,10 @@ struct Memory {
 fn measure_memory(kind: Kind, o: &Opts, c_bin: &Path) -> io::Result<Memory> {
     let server = Server::start(kind, c_bin)?;
     thread::sleep(Duration::from_millis(100));
-    let idle_kib = proc_rss_kib(server.pid()).ok_or_else(|| io::Error::other("no /proc RSS"))?;
+    let idle_kib = proc_rss_kib(server.pid()).ok_or_else(|| other_err("no /proc RSS"))?;
     let conns = connect(server.addr, o.idle, o.line, 0)?;
     thread::sleep(Duration::from_millis(200));
-    let loaded_kib = proc_rss_kib(server.pid()).ok_or_else(|| io::Error::other("no /proc RSS"))?;
+    let loaded_kib = proc_rss_kib(server.pid()).ok_or_else(|| other_err("no /proc RSS"))?;
     close_all(conns);
     Ok(Memory {
         idle_kib,
@@ -1163,11 +1222,14 @@ fn machine(nofile: u64) -> Machine {
         cpu,
         kernel: sh("uname", &["-sr"]),
         rustc: sh("rustc", &["--version"]),
-        cc: sh(&std::env::var("CC").unwrap_or_else(|_| "cc".into()), &["--version"])
-            .lines()
-            .next()
-            .unwrap_or("unknown")
-            .to_string(),
+        cc: sh(
+            &std::env::var("CC").unwrap_or_else(|_| "cc".into()),
+            &["--version"],
+        )
+        .lines()
+        .next()
+        .unwrap_or("unknown")
+        .to_string(),
         load_start: loadavg(),
         load_end: String::new(),
         nofile,
@@ -1190,7 +1252,9 @@ fn median(v: &[f64]) -> f64 {
 
 fn min_max(v: &[f64]) -> (f64, f64) {
     v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 /// "median (min–max)" when there is more than one value.
@@ -1271,8 +1335,12 @@ fn orchestrate(o: &Opts) -> io::Result<()> {
                 if count >= fd_setsize - 16 && !kind.beyond_fd_setsize() {
                     continue;
                 }
-                let run = one_run(kind, count, o, &c_bin)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{} at {count} connections: {e}", kind.name())))?;
+                let run = one_run(kind, count, o, &c_bin).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("{} at {count} connections: {e}", kind.name()),
+                    )
+                })?;
                 eprintln!(
                     "  {count:>5} conns, round {round}/{}: {:<8} {:>9} lines/s  p50 {:>6} µs  p99 {:>6} µs  server CPU {:>4.0}%  generator CPU {:>4.0}%",
                     o.rounds,
@@ -1291,9 +1359,17 @@ fn orchestrate(o: &Opts) -> io::Result<()> {
     let mut syscalls = Vec::new();
     if o.strace {
         for tracer in [Tracer::Perf, Tracer::Strace] {
-            let tool = if tracer == Tracer::Perf { "perf" } else { "strace" };
+            let tool = if tracer == Tracer::Perf {
+                "perf"
+            } else {
+                "strace"
+            };
             let found = Command::new(tool)
-                .arg(if tracer == Tracer::Perf { "--version" } else { "-V" })
+                .arg(if tracer == Tracer::Perf {
+                    "--version"
+                } else {
+                    "-V"
+                })
                 .output()
                 .is_ok_and(|out| out.status.success());
             if !found {
@@ -1391,7 +1467,11 @@ fn replace_block(doc: &str, name: &str, content: &str) -> String {
             content.trim_end(),
             &doc[e..]
         ),
-        _ => format!("{}\n{begin}\n{}\n{end}\n", doc.trim_end(), content.trim_end()),
+        _ => format!(
+            "{}\n{begin}\n{}\n{end}\n",
+            doc.trim_end(),
+            content.trim_end()
+        ),
     }
 }
 
@@ -1434,10 +1514,18 @@ impl Report {
              in cores over the measured window (1.00 = one core busy).\n"
         );
         for &count in &self.counts {
-            if !self.kinds.iter().any(|&k| self.results.contains_key(&(count, k))) {
+            if !self
+                .kinds
+                .iter()
+                .any(|&k| self.results.contains_key(&(count, k)))
+            {
                 continue;
             }
-            let _ = writeln!(s, "**{count} connection{}**\n", if count == 1 { "" } else { "s" });
+            let _ = writeln!(
+                s,
+                "**{count} connection{}**\n",
+                if count == 1 { "" } else { "s" }
+            );
             let _ = writeln!(
                 s,
                 "| server | lines/s | × C | p50 µs | p99 µs | p99 × C | server CPU | generator CPU |"
@@ -1476,8 +1564,14 @@ impl Report {
         }
         let _ = writeln!(s, "![lines/s against connections](benchmarks.svg)\n");
 
-        let _ = writeln!(s, "### Goals: the select `EchoServer` against the C server\n");
-        let _ = writeln!(s, "| connections | throughput × C (goal ≥ 1.00) | p99 × C (goal ≤ 1.10) |");
+        let _ = writeln!(
+            s,
+            "### Goals: the select `EchoServer` against the C server\n"
+        );
+        let _ = writeln!(
+            s,
+            "| connections | throughput × C (goal ≥ 1.00) | p99 × C (goal ≤ 1.10) |"
+        );
         let _ = writeln!(s, "|--:|--:|--:|");
         for &count in &self.counts {
             let (Some(sr), Some(cr), Some(sp), Some(cp)) = (
@@ -1504,14 +1598,13 @@ impl Report {
             let _ = writeln!(s, "### Syscalls per echoed line\n");
             let _ = writeln!(
                 s,
-                "Each server ran under the tool for a whole bounded run ({} connections with \
+                "Each server ran under the tool for a whole bounded run (1 or 50 connections with \
                  a warm-up line each, then the closed loop); lines are every echo the load \
                  generator received. `perf stat` counts syscall tracepoints (every syscall, \
                  and the loop's own calls by name; \"EAGAIN\" counts reads that found nothing) \
                  and barely slows the server. `strace -c -f` names every syscall but makes \
                  each one slow, so more lines queue up per wake-up than without it: its \
-                 select/poll counts per line are lower than in a normal run.\n",
-                "1 or 50"
+                 select/poll counts per line are lower than in a normal run.\n"
             );
             let _ = writeln!(
                 s,
@@ -1527,7 +1620,11 @@ impl Report {
                             .iter()
                             .filter(|(_, c, _)| per(*c) >= 0.005)
                             .map(|(name, c, e)| {
-                                let err = if *tracer == Tracer::Perf { "EAGAIN " } else { "" };
+                                let err = if *tracer == Tracer::Perf {
+                                    "EAGAIN "
+                                } else {
+                                    ""
+                                };
                                 if *e > 0 {
                                     format!("{name} {:.2} ({err}{:.2})", per(*c), per(*e))
                                 } else {
@@ -1559,14 +1656,21 @@ impl Report {
         }
 
         if !self.memory.is_empty() {
-            let idle = self.memory.iter().find_map(|(_, r)| r.as_ref().ok().map(|m| m.conns)).unwrap_or(0);
+            let idle = self
+                .memory
+                .iter()
+                .find_map(|(_, r)| r.as_ref().ok().map(|m| m.conns))
+                .unwrap_or(0);
             let _ = writeln!(s, "### Memory with {idle} idle connections\n");
             let _ = writeln!(
                 s,
                 "VmRSS of the server process, before any connection and after {idle} \
                  connections each echoed one line and went idle.\n"
             );
-            let _ = writeln!(s, "| server | idle RSS KiB | RSS KiB with {idle} | per connection (bytes) | × C |");
+            let _ = writeln!(
+                s,
+                "| server | idle RSS KiB | RSS KiB with {idle} | per connection (bytes) | × C |"
+            );
             let _ = writeln!(s, "|---|--:|--:|--:|--:|");
             let c = self
                 .memory
@@ -1609,7 +1713,11 @@ impl Report {
             .counts
             .iter()
             .copied()
-            .filter(|&c| self.kinds.iter().any(|&k| self.results.contains_key(&(c, k))))
+            .filter(|&c| {
+                self.kinds
+                    .iter()
+                    .any(|&k| self.results.contains_key(&(c, k)))
+            })
             .collect();
         let ymax = self
             .results
@@ -1683,13 +1791,20 @@ impl Report {
         for (i, &kind) in self.kinds.iter().enumerate() {
             let pts: Vec<(f64, f64)> = counts
                 .iter()
-                .filter_map(|&c| self.med(c, kind, |r| r.lines_per_sec).map(|v| (px(c), py(v))))
+                .filter_map(|&c| {
+                    self.med(c, kind, |r| r.lines_per_sec)
+                        .map(|v| (px(c), py(v)))
+                })
                 .collect();
             if pts.is_empty() {
                 continue;
             }
             let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-            let dash = if kind == Kind::C { r#" stroke-dasharray="6 3""# } else { "" };
+            let dash = if kind == Kind::C {
+                r#" stroke-dasharray="6 3""#
+            } else {
+                ""
+            };
             let _ = writeln!(
                 s,
                 r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
@@ -1697,7 +1812,11 @@ impl Report {
                 kind.color()
             );
             for (x, y) in &pts {
-                let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{}"/>"#, kind.color());
+                let _ = writeln!(
+                    s,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{}"/>"#,
+                    kind.color()
+                );
             }
             let ly = top + 10.0 + i as f64 * 22.0;
             let lx0 = w - right + 16.0;
@@ -1742,7 +1861,9 @@ fn criterion_results(dir: &Path) -> Vec<(String, String, String, f64, f64, f64)>
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -1753,7 +1874,9 @@ fn criterion_results(dir: &Path) -> Vec<(String, String, String, f64, f64, f64)>
                     ) else {
                         continue;
                     };
-                    let Some(at) = est.find("\"median\":") else { continue };
+                    let Some(at) = est.find("\"median\":") else {
+                        continue;
+                    };
                     let (Some(g), Some(f), Some(med), Some(lo), Some(hi)) = (
                         json_str(&b, "group_id"),
                         json_str(&b, "function_id"),
@@ -1774,6 +1897,9 @@ fn criterion_results(dir: &Path) -> Vec<(String, String, String, f64, f64, f64)>
     out
 }
 
+/// (function, median, lower bound, upper bound), ns.
+type Estimate = (String, f64, f64, f64);
+
 fn ns(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} ms", x / 1e6)
@@ -1791,11 +1917,15 @@ fn micro_table(dir: &Path) -> Option<String> {
     if results.is_empty() {
         return None;
     }
-    let is_base = |f: &str| f.starts_with("libc") || f.starts_with("BufReader") || f.starts_with("Write::");
-    let mut groups: BTreeMap<(String, u64, String), Vec<(String, f64, f64, f64)>> = BTreeMap::new();
+    let is_base =
+        |f: &str| f.starts_with("libc") || f.starts_with("BufReader") || f.starts_with("Write::");
+    let mut groups: BTreeMap<(String, u64, String), Vec<Estimate>> = BTreeMap::new();
     for (g, v, f, med, lo, hi) in results {
         let order = v.parse::<u64>().unwrap_or(u64::MAX);
-        groups.entry((g, order, v)).or_default().push((f, med, lo, hi));
+        groups
+            .entry((g, order, v))
+            .or_default()
+            .push((f, med, lo, hi));
     }
     let mut s = String::new();
     let _ = writeln!(
@@ -1804,10 +1934,15 @@ fn micro_table(dir: &Path) -> Option<String> {
          (`cargo bench`). Ratio: time of the crate's function over the baseline's \
          (≤ 1.00 is at least as fast).\n"
     );
-    let _ = writeln!(s, "| benchmark | n / size | baseline | baseline time | crate function | time | ratio |");
+    let _ = writeln!(
+        s,
+        "| benchmark | n / size | baseline | baseline time | crate function | time | ratio |"
+    );
     let _ = writeln!(s, "|---|--:|---|--:|---|--:|--:|");
     for ((g, _, v), funcs) in &groups {
-        let Some(base) = funcs.iter().find(|f| is_base(&f.0)) else { continue };
+        let Some(base) = funcs.iter().find(|f| is_base(&f.0)) else {
+            continue;
+        };
         for f in funcs.iter().filter(|f| !is_base(&f.0)) {
             let _ = writeln!(
                 s,

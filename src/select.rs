@@ -120,6 +120,27 @@ fn invalid_input(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// `LargeFdSet::insert`'s error, out of line (see [`fd_out_of_range`]).
+#[cold]
+#[inline(never)]
+fn large_fd_out_of_range(fd: RawFd) -> io::Error {
+    invalid_input(format!(
+        "fd {fd} is outside 0..={} accepted by LargeFdSet",
+        LargeFdSet::MAX_FD
+    ))
+}
+
+/// `FdSet::insert`'s error, out of line: the formatting code kept out of the hot path
+/// lets the caller's loop compile as tightly as `FD_SET` (see benches/fdset.rs).
+#[cold]
+#[inline(never)]
+fn fd_out_of_range(fd: RawFd) -> io::Error {
+    invalid_input(format!(
+        "fd {fd} is outside 0..{FD_SETSIZE} and cannot be stored in an fd_set \
+         (use LargeFdSet or poll)"
+    ))
+}
+
 // ---- bit operations on a slice of fd_set words ----------------------------------------
 //
 // Descriptor `fd` is bit `fd % WORD_BITS` of word `fd / WORD_BITS` on every supported
@@ -316,10 +337,7 @@ impl FdSet {
                 self.words_mut()[w] |= bit;
                 Ok(())
             }
-            _ => Err(invalid_input(format!(
-                "fd {fd} is outside 0..{FD_SETSIZE} and cannot be stored in an fd_set \
-                 (use LargeFdSet or poll)"
-            ))),
+            _ => Err(fd_out_of_range(fd)),
         }
     }
 
@@ -600,17 +618,22 @@ impl LargeFdSet {
     /// ```
     pub fn insert(&mut self, fd: RawFd) -> io::Result<()> {
         if !(0..=LargeFdSet::MAX_FD).contains(&fd) {
-            return Err(invalid_input(format!(
-                "fd {fd} is outside 0..={} accepted by LargeFdSet",
-                LargeFdSet::MAX_FD
-            )));
+            return Err(large_fd_out_of_range(fd));
         }
         let (w, bit) = word_bit(fd as usize);
-        if self.words.len() <= w {
-            self.words.resize(w + 1, 0);
+        match self.words.get_mut(w) {
+            Some(word) => *word |= bit,
+            None => self.grow_and_insert(w, bit),
         }
-        self.words[w] |= bit;
         Ok(())
+    }
+
+    /// The rare path of `insert`, out of line so the common one stays small.
+    #[cold]
+    #[inline(never)]
+    fn grow_and_insert(&mut self, w: usize, bit: FdWord) {
+        self.words.resize(w + 1, 0);
+        self.words[w] |= bit;
     }
 
     /// Removes `fd` from the set; a descriptor not in the set is ignored.
