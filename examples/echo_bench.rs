@@ -41,14 +41,16 @@ options of the comparison:
                      RSS at 100 connections, no syscall counts (CI)
   --write-docs       rewrite the generated parts of docs/benchmarks.md and
                      docs/benchmarks.svg (also summarises target/criterion, if present)
-  --rounds N         rounds of A B A B ... per connection count (default 3)
-  --secs S           measured seconds per run (default 2)
+  --rounds N         rounds of A B A B ... per connection count (default 5)
+  --secs S           measured seconds per run (default 1.2)
   --counts A,B,...   connection counts (default 1,50,500,2000)
   --servers A,B,...  servers (default select,poll,large,c,mio,tokio,threads)
   --threads N        load generator threads (default 1)
   --line BYTES       line length, newline included (default 64, at least 28)
   --no-syscalls      skip the syscall counts (perf stat, strace)
-  --no-rss           skip the memory measurement";
+  --no-rss           skip the memory measurement
+  --micro-docs       only refresh the micro-benchmark table of docs/benchmarks.md
+                     from target/criterion (run `cargo bench` first)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Some("--micro-docs") => micro_docs(),
         _ => Opts::parse(&args).and_then(|o| orchestrate(&o)),
     };
     match result {
@@ -797,8 +800,8 @@ impl Opts {
         let mut o = Opts {
             quick: false,
             write_docs: false,
-            rounds: 3,
-            secs: 2.0,
+            rounds: 5,
+            secs: 1.2,
             ramp: 0.25,
             counts: vec![1, 50, 500, 2000],
             kinds: Kind::ALL.to_vec(),
@@ -1444,12 +1447,30 @@ fn orchestrate(o: &Opts) -> io::Result<()> {
         let old = std::fs::read_to_string(&path).unwrap_or_else(|_| DOC_SKELETON.to_string());
         let mut new = replace_block(&old, "LOAD", &text);
         if let Some(micro) = micro_table(&root.join("target/criterion")) {
-            new = replace_block(&new, "MICRO", &micro);
+            let text = format!(
+                "Summarised on {} from `target/criterion`.\n\n{micro}",
+                report.machine.date
+            );
+            new = replace_block(&new, "MICRO", &text);
         }
         std::fs::write(&path, new)?;
         eprintln!("echo_bench: wrote {} and benchmarks.svg", path.display());
     }
     // The run fails (for CI) only on errors above; goals are reported, not asserted.
+    Ok(())
+}
+
+/// `--micro-docs`: rewrites the MICRO block of docs/benchmarks.md from criterion's files.
+fn micro_docs() -> io::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let table = micro_table(&root.join("target/criterion"))
+        .ok_or_else(|| other_err("no results in target/criterion: run `cargo bench` first"))?;
+    let path = root.join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| DOC_SKELETON.to_string());
+    let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let text = format!("Summarised on {date} by `cargo run --release --example echo_bench -- --micro-docs`.\n\n{table}");
+    std::fs::write(&path, replace_block(&old, "MICRO", &text))?;
+    println!("{text}");
     Ok(())
 }
 

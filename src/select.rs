@@ -330,6 +330,7 @@ impl FdSet {
     /// assert_eq!(set.insert(-1).unwrap_err().kind(), ErrorKind::InvalidInput);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn insert(&mut self, fd: RawFd) -> io::Result<()> {
         match usize::try_from(fd) {
             Ok(i) if i < FD_SETSIZE => {
@@ -356,6 +357,7 @@ impl FdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn remove(&mut self, fd: RawFd) {
         words_remove(self.words_mut(), fd);
     }
@@ -375,6 +377,7 @@ impl FdSet {
     /// assert!(!set.contains(i32::MAX));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn contains(&self, fd: RawFd) -> bool {
         words_contains(self.words(), fd)
     }
@@ -392,6 +395,7 @@ impl FdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn clear(&mut self) {
         *self.words_mut() = [0; FD_SET_WORDS];
     }
@@ -616,6 +620,7 @@ impl LargeFdSet {
     /// assert!(set.insert(-1).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn insert(&mut self, fd: RawFd) -> io::Result<()> {
         if !(0..=LargeFdSet::MAX_FD).contains(&fd) {
             return Err(large_fd_out_of_range(fd));
@@ -650,6 +655,7 @@ impl LargeFdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn remove(&mut self, fd: RawFd) {
         words_remove(&mut self.words, fd);
     }
@@ -667,6 +673,7 @@ impl LargeFdSet {
     /// assert!(!set.contains(1501));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn contains(&self, fd: RawFd) -> bool {
         words_contains(&self.words, fd)
     }
@@ -684,6 +691,7 @@ impl LargeFdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn clear(&mut self) {
         self.words.iter_mut().for_each(|w| *w = 0);
     }
