@@ -139,7 +139,7 @@ impl Kind {
         match self {
             Kind::Select => "EchoServer::run (select)",
             Kind::Poll => "EchoServer::run_poll (poll)",
-            Kind::Large => "EchoServer::run_large (select, LargeFdSet)",
+            Kind::Large => "EchoServer::run_large (LargeFdSet)",
             Kind::C => "C tcpservselect (select, cc -O2)",
             Kind::Mio => "mio (epoll)",
             Kind::Tokio => "tokio current-thread",
@@ -1591,26 +1591,41 @@ impl Report {
         );
         let _ = writeln!(
             s,
+            "A goal is reported missed only when the two servers' ranges over the rounds \
+             (min–max) do not overlap; when they overlap, the difference is within this \
+             machine's noise.\n"
+        );
+        let _ = writeln!(
+            s,
             "| connections | throughput × C (goal ≥ 1.00) | p99 × C (goal ≤ 1.10) |"
         );
         let _ = writeln!(s, "|--:|--:|--:|");
         for &count in &self.counts {
-            let (Some(sr), Some(cr), Some(sp), Some(cp)) = (
-                self.med(count, Kind::Select, |r| r.lines_per_sec),
-                self.med(count, Kind::C, |r| r.lines_per_sec),
-                self.med(count, Kind::Select, |r| r.p99_us),
-                self.med(count, Kind::C, |r| r.p99_us),
+            let (Some(sel), Some(c)) = (
+                self.results.get(&(count, Kind::Select)),
+                self.results.get(&(count, Kind::C)),
             ) else {
                 continue;
             };
-            let mark = |ok: bool| if ok { "met" } else { "**missed**" };
+            let verdict = |f: &dyn Fn(&Run) -> f64, ok: &dyn Fn(f64) -> bool| {
+                let a: Vec<f64> = sel.iter().map(f).collect();
+                let b: Vec<f64> = c.iter().map(f).collect();
+                let ratio = median(&a) / median(&b);
+                let ((alo, ahi), (blo, bhi)) = (min_max(&a), min_max(&b));
+                let overlap = alo <= bhi && blo <= ahi;
+                let word = match (ok(ratio), overlap) {
+                    (true, false) => "met",
+                    (true, true) => "met (ranges overlap)",
+                    (false, true) => "not met (ranges overlap)",
+                    (false, false) => "**missed**",
+                };
+                format!("{ratio:.2} {word}")
+            };
             let _ = writeln!(
                 s,
-                "| {count} | {:.2} {} | {:.2} {} |",
-                sr / cr,
-                mark(sr / cr >= 1.0),
-                sp / cp,
-                mark(sp / cp <= 1.1)
+                "| {count} | {} | {} |",
+                verdict(&|r| r.lines_per_sec, &|x| x >= 1.0),
+                verdict(&|r| r.p99_us, &|x| x <= 1.1)
             );
         }
         let _ = writeln!(s);
@@ -1728,8 +1743,8 @@ impl Report {
 
     /// Lines/s (median) against connections, one line per server, log x axis.
     fn svg(&self) -> String {
-        let (w, h) = (760.0, 440.0);
-        let (left, right, top, bottom) = (80.0, 250.0, 40.0, 60.0);
+        let (w, h) = (820.0, 440.0);
+        let (left, right, top, bottom) = (80.0, 290.0, 40.0, 60.0);
         let counts: Vec<usize> = self
             .counts
             .iter()
