@@ -120,6 +120,27 @@ fn invalid_input(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// `LargeFdSet::insert`'s error, out of line (see [`fd_out_of_range`]).
+#[cold]
+#[inline(never)]
+fn large_fd_out_of_range(fd: RawFd) -> io::Error {
+    invalid_input(format!(
+        "fd {fd} is outside 0..={} accepted by LargeFdSet",
+        LargeFdSet::MAX_FD
+    ))
+}
+
+/// `FdSet::insert`'s error, out of line: the formatting code kept out of the hot path
+/// lets the caller's loop compile as tightly as `FD_SET` (see benches/fdset.rs).
+#[cold]
+#[inline(never)]
+fn fd_out_of_range(fd: RawFd) -> io::Error {
+    invalid_input(format!(
+        "fd {fd} is outside 0..{FD_SETSIZE} and cannot be stored in an fd_set \
+         (use LargeFdSet or poll)"
+    ))
+}
+
 // ---- bit operations on a slice of fd_set words ----------------------------------------
 //
 // Descriptor `fd` is bit `fd % WORD_BITS` of word `fd / WORD_BITS` on every supported
@@ -309,6 +330,7 @@ impl FdSet {
     /// assert_eq!(set.insert(-1).unwrap_err().kind(), ErrorKind::InvalidInput);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn insert(&mut self, fd: RawFd) -> io::Result<()> {
         match usize::try_from(fd) {
             Ok(i) if i < FD_SETSIZE => {
@@ -316,10 +338,7 @@ impl FdSet {
                 self.words_mut()[w] |= bit;
                 Ok(())
             }
-            _ => Err(invalid_input(format!(
-                "fd {fd} is outside 0..{FD_SETSIZE} and cannot be stored in an fd_set \
-                 (use LargeFdSet or poll)"
-            ))),
+            _ => Err(fd_out_of_range(fd)),
         }
     }
 
@@ -338,6 +357,7 @@ impl FdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn remove(&mut self, fd: RawFd) {
         words_remove(self.words_mut(), fd);
     }
@@ -357,6 +377,7 @@ impl FdSet {
     /// assert!(!set.contains(i32::MAX));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn contains(&self, fd: RawFd) -> bool {
         words_contains(self.words(), fd)
     }
@@ -374,6 +395,7 @@ impl FdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn clear(&mut self) {
         *self.words_mut() = [0; FD_SET_WORDS];
     }
@@ -598,19 +620,25 @@ impl LargeFdSet {
     /// assert!(set.insert(-1).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn insert(&mut self, fd: RawFd) -> io::Result<()> {
         if !(0..=LargeFdSet::MAX_FD).contains(&fd) {
-            return Err(invalid_input(format!(
-                "fd {fd} is outside 0..={} accepted by LargeFdSet",
-                LargeFdSet::MAX_FD
-            )));
+            return Err(large_fd_out_of_range(fd));
         }
         let (w, bit) = word_bit(fd as usize);
-        if self.words.len() <= w {
-            self.words.resize(w + 1, 0);
+        match self.words.get_mut(w) {
+            Some(word) => *word |= bit,
+            None => self.grow_and_insert(w, bit),
         }
-        self.words[w] |= bit;
         Ok(())
+    }
+
+    /// The rare path of `insert`, out of line so the common one stays small.
+    #[cold]
+    #[inline(never)]
+    fn grow_and_insert(&mut self, w: usize, bit: FdWord) {
+        self.words.resize(w + 1, 0);
+        self.words[w] |= bit;
     }
 
     /// Removes `fd` from the set; a descriptor not in the set is ignored.
@@ -627,6 +655,7 @@ impl LargeFdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn remove(&mut self, fd: RawFd) {
         words_remove(&mut self.words, fd);
     }
@@ -644,6 +673,7 @@ impl LargeFdSet {
     /// assert!(!set.contains(1501));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn contains(&self, fd: RawFd) -> bool {
         words_contains(&self.words, fd)
     }
@@ -661,6 +691,7 @@ impl LargeFdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn clear(&mut self) {
         self.words.iter_mut().for_each(|w| *w = 0);
     }

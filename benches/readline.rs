@@ -1,0 +1,90 @@
+//! `LineReader::read_line` against `std::io::BufReader::read_until(b'\n')` over the
+//! same in-memory input: 1 MiB of lines of 16, 80 and 1024 bytes, and one line of
+//! 1 MiB. Both readers are created once and rewound between iterations (steady state:
+//! neither allocates once its buffers have grown).
+//!
+//! `cargo bench --bench readline`; the allocation count per line is checked by
+//! tests/readline_alloc.rs.
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, Cursor};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use unp_select::LineReader;
+
+const TOTAL: usize = 1 << 20;
+
+/// `TOTAL` bytes (rounded down to whole lines) of `len`-byte lines, each ending in
+/// `\n`.
+fn input(len: usize) -> Vec<u8> {
+    let mut line: Vec<u8> = (0..len - 1).map(|i| b'a' + (i % 26) as u8).collect();
+    line.push(b'\n');
+    line.repeat(TOTAL / len)
+}
+
+fn read_line(c: &mut Criterion) {
+    let mut g = c.benchmark_group("readline");
+    for len in [16usize, 80, 1024, TOTAL] {
+        let data = input(len);
+        let lines = data.len() / len;
+        let label = if len == TOTAL {
+            "1MiB".to_string()
+        } else {
+            len.to_string()
+        };
+        g.throughput(Throughput::Bytes(data.len() as u64));
+
+        g.bench_function(BenchmarkId::new("BufReader::read_until", &label), |b| {
+            let mut r = BufReader::new(Cursor::new(&data[..]));
+            let mut line = Vec::new();
+            b.iter(|| {
+                r.get_mut().set_position(0);
+                let mut n = 0;
+                loop {
+                    line.clear();
+                    if r.read_until(b'\n', &mut line).unwrap() == 0 {
+                        break;
+                    }
+                    n += 1;
+                    black_box(&line);
+                }
+                assert_eq!(n, lines);
+            })
+        });
+
+        g.bench_function(BenchmarkId::new("LineReader::read_line", &label), |b| {
+            let mut r = LineReader::new(Cursor::new(&data[..]));
+            // Whole lines, as read_until returns them (the default cap is 64 KiB).
+            r.set_max_line(2 * TOTAL).unwrap();
+            let mut line = Vec::new();
+            b.iter(|| {
+                r.get_mut().set_position(0);
+                let mut n = 0;
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap() == 0 {
+                        break;
+                    }
+                    n += 1;
+                    black_box(&line);
+                }
+                assert_eq!(n, lines);
+            })
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // Short runs: the whole `cargo bench` stays within a few minutes on 2 cores.
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = read_line
+}
+criterion_main!(benches);
