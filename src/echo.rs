@@ -640,7 +640,9 @@ struct Loop {
     listener: TcpListener,
     config: Config,
     wake: UnixStream,
-    requested: Arc<AtomicBool>,
+    /// Kept so the wake-up socket's other end stays open even when nobody took a
+    /// handle: otherwise `wake` would read EOF, stay readable, and the loop would spin.
+    handle: ShutdownHandle,
     reserve: Option<FdReserve>,
     accept_paused_until: Option<Instant>,
     /// UNP's `client[]`, grown on demand up to `max_clients` entries.
@@ -666,7 +668,7 @@ impl Loop {
             line: Vec::with_capacity(config.max_line.min(MAXLINE)),
             config,
             wake,
-            requested: handle.requested,
+            handle,
             // Without a spare descriptor the server still runs; it backs off instead.
             reserve: FdReserve::new().ok(),
             accept_paused_until: None,
@@ -683,7 +685,7 @@ impl Loop {
         driver.watch(Slot::Listener, listenfd, true, false)?;
         driver.watch(Slot::Wake, wakefd, true, false)?;
         let mut deadline = None;
-        while !self.requested.load(Ordering::SeqCst) {
+        while !self.handle.requested.load(Ordering::SeqCst) {
             let timeout = if self.backlog.is_empty() {
                 deadline.map(|d: Instant| d.saturating_duration_since(Instant::now()))
             } else {
@@ -902,6 +904,12 @@ impl Client {
                     if written < n {
                         self.unsent.extend_from_slice(&line[written..]);
                         self.stalled_since = Some(Instant::now());
+                        return Ok(());
+                    }
+                    if self.reader.buffered().is_empty() {
+                        // Nothing left in our buffer: another read now would most
+                        // likely say EAGAIN. select is level-triggered and reports
+                        // the socket again when more has arrived.
                         return Ok(());
                     }
                 }

@@ -77,8 +77,11 @@ pub const DEFAULT_CAPACITY: usize = 8 * 1024;
 ///   [Linux `read(2)`](https://man7.org/linux/man-pages/man2/read.2.html).
 pub struct LineReader<R> {
     inner: R,
-    /// Fully initialized storage; `buf.len()` is the capacity.
+    /// Fully initialized storage, allocated at the first read (an idle connection
+    /// holds no buffer); then `buf.len()` is the capacity.
     buf: Vec<u8>,
+    /// The size `buf` gets at its first read.
+    initial: usize,
     /// Unreturned bytes are `buf[start..end]`.
     start: usize,
     end: usize,
@@ -108,6 +111,9 @@ impl<R> LineReader<R> {
     /// Wraps `inner` with a buffer of `cap` bytes (at least 1: a `cap` of 0 is treated
     /// as 1) and a longest line of [`DEFAULT_MAX_LINE`] bytes.
     ///
+    /// The buffer is allocated at the first read, so a server holding many idle
+    /// connections pays nothing for their readers until they send something.
+    ///
     /// `cap` is also the most that one `read` of the inner reader asks for while the
     /// buffer does not need to grow. The buffer grows (up to [`max_line`](Self::max_line))
     /// only when a single line does not fit.
@@ -132,7 +138,8 @@ impl<R> LineReader<R> {
     pub fn with_capacity(cap: usize, inner: R) -> LineReader<R> {
         LineReader {
             inner,
-            buf: vec![0; cap.max(1)],
+            buf: Vec::new(),
+            initial: cap.max(1),
             start: 0,
             end: 0,
             scanned: 0,
@@ -214,7 +221,18 @@ impl<R> LineReader<R> {
     /// assert_eq!(r.capacity(), 100);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.len().max(self.initial)
+    }
+
+    /// Allocates the buffer at its initial size if this is the first read.
+    fn allocate(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            self.buf
+                .try_reserve_exact(self.initial)
+                .map_err(|_| io::Error::from(ErrorKind::OutOfMemory))?;
+            self.buf.resize(self.initial, 0);
+        }
+        Ok(())
     }
 
     /// The bytes read from the inner reader and not yet returned: UNP's `readlinebuf`.
@@ -506,6 +524,7 @@ impl<R: Read> LineReader<R> {
     /// Reads once more from the inner reader, after the buffered bytes, making room
     /// first. Returns the count read (0 at end of file). Retries `EINTR`.
     fn fill_more(&mut self) -> io::Result<usize> {
+        self.allocate()?;
         if self.start > 0 {
             // Only a partial line is buffered (fewer than max_line bytes): move it to
             // the front. Each byte is moved at most once, as `start` then stays 0
@@ -579,7 +598,7 @@ impl<R: Read> Read for LineReader<R> {
         if out.is_empty() {
             return Ok(0);
         }
-        if self.start == self.end && out.len() >= self.buf.len() {
+        if self.start == self.end && out.len() >= self.capacity() {
             loop {
                 match self.inner.read(out) {
                     Ok(n) if n > out.len() => return Err(too_many_bytes()),
@@ -620,6 +639,7 @@ impl<R: Read> BufRead for LineReader<R> {
             self.start = 0;
             self.end = 0;
             self.scanned = 0;
+            self.allocate()?;
             self.read_inner_at_end()?;
         }
         Ok(&self.buf[self.start..self.end])
@@ -635,7 +655,7 @@ impl<R: fmt::Debug> fmt::Debug for LineReader<R> {
         f.debug_struct("LineReader")
             .field("inner", &self.inner)
             .field("buffered", &(self.end - self.start))
-            .field("capacity", &self.buf.len())
+            .field("capacity", &self.capacity())
             .field("max_line", &self.max_line)
             .finish()
     }

@@ -273,3 +273,23 @@ fn shutdown_wakes_an_idle_server_promptly() {
         assert_eq!(stats.accepted, 1);
     });
 }
+
+/// Nobody takes a shutdown handle: the wake-up socket must stay open inside the
+/// server (an EOF on it would keep it readable and make the loop spin without
+/// serving). The server thread is left running, asleep in select, when the test ends.
+#[test]
+fn serves_when_nobody_holds_a_shutdown_handle() {
+    let _dog = Watchdog::new("no handle", Duration::from_secs(30));
+    for mode in [Mode::Select, Mode::Large, Mode::Poll] {
+        let server = EchoServer::bind("127.0.0.1:0", Config::default()).unwrap();
+        let addr = server.local_addr().unwrap();
+        thread::spawn(move || match mode {
+            Mode::Select => server.run(),
+            Mode::Large => server.run_large(),
+            Mode::Poll => server.run_poll(),
+        });
+        let mut c = LineClient::connect(addr, Duration::from_secs(3)).unwrap();
+        c.echo("no handle anywhere\n")
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+    }
+}

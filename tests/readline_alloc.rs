@@ -162,3 +162,20 @@ fn a_long_line_grows_the_buffer_once_then_never_again() {
     });
     assert_eq!(rest, 0);
 }
+
+/// A reader allocates its buffer at the first read, so an idle connection (a server
+/// holding many of them) costs no buffer memory.
+#[test]
+fn no_buffer_until_the_first_read() {
+    let mut reader = None;
+    let n = allocations_in(|| reader = Some(LineReader::with_capacity(4096, &b"a\n"[..])));
+    assert_eq!(n, 0, "constructing a LineReader allocated");
+    let mut reader = reader.unwrap();
+    assert_eq!(reader.capacity(), 4096);
+    let mut line = Vec::with_capacity(16);
+    let n = allocations_in(|| {
+        reader.read_line(&mut line).unwrap();
+    });
+    assert_eq!(n, 1, "the first read allocates the buffer once");
+    assert_eq!(line, b"a\n");
+}
