@@ -705,7 +705,7 @@ impl Loop {
             if let Some(until) = self.accept_paused_until {
                 if Instant::now() >= until {
                     self.accept_paused_until = None;
-                    if self.reserve.is_none() {
+                    if !self.reserve.as_ref().is_some_and(FdReserve::is_armed) {
                         self.reserve = FdReserve::new().ok(); // re-arm if fds are back
                     }
                     driver.watch(Slot::Listener, listenfd, true, false)?;
