@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench fdset`; results are summarised in docs/benchmarks.md.
 
+mod common;
+
 use std::hint::black_box;
 use std::os::fd::RawFd;
 
@@ -241,16 +243,9 @@ fn iterate(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Short runs: the whole `cargo bench` stays within a few minutes on 2 cores.
-    Criterion::default()
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = insert, contains, remove, clear, iterate
 }
 criterion_main!(benches);

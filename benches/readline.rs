@@ -6,6 +6,8 @@
 //! `cargo bench --bench readline`; the allocation count per line is checked by
 //! tests/readline_alloc.rs.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Cursor};
 
@@ -75,16 +77,9 @@ fn read_line(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Short runs: the whole `cargo bench` stays within a few minutes on 2 cores.
-    Criterion::default()
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = read_line
 }
 criterion_main!(benches);

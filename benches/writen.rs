@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench writen`.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -51,16 +53,9 @@ fn write(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Short runs: the whole `cargo bench` stays within a few minutes on 2 cores.
-    Criterion::default()
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = write
 }
 criterion_main!(benches);
