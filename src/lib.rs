@@ -100,6 +100,10 @@ pub use readn::{readn, PartialRead};
 pub use select::{pselect, select, select_large, select_restarting, FdSet, LargeFdSet, FD_SETSIZE};
 pub use writen::{try_writen, writen};
 
+/// The `nix` crate this one is built on: [`pselect`] takes its `SigSet`, so a caller
+/// can name the same version as `unp_select::nix::sys::signal::SigSet`.
+pub use nix;
+
 /// The README's examples, run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
