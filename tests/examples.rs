@@ -79,12 +79,14 @@ impl ServerProcess {
     }
 
     /// SIGTERM, then the exit status and the rest of stdout.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    fn terminate(self) -> (std::process::ExitStatus, String) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal`, then returns the exit status and the rest of stdout.
+    fn stop_with(mut self, signal: libc::c_int) -> (std::process::ExitStatus, String) {
         // SAFETY: kill only sends a signal to our own child process.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
-            0
-        );
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
         let status = self.child.wait().unwrap();
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
@@ -93,14 +95,19 @@ impl ServerProcess {
 }
 
 #[test]
-fn echo_server_echoes_and_stops_on_sigterm() {
+fn echo_server_echoes_and_stops_on_sigterm_and_sigint() {
     let _dog = Watchdog::new("echo_server", Duration::from_secs(30));
-    for mode in [&[][..], &["--poll"], &["--large"]] {
+    let runs = [
+        (&[][..], libc::SIGTERM),
+        (&["--poll"][..], libc::SIGINT),
+        (&["--large"][..], libc::SIGTERM),
+    ];
+    for (mode, signal) in runs {
         let server = ServerProcess::start(mode);
         let mut c = LineClient::connect(server.addr, Duration::from_secs(5)).unwrap();
         c.echo("through the example binary\n").unwrap();
         drop(c);
-        let (status, rest) = server.terminate();
+        let (status, rest) = server.stop_with(signal);
         assert!(status.success(), "{mode:?}: {status}");
         assert!(
             rest.contains("stopped") && rest.contains("lines_echoed: 1"),
