@@ -196,10 +196,16 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Op
 /// pending connection off the queue and close it, instead of spinning on a listener
 /// that stays readable.
 ///
-/// This is the "reserve fd" trick (used by libev's and libuv's users, and by nginx
-/// in spirit): keep `/dev/null` open; when `accept` says `EMFILE`, close it, accept
-/// the connection, reset it, and open `/dev/null` again. UNP does not handle `EMFILE`
-/// at all: its `Accept` wrapper exits the server.
+/// This is the "reserve fd" trick (libuv's `uv__emfile_trick`, muduo's idle fd):
+/// keep `/dev/null` open; when `accept` says `EMFILE`, close it, accept the
+/// connection, reset it, and open `/dev/null` again. UNP does not handle `EMFILE` at
+/// all: its `Accept` wrapper exits the server.
+///
+/// Linux reserves the new descriptor before it looks at the queue, so at the limit
+/// `accept` says `EMFILE` even when the queue is empty (measured here); `shed` then
+/// returns `Ok(false)`. After that, go back to `select`/`poll`: calling `accept`
+/// again at once says `EMFILE` again, and a loop of `accept` and `shed` spins (libuv
+/// had exactly that bug).
 ///
 /// The trick helps only against the per-process limit (`EMFILE`) and only while no
 /// other thread grabs the freed descriptor first; when the reserve cannot be
