@@ -38,10 +38,11 @@ pub enum Accept {
     /// Nothing to accept now; go back to `select`. The error says why (its errno is
     /// kept). Count it if you like; never treat it as fatal.
     NotNow(io::Error),
-    /// The process or the system is out of descriptors or buffers. The connection
-    /// stays in the queue, so the listener stays readable: retrying at once spins at
-    /// 100% CPU. Shed the connection ([`FdReserve::shed`]) or stop watching the
-    /// listener for a while.
+    /// The process or the system is out of descriptors or buffers. A pending
+    /// connection stays in the queue, so the listener stays readable: retrying at
+    /// once spins at 100% CPU. Shed the connection ([`FdReserve::shed`]) or stop
+    /// watching the listener for a while. (Linux says `EMFILE` at the limit even when
+    /// the queue is empty.)
     OutOfResources(io::Error),
 }
 
