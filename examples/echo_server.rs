@@ -1,63 +1,89 @@
 //! UNP's select-based TCP echo server (`tcpservselect01`), with the nonblocking
-//! listener of UNP 16.6. Stops cleanly on SIGINT or SIGTERM and prints what it did.
+//! listener of UNP 16.6. Stops on SIGINT or SIGTERM and prints what it did.
 //!
 //! ```text
-//! cargo run --example echo_server -- [--poll | --large] [--blocking-listener] [--accept-delay MS] [ADDR]
+//! cargo run --example echo_server -- [--bytes | --lines] [--poll | --large] [--blocking-listener] [ADDR]
 //! ```
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use nix::sys::signal::{SigSet, Signal};
-use unp_select::echo::{Config, EchoServer};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle};
 
 const USAGE: &str = "\
 usage: echo_server [OPTIONS] [ADDR]
 
 UNP's select(2) TCP echo server (tcpservselect01) on ADDR (default 127.0.0.1:9877,
-UNP's SERV_PORT). Each line a client sends comes back to it. Stop it with Ctrl-C or
-SIGTERM; it then prints its counters.
+UNP's SERV_PORT). Stop it with Ctrl-C or SIGTERM; it then prints its counters.
+
+By default it echoes bytes, as the book's tcpservselect01 does: whatever one read
+returns goes straight back, so no client can wait on an echo the server holds.
+--lines echoes whole lines only (a server built on UNP's readline); a line longer
+than --max-line comes back in pieces of that size, and the default, 4095, is the
+longest piece the book's str_cli sends before it waits for the echo.
 
 options:
+  --bytes                echo what each read returns (the default)
+  --lines                echo whole lines (and pieces of --max-line bytes)
   --poll                 use the poll(2) loop (tcpservpoll01) instead of select(2)
   --large                use select(2) over a set that grows past FD_SETSIZE
   --blocking-listener    keep the listener blocking: the book's bug (UNP 16.6)
-  --accept-delay MS      sleep MS milliseconds between select and accept (the
-                         seed's sleep(5)), to open the race window
+  --accept-delay MS      sleep MS milliseconds between select and accept (UNP
+                         16.6's sleep(5)), to open the race window
   --max-clients N        serve at most N clients at once (default FD_SETSIZE)
-  --max-line N           longest line echoed in one piece (default 4096)
+  --max-line N           bytes per read, or longest line piece (default 4095)
   -h, --help             print this help
 
 try:  nc 127.0.0.1 9877     or     cargo run --example echo_client";
 
+#[derive(Clone, Copy)]
+enum Mechanism {
+    Select,
+    Large,
+    Poll,
+}
+
 struct Args {
     addr: String,
-    mechanism: &'static str,
+    mechanism: Mechanism,
     config: Config,
+}
+
+/// A positive number for option `name`.
+fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
+    match value.map(|v| v.parse::<u64>()) {
+        Some(Ok(n)) if n > 0 => Ok(n),
+        Some(Ok(_)) => Err(format!("{name} must be at least 1")),
+        _ => Err(format!("{name} needs a number")),
+    }
 }
 
 fn parse() -> Result<Option<Args>, String> {
     let mut args = Args {
         addr: "127.0.0.1:9877".to_string(),
-        mechanism: "select",
+        mechanism: Mechanism::Select,
         config: Config::default(),
     };
     let mut it = std::env::args().skip(1);
     let mut addr_seen = false;
     while let Some(a) = it.next() {
-        let mut number = |name: &str| -> Result<u64, String> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} needs a number"))
-        };
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--poll" => args.mechanism = "poll",
-            "--large" => args.mechanism = "select over a large set",
+            "--bytes" => args.config.echo = Echo::Bytes,
+            "--lines" => args.config.echo = Echo::Lines,
+            "--poll" => args.mechanism = Mechanism::Poll,
+            "--large" => args.mechanism = Mechanism::Large,
             "--blocking-listener" => args.config.nonblocking_listener = false,
-            "--accept-delay" => args.config.accept_delay = Some(Duration::from_millis(number(&a)?)),
-            "--max-clients" => args.config.max_clients = number(&a)? as usize,
-            "--max-line" => args.config.max_line = number(&a)? as usize,
+            "--accept-delay" => {
+                let ms = positive(&a, it.next())?;
+                args.config.accept_delay = Some(Duration::from_millis(ms));
+            }
+            "--max-clients" => args.config.max_clients = positive(&a, it.next())? as usize,
+            "--max-line" => args.config.max_line = positive(&a, it.next())? as usize,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if !addr_seen => {
                 args.addr = s.to_string();
@@ -69,11 +95,48 @@ fn parse() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
+/// The running server's handle, for the signal handler.
+static STOP: OnceLock<ShutdownHandle> = OnceLock::new();
+/// The signal that stopped the server, for the message at exit.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(signo: libc::c_int) {
+    // Async-signal-safe: an atomic store, an atomic load, and ShutdownHandle's one
+    // send(2).
+    SIGNAL.store(signo, Ordering::SeqCst);
+    if let Some(stop) = STOP.get() {
+        stop.shutdown();
+    }
+}
+
+/// SIGINT and SIGTERM run `on_signal` on this (the only) thread, without
+/// SA_RESTART: a blocking `accept` or `select` then fails with EINTR and the loop
+/// sees the request at once, even with `--blocking-listener`.
+fn install_handlers() -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: `on_signal` is async-signal-safe (see there), and no other code of
+        // this program installs handlers for these signals.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}
+
+/// Prints a line to stdout and flushes it; a closed stdout is no reason to panic.
+fn outln(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(Some(args)) => args,
         Ok(None) => {
-            println!("{USAGE}");
+            outln(format_args!("{USAGE}"));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -81,15 +144,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Block SIGINT and SIGTERM in every thread (the mask is inherited), and let one
-    // thread take them with sigwait: no handler, no async-signal-safety concerns.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    if let Err(e) = signals.thread_block() {
-        eprintln!("echo_server: blocking signals: {e}");
-        return ExitCode::FAILURE;
-    }
     let server = match EchoServer::bind(&args.addr, args.config.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -97,33 +151,43 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stop = server.shutdown_handle();
-    std::thread::spawn(move || {
-        if let Ok(sig) = signals.wait() {
-            eprintln!("echo_server: {sig}, shutting down");
-        }
-        stop.shutdown();
-    });
+    let _ = STOP.set(server.shutdown_handle());
+    if let Err(e) = install_handlers() {
+        eprintln!("echo_server: sigaction: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mechanism = match args.mechanism {
+        Mechanism::Select => "select",
+        Mechanism::Large => "select over a large set",
+        Mechanism::Poll => "poll",
+    };
     match server.local_addr() {
-        Ok(addr) => println!(
-            "echo_server: listening on {addr} ({}, {} listener)",
-            args.mechanism,
+        Ok(addr) => outln(format_args!(
+            "echo_server: listening on {addr} ({mechanism}, {} echo, {} listener)",
+            match args.config.echo {
+                Echo::Bytes => "byte",
+                Echo::Lines => "line",
+            },
             if args.config.nonblocking_listener {
                 "nonblocking"
             } else {
                 "blocking"
             }
-        ),
+        )),
         Err(e) => eprintln!("echo_server: getsockname: {e}"),
     }
     let result = match args.mechanism {
-        "poll" => server.run_poll(),
-        "select" => server.run(),
-        _ => server.run_large(),
+        Mechanism::Select => server.run(),
+        Mechanism::Large => server.run_large(),
+        Mechanism::Poll => server.run_poll(),
     };
+    match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
+        Ok(signal) => eprintln!("echo_server: {signal}, shutting down"),
+        Err(_) => eprintln!("echo_server: shutting down"),
+    }
     match result {
         Ok(stats) => {
-            println!("echo_server: stopped: {stats:?}");
+            outln(format_args!("echo_server: stopped; counters:\n{stats}"));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -10,7 +10,7 @@
 //! | outcome | errno | what the caller does |
 //! |---|---|---|
 //! | [`Accept::Connection`] | — | serve it |
-//! | [`Accept::NotNow`] | `EAGAIN`/`EWOULDBLOCK`, `ECONNABORTED`, `EPROTO`, `EINTR`, and Linux's pending network errors | go back to `select` |
+//! | [`Accept::NotNow`] | `EAGAIN`/`EWOULDBLOCK`, `ECONNABORTED`, `EPROTO`, `EINTR`, `ECONNRESET`, `ETIMEDOUT`, `EPERM`, and Linux's pending network errors (`ENETDOWN`, `ENOSR`, …) | go back to `select` |
 //! | [`Accept::OutOfResources`] | `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` | shed or back off ([`FdReserve`]); never retry at once, which spins |
 //! | `Err(e)` | anything else (`EBADF`, `EINVAL`, `ENOTSOCK`, …) | fatal for this listener |
 //!
@@ -31,9 +31,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 /// What one [`accept`] call found.
 #[derive(Debug)]
 pub enum Accept {
-    /// A new connection: a blocking, close-on-exec socket, and the peer's address if
-    /// the kernel still knew it (`None` when the connection was already reset: Linux
-    /// hands out reset connections, see the crate's `docs/rst-accept-race.md`).
+    /// A new connection: a close-on-exec socket (blocking from [`accept`],
+    /// nonblocking from [`accept_nonblocking`]), and the peer's address. The address
+    /// is `None` only if the kernel returned an address family this crate does not
+    /// know; Linux gives the address even for a connection that was reset before
+    /// `accept` (measured; see the crate's `docs/rst-accept-race.md`).
     Connection(TcpStream, Option<SocketAddr>),
     /// Nothing to accept now; go back to `select`. The error says why (its errno is
     /// kept). Count it if you like; never treat it as fatal.
@@ -54,7 +56,8 @@ pub enum Accept {
 /// `select` and `accept` is [`Accept::NotNow`]. On a blocking listener it sleeps until
 /// a connection arrives, as `accept(2)` does.
 ///
-/// The new socket is close-on-exec and blocking on every platform.
+/// The new socket is close-on-exec and blocking on every platform
+/// ([`accept_nonblocking`] gives a nonblocking one).
 ///
 /// # Errors
 /// Returns `Err` only for errors that will not go away by retrying: `EBADF`, `EINVAL`
@@ -62,6 +65,10 @@ pub enum Accept {
 /// [`Accept::NotNow`] and resource exhaustion is [`Accept::OutOfResources`].
 ///
 /// # Platform-specific behavior
+/// - `ECONNRESET` and `ETIMEDOUT` (a connection reset or timed out in the queue;
+///   Linux documents `ETIMEDOUT`, and Go's `net` and trio retry both) are
+///   [`Accept::NotNow`], and so are Linux's `ENOSR`, `ESOCKTNOSUPPORT` and
+///   `EPROTONOSUPPORT`, which its man page says various kernels return.
 /// - Linux and FreeBSD use `accept4(SOCK_CLOEXEC)`; Apple has no `accept4`, so
 ///   close-on-exec is set right after `accept`, which leaves a short window in which
 ///   a `fork`+`exec` in another thread inherits the descriptor.
@@ -108,10 +115,42 @@ pub enum Accept {
 /// - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
 /// - [Apple `accept(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/accept.2.html)
 pub fn accept(listener: &TcpListener) -> io::Result<Accept> {
+    accept_with(listener, false)
+}
+
+/// [`accept`] whose new socket is nonblocking, set in the same system call where the
+/// platform allows (`accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)` on Linux and FreeBSD;
+/// `accept` then `fcntl` elsewhere): what an event loop wants for its clients.
+///
+/// # Errors
+/// As [`accept`].
+///
+/// # Examples
+/// ```
+/// use std::io::{ErrorKind, Read};
+/// use std::net::TcpStream;
+/// use unp_select::accept::{accept_nonblocking, Accept};
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let _client = TcpStream::connect(listener.local_addr()?)?;
+/// // The listener is blocking here, so this waits for the handshake.
+/// let Accept::Connection(mut stream, _) = accept_nonblocking(&listener)? else {
+///     panic!("expected a connection");
+/// };
+/// let err = stream.read(&mut [0; 8]).unwrap_err(); // nothing sent yet
+/// assert_eq!(err.kind(), ErrorKind::WouldBlock);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<Accept> {
+    accept_with(listener, true)
+}
+
+fn accept_with(listener: &TcpListener, nonblocking: bool) -> io::Result<Accept> {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    match crate::sys::accept_cloexec(listener.as_raw_fd(), &mut storage, &mut len) {
+    let fd = listener.as_raw_fd();
+    match crate::sys::accept_cloexec(fd, &mut storage, &mut len, nonblocking) {
         Ok(fd) => {
             let peer = sockaddr_to_std(&storage, len);
             Ok(Accept::Connection(TcpStream::from(fd), peer))
@@ -149,6 +188,8 @@ fn is_not_now(errno: i32) -> bool {
             | libc::ECONNABORTED
             | libc::EPROTO
             | libc::EINTR
+            | libc::ECONNRESET
+            | libc::ETIMEDOUT
             | libc::EPERM
             | libc::ENETDOWN
             | libc::ENOPROTOOPT

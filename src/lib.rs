@@ -91,7 +91,7 @@ pub mod select;
 mod sys;
 pub mod writen;
 
-pub use accept::{accept, Accept, FdReserve};
+pub use accept::{accept, accept_nonblocking, Accept, FdReserve};
 pub use echo::{Config, EchoServer, ShutdownHandle, Stats};
 pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, poll_restarting, PollFd, PollFlags};

@@ -522,8 +522,9 @@ impl<R: Read> LineReader<R> {
     }
 
     /// Reads once more from the inner reader, after the buffered bytes, making room
-    /// first. Returns the count read (0 at end of file). Retries `EINTR`.
-    fn fill_more(&mut self) -> io::Result<usize> {
+    /// first. Returns the count read (0 at end of file). Retries `EINTR`. Call it
+    /// only while fewer than `max_line` bytes are buffered.
+    pub(crate) fn fill_more(&mut self) -> io::Result<usize> {
         self.allocate()?;
         if self.start > 0 {
             // Only a partial line is buffered (fewer than max_line bytes): move it to
@@ -668,7 +669,7 @@ const INLINE_SCAN: usize = 32;
 
 /// Index of the first `\n` in `hay`.
 #[inline]
-fn find_newline(hay: &[u8]) -> Option<usize> {
+pub(crate) fn find_newline(hay: &[u8]) -> Option<usize> {
     const LO: u64 = u64::from_ne_bytes([0x01; 8]);
     const HI: u64 = u64::from_ne_bytes([0x80; 8]);
     const NL: u64 = u64::from_ne_bytes([b'\n'; 8]);

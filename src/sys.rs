@@ -56,6 +56,26 @@ pub(crate) fn prepare_nosigpipe(_fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// One `send(2)` that never raises `SIGPIPE` (on Apple, after `prepare_nosigpipe`),
+/// retried on `EINTR`: the echo server's write, which must not loop on a short
+/// count (the rest would only meet `EAGAIN`).
+pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a live slice of `buf.len()` readable bytes; the kernel only
+        // reads them. A bad `fd` is an error (EBADF, ENOTSOCK), not UB.
+        let rc = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
+        match usize::try_from(rc) {
+            Ok(n) => return Ok(n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// `accept(2)` that returns a close-on-exec, **blocking** descriptor on every platform.
 ///
 /// Linux and FreeBSD set close-on-exec atomically with `accept4(SOCK_CLOEXEC)`. Apple has
@@ -67,12 +87,22 @@ pub(crate) fn accept_cloexec(
     listener: RawFd,
     storage: &mut libc::sockaddr_storage,
     len: &mut libc::socklen_t,
+    nonblocking: bool,
 ) -> io::Result<OwnedFd> {
     let addr = (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    // SAFETY: `addr`/`len` point to a live sockaddr_storage and its size; the kernel
-    // writes at most `*len` bytes there. A bad `listener` is an error, not UB.
-    let fd = unsafe { libc::accept4(listener, addr, len, libc::SOCK_CLOEXEC) };
+    let fd = {
+        // accept4 sets both flags atomically, and its result never inherits the
+        // listener's O_NONBLOCK (Linux never does; FreeBSD's accept4(2) says so).
+        let flags = if nonblocking {
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK
+        } else {
+            libc::SOCK_CLOEXEC
+        };
+        // SAFETY: `addr`/`len` point to a live sockaddr_storage and its size; the
+        // kernel writes at most `*len` bytes there. A bad `listener` is an error.
+        unsafe { libc::accept4(listener, addr, len, flags) }
+    };
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     // SAFETY: as above, without flags.
     let fd = unsafe { libc::accept(listener, addr, len) };
@@ -82,9 +112,11 @@ pub(crate) fn accept_cloexec(
     // SAFETY: accept returned a new descriptor that nothing else owns.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    set_cloexec(fd)?;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    set_nonblocking(fd, false)?;
+    {
+        // Berkeley accept(2) copies O_NONBLOCK from the listener: set it either way.
+        set_cloexec(fd)?;
+        set_nonblocking(fd, nonblocking)?;
+    }
     Ok(owned)
 }
 
@@ -103,7 +135,7 @@ fn set_cloexec(fd: RawFd) -> io::Result<()> {
 }
 
 /// Sets or clears `O_NONBLOCK` on `fd`.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL take and return plain ints; no memory is passed.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -129,7 +161,12 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
 /// only on Linux).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn is_accept_network_error(errno: i32) -> bool {
-    errno == libc::ENONET
+    // accept(2): "Various Linux kernels can return other errors such as ENOSR,
+    // ESOCKTNOSUPPORT, EPROTONOSUPPORT, ETIMEDOUT."
+    matches!(
+        errno,
+        libc::ENONET | libc::ENOSR | libc::ESOCKTNOSUPPORT | libc::EPROTONOSUPPORT
+    )
 }
 /// See the Linux version; other kernels report no such errors from `accept`.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

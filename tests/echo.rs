@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{LineClient, Watchdog};
-use unp_select::echo::{Config, EchoServer, ShutdownHandle, Stats};
+use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle, Stats};
 
 struct Server {
     addr: SocketAddr,
@@ -43,11 +43,13 @@ enum Mode {
     Poll,
 }
 
-/// Runs `test` against each loop in turn.
-fn each_loop(name: &'static str, test: impl Fn(Mode)) {
-    let _dog = Watchdog::new(name, Duration::from_secs(45));
-    for mode in [Mode::Select, Mode::Large, Mode::Poll] {
-        test(mode);
+/// Runs `test` against each loop in turn, in both echo modes.
+fn each_loop(name: &'static str, test: impl Fn(Mode, Echo)) {
+    let _dog = Watchdog::new(name, Duration::from_secs(60));
+    for echo in [Echo::Bytes, Echo::Lines] {
+        for mode in [Mode::Select, Mode::Large, Mode::Poll] {
+            test(mode, echo);
+        }
     }
 }
 
@@ -65,8 +67,14 @@ fn read_to_eof(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 
 #[test]
 fn many_clients_each_get_their_own_lines_back() {
-    each_loop("many clients", |mode| {
-        let s = Server::start(Config::default(), mode);
+    each_loop("many clients", |mode, echo| {
+        let s = Server::start(
+            Config {
+                echo,
+                ..Config::default()
+            },
+            mode,
+        );
         let mut clients: Vec<LineClient> = (0..20).map(|_| client(s.addr)).collect();
         for round in 0..50 {
             for (i, c) in clients.iter_mut().enumerate() {
@@ -79,14 +87,26 @@ fn many_clients_each_get_their_own_lines_back() {
         drop(clients);
         let stats = s.finish();
         assert_eq!(stats.accepted, 20);
-        assert_eq!(stats.lines_echoed, 1000);
+        let sent: usize = (0..50)
+            .flat_map(|r| (0..20).map(move |i| format!("client {i} line {r}\n").len()))
+            .sum();
+        assert_eq!(stats.bytes_echoed, sent as u64, "{stats:?}");
+        if echo == Echo::Lines {
+            assert_eq!(stats.lines_echoed, 1000);
+        }
     });
 }
 
 #[test]
 fn a_partial_line_does_not_block_other_clients() {
-    each_loop("partial line", |mode| {
-        let s = Server::start(Config::default(), mode);
+    each_loop("partial line", |mode, echo| {
+        let s = Server::start(
+            Config {
+                echo,
+                ..Config::default()
+            },
+            mode,
+        );
         let mut slow = client(s.addr);
         slow.send("no newline yet").unwrap();
         let mut other = client(s.addr);
@@ -103,8 +123,14 @@ fn a_partial_line_does_not_block_other_clients() {
 
 #[test]
 fn pipelined_lines_in_one_write_all_come_back() {
-    each_loop("pipelined", |mode| {
-        let s = Server::start(Config::default(), mode);
+    each_loop("pipelined", |mode, echo| {
+        let s = Server::start(
+            Config {
+                echo,
+                ..Config::default()
+            },
+            mode,
+        );
         let mut c = client(s.addr);
         let lines: String = (0..2000).map(|i| format!("pipelined {i}\n")).collect();
         let writer = {
@@ -119,15 +145,20 @@ fn pipelined_lines_in_one_write_all_come_back() {
         writer.join().unwrap().unwrap();
         assert_eq!(got, lines);
         drop(c);
-        assert_eq!(s.finish().lines_echoed, 2000);
+        let stats = s.finish();
+        assert_eq!(stats.bytes_echoed, lines.len() as u64);
+        if echo == Echo::Lines {
+            assert_eq!(stats.lines_echoed, 2000);
+        }
     });
 }
 
 #[test]
 fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
-    each_loop("long line", |mode| {
+    each_loop("long line", |mode, echo| {
         let config = Config {
             max_line: 16,
+            echo,
             ..Config::default()
         };
         let s = Server::start(config, mode);
@@ -137,18 +168,26 @@ fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
         c.shutdown(Shutdown::Write).unwrap();
         assert_eq!(read_to_eof(&mut c).unwrap(), line);
         let stats = s.finish();
-        assert_eq!(
-            stats.lines_echoed, 7,
-            "101 bytes in pieces of 16: {stats:?}"
-        );
+        if echo == Echo::Lines {
+            assert_eq!(
+                stats.lines_echoed, 7,
+                "101 bytes in pieces of 16: {stats:?}"
+            );
+        }
         assert_eq!(stats.bytes_echoed, 101);
     });
 }
 
 #[test]
 fn half_close_gets_every_echo_then_eof() {
-    each_loop("half close", |mode| {
-        let s = Server::start(Config::default(), mode);
+    each_loop("half close", |mode, echo| {
+        let s = Server::start(
+            Config {
+                echo,
+                ..Config::default()
+            },
+            mode,
+        );
         let mut c = TcpStream::connect(s.addr).unwrap();
         let mut sent: Vec<u8> = (0..300)
             .flat_map(|i| format!("line {i}\n").into_bytes())
@@ -159,15 +198,18 @@ fn half_close_gets_every_echo_then_eof() {
         assert_eq!(read_to_eof(&mut c).unwrap(), sent);
         let stats = s.finish();
         assert_eq!(stats.closed_eof, 1);
-        assert_eq!(stats.lines_echoed, 301);
+        if echo == Echo::Lines {
+            assert_eq!(stats.lines_echoed, 301);
+        }
     });
 }
 
 #[test]
 fn too_many_clients_refuses_one_connection_and_keeps_serving() {
-    each_loop("too many clients", |mode| {
+    each_loop("too many clients", |mode, echo| {
         let config = Config {
             max_clients: 2,
+            echo,
             ..Config::default()
         };
         let s = Server::start(config, mode);
@@ -195,8 +237,14 @@ fn too_many_clients_refuses_one_connection_and_keeps_serving() {
 
 #[test]
 fn a_client_that_resets_is_closed_and_counted() {
-    each_loop("client reset", |mode| {
-        let s = Server::start(Config::default(), mode);
+    each_loop("client reset", |mode, echo| {
+        let s = Server::start(
+            Config {
+                echo,
+                ..Config::default()
+            },
+            mode,
+        );
         let mut c = client(s.addr);
         c.echo("before the reset\n").unwrap();
         c.abort().unwrap();
@@ -210,9 +258,10 @@ fn a_client_that_resets_is_closed_and_counted() {
 
 #[test]
 fn a_client_that_never_reads_is_dropped_without_freezing_others() {
-    each_loop("never reads", |mode| {
+    each_loop("never reads", |mode, echo| {
         let config = Config {
             write_timeout: Duration::from_millis(500),
+            echo,
             ..Config::default()
         };
         let s = Server::start(config, mode);
@@ -263,8 +312,14 @@ fn a_client_that_never_reads_is_dropped_without_freezing_others() {
 
 #[test]
 fn shutdown_wakes_an_idle_server_promptly() {
-    each_loop("shutdown", |mode| {
-        let s = Server::start(Config::default(), mode);
+    each_loop("shutdown", |mode, echo| {
+        let s = Server::start(
+            Config {
+                echo,
+                ..Config::default()
+            },
+            mode,
+        );
         let _idle = client(s.addr);
         thread::sleep(Duration::from_millis(100));
         let t = Instant::now();

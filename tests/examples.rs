@@ -5,21 +5,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::examples::example;
 use common::{LineClient, Watchdog};
-
-/// `target/<profile>/examples/<name>`: cargo builds the examples before the tests.
-fn example(name: &str) -> Command {
-    let mut dir: PathBuf = std::env::current_exe().unwrap();
-    dir.pop(); // the test binary
-    dir.pop(); // deps/
-    let path = dir.join("examples").join(name);
-    assert!(path.exists(), "{} not built", path.display());
-    Command::new(path)
-}
 
 /// Runs a command to completion with a watchdog on the whole test.
 fn output(cmd: &mut Command) -> Output {
@@ -218,4 +208,89 @@ fn netcat_is_a_client_too() {
     let (status, rest) = server.terminate();
     assert!(status.success());
     assert!(rest.contains("closed_eof: 1"), "{rest}");
+}
+
+/// The server's listening socket, duplicated into this process with
+/// `pidfd_getfd(2)` (Linux 5.6; root or ptrace rights over the child): then this
+/// test can take the server's connections from under it, as the competing
+/// accepter of UNP 16.6 does.
+fn steal_listener(pid: u32, addr: SocketAddr) -> TcpListener {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    for target in 3..16 {
+        // SAFETY: pidfd_getfd duplicates the child's descriptor `target` into this
+        // process, or returns -1; it touches no memory of ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0) };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else in this process owns.
+        let listener = unsafe { TcpListener::from_raw_fd(fd as i32) };
+        if listener.local_addr().ok() == Some(addr) {
+            // SAFETY: pidfd is ours and closed once.
+            unsafe { libc::close(pidfd as i32) };
+            return listener;
+        }
+    }
+    panic!("the server's listener was not among its descriptors 3..16");
+}
+
+/// The system call number the process is blocked in, from /proc/PID/syscall.
+fn blocked_in(pid: u32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// SIGINT and SIGTERM stop the server within 100 ms in every mode: asleep in
+/// `select` or `poll`, and (the book's bug) asleep in a blocking `accept` after
+/// another process took the connection `select` announced.
+#[test]
+fn echo_server_stops_within_100ms_even_asleep_in_accept() {
+    let _dog = Watchdog::new("stop within 100 ms", Duration::from_secs(60));
+    let runs: [(&[&str], libc::c_int); 4] = [
+        (&[], libc::SIGINT),
+        (&["--poll"], libc::SIGTERM),
+        (&["--large", "--lines"], libc::SIGINT),
+        (
+            &["--blocking-listener", "--accept-delay", "300"],
+            libc::SIGTERM,
+        ),
+    ];
+    for (args, signal) in runs {
+        let server = ServerProcess::start(args);
+        let pid = server.child.id();
+        if args.contains(&"--blocking-listener") {
+            // The server's select sees our connection, sleeps 300 ms, and we
+            // accept it first: it is then asleep in a blocking accept.
+            let listener = steal_listener(pid, server.addr);
+            let _client = std::net::TcpStream::connect(server.addr).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let (_taken, _) = listener.accept().unwrap();
+            let t = std::time::Instant::now();
+            while blocked_in(pid) != Some(libc::SYS_accept4) && t.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(blocked_in(pid), Some(libc::SYS_accept4), "not in accept");
+        } else {
+            let mut c = LineClient::connect(server.addr, Duration::from_secs(5)).unwrap();
+            c.echo("then idle\n").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let t = std::time::Instant::now();
+        let (status, rest) = server.stop_with(signal);
+        let took = t.elapsed();
+        assert!(status.success(), "{args:?}: {status}\n{rest}");
+        assert!(
+            took < Duration::from_millis(100),
+            "{args:?}: took {took:?} to stop on signal {signal}"
+        );
+        assert!(rest.contains("stopped"), "{rest}");
+    }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::Watchdog;
 use reliability_support::*;
-use unp_select::echo::{Config, EchoServer, Stats};
+use unp_select::echo::{Config, Echo, EchoServer, Stats};
 
 fn watchdog(name: &'static str) -> Watchdog {
     Watchdog::new(name, Duration::from_secs(pick(600, 120, 1200)))
@@ -477,6 +477,7 @@ fn slow_input(variant: Variant) {
     let rss_before = rss_kib();
     let started = Instant::now();
     let config = Config {
+        echo: Echo::Lines,
         max_line: MAX_LINE,
         ..Config::default()
     };

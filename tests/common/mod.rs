@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a watchdog and small socket utilities.
 #![allow(dead_code)]
 
+pub mod examples;
 pub mod fds;
 pub mod signals;
 
