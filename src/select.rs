@@ -56,6 +56,35 @@
 //! with the *remaining* time, without relying on the kernel writing it back into the
 //! `timeval` (Linux does, the BSDs and musl do not).
 //!
+//! # Closed descriptors
+//!
+//! POSIX has `select` fail with `EBADF` when a set holds a descriptor that is not open.
+//! The kernel checks only the descriptors numbered below the size of the process's
+//! descriptor table, which grows, never shrinking, to cover every descriptor opened
+//! (on 64-bit Linux it starts at 64 slots). A number above the table is not open
+//! either, but Linux clips `nfds` to the table size and leaves the bits above it as the
+//! caller set them, so such a descriptor would come back "ready" without being counted.
+//!
+//! So every select function here compares the returned count with the descriptors left
+//! in the sets (the kernel counts bits, so one descriptor ready for reading and writing
+//! counts twice). If the sets hold more, the call fails with `EBADF` as well, and the
+//! sets are cleared. The check costs one popcount per word below `nfds`.
+//!
+//! The check runs only after the kernel returns. If nothing else in the sets becomes
+//! ready, the call waits out its timeout first, and with `None` it waits forever.
+//!
+//! # Platform-specific behavior
+//!
+//! - Linux clips `nfds` to the table size (`max_fds` in `fs/select.c`, a multiple of the
+//!   word size). Measured: without the check, read set {1000} gave `Ok(0)` with 1000
+//!   still in the set.
+//! - FreeBSD clips `nfds` too, but its current source checks the bits above the table
+//!   and fails with `EBADF` itself (`select_check_badfd` in `sys_generic.c`), leaving
+//!   the sets unspecified as after any kernel error. Not run here.
+//! - macOS: not verified here. xnu's source clips `nfds` like Linux, so the check should
+//!   apply. One exception: a descriptor in the same 32-bit word as the end of the table
+//!   would come back cleared (not ready) instead of set, and the check cannot see it.
+//!
 //! # References
 //!
 //! - POSIX [`select`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/select.html),
@@ -305,6 +334,11 @@ impl FdSet {
         // SAFETY: as in `words`; the exclusive borrow of `self` makes this the only
         // reference to the memory, and any bit pattern written is a valid fd_set.
         unsafe { &mut *(&mut self.raw as *mut libc::fd_set).cast::<[FdWord; FD_SET_WORDS]>() }
+    }
+
+    /// The words of an optional set, for `select_result`.
+    fn words_of(set: Option<&mut FdSet>) -> Option<&mut [FdWord]> {
+        set.map(|set| &mut set.words_mut()[..])
     }
 
     /// Adds `fd` to the set (`FD_SET`).
@@ -760,6 +794,11 @@ impl LargeFdSet {
         Iter::new(&self.words)
     }
 
+    /// The words of an optional set, for `select_result`.
+    fn words_of(set: Option<&mut LargeFdSet>) -> Option<&mut [FdWord]> {
+        set.map(|set| &mut set.words[..])
+    }
+
     /// Grows the bitmap to at least `words` words (the kernel reads that many).
     fn pad_to(&mut self, words: usize) {
         if self.words.len() < words {
@@ -941,12 +980,47 @@ fn fd_set_ptr(set: Option<&mut FdSet>) -> *mut libc::fd_set {
     set.map_or(ptr::null_mut(), |s| &mut s.raw as *mut libc::fd_set)
 }
 
-fn check(rc: libc::c_int) -> io::Result<usize> {
+/// Number of bitmap words that hold descriptors `0..nfds`.
+fn words_for(nfds: libc::c_int) -> usize {
+    // `usize::div_ceil` needs Rust 1.73; nfds <= LargeFdSet::MAX_FD + 1 cannot overflow.
+    usize::try_from(nfds).map_or(0, |n| (n + WORD_BITS - 1) / WORD_BITS)
+}
+
+/// The outcome of a select call that returned `rc` for `nfds` and left `sets` (the
+/// read, write and except bitmaps, as passed): every entry point ends here.
+///
+/// On success the kernel returns the number of bits it set, over all three sets, and
+/// clears every other bit it examined. A bit it did not examine stays set, so the sets
+/// then hold more descriptors than `rc`: Linux (and, by its source, macOS) clips `nfds`
+/// to the size of the descriptor table, and a descriptor above the table is not open.
+/// That is `EBADF`, as POSIX specifies for a descriptor that is not open; the sets are
+/// cleared.
+///
+/// Fewer members than `rc` would mean a bit counted twice, which POSIX's count rules
+/// out (the sets are distinct `&mut` borrows, never the same memory); the kernel's
+/// count is returned unchanged rather than turned into an error.
+fn select_result(
+    rc: libc::c_int,
+    nfds: libc::c_int,
+    sets: [Option<&mut [FdWord]>; 3],
+) -> io::Result<usize> {
     if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc as usize)
+        return Err(io::Error::last_os_error());
     }
+    let ready = rc as usize;
+    let words = words_for(nfds);
+    let members: usize = sets
+        .iter()
+        .flatten()
+        .map(|set| words_len(&set[..words.min(set.len())]))
+        .sum();
+    if members > ready {
+        for set in sets.into_iter().flatten() {
+            set.fill(0);
+        }
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(ready)
 }
 
 // ---- select / pselect -----------------------------------------------------------------
@@ -969,19 +1043,21 @@ fn check(rc: libc::c_int) -> io::Result<usize> {
 ///
 /// - [`ErrorKind::Interrupted`](io::ErrorKind::Interrupted) (`EINTR`) when a signal
 ///   handler ran during the wait; see [`select_restarting`].
-/// - `EBADF` when a set contains a descriptor that is not open.
+/// - `EBADF` when a set holds a descriptor that is not open. The kernel reports one
+///   numbered below the size of the descriptor table. For one above the table, this
+///   function reports it once the kernel returns, and clears all three sets. See
+///   [Closed descriptors](self#closed-descriptors).
 /// - `EINVAL`, `ENOMEM` from the kernel.
 ///
-/// After an error POSIX leaves the contents of the sets unspecified; reinitialise them
-/// before reusing them.
+/// After any other error POSIX leaves the contents of the sets unspecified;
+/// reinitialise them before reusing them.
 ///
 /// # Platform-specific behavior
 ///
-/// Linux reports `EBADF` only for closed descriptors whose number lies within the
-/// process's current descriptor table; higher numbers are silently ignored. On failure
-/// (including `EINTR`) Linux leaves the sets as they were (observed on Linux 6.18).
-/// glibc writes the unslept time back into its `timeval` (this function does not
-/// expose it).
+/// Linux, FreeBSD and macOS treat descriptors above the descriptor table differently;
+/// see [the module docs](self#platform-specific-behavior). On failure (including
+/// `EINTR`) Linux leaves the sets as they were (observed on Linux 6.18). glibc writes
+/// the unslept time back into its `timeval` (this function does not expose it).
 ///
 /// # Examples
 ///
@@ -1014,9 +1090,9 @@ fn check(rc: libc::c_int) -> io::Result<usize> {
 /// - FreeBSD [select(2)](https://man.freebsd.org/cgi/man.cgi?query=select&sektion=2)
 /// - Apple [select(2)](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/select.2.html)
 pub fn select(
-    read: Option<&mut FdSet>,
-    write: Option<&mut FdSet>,
-    except: Option<&mut FdSet>,
+    mut read: Option<&mut FdSet>,
+    mut write: Option<&mut FdSet>,
+    mut except: Option<&mut FdSet>,
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
     let nfds = nfds_of([
@@ -1034,13 +1110,13 @@ pub fn select(
     let rc = unsafe {
         libc::select(
             nfds,
-            fd_set_ptr(read),
-            fd_set_ptr(write),
-            fd_set_ptr(except),
+            fd_set_ptr(read.as_deref_mut()),
+            fd_set_ptr(write.as_deref_mut()),
+            fd_set_ptr(except.as_deref_mut()),
             tv_ptr,
         )
     };
-    check(rc)
+    select_result(rc, nfds, [read, write, except].map(FdSet::words_of))
 }
 
 /// [`select`] that restarts itself after `EINTR` with the remaining time.
@@ -1057,7 +1133,10 @@ pub fn select(
 ///
 /// # Errors
 ///
-/// As [`select`], except that `EINTR` is never returned.
+/// As [`select`], except that `EINTR` is never returned. A closed descriptor gives
+/// `EBADF`: from the kernel at once if its number is below the descriptor table; if
+/// above it, once the call returns, with the sets cleared. With `timeout` = `None` and
+/// nothing else ready, that call never returns.
 ///
 /// # Examples
 ///
@@ -1104,7 +1183,10 @@ pub fn select_restarting(
 /// # Errors
 ///
 /// As [`select`]. `Interrupted` is the expected outcome when a signal unblocked by
-/// `sigmask` is delivered. After an error the sets' contents are unspecified.
+/// `sigmask` is delivered. A closed descriptor gives `EBADF`: from the kernel if its
+/// number is below the descriptor table; if above it, from this function once the call
+/// returns, with the sets cleared. After other errors the sets' contents are
+/// unspecified.
 ///
 /// # Platform-specific behavior
 ///
@@ -1133,9 +1215,9 @@ pub fn select_restarting(
 /// - FreeBSD [pselect(2)](https://man.freebsd.org/cgi/man.cgi?query=pselect&sektion=2)
 /// - Apple [pselect(2)](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/pselect.2.html)
 pub fn pselect(
-    read: Option<&mut FdSet>,
-    write: Option<&mut FdSet>,
-    except: Option<&mut FdSet>,
+    mut read: Option<&mut FdSet>,
+    mut write: Option<&mut FdSet>,
+    mut except: Option<&mut FdSet>,
     timeout: Option<Duration>,
     sigmask: Option<&SigSet>,
 ) -> io::Result<usize> {
@@ -1154,14 +1236,14 @@ pub fn pselect(
     let rc = unsafe {
         libc::pselect(
             nfds,
-            fd_set_ptr(read),
-            fd_set_ptr(write),
-            fd_set_ptr(except),
+            fd_set_ptr(read.as_deref_mut()),
+            fd_set_ptr(write.as_deref_mut()),
+            fd_set_ptr(except.as_deref_mut()),
             ts_ptr,
             mask_ptr,
         )
     };
-    check(rc)
+    select_result(rc, nfds, [read, write, except].map(FdSet::words_of))
 }
 
 /// [`select`] for [`LargeFdSet`]s, which may hold descriptors at or above
@@ -1176,13 +1258,18 @@ pub fn pselect(
 ///
 /// # Errors
 ///
-/// As [`select`]. After an error the sets' contents are unspecified.
+/// As [`select`]. A closed descriptor gives `EBADF`: from the kernel if its number is
+/// below the descriptor table; if above it (say 5000 in a process that never had that
+/// many descriptors), from this function once the call returns, with the sets cleared.
+/// After other errors the sets' contents are unspecified.
 ///
 /// # Platform-specific behavior
 ///
 /// - Linux and FreeBSD: the kernel accepts any `nfds` and reads
 ///   `ceil(nfds / bits per word)` words from each set; Linux clips `nfds` to the size of
-///   the descriptor table. Verified on Linux with a descriptor above 1500.
+///   the descriptor table (see [the module docs](self#platform-specific-behavior)).
+///   Verified on Linux with a descriptor above 1500, and `EBADF` for a closed one at
+///   5000.
 /// - macOS: the default (UNIX-conformant) `select` fails with `EINVAL` when
 ///   `nfds > FD_SETSIZE`; this function calls `select$DARWIN_EXTSN`, the variant C
 ///   programs get with `_DARWIN_UNLIMITED_SELECT`, which has no such limit. This is
@@ -1223,10 +1310,8 @@ pub fn select_large(
         write.as_deref().and_then(LargeFdSet::highest),
         except.as_deref().and_then(LargeFdSet::highest),
     ]);
-    // nfds <= MAX_FD + 1, so this is small and positive; at least one word so that no
-    // passed pointer is dangling.
-    let words = (nfds as usize + WORD_BITS - 1) / WORD_BITS;
-    let words = words.max(1);
+    // At least one word so that no passed pointer is dangling.
+    let words = words_for(nfds).max(1);
     let ptr_of = |set: &mut Option<&mut LargeFdSet>| match set {
         Some(set) => {
             set.pad_to(words);
@@ -1243,7 +1328,7 @@ pub fn select_large(
     // ceil(nfds / WORD_BITS) words (padded above), borrowed mutably for the call and
     // not touched until it returns; `tv_ptr` is null or a live timeval.
     let rc = unsafe { crate::sys::select_unlimited(nfds, r, w, e, tv_ptr) };
-    check(rc)
+    select_result(rc, nfds, [read, write, except].map(LargeFdSet::words_of))
 }
 
 /// [`select_large`] that restarts after `EINTR` with the remaining time, restoring the
@@ -1251,7 +1336,10 @@ pub fn select_large(
 ///
 /// # Errors
 ///
-/// As [`select_large`], except that `EINTR` is never returned.
+/// As [`select_large`], except that `EINTR` is never returned. A closed descriptor
+/// gives `EBADF`: from the kernel at once if its number is below the descriptor table;
+/// if above it, once the call returns, with the sets cleared. With `timeout` = `None`
+/// and nothing else ready, that call never returns.
 ///
 /// # Examples
 ///
@@ -1381,6 +1469,77 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    }
+
+    /// Eight words with the given descriptors.
+    fn bitmap(fds: &[usize]) -> Vec<FdWord> {
+        let mut words = vec![0; 8];
+        for &fd in fds {
+            let (w, bit) = word_bit(fd);
+            words[w] |= bit;
+        }
+        words
+    }
+
+    #[test]
+    fn words_for_rounds_up() {
+        assert_eq!(words_for(-1), 0);
+        assert_eq!(words_for(0), 0);
+        assert_eq!(words_for(1), 1);
+        assert_eq!(words_for(WORD_BITS as libc::c_int), 1);
+        assert_eq!(words_for(WORD_BITS as libc::c_int + 1), 2);
+    }
+
+    #[test]
+    fn select_result_accepts_a_count_that_matches_the_sets() {
+        // Descriptor 3 ready for reading and writing counts twice.
+        let (hi, nfds) = (WORD_BITS + 6, WORD_BITS as libc::c_int + 7);
+        let (mut r, mut w) = (bitmap(&[3]), bitmap(&[3, hi]));
+        let n = select_result(3, nfds, [Some(&mut r), Some(&mut w), None]).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!((r, w), (bitmap(&[3]), bitmap(&[3, hi])));
+        assert_eq!(select_result(0, 0, [None, None, None]).unwrap(), 0);
+        let mut e = bitmap(&[]);
+        assert_eq!(select_result(0, 1, [None, None, Some(&mut e)]).unwrap(), 0);
+    }
+
+    #[test]
+    fn select_result_is_ebadf_when_a_bit_was_not_counted() {
+        for (rc, read, write) in [
+            (0, &[200][..], &[][..]), // alone, the kernel returned 0
+            (1, &[][..], &[3, 200][..]),
+            (1, &[200][..], &[3][..]),
+            (2, &[3, 200][..], &[3][..]),
+        ] {
+            let (mut r, mut w, mut e) = (bitmap(read), bitmap(write), bitmap(&[]));
+            let err =
+                select_result(rc, 201, [Some(&mut r), Some(&mut w), Some(&mut e)]).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{read:?} {write:?}");
+            assert_eq!((&r, &w, &e), (&bitmap(&[]), &bitmap(&[]), &bitmap(&[])));
+        }
+    }
+
+    #[test]
+    fn select_result_keeps_the_kernels_count_when_it_is_higher() {
+        // Cannot happen with distinct sets; the kernel's count is not second-guessed.
+        let mut r = bitmap(&[3]);
+        assert_eq!(select_result(2, 4, [Some(&mut r), None, None]).unwrap(), 2);
+        assert_eq!(r, bitmap(&[3]));
+    }
+
+    #[test]
+    fn select_result_counts_only_the_words_below_nfds() {
+        // The kernel reads and writes ceil(nfds / WORD_BITS) words; nothing after them
+        // is counted (the select functions never leave bits there), and a shorter slice
+        // is not indexed past its end.
+        let mut r = bitmap(&[3, 200]);
+        assert_eq!(select_result(1, 4, [Some(&mut r), None, None]).unwrap(), 1);
+        let mut short = vec![0 as FdWord; 1];
+        short[0] = 1 << 3;
+        assert_eq!(
+            select_result(1, 201, [Some(&mut short), None, None]).unwrap(),
+            1
+        );
     }
 
     #[test]
