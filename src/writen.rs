@@ -8,10 +8,10 @@
 //! it wrote, which is what an event loop needs to keep the rest in its own buffer.
 //!
 //! Writing to a socket or pipe whose reading side is gone fails with `EPIPE`, and the
-//! kernel also sends `SIGPIPE` to the writing thread; its default action kills the
-//! process (UNP section 5.13). Rust's `main` ignores `SIGPIPE` at startup, but a library
-//! may run in a host that restored the default action. Both functions here return the
-//! error ([`ErrorKind::BrokenPipe`](std::io::ErrorKind::BrokenPipe), or
+//! kernel also sends `SIGPIPE`; its default action kills the process (UNP section 5.13).
+//! Rust's `main` ignores `SIGPIPE` at startup, but a library may run in a host that
+//! restored the default action. Both functions here return the error
+//! ([`ErrorKind::BrokenPipe`](std::io::ErrorKind::BrokenPipe), or
 //! [`ErrorKind::ConnectionReset`](std::io::ErrorKind::ConnectionReset) for the first
 //! write after an RST) and never let a `SIGPIPE` through:
 //!
@@ -19,15 +19,39 @@
 //!   `SO_NOSIGPIPE`, set on the socket first), so no signal is generated;
 //! * on anything else (`send` fails with `ENOTSOCK`: pipes, FIFOs, files, terminals)
 //!   they fall back to `write(2)` with `SIGPIPE` blocked in the calling thread; if the
-//!   write fails with `EPIPE` the signal it raised is taken off the pending set with
-//!   `sigwait(2)` before the thread's signal mask is restored. A `SIGPIPE` that was
-//!   already pending before the call is left alone.
+//!   write fails with `EPIPE`, the `SIGPIPE` that this write raised is taken off the
+//!   pending set (`sigtimedwait(2)`, zero timeout) before the thread's signal mask is
+//!   restored (Apple: no signal at all, see below).
+//!
+//! On Linux and FreeBSD only the write's own `SIGPIPE` is taken. The kernel sends it to
+//! the writing thread, and `sigtimedwait` takes a signal pending for the thread before
+//! one pending for the process, so a `SIGPIPE` pending for the process (sent with
+//! `kill(2)` while every thread blocks it) stays pending. A `SIGPIPE` already pending for
+//! the calling thread (possible only if the caller blocks `SIGPIPE`) is the caller's: on
+//! Linux a standard signal does not queue, so the write's one merges into it and nothing
+//! is taken; the caller sees one `SIGPIPE`, as without the call. A `SIGPIPE` that
+//! someone sends to the calling thread itself (`pthread_kill`) while the call runs
+//! cannot be told from the write's own and may be taken in its place.
 //!
 //! # Platform-specific behavior
 //!
 //! * Linux, FreeBSD: `send(2)` with `MSG_NOSIGNAL`.
 //! * Apple: `SO_NOSIGPIPE` is set on the socket (it stays set after the call), then
-//!   `send(2)` without flags.
+//!   `send(2)` without flags. On other descriptors `fcntl(F_SETNOSIGPIPE)` is set (it
+//!   stays set on the open file description, which duplicates and other processes may
+//!   share), so `write(2)` raises no `SIGPIPE`: XNU sends that of a pipe to the process,
+//!   which any thread not blocking it receives, so blocking it would not help.
+//! * Pending signals, Linux (kernel source: `send_sig(SIGPIPE, current, 0)` in
+//!   `pipe_write`, `dequeue_signal`): exactly as described above. Whether a `SIGPIPE`
+//!   pending at the start is the thread's or the process's is read from
+//!   `/proc/thread-self/status`; without `/proc` nothing is taken in that case, so the
+//!   write's `SIGPIPE` stays pending too.
+//! * Pending signals, FreeBSD (from its source, not tested): the write's `SIGPIPE` goes
+//!   to the thread (`tdsignal`) and is queued as a signal of its own even if one is
+//!   pending (`sigqueue_add`); one is taken, the thread's first (`kern_sigtimedwait`),
+//!   so the call leaves the number of pending `SIGPIPE`s unchanged.
+//! * Pending signals, other Unix systems (not verified): the write's `SIGPIPE` is taken
+//!   (with `sigwait(2)`) only if no `SIGPIPE` was pending at the start.
 //! * Measured on Linux (6.18), TCP on loopback: after the peer closed normally (FIN),
 //!   the first write still succeeds (the peer's TCP answers it with an RST) and a later
 //!   one fails with `EPIPE`; after the peer reset the connection, the first write fails
@@ -41,17 +65,26 @@
 //! * POSIX [`send`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/send.html),
 //!   [`write`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/write.html),
 //!   [`pthread_sigmask`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/pthread_sigmask.html),
+//!   [`sigtimedwait`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/sigtimedwait.html),
 //!   [`sigwait`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/sigwait.html).
 //! * Linux [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html),
 //!   [`write(2)`](https://man7.org/linux/man-pages/man2/write.2.html),
-//!   [`signal(7)`](https://man7.org/linux/man-pages/man7/signal.7.html).
+//!   [`signal(7)`](https://man7.org/linux/man-pages/man7/signal.7.html) (signals
+//!   pending for a thread and for a process),
+//!   [`proc(5)`](https://man7.org/linux/man-pages/man5/proc.5.html) (`SigPnd`,
+//!   `ShdPnd`); kernel `fs/pipe.c` and `kernel/signal.c`.
 //! * FreeBSD [`send(2)`](https://man.freebsd.org/cgi/man.cgi?query=send&sektion=2);
-//!   Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html)
-//!   (`SO_NOSIGPIPE`).
+//!   kernel `sys/kern/sys_generic.c` (`dofilewrite`) and `sys/kern/kern_sig.c`.
+//! * Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html)
+//!   (`SO_NOSIGPIPE`),
+//!   [`fcntl(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/fcntl.2.html)
+//!   (`F_SETNOSIGPIPE`); XNU `bsd/kern/sys_generic.c` (`dofilewrite`) and
+//!   `bsd/kern/kern_sig.c` (`get_signalthread`).
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 use crate::sys;
 
@@ -78,52 +111,27 @@ fn write_once(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 
 /// `SIGPIPE` blocked in the calling thread for as long as this value lives.
 ///
-/// Dropping it consumes a `SIGPIPE` raised meanwhile (if [`SigpipeBlock::saw_epipe`]
-/// was called and the signal was not already pending before) and restores the mask.
+/// Dropping it takes the `SIGPIPE` that a failed write raised meanwhile (if
+/// [`SigpipeBlock::saw_epipe`] was called) off the pending set, unless that signal merged
+/// into one pending before, and restores the thread's signal mask.
 struct SigpipeBlock {
-    old_mask: libc::sigset_t,
-    was_pending: bool,
+    old_mask: SigSet,
+    /// Decided before the first write: the write's `SIGPIPE` will be a pending signal of
+    /// its own, so taking one takes it and nothing else.
+    take_ours: bool,
     epipe: bool,
-}
-
-fn sigpipe_set() -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initializes the set it is given; sigaddset with a valid
-    // signal number on an initialized set cannot fail.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
-        set.assume_init()
-    }
-}
-
-fn sigpipe_pending() -> io::Result<bool> {
-    let mut pending = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigpending writes a full sigset_t to the pointer it is given.
-    if unsafe { libc::sigpending(pending.as_mut_ptr()) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: sigpending succeeded, so `pending` is initialized; sigismember only reads it.
-    Ok(unsafe { libc::sigismember(pending.as_ptr(), libc::SIGPIPE) } == 1)
 }
 
 impl SigpipeBlock {
     fn new() -> io::Result<Self> {
-        let set = sigpipe_set();
-        let mut old_mask = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: `set` is an initialized sigset_t; `old_mask` receives the previous mask.
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, old_mask.as_mut_ptr()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
+        let old_mask = SigSet::from(Signal::SIGPIPE).thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
         let mut block = SigpipeBlock {
-            // SAFETY: pthread_sigmask succeeded and wrote the old mask.
-            old_mask: unsafe { old_mask.assume_init() },
-            was_pending: false,
+            old_mask,
+            take_ours: false,
             epipe: false,
         };
         // On error `block` is dropped, which restores the mask.
-        block.was_pending = sigpipe_pending()?;
+        block.take_ours = ours_stays_separate()?;
         Ok(block)
     }
 
@@ -132,21 +140,40 @@ impl SigpipeBlock {
     }
 }
 
+/// Whether the `SIGPIPE` that a failed write by this thread (which blocks `SIGPIPE`)
+/// raises from now on will be a pending signal of its own.
+///
+/// The kernel sends it to the writing thread. A standard signal sent to a thread that has
+/// it pending already merges into the pending one (except on FreeBSD, which queues each),
+/// while one pending for the process is kept apart. So it stays separate unless a
+/// `SIGPIPE` is pending for this thread. When that cannot be told, the answer is no.
+fn ours_stays_separate() -> io::Result<bool> {
+    if sys::SIGPIPE_QUEUES || !sys::sigpipe_pending()? {
+        return Ok(true);
+    }
+    Ok(sys::sigpipe_pending_for_thread() == Some(false))
+}
+
 impl Drop for SigpipeBlock {
     fn drop(&mut self) {
-        // The kernel sends the SIGPIPE of a failed write to the writing thread, so it is
-        // pending here; `sigwait` then returns at once. Checking first makes sure we
-        // never wait for a signal that is not there.
-        if self.epipe && !self.was_pending && sigpipe_pending().unwrap_or(false) {
-            let set = sigpipe_set();
-            let mut sig: libc::c_int = 0;
-            // SAFETY: `set` is initialized and `sig` is a live c_int to write to.
-            unsafe { libc::sigwait(&set, &mut sig) };
+        if self.epipe && self.take_ours {
+            // Takes the thread's pending SIGPIPE before the process's, without waiting.
+            // It cannot fail with SIGPIPE blocked; if it did, the signal would stay
+            // pending, which is all a destructor could do anyway.
+            let _ = sys::take_pending_sigpipe();
         }
-        // SAFETY: `old_mask` is the initialized mask saved in `new`. Restoring a mask
-        // that was valid before cannot fail.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+        // Restoring a mask that was valid before cannot fail.
+        let _ = self.old_mask.thread_set_mask();
     }
+}
+
+/// Before the first `write(2)` to a non-socket: switches `SIGPIPE` off for the
+/// descriptor where the platform can (Apple), else blocks it in the calling thread.
+fn prepare_nonsocket(fd: RawFd) -> io::Result<Option<SigpipeBlock>> {
+    if sys::set_nosigpipe_nonsocket(fd)? {
+        return Ok(None);
+    }
+    SigpipeBlock::new().map(Some)
 }
 
 /// Writes `buf` until done or until an error; returns the count written and the error
@@ -160,17 +187,19 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
         }
         is_socket = false;
     }
+    let mut prepared = false;
     let mut block: Option<SigpipeBlock> = None;
     while written < buf.len() {
         let rest = &buf[written..];
         let result = if is_socket {
             send_once(fd, rest)
         } else {
-            if block.is_none() {
-                match SigpipeBlock::new() {
-                    Ok(b) => block = Some(b),
+            if !prepared {
+                match prepare_nonsocket(fd) {
+                    Ok(b) => block = b,
                     Err(e) => return (written, Some(e)),
                 }
+                prepared = true;
             }
             let r = write_once(fd, rest);
             if let (Err(e), Some(b)) = (&r, block.as_mut()) {
@@ -206,8 +235,10 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
 ///
 /// On a socket it uses `send(2)` so that a gone peer is an error, never a `SIGPIPE`
 /// (see the [module documentation](self)); on other descriptors (pipes, files) it uses
-/// `write(2)` with `SIGPIPE` held back and discarded. An empty `buf` returns `Ok(())`
-/// at once, without a system call (so even a bad descriptor is not noticed).
+/// `write(2)` with `SIGPIPE` blocked, and takes the `SIGPIPE` that its own write raised,
+/// no other (per platform: see the [module documentation](self)). An empty `buf`
+/// returns `Ok(())` at once, without a system call (so even a bad descriptor is not
+/// noticed).
 ///
 /// Meant for **blocking** descriptors. On a nonblocking one it fails with
 /// [`ErrorKind::WouldBlock`](io::ErrorKind::WouldBlock) when the buffer is full, and
@@ -232,8 +263,9 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// # Platform-specific behavior
 ///
 /// `send(2)` with `MSG_NOSIGNAL` on Linux and FreeBSD; `SO_NOSIGPIPE` then `send(2)` on
-/// Apple platforms. See the [module documentation](self) for what Linux reports after a
-/// FIN or an RST.
+/// Apple platforms, and `F_SETNOSIGPIPE` on their other descriptors. See the
+/// [module documentation](self) for what each platform guarantees about pending
+/// `SIGPIPE`s and what Linux reports after a FIN or an RST.
 ///
 /// # Examples
 ///

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -308,6 +308,10 @@ const CHILD_ENV: &str = "UNP_SELECT_WRITEN_CHILD";
 /// Not a test of its own: the body of the child process of
 /// `no_sigpipe_with_default_disposition`. Without the environment variable it does
 /// nothing.
+///
+/// Exit codes: 0 `writen` and `try_writen` reported `EPIPE` and no `SIGPIPE` is left
+/// pending; 3 no `EPIPE` (or a raw write survived); 4 `try_writen` did not report
+/// `EPIPE`; 5 a `SIGPIPE` is still pending; 10 unknown mode.
 #[test]
 fn sigpipe_child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
@@ -342,7 +346,7 @@ fn sigpipe_child() {
             unsafe { libc::write(target.as_raw_fd(), b"x".as_ptr().cast(), 1) };
         } else if let Err(e) = writen(&target, b"x") {
             if e.kind() == ErrorKind::BrokenPipe {
-                std::process::exit(0);
+                finish_after_broken_pipe(&target);
             }
         }
         thread::sleep(Duration::from_millis(20));
@@ -351,19 +355,45 @@ fn sigpipe_child() {
     std::process::exit(3);
 }
 
+/// The end of a `sigpipe_child` whose `writen` reported `EPIPE`: `try_writen` must
+/// report it too, and neither may leave a `SIGPIPE` pending.
+fn finish_after_broken_pipe(target: &OwnedFd) -> ! {
+    match try_writen(target, b"x") {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
+        _ => std::process::exit(4),
+    }
+    if thread_sigpipe_state().1 {
+        std::process::exit(5);
+    }
+    std::process::exit(0);
+}
+
 fn run_child(mode: &str) -> std::process::ExitStatus {
+    spawn_child("sigpipe_child", CHILD_ENV, mode, false)
+}
+
+/// Runs the test `test` of this binary alone in a child process with `env=mode`; with
+/// `block_sigpipe`, the child starts with `SIGPIPE` blocked, and so does every thread
+/// it creates (threads inherit the mask). Fails if it runs longer than 10 s.
+fn spawn_child(test: &str, env: &str, mode: &str, block_sigpipe: bool) -> std::process::ExitStatus {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "sigpipe_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, mode)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, mode)
+        .stdout(std::process::Stdio::null());
+    if block_sigpipe {
+        // SAFETY: the closure runs in the forked child before exec (after std reset the
+        // signal mask) and only calls pthread_sigmask, which is async-signal-safe and
+        // allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                SigSet::from(Signal::SIGPIPE)
+                    .thread_block()
+                    .map_err(std::io::Error::from)
+            })
+        };
+    }
+    let mut child = cmd.spawn().unwrap();
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -392,6 +422,176 @@ fn raw_write_is_killed_by_sigpipe_control() {
     for mode in ["tcp-raw", "unix-raw", "pipe-raw"] {
         let status = run_child(mode);
         assert_eq!(status.signal(), Some(libc::SIGPIPE), "{mode}: {status:?}");
+    }
+}
+
+const PENDING_ENV: &str = "UNP_SELECT_WRITEN_PENDING_CHILD";
+
+/// Linux: whether `SIGPIPE` is pending for the calling thread (`SigPnd`) and for the
+/// process (`ShdPnd`), from `/proc/thread-self/status`. `None` elsewhere.
+fn proc_sigpipe_pending() -> Option<(bool, bool)> {
+    if !cfg!(any(target_os = "linux", target_os = "android")) {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let has_sigpipe = |key: &str| -> Option<bool> {
+        let hex = status.lines().find_map(|l| l.strip_prefix(key))?.trim();
+        let low = &hex[hex.len().saturating_sub(16)..];
+        let mask = u64::from_str_radix(low, 16).ok()?;
+        Some(mask & (1 << (libc::SIGPIPE - 1)) != 0)
+    };
+    Some((has_sigpipe("SigPnd:")?, has_sigpipe("ShdPnd:")?))
+}
+
+/// Linux: whether every thread of the process blocks `SIGPIPE` (`SigBlk` of each
+/// `/proc/self/task/*/status`). `None` elsewhere.
+fn every_thread_blocks_sigpipe() -> Option<bool> {
+    if !cfg!(any(target_os = "linux", target_os = "android")) {
+        return None;
+    }
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))?
+            .trim();
+        let mask = u64::from_str_radix(&hex[hex.len().saturating_sub(16)..], 16).ok()?;
+        if mask & (1 << (libc::SIGPIPE - 1)) == 0 {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+/// Exits with `code` if the pending `SIGPIPE`s are not exactly `thread` (sent to this
+/// thread) and `process` (sent to the process): `sigpending` shows their union; on
+/// Linux `/proc` tells them apart (`code + 1`).
+fn check_pending(thread: bool, process: bool, code: i32) {
+    if thread_sigpipe_state().1 != (thread || process) {
+        std::process::exit(code);
+    }
+    if let Some(got) = proc_sigpipe_pending() {
+        if got != (thread, process) {
+            eprintln!(
+                "pending (thread, process): {got:?}, want {:?}",
+                (thread, process)
+            );
+            std::process::exit(code + 1);
+        }
+    }
+}
+
+/// Not a test of its own: the body of the child processes of
+/// `process_sigpipe_pending_before_writen_stays_pending` and
+/// `caller_blocked_sigpipe_keeps_exactly_its_pending_signals`. Without the environment
+/// variable it does nothing.
+///
+/// The child starts with `SIGPIPE` blocked in every thread (see [`spawn_child`]), so a
+/// `SIGPIPE` sent to the process stays pending, and sets `SIG_DFL`. The mode says what
+/// is pending before the writes: `none`, `thread` (`pthread_kill` of this thread),
+/// `process` (`kill(getpid())`) or `both`. Then `writen` and `try_writen` each fail with
+/// `EPIPE` on a pipe whose read end is closed, and after each exactly what was pending
+/// before must still be pending. The child then takes those signals itself, unblocks
+/// `SIGPIPE` (anything left would kill it now) and exits 0.
+///
+/// Exit codes: 10 unknown mode; 20 `SIGPIPE` not blocked or already pending at the
+/// start; 21 some thread does not block `SIGPIPE`; 30/31 wrong pending set before the
+/// writes (31: per `/proc`); 40/41 `writen`/`try_writen` did not report `EPIPE`; 50/51
+/// wrong pending set after `writen`; 60/61 after `try_writen`; 70 fewer pending
+/// signals than sent; 71 more.
+#[test]
+fn sigpipe_pending_child() {
+    let Ok(mode) = std::env::var(PENDING_ENV) else {
+        return;
+    };
+    let (thread, process) = match mode.as_str() {
+        "none" => (false, false),
+        "thread" => (true, false),
+        "process" => (false, true),
+        "both" => (true, true),
+        _ => std::process::exit(10),
+    };
+    // SAFETY: setting the default disposition installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if thread_sigpipe_state() != (true, false) {
+        std::process::exit(20);
+    }
+    if every_thread_blocks_sigpipe() == Some(false) {
+        std::process::exit(21);
+    }
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    if thread {
+        // SAFETY: SIGPIPE is blocked, so this only makes it pending for this thread.
+        let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPIPE) };
+        assert_eq!(rc, 0);
+    }
+    if process {
+        nix::sys::signal::kill(nix::unistd::Pid::this(), Signal::SIGPIPE).unwrap();
+    }
+    check_pending(thread, process, 30);
+
+    match writen(&w, b"x") {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
+        _ => std::process::exit(40),
+    }
+    check_pending(thread, process, 50);
+    match try_writen(&w, b"x") {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
+        _ => std::process::exit(41),
+    }
+    check_pending(thread, process, 60);
+
+    // Take the signals this child sent; sigwait returns at once for a pending one.
+    let set = SigSet::from(Signal::SIGPIPE);
+    for _ in 0..(usize::from(thread) + usize::from(process)) {
+        if !thread_sigpipe_state().1 {
+            std::process::exit(70);
+        }
+        assert_eq!(set.wait().unwrap(), Signal::SIGPIPE);
+    }
+    if thread_sigpipe_state().1 {
+        std::process::exit(71);
+    }
+    // With SIG_DFL, a SIGPIPE still pending for this thread would kill it here.
+    set.thread_unblock().unwrap();
+    std::process::exit(0);
+}
+
+fn run_pending_child(mode: &str) {
+    let status = spawn_child("sigpipe_pending_child", PENDING_ENV, mode, true);
+    assert_eq!(status.signal(), None, "{mode}: killed: {status:?}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{mode}: {status:?} (codes: see sigpipe_pending_child)"
+    );
+}
+
+/// The issue: every thread blocks `SIGPIPE` and one is pending for the process. The
+/// `SIGPIPE` that `writen`'s own write raised must still be taken (it was left pending
+/// for the thread and killed the process once it unblocked `SIGPIPE`), and the
+/// process's one must be left alone.
+#[test]
+fn process_sigpipe_pending_before_writen_stays_pending() {
+    // writen needs to tell a SIGPIPE pending for the thread from one pending for the
+    // process: Linux through /proc; FreeBSD queues every SIGPIPE, and Apple raises none.
+    let linux = cfg!(any(target_os = "linux", target_os = "android"));
+    let supported = linux || cfg!(any(target_os = "freebsd", target_vendor = "apple"));
+    if !supported || (linux && proc_sigpipe_pending().is_none()) {
+        eprintln!("skipped: this platform cannot tell the two pending sets apart");
+        return;
+    }
+    run_pending_child("process");
+}
+
+/// A caller that blocks `SIGPIPE` itself keeps exactly what was pending before the
+/// call: nothing, a `SIGPIPE` for the thread (the write's one merges into it), or one
+/// for the thread and one for the process.
+#[test]
+fn caller_blocked_sigpipe_keeps_exactly_its_pending_signals() {
+    for mode in ["none", "thread", "both"] {
+        run_pending_child(mode);
     }
 }
 
