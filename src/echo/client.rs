@@ -93,8 +93,8 @@ impl Client {
     }
 
     /// One turn: UNP's `read` (if the socket is readable) and `writen`, neither of
-    /// which may block here. Reads once, then sends in one call everything echoable:
-    /// what is owed, then (byte mode) all that was read or (line mode) up to
+    /// which may block here. Sends in one call either what is owed, or else what
+    /// one read brought: (byte mode) all of it or (line mode) up to
     /// [`LINES_PER_TURN`] whole lines.
     pub(super) fn turn(
         &mut self,
@@ -119,7 +119,13 @@ impl Client {
             }
         }
 
-        let (more, pieces, again) = self.echoable(echo);
+        // Owed echoes go first and alone, so no send carries more than one turn's
+        // quota of lines; what is buffered behind them waits for the next turn.
+        let (more, pieces, again) = if self.owed > 0 {
+            (0, 0, self.reader.buffered().len() > self.owed)
+        } else {
+            self.echoable(echo)
+        };
         let len = self.owed + more;
         if len > 0 {
             match crate::sys::send_nosignal(self.fd(), &self.reader.buffered()[..len]) {
