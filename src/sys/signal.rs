@@ -1,0 +1,217 @@
+//! Signals: what `writen` needs to keep a write's `SIGPIPE` from killing the process.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Makes writes to the non-socket `fd` fail with `EPIPE` without raising `SIGPIPE`, where
+/// the platform has a per-descriptor switch for it; returns whether it did.
+///
+/// Apple: `fcntl(F_SETNOSIGPIPE)`. XNU sends the `SIGPIPE` of a failed pipe write to the
+/// *process* (`psignal` in `dofilewrite`), and a process-directed signal goes to any
+/// thread that does not block it, so blocking it in the writing thread would not help.
+/// The flag is kept by the open file description, so it stays set after the call and
+/// every descriptor sharing that description (duplicates, other processes) sees it.
+#[cfg(target_vendor = "apple")]
+pub(crate) fn set_nosigpipe_nonsocket(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_SETNOSIGPIPE takes an int argument; no memory is passed. A bad `fd` is an
+    // error (EBADF), not UB.
+    if unsafe { libc::fcntl(fd, libc::F_SETNOSIGPIPE, 1) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(true)
+}
+/// See the Apple version: elsewhere there is no such switch, and this returns `false`.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) fn set_nosigpipe_nonsocket(_fd: RawFd) -> io::Result<bool> {
+    Ok(false)
+}
+
+/// Whether a `SIGPIPE` sent to a thread that already has one pending is kept as a signal
+/// of its own instead of merging into the pending one.
+///
+/// FreeBSD queues a `ksiginfo` for every signal sent, standard ones included
+/// (`tdsendsignal` → `sigqueue_add`), and `sigtimedwait` takes one at a time. Linux keeps
+/// at most one pending instance of a standard signal per pending set (`legacy_queue`),
+/// which is what POSIX allows; other systems are assumed to do the same.
+pub(crate) const SIGPIPE_QUEUES: bool = cfg!(target_os = "freebsd");
+
+/// Whether `SIGPIPE` is in the calling thread's pending set (`sigpending(2)`: the
+/// signals pending for the thread and for the process, together).
+pub(crate) fn sigpipe_pending() -> io::Result<bool> {
+    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigpending writes a full sigset_t to the pointer it is given.
+    if unsafe { libc::sigpending(pending.as_mut_ptr()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sigpending succeeded, so `pending` is initialized; sigismember only reads it.
+    Ok(unsafe { libc::sigismember(pending.as_ptr(), libc::SIGPIPE) } == 1)
+}
+
+/// Whether `SIGPIPE` is pending for the calling thread itself (sent to this thread, as
+/// the kernel sends that of a failed write), apart from one pending for the process;
+/// `None` when the platform cannot tell.
+///
+/// Linux and Android: bit `SIGPIPE - 1` of the `SigPnd` line of
+/// `/proc/thread-self/status` (the process's set is `ShdPnd`; `sigpending(2)` returns
+/// both together). `None` without `/proc`. Reads into a stack buffer.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn sigpipe_pending_for_thread() -> Option<bool> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+
+    // /proc/thread-self exists since Linux 3.17; older kernels have /proc/self/task/TID.
+    let mut file = std::fs::File::open("/proc/thread-self/status")
+        .or_else(|_| {
+            // SAFETY: gettid takes no arguments and cannot fail.
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+            let mut path = [0u8; 64];
+            let len = {
+                let mut w = &mut path[..];
+                std::io::Write::write_fmt(&mut w, format_args!("/proc/self/task/{tid}/status"))?;
+                64 - w.len()
+            };
+            let path = std::ffi::OsStr::from_bytes(&path[..len]);
+            std::fs::File::open(path)
+        })
+        .ok()?;
+    let mut scan = StatusLine::new(b"SigPnd:");
+    let mut buf = [0u8; 512];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        for &b in &buf[..n] {
+            if let Some(mask) = scan.push(b) {
+                return Some(mask? & (1 << (libc::SIGPIPE - 1)) != 0);
+            }
+        }
+    }
+}
+/// See the Linux version: not implemented elsewhere (FreeBSD, the one other platform
+/// that takes a pending `SIGPIPE`, needs no answer: see [`SIGPIPE_QUEUES`]).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn sigpipe_pending_for_thread() -> Option<bool> {
+    None
+}
+
+/// Finds the line `KEY<blanks><hex>` in a `/proc` status file fed one byte at a time and
+/// parses its hexadecimal value (the low 64 bits of a longer one).
+#[cfg(any(target_os = "linux", target_os = "android", test))]
+struct StatusLine {
+    key: &'static [u8],
+    /// Bytes of `key` matched at the start of the current line; `None` once it failed.
+    matched: Option<usize>,
+    value: u64,
+    digits: usize,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", test))]
+impl StatusLine {
+    fn new(key: &'static [u8]) -> Self {
+        StatusLine {
+            key,
+            matched: Some(0),
+            value: 0,
+            digits: 0,
+        }
+    }
+
+    /// Feeds one byte; `Some` at the end of the key's line: its value, or `None` if the
+    /// line is malformed.
+    fn push(&mut self, b: u8) -> Option<Option<u64>> {
+        let in_value = self.matched == Some(self.key.len());
+        if b == b'\n' {
+            if in_value {
+                return Some((self.digits > 0).then_some(self.value));
+            }
+            self.matched = Some(0);
+            return None;
+        }
+        match self.matched {
+            Some(_) if in_value => match (b as char).to_digit(16) {
+                // Shifting out the high digits keeps the low 64 bits.
+                Some(d) => {
+                    self.value = (self.value << 4) | u64::from(d);
+                    self.digits += 1;
+                }
+                None if b == b' ' || b == b'\t' => {}
+                None => return Some(None),
+            },
+            Some(i) if self.key[i] == b => self.matched = Some(i + 1),
+            _ => self.matched = None,
+        }
+        None
+    }
+}
+
+/// Takes one pending `SIGPIPE` of the calling thread (which blocks `SIGPIPE`) off its
+/// pending set without waiting; returns whether there was one.
+///
+/// Linux, Android, FreeBSD: `sigtimedwait(2)` with a zero timeout, which takes a signal
+/// pending for the thread before one pending for the process (Linux `dequeue_signal`,
+/// FreeBSD `kern_sigtimedwait`).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) fn take_pending_sigpipe() -> io::Result<bool> {
+    use nix::sys::signal::{SigSet, Signal};
+
+    let set = SigSet::from(Signal::SIGPIPE);
+    // SAFETY: timespec is plain integers (and padding on some targets); all zero is a
+    // valid zero timeout.
+    let zero: libc::timespec = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `set` is an initialized sigset_t and `zero` a live timespec; a null
+        // siginfo pointer is allowed.
+        let rc = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) };
+        if rc != -1 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => return Ok(false),
+            Some(libc::EINTR) => {}
+            _ => return Err(e),
+        }
+    }
+}
+/// See the Linux version. Elsewhere (no `sigtimedwait` on Apple and OpenBSD):
+/// `sigwait(2)`, called only when `sigpending(2)` shows `SIGPIPE`, so it returns at once;
+/// which one it takes when one is pending for the thread and one for the process is not
+/// known.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) fn take_pending_sigpipe() -> io::Result<bool> {
+    use nix::sys::signal::{SigSet, Signal};
+
+    if !sigpipe_pending()? {
+        return Ok(false);
+    }
+    SigSet::from(Signal::SIGPIPE).wait()?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StatusLine;
+
+    fn scan(text: &str, key: &'static [u8]) -> Option<Option<u64>> {
+        let mut s = StatusLine::new(key);
+        text.bytes().find_map(|b| s.push(b))
+    }
+
+    #[test]
+    fn status_line_finds_the_key_line_only() {
+        let text = "Name:\tx\nShdPnd:\t0000000000001000\nSigPnd:\t0000000000000800\nSigBlk:\t1\n";
+        assert_eq!(scan(text, b"SigPnd:"), Some(Some(0x800)));
+        assert_eq!(scan(text, b"ShdPnd:"), Some(Some(0x1000)));
+        // A key that only starts a longer one, or sits inside a line, is no match.
+        assert_eq!(scan("XSigPnd:\t1\nSigPndX:\t2\n", b"SigPnd:"), None);
+        // 128-bit masks (MIPS): the low 64 bits.
+        let wide = "SigPnd:\t00000000000000010000000000001000\n";
+        assert_eq!(scan(wide, b"SigPnd:"), Some(Some(0x1000)));
+        assert_eq!(scan("SigPnd:\tzz\n", b"SigPnd:"), Some(None));
+        assert_eq!(scan("SigPnd:\t\n", b"SigPnd:"), Some(None));
+        assert_eq!(scan("SigPnd:\t0", b"SigPnd:"), None);
+    }
+}
