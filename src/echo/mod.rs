@@ -194,11 +194,13 @@ pub struct Config {
     /// this says.
     pub max_clients: usize,
     /// The most bytes one `read` takes (byte mode), or the longest piece of a line
-    /// echoed at once (line mode). It bounds each client's memory: one buffer of at
-    /// most this many bytes holds both what was read and the echoes the kernel has
-    /// not taken yet. Default `MAXLINE - 1` (4095), the longest piece UNP's
-    /// `readline` returns and `str_cli` sends; a larger value in line mode makes
-    /// `str_cli` wait forever on lines longer than 4094 bytes.
+    /// echoed at once (line mode). It bounds memory: the loop reads every client
+    /// into one buffer of this size (the book's `buf[MAXLINE]`), and a client keeps
+    /// a buffer of its own, of at most this size, only while a turn leaves
+    /// something behind (the start of a line, or echoes the kernel did not take).
+    /// Default `MAXLINE - 1` (4095), the longest piece UNP's `readline` returns and
+    /// `str_cli` sends; a larger value in line mode makes `str_cli` wait forever
+    /// on lines longer than 4094 bytes.
     pub max_line: usize,
     /// How long a client's echoes may stay unsent (the client does not read) before
     /// the client is closed. Default 10 seconds; a duration too long to add to an

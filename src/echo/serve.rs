@@ -9,12 +9,11 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::client::{Client, Close, Next};
+use super::client::{Client, Close, Next, ReadBuf};
 use super::driver::{Driver, Interest, Slot};
 use super::stats::{bump, Stats};
-use super::{Config, EchoServer, ShutdownHandle, ACCEPT_BACKOFF, MAXLINE, RESOURCE_BACKOFF};
+use super::{Config, EchoServer, ShutdownHandle, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
 use crate::accept::{accept_nonblocking, Accept, FdReserve};
-use crate::readline::LineReader;
 
 /// The loop's state, shared by the select and poll drivers.
 pub(super) struct Loop {
@@ -37,6 +36,8 @@ pub(super) struct Loop {
     timed: Vec<usize>,
     /// The turn number, so that no client is served twice in one turn.
     turn: u64,
+    /// UNP's `char buf[MAXLINE]`: every read goes here first.
+    buf: ReadBuf,
     stats: Stats,
 }
 
@@ -78,6 +79,7 @@ impl Loop {
             backlog: Vec::new(),
             timed: Vec::new(),
             turn: 0,
+            buf: ReadBuf::new(),
             stats: Stats::default(),
         }
     }
@@ -190,13 +192,7 @@ impl Loop {
         {
             return self.refuse(stream); // e.g. connfd >= FD_SETSIZE
         }
-        // The buffer starts at UNP's MAXLINE at most and grows up to max_line.
-        let mut reader = LineReader::with_capacity(self.config.max_line.min(MAXLINE), stream);
-        if reader.set_max_line(self.config.max_line).is_err() {
-            driver.forget(Slot::Client(i), connfd);
-            return self.refuse(reader.into_inner());
-        }
-        self.client[i] = Some(Client::new(reader));
+        self.client[i] = Some(Client::new(stream));
         self.maxi = Some(self.maxi.map_or(i, |m| m.max(i)));
         bump(&mut self.stats.accepted);
     }
@@ -220,7 +216,8 @@ impl Loop {
         let fd = client.fd();
         let ready = driver.is_ready(Slot::Client(i), fd);
         let now = Instant::now();
-        let next = match client.turn(ready, self.config.echo, &mut self.stats, now) {
+        let (echo, max_line) = (self.config.echo, self.config.max_line);
+        let next = match client.turn(ready, echo, max_line, &mut self.buf, &mut self.stats, now) {
             Ok(next) => next,
             Err(Close::Fatal(e)) => return Err(e),
             Err(why) => {
