@@ -127,11 +127,9 @@ fn steal_next(listener: TcpListener, after: Duration) -> thread::JoinHandle<io::
 fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let thief = listener.try_clone()?;
-    let config = Config {
-        nonblocking_listener: nonblocking,
-        accept_delay: Some(opts.delay),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_nonblocking_listener(nonblocking)
+        .with_accept_delay(Some(opts.delay));
     let server = EchoServer::new(listener, config)?;
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();

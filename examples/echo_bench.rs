@@ -206,14 +206,11 @@ mod serve {
     }
 
     fn echo_server(kind: Kind, addr: &str) -> io::Result<()> {
-        let config = Config {
-            max_clients: if kind == Kind::Select {
-                FD_SETSIZE
-            } else {
-                MAX_CLIENTS
-            },
-            ..Config::default()
-        };
+        let config = Config::default().with_max_clients(if kind == Kind::Select {
+            FD_SETSIZE
+        } else {
+            MAX_CLIENTS
+        });
         let server = EchoServer::bind(addr, config)?;
         // Keep a handle: dropping the last one closes the write end of the server's
         // wake-up socket pair, which then reads as EOF in every turn and the loop

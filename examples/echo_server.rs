@@ -132,6 +132,12 @@ fn outln(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
+/// Prints a line to stderr; a closed or failing stderr is no reason to panic
+/// (`eprintln!` would, and the counters would never be printed).
+fn errln(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(Some(args)) => args,
@@ -140,20 +146,20 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("echo_server: {e}\n\n{USAGE}");
+            errln(format_args!("echo_server: {e}\n\n{USAGE}"));
             return ExitCode::from(2);
         }
     };
     let server = match EchoServer::bind(&args.addr, args.config.clone()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("echo_server: {}: {e}", args.addr);
+            errln(format_args!("echo_server: {}: {e}", args.addr));
             return ExitCode::FAILURE;
         }
     };
     let _ = STOP.set(server.shutdown_handle());
     if let Err(e) = install_handlers() {
-        eprintln!("echo_server: sigaction: {e}");
+        errln(format_args!("echo_server: sigaction: {e}"));
         return ExitCode::FAILURE;
     }
     let mechanism = match args.mechanism {
@@ -174,7 +180,7 @@ fn main() -> ExitCode {
                 "blocking"
             }
         )),
-        Err(e) => eprintln!("echo_server: getsockname: {e}"),
+        Err(e) => errln(format_args!("echo_server: getsockname: {e}")),
     }
     let result = match args.mechanism {
         Mechanism::Select => server.run(),
@@ -182,8 +188,8 @@ fn main() -> ExitCode {
         Mechanism::Poll => server.run_poll(),
     };
     match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
-        Ok(signal) => eprintln!("echo_server: {signal}, shutting down"),
-        Err(_) => eprintln!("echo_server: shutting down"),
+        Ok(signal) => errln(format_args!("echo_server: {signal}, shutting down")),
+        Err(_) => errln(format_args!("echo_server: shutting down")),
     }
     match result {
         Ok(stats) => {
@@ -191,7 +197,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("echo_server: {e}");
+            errln(format_args!("echo_server: {e}"));
             ExitCode::FAILURE
         }
     }

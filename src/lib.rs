@@ -92,7 +92,7 @@ mod sys;
 pub mod writen;
 
 pub use accept::{accept, accept_nonblocking, Accept, FdReserve};
-pub use echo::{Config, EchoServer, ShutdownHandle, Stats};
+pub use echo::{EchoServer, ShutdownHandle};
 pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, poll_restarting, PollFd, PollFlags};
 pub use readline::LineReader;

@@ -68,13 +68,7 @@ fn read_to_eof(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 #[test]
 fn many_clients_each_get_their_own_lines_back() {
     each_loop("many clients", |mode, echo| {
-        let s = Server::start(
-            Config {
-                echo,
-                ..Config::default()
-            },
-            mode,
-        );
+        let s = Server::start(Config::default().with_echo(echo), mode);
         let mut clients: Vec<LineClient> = (0..20).map(|_| client(s.addr)).collect();
         for round in 0..50 {
             for (i, c) in clients.iter_mut().enumerate() {
@@ -100,13 +94,7 @@ fn many_clients_each_get_their_own_lines_back() {
 #[test]
 fn a_partial_line_does_not_block_other_clients() {
     each_loop("partial line", |mode, echo| {
-        let s = Server::start(
-            Config {
-                echo,
-                ..Config::default()
-            },
-            mode,
-        );
+        let s = Server::start(Config::default().with_echo(echo), mode);
         let mut slow = client(s.addr);
         slow.send("no newline yet").unwrap();
         let mut other = client(s.addr);
@@ -124,13 +112,7 @@ fn a_partial_line_does_not_block_other_clients() {
 #[test]
 fn pipelined_lines_in_one_write_all_come_back() {
     each_loop("pipelined", |mode, echo| {
-        let s = Server::start(
-            Config {
-                echo,
-                ..Config::default()
-            },
-            mode,
-        );
+        let s = Server::start(Config::default().with_echo(echo), mode);
         let mut c = client(s.addr);
         let lines: String = (0..2000).map(|i| format!("pipelined {i}\n")).collect();
         let writer = {
@@ -156,11 +138,7 @@ fn pipelined_lines_in_one_write_all_come_back() {
 #[test]
 fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
     each_loop("long line", |mode, echo| {
-        let config = Config {
-            max_line: 16,
-            echo,
-            ..Config::default()
-        };
+        let config = Config::default().with_max_line(16).with_echo(echo);
         let s = Server::start(config, mode);
         let mut c = TcpStream::connect(s.addr).unwrap();
         let line: Vec<u8> = (0..100u8).map(|b| b'a' + b % 26).chain([b'\n']).collect();
@@ -181,13 +159,7 @@ fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
 #[test]
 fn half_close_gets_every_echo_then_eof() {
     each_loop("half close", |mode, echo| {
-        let s = Server::start(
-            Config {
-                echo,
-                ..Config::default()
-            },
-            mode,
-        );
+        let s = Server::start(Config::default().with_echo(echo), mode);
         let mut c = TcpStream::connect(s.addr).unwrap();
         let mut sent: Vec<u8> = (0..300)
             .flat_map(|i| format!("line {i}\n").into_bytes())
@@ -207,11 +179,7 @@ fn half_close_gets_every_echo_then_eof() {
 #[test]
 fn too_many_clients_refuses_one_connection_and_keeps_serving() {
     each_loop("too many clients", |mode, echo| {
-        let config = Config {
-            max_clients: 2,
-            echo,
-            ..Config::default()
-        };
+        let config = Config::default().with_max_clients(2).with_echo(echo);
         let s = Server::start(config, mode);
         let mut a = client(s.addr);
         let mut b = client(s.addr);
@@ -238,13 +206,7 @@ fn too_many_clients_refuses_one_connection_and_keeps_serving() {
 #[test]
 fn a_client_that_resets_is_closed_and_counted() {
     each_loop("client reset", |mode, echo| {
-        let s = Server::start(
-            Config {
-                echo,
-                ..Config::default()
-            },
-            mode,
-        );
+        let s = Server::start(Config::default().with_echo(echo), mode);
         let mut c = client(s.addr);
         c.echo("before the reset\n").unwrap();
         c.abort().unwrap();
@@ -259,11 +221,9 @@ fn a_client_that_resets_is_closed_and_counted() {
 #[test]
 fn a_client_that_never_reads_is_dropped_without_freezing_others() {
     each_loop("never reads", |mode, echo| {
-        let config = Config {
-            write_timeout: Duration::from_millis(500),
-            echo,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .with_write_timeout(Duration::from_millis(500))
+            .with_echo(echo);
         let s = Server::start(config, mode);
         let hog = TcpStream::connect(s.addr).unwrap();
         let mut other = client(s.addr);
@@ -313,13 +273,7 @@ fn a_client_that_never_reads_is_dropped_without_freezing_others() {
 #[test]
 fn shutdown_wakes_an_idle_server_promptly() {
     each_loop("shutdown", |mode, echo| {
-        let s = Server::start(
-            Config {
-                echo,
-                ..Config::default()
-            },
-            mode,
-        );
+        let s = Server::start(Config::default().with_echo(echo), mode);
         let _idle = client(s.addr);
         thread::sleep(Duration::from_millis(100));
         let t = Instant::now();

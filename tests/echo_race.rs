@@ -29,11 +29,9 @@ struct Running {
 fn start(nonblocking: bool, use_poll: bool) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let thief_listener = listener.try_clone().unwrap();
-    let config = Config {
-        nonblocking_listener: nonblocking,
-        accept_delay: Some(DELAY),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_nonblocking_listener(nonblocking)
+        .with_accept_delay(Some(DELAY));
     let server = EchoServer::new(listener, config).unwrap();
     let addr = server.local_addr().unwrap();
     let stop = server.shutdown_handle();

@@ -94,10 +94,7 @@ fn a_flood_does_not_slow_another_client() {
     let _dog = Watchdog::new("fairness", Duration::from_secs(120));
     for echo in [Echo::Lines, Echo::Bytes] {
         for mode in [Mode::Select, Mode::Large, Mode::Poll] {
-            let config = Config {
-                echo,
-                ..Config::default()
-            };
+            let config = Config::default().with_echo(echo);
             let server = EchoServer::bind("127.0.0.1:0", config).unwrap();
             let addr = server.local_addr().unwrap();
             let stop = server.shutdown_handle();

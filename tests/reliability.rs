@@ -260,11 +260,9 @@ fn competing(variant: Variant, nonblocking: bool) {
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = Config {
-        nonblocking_listener: nonblocking,
-        accept_delay: Some(ACCEPT_WINDOW),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_nonblocking_listener(nonblocking)
+        .with_accept_delay(Some(ACCEPT_WINDOW));
     let servers: Vec<Server> = (0..n_servers)
         .map(|_| Server::on(listener.try_clone().unwrap(), config.clone(), variant))
         .collect();
@@ -476,11 +474,9 @@ fn slow_input(variant: Variant) {
     let base = open_fds();
     let rss_before = rss_kib();
     let started = Instant::now();
-    let config = Config {
-        echo: Echo::Lines,
-        max_line: MAX_LINE,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_echo(Echo::Lines)
+        .with_max_line(MAX_LINE);
     let s = Server::start(config, variant);
     let idle = idle_fds(s.addr);
     let sampler = FdSampler::start();
@@ -629,10 +625,7 @@ fn never_reads(variant: Variant) {
     let batches = pick(20, 100, 1000);
     let base = open_fds();
     let started = Instant::now();
-    let config = Config {
-        write_timeout,
-        ..Config::default()
-    };
+    let config = Config::default().with_write_timeout(write_timeout);
     let s = Server::start(config, variant);
     let idle = idle_fds(s.addr);
     let sampler = FdSampler::start();
@@ -1102,14 +1095,8 @@ fn s9_bad_config_is_invalid_input() {
     let _dog = watchdog("bad config");
     let base = open_fds();
     for bad in [
-        Config {
-            max_line: 0,
-            ..Config::default()
-        },
-        Config {
-            max_clients: 0,
-            ..Config::default()
-        },
+        Config::default().with_max_line(0),
+        Config::default().with_max_clients(0),
     ] {
         let err = EchoServer::bind("127.0.0.1:0", bad).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
@@ -1118,12 +1105,10 @@ fn s9_bad_config_is_invalid_input() {
     // closes the client (documented policy); others are unaffected.
     for variant in Variant::ALL {
         let s = Server::start(
-            Config {
-                write_timeout: Duration::ZERO,
-                max_clients: 1,
-                max_line: 1,
-                ..Config::default()
-            },
+            Config::default()
+                .with_write_timeout(Duration::ZERO)
+                .with_max_clients(1)
+                .with_max_line(1),
             variant,
         );
         // max_line 1: every byte is echoed as its own piece.
@@ -1179,10 +1164,7 @@ fn absurd_config_is_handled(config: Config, stall_a_client: bool) {
 fn s9_write_timeout_duration_max_does_not_panic() {
     let _lock = serial();
     let _dog = watchdog("write_timeout MAX");
-    let config = Config {
-        write_timeout: Duration::MAX,
-        ..Config::default()
-    };
+    let config = Config::default().with_write_timeout(Duration::MAX);
     absurd_config_is_handled(config, true);
 }
 
@@ -1190,10 +1172,7 @@ fn s9_write_timeout_duration_max_does_not_panic() {
 fn s9_max_clients_usize_max_does_not_panic() {
     let _lock = serial();
     let _dog = watchdog("max_clients MAX");
-    let config = Config {
-        max_clients: usize::MAX,
-        ..Config::default()
-    };
+    let config = Config::default().with_max_clients(usize::MAX);
     absurd_config_is_handled(config, false);
 }
 
@@ -1201,10 +1180,7 @@ fn s9_max_clients_usize_max_does_not_panic() {
 fn s9_max_line_usize_max_does_not_panic() {
     let _lock = serial();
     let _dog = watchdog("max_line MAX");
-    let config = Config {
-        max_line: usize::MAX,
-        ..Config::default()
-    };
+    let config = Config::default().with_max_line(usize::MAX);
     absurd_config_is_handled(config, false);
 }
 

@@ -146,7 +146,7 @@ pub const MAXLINE: usize = 4096;
 /// ```
 /// use unp_select::echo::{Config, Echo};
 /// assert_eq!(Config::default().echo, Echo::Bytes);
-/// let lines = Config { echo: Echo::Lines, ..Config::default() };
+/// let lines = Config::default().with_echo(Echo::Lines);
 /// assert_eq!(lines.max_line, 4095);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,20 +164,27 @@ pub enum Echo {
 
 /// How the echo server behaves.
 ///
+/// It is `#[non_exhaustive]`, so fields can be added without breaking anyone:
+/// start from [`Config::default`] and change fields, or chain the `with_`
+/// methods.
+///
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use unp_select::echo::Config;
+/// use unp_select::echo::{Config, Echo};
 ///
 /// // The server of UNP 16.6: blocking listener, five seconds between select and accept.
-/// let book = Config {
-///     nonblocking_listener: false,
-///     accept_delay: Some(Duration::from_secs(5)),
-///     ..Config::default()
-/// };
+/// let book = Config::default()
+///     .with_nonblocking_listener(false)
+///     .with_accept_delay(Some(Duration::from_secs(5)));
 /// assert_eq!(book.max_line, unp_select::echo::MAXLINE - 1);
+///
+/// let mut lines = Config::default();
+/// lines.echo = Echo::Lines;
+/// assert_eq!(lines, Config::default().with_echo(Echo::Lines));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Echo bytes as they come (default) or whole lines; see [`Echo`].
     pub echo: Echo,
@@ -218,6 +225,51 @@ impl Default for Config {
             max_line: MAXLINE - 1,
             write_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// Chainable setters, one per field, for building a [`Config`] in one expression.
+impl Config {
+    /// Sets [`echo`](Self::echo).
+    #[must_use]
+    pub fn with_echo(mut self, echo: Echo) -> Config {
+        self.echo = echo;
+        self
+    }
+
+    /// Sets [`nonblocking_listener`](Self::nonblocking_listener).
+    #[must_use]
+    pub fn with_nonblocking_listener(mut self, nonblocking: bool) -> Config {
+        self.nonblocking_listener = nonblocking;
+        self
+    }
+
+    /// Sets [`accept_delay`](Self::accept_delay).
+    #[must_use]
+    pub fn with_accept_delay(mut self, delay: Option<Duration>) -> Config {
+        self.accept_delay = delay;
+        self
+    }
+
+    /// Sets [`max_clients`](Self::max_clients).
+    #[must_use]
+    pub fn with_max_clients(mut self, max_clients: usize) -> Config {
+        self.max_clients = max_clients;
+        self
+    }
+
+    /// Sets [`max_line`](Self::max_line).
+    #[must_use]
+    pub fn with_max_line(mut self, max_line: usize) -> Config {
+        self.max_line = max_line;
+        self
+    }
+
+    /// Sets [`write_timeout`](Self::write_timeout).
+    #[must_use]
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Config {
+        self.write_timeout = timeout;
+        self
     }
 }
 
@@ -296,7 +348,7 @@ impl EchoServer {
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
     /// let server = EchoServer::new(listener, Config::default())?;
     /// assert!(server.local_addr()?.ip().is_loopback());
-    /// let bad = Config { max_line: 0, ..Config::default() };
+    /// let bad = Config::default().with_max_line(0);
     /// let err = EchoServer::new(TcpListener::bind("127.0.0.1:0")?, bad).unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     /// # Ok::<(), std::io::Error>(())
@@ -424,7 +476,7 @@ impl EchoServer {
     /// use std::io::{BufRead, BufReader, Write};
     /// use unp_select::echo::{Config, Echo, EchoServer};
     ///
-    /// let config = Config { echo: Echo::Lines, ..Config::default() };
+    /// let config = Config::default().with_echo(Echo::Lines);
     /// let server = EchoServer::bind("127.0.0.1:0", config)?;
     /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
     /// let thread = std::thread::spawn(move || server.run_poll());

@@ -7,6 +7,7 @@ use std::io;
 /// Accepts that found nothing to accept, by errno (see
 /// [`Accept::NotNow`](crate::Accept::NotNow)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EmptyAccepts {
     /// `EAGAIN`/`EWOULDBLOCK`: the queue was empty (someone else took the connection,
     /// or a Berkeley kernel dropped a reset one).
@@ -27,10 +28,11 @@ impl EmptyAccepts {
     ///
     /// # Examples
     /// ```
-    /// let e = unp_select::echo::EmptyAccepts { would_block: 2, aborted: 1, ..Default::default() };
+    /// let mut e = unp_select::echo::EmptyAccepts::default();
+    /// (e.would_block, e.aborted) = (2, 1);
     /// assert_eq!(e.total(), 3);
-    /// let full = unp_select::echo::EmptyAccepts { would_block: u64::MAX, other: 1, ..Default::default() };
-    /// assert_eq!(full.total(), u64::MAX);
+    /// (e.would_block, e.other) = (u64::MAX, 1);
+    /// assert_eq!(e.total(), u64::MAX);
     /// ```
     pub fn total(&self) -> u64 {
         [
@@ -62,10 +64,12 @@ impl EmptyAccepts {
 ///
 /// # Examples
 /// ```
-/// let stats = unp_select::echo::Stats { accepted: 2, ..Default::default() };
+/// let mut stats = unp_select::echo::Stats::default();
+/// stats.accepted = 2;
 /// assert!(stats.to_string().lines().any(|l| l == "accepted: 2"));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Connections accepted and served.
     pub accepted: u64,
