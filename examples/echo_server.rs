@@ -135,7 +135,8 @@ fn outln(line: std::fmt::Arguments<'_>) {
 /// Prints a line to stderr; a closed or failing stderr is no reason to panic
 /// (`eprintln!` would, and the counters would never be printed).
 fn errln(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    // One write(2) for the whole line, so lines from two sources never interleave.
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 fn main() -> ExitCode {

@@ -302,8 +302,10 @@ impl FdReserve {
     /// - `EMFILE` (or whatever `accept` said) if the reserve was not armed, or if even
     ///   with the spare freed the connection could not be accepted; the caller should
     ///   back off.
-    /// - The `open(2)` error if the spare could not be re-opened; the connection was
-    ///   shed all the same, and [`is_armed`](Self::is_armed) is now false.
+    ///
+    /// If the spare cannot be re-opened afterwards, the result still says whether a
+    /// connection was shed, and [`is_armed`](Self::is_armed) is false: back off and
+    /// re-arm later with [`FdReserve::new`].
     ///
     /// # Examples
     /// ```
@@ -332,18 +334,9 @@ impl FdReserve {
             Accept::OutOfResources(e) => Err(e),
         });
         // Re-arm before reporting anything, so no outcome leaves the reserve empty
-        // when the descriptor is there to be had.
-        let reopen_error = match File::open("/dev/null") {
-            Ok(spare) => {
-                self.spare = Some(spare);
-                None
-            }
-            Err(e) => Some(e),
-        };
-        let shed = outcome??;
-        match reopen_error {
-            Some(e) => Err(e),
-            None => Ok(shed),
-        }
+        // when the descriptor is there to be had. If it is not, `is_armed` says so;
+        // the result still says what happened to the connection.
+        self.spare = File::open("/dev/null").ok();
+        outcome?
     }
 }

@@ -157,15 +157,15 @@ impl Loop {
                     Some(reserve) if out_of_fds => reserve.shed(&self.listener),
                     _ => Err(e), // out of memory: shedding frees nothing
                 };
-                match shed {
-                    Ok(true) => bump(&mut self.stats.shed),
-                    Ok(false) => {}
-                    Err(_) => {
-                        // Stop watching the listener for a while rather than spin on
-                        // it; the connection waits in the queue.
-                        driver.forget(Slot::Listener, self.listener.as_raw_fd());
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    }
+                if let Ok(true) = shed {
+                    bump(&mut self.stats.shed);
+                }
+                let armed = self.reserve.as_ref().is_some_and(FdReserve::is_armed);
+                if shed.is_err() || !armed {
+                    // Could not shed, or the spare is gone: stop watching the
+                    // listener for a while rather than spin on it (`timers` re-arms).
+                    driver.forget(Slot::Listener, self.listener.as_raw_fd());
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                 }
             }
         }
