@@ -214,6 +214,7 @@ fn netcat_is_a_client_too() {
 /// `pidfd_getfd(2)` (Linux 5.6; root or ptrace rights over the child): then this
 /// test can take the server's connections from under it, as the competing
 /// accepter of UNP 16.6 does.
+#[cfg(target_os = "linux")]
 fn steal_listener(pid: u32, addr: SocketAddr) -> TcpListener {
     use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
@@ -242,6 +243,7 @@ fn steal_listener(pid: u32, addr: SocketAddr) -> TcpListener {
 }
 
 /// The system call number the process is blocked in, from /proc/PID/syscall.
+#[cfg(target_os = "linux")]
 fn blocked_in(pid: u32) -> Option<i64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
     text.split_whitespace().next()?.parse().ok()
@@ -251,6 +253,7 @@ fn blocked_in(pid: u32) -> Option<i64> {
 /// `select` or `poll`, and (the book's bug) asleep in a blocking `accept` after
 /// another process took the connection `select` announced.
 #[test]
+#[cfg(target_os = "linux")] // pidfd_getfd(2) and /proc/PID/syscall
 fn echo_server_stops_within_100ms_even_asleep_in_accept() {
     let _dog = Watchdog::new("stop within 100 ms", Duration::from_secs(60));
     let runs: [(&[&str], libc::c_int); 4] = [

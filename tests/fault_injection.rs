@@ -16,6 +16,7 @@
 //! Run with `cargo test --test fault_injection -- --ignored --nocapture`; each test
 //! prints its measured rows as a table (`docs/reliability.md`, "Every errno of every
 //! system call").
+#![cfg(target_os = "linux")] // strace, and Linux errno values
 
 mod common;
 

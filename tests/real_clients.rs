@@ -420,13 +420,7 @@ fn every_input_every_mode(
     client: fn(SocketAddr, &[u8]) -> io::Result<Vec<u8>>,
 ) {
     for echo in MODES {
-        let server = start(
-            lp,
-            Config {
-                echo,
-                ..Config::default()
-            },
-        );
+        let server = start(lp, Config::default().with_echo(echo));
         let mut sent = 0u64;
         for (name, input) in inputs {
             let t = Instant::now();
@@ -499,11 +493,9 @@ fn str_cli_waits_forever_on_a_line_server_with_room_for_4096() {
     for lp in [Loop::Select, Loop::Large, Loop::Poll] {
         let server = start(
             lp,
-            Config {
-                echo: Echo::Lines,
-                max_line: MAXLINE,
-                ..Config::default()
-            },
+            Config::default()
+                .with_echo(Echo::Lines)
+                .with_max_line(MAXLINE),
         );
         let input = line(4095);
         let err = str_cli(server.addr, &input, short).expect_err("str_cli should wait forever");
