@@ -47,7 +47,7 @@ use std::ops;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use crate::select::Deadline;
+use crate::time::{to_poll_millis, Deadline};
 
 /// Event bits of a [`PollFd`]: what to wait for (`events`) and what happened
 /// (`revents`).
@@ -469,18 +469,6 @@ impl fmt::Debug for PollFd {
     }
 }
 
-/// The `poll` timeout in milliseconds: −1 for `None`, otherwise rounded **up** to whole
-/// milliseconds and clamped to `c_int::MAX`.
-fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(t) => {
-            let ms = t.as_millis() + u128::from(t.subsec_nanos() % 1_000_000 != 0);
-            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
-        }
-    }
-}
-
 /// Waits until one of the `fds` entries has an event, or `timeout` passes.
 ///
 /// Sets each entry's `revents` and returns the number of entries with a non-empty
@@ -532,20 +520,7 @@ fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
 /// - FreeBSD [poll(2)](https://man.freebsd.org/cgi/man.cgi?query=poll&sektion=2)
 /// - Apple [poll(2)](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/poll.2.html)
 pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
-    let nfds = libc::nfds_t::try_from(fds.len()).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} poll entries do not fit in nfds_t", fds.len()),
-        )
-    })?;
-    // SAFETY: PollFd is repr(transparent) over libc::pollfd, so the slice is `nfds`
-    // valid pollfd structs, borrowed mutably for the call; the kernel reads them and
-    // writes only their `revents` fields.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr().cast(), nfds, timeout_ms(timeout)) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(rc as usize)
+    crate::sys::poll(fds, to_poll_millis(timeout))
 }
 
 /// [`poll`] that restarts itself after `EINTR` with the remaining time.
@@ -592,20 +567,6 @@ pub fn poll_restarting(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeout_rounds_up_to_milliseconds_and_clamps() {
-        assert_eq!(timeout_ms(None), -1);
-        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
-        assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
-        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
-        assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
-        assert_eq!(timeout_ms(Some(Duration::from_micros(7001))), 8);
-        assert_eq!(timeout_ms(Some(Duration::from_secs(3))), 3000);
-        assert_eq!(timeout_ms(Some(Duration::MAX)), libc::c_int::MAX);
-        let just_over = Duration::from_millis(libc::c_int::MAX as u64 + 1);
-        assert_eq!(timeout_ms(Some(just_over)), libc::c_int::MAX);
-    }
 
     #[test]
     fn flags_debug_names() {

@@ -18,8 +18,8 @@ use common::Watchdog;
 use nix::sys::signal::{SigSet, Signal};
 use proptest::prelude::*;
 use unp_select::select::{
-    pselect, select, select_large, select_large_restarting, select_restarting, FdSet, LargeFdSet,
-    FD_SETSIZE,
+    pselect, select, select_large, select_large_restarting, select_restarting, FdSet, FdSetLike,
+    LargeFdSet, FD_SETSIZE,
 };
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -859,10 +859,8 @@ fn pselect_mask_delivers_a_signal_that_arrived_before_the_wait() {
         usr1.thread_block().unwrap();
         // The signal arrives "too early", before the wait: it stays pending.
         // SAFETY: pthread_self is always a valid thread of this process.
-        assert_eq!(
-            unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) },
-            0
-        );
+        let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
+        assert_eq!(rc, 0);
         assert_eq!(hits(), 0);
 
         // With the mask unchanged the signal stays blocked: the wait times out.
@@ -984,4 +982,80 @@ fn select_large_sees_fds_beyond_fd_setsize() {
     assert_eq!(n, 2);
     assert_eq!(rset.iter().collect::<Vec<_>>(), [r.as_raw_fd()]);
     assert_eq!(wset.iter().collect::<Vec<_>>(), [hw]);
+}
+
+// ---- FdSetLike, re-exports ---------------------------------------------------------------
+
+/// One loop, written once over `FdSetLike`: the readable descriptors among `fds`.
+fn readable<S: FdSetLike>(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<RawFd>> {
+    let mut rset = S::default();
+    for &fd in fds {
+        rset.insert(fd)?;
+    }
+    assert_eq!(rset.len(), fds.len());
+    assert_eq!(rset.highest(), fds.iter().copied().max());
+    let mut rset_copy = rset.clone();
+    let n = S::select(Some(&mut rset_copy), None, None, Some(timeout))?;
+    assert_eq!(n, rset_copy.len());
+    for &fd in fds {
+        rset.remove(fd);
+    }
+    assert!(rset.is_empty());
+    rset_copy.insert(fds[0])?;
+    assert!(rset_copy.contains(fds[0]));
+    rset_copy.remove(fds[0]);
+    let ready: Vec<RawFd> = rset_copy.iter().collect();
+    rset_copy.clear();
+    assert!(rset_copy.is_empty());
+    Ok(ready)
+}
+
+#[test]
+fn fd_set_like_runs_one_loop_on_both_set_types() {
+    let _w = Watchdog::new(
+        "fd_set_like_runs_one_loop_on_both_set_types",
+        Duration::from_secs(10),
+    );
+    let (idle, _idle_w) = pipe();
+    let (r, mut w) = pipe();
+    let (r2, mut w2) = pipe();
+    w.write_all(b"x").unwrap();
+    w2.write_all(b"y").unwrap();
+    let fds = [idle.as_raw_fd(), r.as_raw_fd(), r2.as_raw_fd()];
+    let timeout = Duration::from_secs(5);
+    // fds[0] is idle and removed from the copy before iterating: the others remain.
+    let want = vec![r.as_raw_fd(), r2.as_raw_fd()];
+    assert_eq!(readable::<FdSet>(&fds, timeout).unwrap(), want);
+    assert_eq!(readable::<LargeFdSet>(&fds, timeout).unwrap(), want);
+    // The error paths are the same too.
+    assert_eq!(
+        readable::<FdSet>(&[-1], timeout).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        readable::<LargeFdSet>(&[-1], timeout).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn every_select_item_is_reachable_from_the_crate_root() {
+    type Large<'a> = Option<&'a mut unp_select::LargeFdSet>;
+    let restart: fn(Large, Large, Large, Option<Duration>) -> io::Result<usize> =
+        unp_select::select_large_restarting;
+    let mut set = unp_select::LargeFdSet::new();
+    assert_eq!(
+        restart(Some(&mut set), None, None, Some(Duration::ZERO)).unwrap(),
+        0
+    );
+    fn generic<S: unp_select::FdSetLike>() -> S {
+        S::default()
+    }
+    assert!(generic::<unp_select::FdSet>().is_empty());
+    let iter: unp_select::select::Iter<'_> = set.iter();
+    assert_eq!(iter.count(), 0);
+    assert_eq!(
+        unp_select::select::MAX_TIMEOUT,
+        Duration::from_secs(100_000_000)
+    );
 }
