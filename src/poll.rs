@@ -33,6 +33,12 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Platform-specific behavior
+//!
+//! [`PollFlags`] has the platform's values: on Linux `POLLWRNORM` is a bit of its own,
+//! on macOS and the BSDs it equals `POLLOUT`. Which of `POLLRDNORM`/`POLLWRNORM`
+//! accompany `POLLIN`/`POLLOUT` in `revents` differs between systems (see [`poll`]).
+//!
 //! # References
 //!
 //! - POSIX [`poll`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/poll.html)
@@ -43,7 +49,6 @@
 
 use std::fmt;
 use std::io;
-use std::ops;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
@@ -52,11 +57,11 @@ use crate::time::{to_poll_millis, Deadline};
 /// Event bits of a [`PollFd`]: what to wait for (`events`) and what happened
 /// (`revents`).
 ///
-/// A thin `Copy` wrapper over the C `short`. The constants are the platform's values;
-/// bits without a name here are kept by [`from_bits_retain`](PollFlags::from_bits_retain)
-/// and shown in hex by `Debug`.
-///
-/// # Examples
+/// This is [nix's type](nix::poll::PollFlags), re-exported, so the flags are the same
+/// values whichever crate a caller names them from. Its constants are the platform's
+/// C values (`POLLIN`, `POLLPRI`, `POLLOUT`, `POLLRDNORM`, `POLLRDBAND`, `POLLWRNORM`,
+/// `POLLWRBAND`, `POLLERR`, `POLLHUP`, `POLLNVAL`); bits without a name are kept by
+/// `from_bits_retain`, and [`PollFd::revents`] keeps every bit the kernel set.
 ///
 /// ```
 /// use unp_select::poll::PollFlags;
@@ -64,268 +69,9 @@ use crate::time::{to_poll_millis, Deadline};
 /// let wanted = PollFlags::POLLIN | PollFlags::POLLPRI;
 /// assert!(wanted.contains(PollFlags::POLLIN));
 /// assert!(!wanted.intersects(PollFlags::POLLOUT));
-/// assert_eq!(format!("{:?}", wanted), "POLLIN | POLLPRI");
+/// assert_eq!(PollFlags::from_bits_retain(0x4000).bits(), 0x4000);
 /// ```
-///
-/// # Platform-specific behavior
-///
-/// On Linux `POLLWRNORM` is a bit of its own; on macOS and FreeBSD it equals `POLLOUT`.
-///
-/// # References
-///
-/// - POSIX [`<poll.h>`](https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/poll.h.html)
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct PollFlags(libc::c_short);
-
-impl PollFlags {
-    /// Data other than high-priority data may be read without blocking (also end of
-    /// file and, on sockets, a pending connection).
-    pub const POLLIN: PollFlags = PollFlags(libc::POLLIN);
-    /// High-priority data (e.g. TCP urgent data) may be read without blocking.
-    pub const POLLPRI: PollFlags = PollFlags(libc::POLLPRI);
-    /// Normal data may be written without blocking.
-    pub const POLLOUT: PollFlags = PollFlags(libc::POLLOUT);
-    /// Normal data may be read without blocking (UNP's servers ask for this one).
-    pub const POLLRDNORM: PollFlags = PollFlags(libc::POLLRDNORM);
-    /// Priority-band data may be read without blocking.
-    pub const POLLRDBAND: PollFlags = PollFlags(libc::POLLRDBAND);
-    /// Normal data may be written without blocking.
-    pub const POLLWRNORM: PollFlags = PollFlags(libc::POLLWRNORM);
-    /// Priority-band data may be written without blocking.
-    pub const POLLWRBAND: PollFlags = PollFlags(libc::POLLWRBAND);
-    /// An error is pending on the descriptor (`revents` only; always reported).
-    pub const POLLERR: PollFlags = PollFlags(libc::POLLERR);
-    /// The peer hung up (`revents` only; always reported).
-    pub const POLLHUP: PollFlags = PollFlags(libc::POLLHUP);
-    /// The descriptor is not open (`revents` only; always reported).
-    pub const POLLNVAL: PollFlags = PollFlags(libc::POLLNVAL);
-
-    const NAMED: [(&'static str, PollFlags); 10] = [
-        ("POLLIN", PollFlags::POLLIN),
-        ("POLLPRI", PollFlags::POLLPRI),
-        ("POLLOUT", PollFlags::POLLOUT),
-        ("POLLERR", PollFlags::POLLERR),
-        ("POLLHUP", PollFlags::POLLHUP),
-        ("POLLNVAL", PollFlags::POLLNVAL),
-        ("POLLRDNORM", PollFlags::POLLRDNORM),
-        ("POLLRDBAND", PollFlags::POLLRDBAND),
-        ("POLLWRNORM", PollFlags::POLLWRNORM),
-        ("POLLWRBAND", PollFlags::POLLWRBAND),
-    ];
-
-    /// No flags.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert!(PollFlags::empty().is_empty());
-    /// ```
-    pub const fn empty() -> PollFlags {
-        PollFlags(0)
-    }
-
-    /// All named flags.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert!(PollFlags::all().contains(PollFlags::POLLNVAL | PollFlags::POLLRDNORM));
-    /// ```
-    pub const fn all() -> PollFlags {
-        let mut bits = 0;
-        let mut i = 0;
-        while i < PollFlags::NAMED.len() {
-            bits |= PollFlags::NAMED[i].1 .0;
-            i += 1;
-        }
-        PollFlags(bits)
-    }
-
-    /// The raw C value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert_eq!(PollFlags::POLLIN.bits(), libc::POLLIN);
-    /// ```
-    pub const fn bits(self) -> libc::c_short {
-        self.0
-    }
-
-    /// Flags from a raw value, dropping bits that have no constant here.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::from_bits_truncate(libc::POLLIN | 0x4000);
-    /// assert_eq!(f, PollFlags::POLLIN);
-    /// ```
-    pub const fn from_bits_truncate(bits: libc::c_short) -> PollFlags {
-        PollFlags(bits & PollFlags::all().0)
-    }
-
-    /// Flags from a raw value, keeping every bit (e.g. Linux's `POLLRDHUP`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::from_bits_retain(0x4000);
-    /// assert_eq!(f.bits(), 0x4000);
-    /// assert_eq!(format!("{:?}", f), "0x4000");
-    /// ```
-    pub const fn from_bits_retain(bits: libc::c_short) -> PollFlags {
-        PollFlags(bits)
-    }
-
-    /// Whether no bit is set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert!(PollFlags::empty().is_empty());
-    /// assert!(!PollFlags::POLLIN.is_empty());
-    /// ```
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every bit of `other` is set in `self`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::POLLIN | PollFlags::POLLHUP;
-    /// assert!(f.contains(PollFlags::POLLHUP));
-    /// assert!(!f.contains(PollFlags::POLLHUP | PollFlags::POLLERR));
-    /// ```
-    pub const fn contains(self, other: PollFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether `self` and `other` share a bit.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::POLLIN | PollFlags::POLLHUP;
-    /// assert!(f.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
-    /// assert!(!f.intersects(PollFlags::POLLOUT));
-    /// ```
-    pub const fn intersects(self, other: PollFlags) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// Sets the bits of `other`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let mut f = PollFlags::POLLIN;
-    /// f.insert(PollFlags::POLLOUT);
-    /// assert_eq!(f, PollFlags::POLLIN | PollFlags::POLLOUT);
-    /// ```
-    pub fn insert(&mut self, other: PollFlags) {
-        self.0 |= other.0;
-    }
-
-    /// Clears the bits of `other`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let mut f = PollFlags::POLLIN | PollFlags::POLLPRI;
-    /// f.remove(PollFlags::POLLPRI);
-    /// assert_eq!(f, PollFlags::POLLIN);
-    /// ```
-    pub fn remove(&mut self, other: PollFlags) {
-        self.0 &= !other.0;
-    }
-}
-
-impl ops::BitOr for PollFlags {
-    type Output = PollFlags;
-    fn bitor(self, rhs: PollFlags) -> PollFlags {
-        PollFlags(self.0 | rhs.0)
-    }
-}
-
-impl ops::BitOrAssign for PollFlags {
-    fn bitor_assign(&mut self, rhs: PollFlags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl ops::BitAnd for PollFlags {
-    type Output = PollFlags;
-    fn bitand(self, rhs: PollFlags) -> PollFlags {
-        PollFlags(self.0 & rhs.0)
-    }
-}
-
-impl ops::BitAndAssign for PollFlags {
-    fn bitand_assign(&mut self, rhs: PollFlags) {
-        self.0 &= rhs.0;
-    }
-}
-
-impl ops::Not for PollFlags {
-    type Output = PollFlags;
-    /// The named flags not in `self` (the complement within [`PollFlags::all`]).
-    fn not(self) -> PollFlags {
-        PollFlags(!self.0 & PollFlags::all().0)
-    }
-}
-
-impl fmt::Debug for PollFlags {
-    /// Prints the flag names joined by `|` (`POLLIN | POLLRDNORM`), unnamed bits in hex,
-    /// and `(empty)` for no flags. A name whose bits were already printed (e.g.
-    /// `POLLWRNORM`, an alias of `POLLOUT` on the BSDs) is skipped.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_empty() {
-            return f.write_str("(empty)");
-        }
-        let mut shown: libc::c_short = 0;
-        let mut first = true;
-        let mut sep = |f: &mut fmt::Formatter<'_>| {
-            let s = if first { "" } else { " | " };
-            first = false;
-            f.write_str(s)
-        };
-        for (name, flag) in PollFlags::NAMED {
-            if self.contains(flag) && shown & flag.0 != flag.0 {
-                sep(f)?;
-                f.write_str(name)?;
-                shown |= flag.0;
-            }
-        }
-        let rest = self.0 & !shown;
-        if rest != 0 {
-            sep(f)?;
-            write!(f, "{:#x}", rest)?;
-        }
-        Ok(())
-    }
-}
+pub use nix::poll::PollFlags;
 
 /// One entry of the array passed to [`poll`]: a descriptor, the events to wait for, and
 /// the events that occurred. The same memory layout as the C `struct pollfd`.
@@ -366,7 +112,7 @@ impl PollFd {
     pub const fn new(fd: RawFd, events: PollFlags) -> PollFd {
         PollFd(libc::pollfd {
             fd,
-            events: events.0,
+            events: events.bits(),
             revents: 0,
         })
     }
@@ -409,7 +155,7 @@ impl PollFd {
     /// assert_eq!(PollFd::new(7, PollFlags::POLLOUT).events(), PollFlags::POLLOUT);
     /// ```
     pub const fn events(&self) -> PollFlags {
-        PollFlags(self.0.events)
+        PollFlags::from_bits_retain(self.0.events)
     }
 
     /// Replaces the events to wait for.
@@ -424,7 +170,7 @@ impl PollFd {
     /// assert!(pfd.events().contains(PollFlags::POLLOUT));
     /// ```
     pub fn set_events(&mut self, events: PollFlags) {
-        self.0.events = events.0;
+        self.0.events = events.bits();
     }
 
     /// The events that occurred, as set by the last [`poll`]. They may include
@@ -447,7 +193,7 @@ impl PollFd {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub const fn revents(&self) -> PollFlags {
-        PollFlags(self.0.revents)
+        PollFlags::from_bits_retain(self.0.revents)
     }
 }
 
@@ -460,12 +206,38 @@ impl PartialEq for PollFd {
 impl Eq for PollFd {}
 
 impl fmt::Debug for PollFd {
+    /// `PollFd { fd: 3, events: POLLIN, revents: POLLIN | POLLRDNORM }`: the flags as
+    /// names joined by `|`, bits without a name in hex, `(empty)` for none.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PollFd")
             .field("fd", &self.fd())
-            .field("events", &self.events())
-            .field("revents", &self.revents())
+            .field("events", &FlagNames(self.events()))
+            .field("revents", &FlagNames(self.revents()))
             .finish()
+    }
+}
+
+/// `Debug` of flags as `POLLIN | POLLRDNORM`, for [`PollFd`]'s `Debug` (the flags' own
+/// `Debug` wraps the same in `PollFlags(…)`).
+struct FlagNames(PollFlags);
+
+impl fmt::Debug for FlagNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(empty)");
+        }
+        let mut sep = "";
+        // A name whose bits were already printed (`POLLWRNORM`, an alias of `POLLOUT`
+        // on the BSDs) is skipped by `iter_names`.
+        for (name, _) in self.0.iter_names() {
+            write!(f, "{sep}{name}")?;
+            sep = " | ";
+        }
+        let unnamed = self.0.bits() & !PollFlags::all().bits();
+        if unnamed != 0 {
+            write!(f, "{sep}{unnamed:#x}")?;
+        }
+        Ok(())
     }
 }
 
@@ -569,32 +341,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_debug_names() {
-        assert_eq!(format!("{:?}", PollFlags::empty()), "(empty)");
-        assert_eq!(
-            format!("{:?}", PollFlags::POLLIN | PollFlags::POLLERR),
-            "POLLIN | POLLERR"
-        );
-        let odd = PollFlags::POLLHUP | PollFlags::from_bits_retain(0x4000);
-        assert_eq!(format!("{:?}", odd), "POLLHUP | 0x4000");
-        // Every name appears for a flag that is its own bit.
-        let all = format!("{:?}", PollFlags::all());
-        for name in [
-            "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL",
+    fn flags_are_the_c_values() {
+        for (flag, bits) in [
+            (PollFlags::POLLIN, libc::POLLIN),
+            (PollFlags::POLLPRI, libc::POLLPRI),
+            (PollFlags::POLLOUT, libc::POLLOUT),
+            (PollFlags::POLLRDNORM, libc::POLLRDNORM),
+            (PollFlags::POLLRDBAND, libc::POLLRDBAND),
+            (PollFlags::POLLWRNORM, libc::POLLWRNORM),
+            (PollFlags::POLLWRBAND, libc::POLLWRBAND),
+            (PollFlags::POLLERR, libc::POLLERR),
+            (PollFlags::POLLHUP, libc::POLLHUP),
+            (PollFlags::POLLNVAL, libc::POLLNVAL),
         ] {
-            assert!(all.contains(name), "{all}");
+            assert_eq!(flag.bits(), bits);
+            assert!(PollFlags::all().contains(flag));
         }
-    }
-
-    #[test]
-    fn flags_ops() {
-        let mut f = PollFlags::POLLIN;
-        f |= PollFlags::POLLOUT;
-        assert_eq!(f & PollFlags::POLLOUT, PollFlags::POLLOUT);
-        f &= PollFlags::POLLIN;
-        assert_eq!(f, PollFlags::POLLIN);
-        assert!(!(!f).contains(PollFlags::POLLIN));
-        assert!((!f).contains(PollFlags::POLLNVAL));
+        // What the hand-written type did before nix's replaced it.
         assert_eq!(!PollFlags::all(), PollFlags::empty());
         assert_eq!(
             PollFlags::from_bits_truncate(0x4000 | libc::POLLHUP),
@@ -607,11 +370,15 @@ mod tests {
     }
 
     #[test]
-    fn pollfd_is_layout_compatible() {
-        assert_eq!(
-            std::mem::size_of::<PollFd>(),
-            std::mem::size_of::<libc::pollfd>()
-        );
+    fn pollfd_keeps_unnamed_bits() {
+        let mut p = PollFd::new(3, PollFlags::from_bits_retain(0x4000));
+        assert_eq!(p.events().bits(), 0x4000);
+        p.0.revents = 0x4000 | libc::POLLHUP;
+        assert_eq!(p.revents().bits(), 0x4000 | libc::POLLHUP);
+    }
+
+    #[test]
+    fn pollfd_debug_names_the_flags() {
         let mut p = PollFd::new(3, PollFlags::POLLIN);
         p.set_events(PollFlags::POLLOUT);
         p.set_fd(-1);
@@ -619,6 +386,27 @@ mod tests {
         assert_eq!(
             format!("{p:?}"),
             "PollFd { fd: -1, events: POLLOUT, revents: (empty) }"
+        );
+        p.0.revents = libc::POLLHUP | 0x4000;
+        p.set_events(PollFlags::POLLIN | PollFlags::POLLERR);
+        assert_eq!(
+            format!("{p:?}"),
+            "PollFd { fd: -1, events: POLLIN | POLLERR, revents: POLLHUP | 0x4000 }"
+        );
+        // Every name appears for a flag that is its own bit.
+        let all = format!("{:?}", FlagNames(PollFlags::all()));
+        for name in [
+            "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL",
+        ] {
+            assert!(all.contains(name), "{all}");
+        }
+    }
+
+    #[test]
+    fn pollfd_is_layout_compatible() {
+        assert_eq!(
+            std::mem::size_of::<PollFd>(),
+            std::mem::size_of::<libc::pollfd>()
         );
     }
 }

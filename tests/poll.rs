@@ -288,3 +288,13 @@ fn poll_restarting_reports_readiness_after_signals() {
     assert!(handled >= 3, "only {handled} signals handled");
     drop(writer.join().unwrap());
 }
+
+#[test]
+fn poll_flags_are_nix_flags() {
+    // Re-exported, not a look-alike: values pass between the two crates as they are.
+    let ours: unp_select::PollFlags = unp_select::poll::PollFlags::POLLRDNORM;
+    let theirs: nix::poll::PollFlags = ours;
+    assert_eq!(theirs.bits(), libc::POLLRDNORM);
+    let fd = PollFd::new(-1, nix::poll::PollFlags::POLLOUT);
+    assert_eq!(fd.events(), PollFlags::POLLOUT);
+}
