@@ -33,6 +33,30 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # I/O safety
+//!
+//! A [`PollFd`] holds a descriptor *number* and [`PollFd::new`] takes any integer,
+//! safely, for the reason the [select module](mod@crate::select#io-safety) gives: `poll`
+//! does no I/O on the descriptors. It does not read, write or close them; it only
+//! reports whether an operation would block. Numbers are also what UNP's `client[]`
+//! needs: a free slot holds −1, which `poll` skips and which no borrowed descriptor can
+//! be.
+//!
+//! A number that is not the caller's descriptor does not fail the call:
+//!
+//! - not open: the entry comes back with [`PollFlags::POLLNVAL`] and counts as ready;
+//! - closed and then reused (another `open`, `socket` or `accept`, in any thread, took
+//!   the number): the entry reports the readiness of whatever has the number now, and
+//!   nothing can tell. Free the slot (`set_fd(-1)`) before closing the descriptor, as
+//!   UNP's `client[i].fd = -1` next to `Close(sockfd)` does.
+//!
+//! [`PollFd::from_fd`] takes a [`BorrowedFd`] instead of a number, so nothing but an
+//! open descriptor gets in; like the sets, the entry then keeps only the number. nix's
+//! and rustix's `PollFd<'fd>` carry the borrow's lifetime and so keep the descriptor
+//! open for as long as the entry exists. This crate does not: such an entry cannot be a
+//! −1 slot, and an array of them borrows every descriptor in it for as long as the
+//! array lives, so a server could not close a client while keeping its `client[]`.
+//!
 //! # Platform-specific behavior
 //!
 //! [`PollFlags`] has the platform's values: on Linux `POLLWRNORM` is a bit of its own,
@@ -46,10 +70,14 @@
 //! - FreeBSD [poll(2)](https://man.freebsd.org/cgi/man.cgi?query=poll&sektion=2)
 //! - Apple [poll(2)](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/poll.2.html)
 //! - UNP section 6.10 (`poll`) and 6.11 (`tcpservpoll01`).
+//! - I/O safety: Rust's [`std::os::fd`](https://doc.rust-lang.org/std/os/fd/index.html)
+//!   docs; nix's [`PollFd`](https://docs.rs/nix/0.32.0/nix/poll/struct.PollFd.html) and
+//!   rustix's [`PollFd`](https://docs.rs/rustix/latest/rustix/event/struct.PollFd.html)
+//!   (lifetimes).
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use crate::time::{to_poll_millis, Deadline};
@@ -115,6 +143,35 @@ impl PollFd {
             events: events.bits(),
             revents: 0,
         })
+    }
+
+    /// An entry that waits for `events` on the borrowed descriptor `fd`, with empty
+    /// `revents`: [`new`](PollFd::new) for callers who hold descriptors, not numbers.
+    ///
+    /// The borrow proves that `fd` is open **now**; the entry keeps only its number,
+    /// so free the slot (`set_fd(-1)`) before the descriptor is closed. It takes a
+    /// `BorrowedFd` rather than `impl AsFd` so that an `OwnedFd` cannot be passed by
+    /// value and closed on the spot. See [I/O safety](mod@crate::poll#io-safety).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::fd::{AsFd, AsRawFd};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::poll::{poll, PollFd, PollFlags};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// a.write_all(b"x")?;
+    /// let mut fds = [PollFd::from_fd(b.as_fd(), PollFlags::POLLIN)];
+    /// assert_eq!(fds[0].fd(), b.as_raw_fd());
+    /// assert_eq!(poll(&mut fds, Some(Duration::from_secs(5)))?, 1);
+    /// assert!(fds[0].revents().contains(PollFlags::POLLIN));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_fd(fd: BorrowedFd<'_>, events: PollFlags) -> PollFd {
+        PollFd::new(fd.as_raw_fd(), events)
     }
 
     /// The descriptor.

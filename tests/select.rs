@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -984,7 +984,91 @@ fn select_large_sees_fds_beyond_fd_setsize() {
     assert_eq!(wset.iter().collect::<Vec<_>>(), [hw]);
 }
 
-// ---- FdSetLike, re-exports ---------------------------------------------------------------
+// ---- borrowed descriptors, FdSetLike, re-exports -----------------------------------------
+
+#[test]
+fn borrowed_descriptors_go_in_and_come_out() {
+    let _w = Watchdog::new(
+        "borrowed_descriptors_go_in_and_come_out",
+        Duration::from_secs(10),
+    );
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    let owned: OwnedFd = r.try_clone().unwrap().into();
+
+    let mut rset = FdSet::new();
+    rset.insert_fd(&r).unwrap();
+    rset.insert_fd(&owned.as_fd()).unwrap(); // a BorrowedFd works too
+    let mut wset = FdSet::new();
+    wset.insert_fd(&w).unwrap();
+    assert_eq!(rset, read_set(&[r.as_raw_fd(), owned.as_raw_fd()]));
+    let n = select(
+        Some(&mut rset),
+        Some(&mut wset),
+        None,
+        Some(Duration::from_secs(5)),
+    )
+    .unwrap();
+    assert_eq!(n, 3);
+    assert!(rset.contains_fd(&r) && rset.contains_fd(&owned) && wset.contains_fd(&w));
+    assert!(!rset.contains_fd(&w));
+    rset.remove_fd(&r);
+    rset.remove_fd(&owned);
+    rset.remove_fd(&w); // not in the set: ignored
+    assert!(rset.is_empty());
+
+    let mut large = LargeFdSet::new();
+    large.insert_fd(&r).unwrap();
+    large.insert_fd(&owned).unwrap();
+    let n = select_large(Some(&mut large), None, None, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(n, 2);
+    assert!(large.contains_fd(&r) && large.contains_fd(&owned));
+    large.remove_fd(&r);
+    assert_eq!(large.iter().collect::<Vec<_>>(), [owned.as_raw_fd()]);
+}
+
+#[test]
+fn borrowed_descriptor_at_fd_setsize_fits_only_a_large_set() {
+    if !raise_nofile(4096) {
+        eprintln!("skip: RLIMIT_NOFILE hard limit below 4096; cannot open fd 1700");
+        return;
+    }
+    // 1700.. is used by no other test.
+    let (r, _w) = pipe();
+    let high = dup_at_least(&r, 1700);
+    let err = FdSet::new().insert_fd(&high).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(!FdSet::new().contains_fd(&high));
+    let mut large = LargeFdSet::new();
+    large.insert_fd(&high).unwrap();
+    assert!(large.contains_fd(&high));
+    assert_eq!(large.highest(), Some(high.as_raw_fd()));
+}
+
+/// The I/O-safety section's last case: a number closed while still in a set, then
+/// reused, answers for whatever has it now.
+#[test]
+fn a_reused_number_reports_the_new_descriptor() {
+    let _w = Watchdog::new(
+        "a_reused_number_reports_the_new_descriptor",
+        Duration::from_secs(10),
+    );
+    // 800..=850 is used by no other test, so the lowest free number there is reused.
+    let (idle, _idle_w) = pipe();
+    let old = dup_at_least(&idle, 800);
+    let number = old.as_raw_fd();
+    let mut allset = FdSet::new();
+    allset.insert_fd(&old).unwrap();
+    drop(old); // closed while still in the set: the caller's bug
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    let new = dup_at_least(&r, 800);
+    assert_eq!(new.as_raw_fd(), number, "the number was not reused");
+    let mut rset = allset;
+    let n = select(Some(&mut rset), None, None, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(n, 1);
+    assert!(rset.contains_fd(&new), "the new pipe, readable, answered");
+}
 
 /// One loop, written once over `FdSetLike`: the readable descriptors among `fds`.
 fn readable<S: FdSetLike>(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<RawFd>> {

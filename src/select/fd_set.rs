@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use crate::sys::{FdWord, FD_SET_WORDS};
@@ -157,8 +157,11 @@ impl std::iter::FusedIterator for Iter<'_> {}
 /// can touch memory outside the set: `insert` rejects descriptors outside
 /// `0..FD_SETSIZE` with an error, `remove` and `contains` ignore them.
 ///
-/// The set holds descriptor *numbers*; it does not own or borrow the descriptors, so
-/// take them with [`AsRawFd::as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd).
+/// The set holds descriptor *numbers*; it does not own or borrow the descriptors. Take
+/// them with [`AsRawFd::as_raw_fd`], or pass the descriptor itself to
+/// [`insert_fd`](FdSet::insert_fd), [`remove_fd`](FdSet::remove_fd) and
+/// [`contains_fd`](FdSet::contains_fd), which cannot be handed a number that is not an
+/// open descriptor (see [I/O safety](mod@crate::select#io-safety)).
 ///
 /// `FdSet` is plain data, 128 bytes with `FD_SETSIZE` = 1024, and `Copy` like the C
 /// struct, so UNP's `rset = allset` is `let mut rset = allset;`. `Debug` prints the
@@ -290,6 +293,86 @@ impl FdSet {
     #[inline]
     pub fn contains(&self, fd: RawFd) -> bool {
         words_contains(self.words(), fd)
+    }
+
+    /// Adds the descriptor `fd` to the set: [`insert`](FdSet::insert) for a borrowed
+    /// descriptor instead of a number.
+    ///
+    /// The borrow proves that `fd` is open **now**; the set keeps only its number, so
+    /// remove it (or stop selecting on the set) before the descriptor is closed. See
+    /// [I/O safety](mod@crate::select#io-safety).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](io::ErrorKind::InvalidInput) if the descriptor's
+    /// number is not below [`FD_SETSIZE`]; the set is unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::select::FdSet;
+    ///
+    /// let (a, b) = UnixStream::pair()?;
+    /// let mut set = FdSet::new();
+    /// set.insert_fd(&a)?;
+    /// assert!(set.contains_fd(&a));
+    /// assert!(!set.contains_fd(&b));
+    /// set.remove_fd(&a);
+    /// assert!(set.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn insert_fd(&mut self, fd: &impl AsFd) -> io::Result<()> {
+        self.insert(fd.as_fd().as_raw_fd())
+    }
+
+    /// Removes the descriptor `fd` from the set: [`remove`](FdSet::remove) for a borrowed
+    /// descriptor. Call it before closing the descriptor, while its number is still
+    /// its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::select::FdSet;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let mut set = FdSet::new();
+    /// set.insert_fd(&a)?;
+    /// set.remove_fd(&a);
+    /// drop(a); // closed after leaving the set
+    /// assert!(set.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn remove_fd(&mut self, fd: &impl AsFd) {
+        self.remove(fd.as_fd().as_raw_fd());
+    }
+
+    /// Returns whether the descriptor `fd` is in the set: [`contains`](FdSet::contains)
+    /// for a borrowed descriptor, e.g. after [`select`](super::select) to ask
+    /// whether a socket became ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::select::{select, FdSet};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// a.write_all(b"x")?;
+    /// let mut rset = FdSet::new();
+    /// rset.insert_fd(&b)?;
+    /// select(Some(&mut rset), None, None, Some(Duration::from_secs(5)))?;
+    /// assert!(rset.contains_fd(&b));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn contains_fd(&self, fd: &impl AsFd) -> bool {
+        self.contains(fd.as_fd().as_raw_fd())
     }
 
     /// Removes every descriptor (`FD_ZERO`).
@@ -457,7 +540,8 @@ impl<'a> IntoIterator for &'a FdSet {
 ///
 /// It stores the same bitmap as an `fd_set`, on the heap and as long as its highest
 /// descriptor needs, which is what the `select` system call reads on Linux, FreeBSD and
-/// macOS (see [`select_large`](super::select_large)). The operations match [`FdSet`]'s.
+/// macOS (see [`select_large`](super::select_large)). The operations match [`FdSet`]'s,
+/// borrowed-descriptor ones included ([`insert_fd`](LargeFdSet::insert_fd) and so on).
 ///
 /// Descriptors up to [`LargeFdSet::MAX_FD`] are accepted, so a bogus descriptor such as
 /// `i32::MAX` is an error instead of a 256 MiB allocation.
@@ -586,6 +670,86 @@ impl LargeFdSet {
     #[inline]
     pub fn contains(&self, fd: RawFd) -> bool {
         words_contains(&self.words, fd)
+    }
+
+    /// Adds the descriptor `fd` to the set: [`insert`](LargeFdSet::insert) for a borrowed
+    /// descriptor instead of a number.
+    ///
+    /// The borrow proves that `fd` is open **now**; the set keeps only its number, so
+    /// remove it (or stop selecting on the set) before the descriptor is closed. See
+    /// [I/O safety](mod@crate::select#io-safety).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](io::ErrorKind::InvalidInput) if the descriptor's
+    /// number is above [`LargeFdSet::MAX_FD`]; the set is unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::select::LargeFdSet;
+    ///
+    /// let (a, b) = UnixStream::pair()?;
+    /// let mut set = LargeFdSet::new();
+    /// set.insert_fd(&a)?;
+    /// assert!(set.contains_fd(&a));
+    /// assert!(!set.contains_fd(&b));
+    /// set.remove_fd(&a);
+    /// assert!(set.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn insert_fd(&mut self, fd: &impl AsFd) -> io::Result<()> {
+        self.insert(fd.as_fd().as_raw_fd())
+    }
+
+    /// Removes the descriptor `fd` from the set: [`remove`](LargeFdSet::remove) for a borrowed
+    /// descriptor. Call it before closing the descriptor, while its number is still
+    /// its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::select::LargeFdSet;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let mut set = LargeFdSet::new();
+    /// set.insert_fd(&a)?;
+    /// set.remove_fd(&a);
+    /// drop(a); // closed after leaving the set
+    /// assert!(set.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn remove_fd(&mut self, fd: &impl AsFd) {
+        self.remove(fd.as_fd().as_raw_fd());
+    }
+
+    /// Returns whether the descriptor `fd` is in the set: [`contains`](LargeFdSet::contains)
+    /// for a borrowed descriptor, e.g. after [`select_large`](super::select_large) to ask
+    /// whether a socket became ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::select::{select_large, LargeFdSet};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// a.write_all(b"x")?;
+    /// let mut rset = LargeFdSet::new();
+    /// rset.insert_fd(&b)?;
+    /// select_large(Some(&mut rset), None, None, Some(Duration::from_secs(5)))?;
+    /// assert!(rset.contains_fd(&b));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn contains_fd(&self, fd: &impl AsFd) -> bool {
+        self.contains(fd.as_fd().as_raw_fd())
     }
 
     /// Removes every descriptor, keeping the allocation.

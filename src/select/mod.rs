@@ -74,6 +74,43 @@
 //! The check runs only after the kernel returns. If nothing else in the sets becomes
 //! ready, the call waits out its timeout first, and with `None` it waits forever.
 //!
+//! # I/O safety
+//!
+//! The sets hold descriptor *numbers* ([`RawFd`]) and [`FdSet::insert`] takes any
+//! integer, safely. Rust's I/O-safety rules (the [`std::os::fd`] docs) say a raw
+//! descriptor should be treated as unsafe to *do I/O on*, since the number may have
+//! been closed and given to another object, owned by other code. A readiness query
+//! does no I/O: `select` does not read, write or close a descriptor, it reports whether
+//! an operation on it would block. A wrong number makes the caller ask about the wrong
+//! object, a bug in the caller that cannot cause undefined behaviour or touch data
+//! that other code owns. Numbers are also what UNP's loops carry (`maxfd`,
+//! `client[i] = -1`), and what an `fd_set` is made of.
+//!
+//! What a number that is not, or is no longer, the caller's open descriptor does:
+//!
+//! - not open, below the descriptor table: the kernel fails the call with `EBADF`;
+//! - not open, above the table: the call fails with `EBADF` as well, once the kernel
+//!   returns (see [Closed descriptors](#closed-descriptors));
+//! - closed and then reused (another `open`, `socket` or `accept`, in any thread, took
+//!   the number): the call reports the readiness of whatever has the number now, with
+//!   no error, and nothing can tell. Take a descriptor out of the sets before closing
+//!   it, as UNP's `FD_CLR(sockfd, &allset)` next to `Close(sockfd)` does.
+//!
+//! For the compiler's help with the first two, [`FdSet::insert_fd`],
+//! [`remove_fd`](FdSet::remove_fd) and [`contains_fd`](FdSet::contains_fd) (and the
+//! same on [`LargeFdSet`]) take the descriptor itself, `&impl AsFd` (a `TcpStream`, an
+//! `OwnedFd`, a `BorrowedFd`): only an open descriptor gets in. The set keeps only the
+//! number, so the last point still applies.
+//!
+//! Other crates decided otherwise. rustix's `select` is `unsafe`: the caller promises
+//! that every descriptor in the sets is open. nix's `FdSet<'fd>` takes `BorrowedFd<'fd>`
+//! and so borrows every member for as long as the set lives (and panics for a
+//! descriptor outside `0..FD_SETSIZE`, where [`FdSet::insert`] returns an error). This
+//! crate keeps the number-based calls safe, for the reasons above, and keeps its sets
+//! free of lifetimes: UNP's `allset` lives as long as the server while its clients come
+//! and go, and a set that borrowed them could not let one be closed (removing it would
+//! not end the borrow).
+//!
 //! # Platform-specific behavior
 //!
 //! - Linux clips `nfds` to the table size (`max_fds` in `fs/select.c`, a multiple of the
@@ -96,6 +133,11 @@
 //! - FreeBSD [select(2)](https://man.freebsd.org/cgi/man.cgi?query=select&sektion=2)
 //! - Apple [select(2)](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/select.2.html)
 //! - UNP sections 6.3 (`select`), 6.9 (`pselect`) and 6.8 (the select-based echo server).
+//! - I/O safety: Rust's [`std::io`](https://doc.rust-lang.org/std/io/index.html#io-safety)
+//!   and [`std::os::fd`](https://doc.rust-lang.org/std/os/fd/index.html) docs; rustix's
+//!   [`select`](https://docs.rs/rustix/latest/rustix/event/fn.select.html) (`unsafe`)
+//!   and nix's [`FdSet`](https://docs.rs/nix/0.32.0/nix/sys/select/struct.FdSet.html)
+//!   (lifetimes).
 
 mod fd_set;
 
