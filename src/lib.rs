@@ -89,6 +89,7 @@ pub mod readline;
 pub mod readn;
 pub mod select;
 mod sys;
+mod time;
 pub mod writen;
 
 pub use accept::{accept, accept_nonblocking, Accept, FdReserve};
@@ -97,7 +98,10 @@ pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, poll_restarting, PollFd, PollFlags};
 pub use readline::LineReader;
 pub use readn::{readn, PartialRead};
-pub use select::{pselect, select, select_large, select_restarting, FdSet, LargeFdSet, FD_SETSIZE};
+pub use select::{
+    pselect, select, select_large, select_large_restarting, select_restarting, FdSet, FdSetLike,
+    LargeFdSet, FD_SETSIZE,
+};
 pub use writen::{try_writen, writen};
 
 /// The `nix` crate this one is built on: [`pselect`] takes its `SigSet`, so a caller

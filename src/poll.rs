@@ -33,6 +33,36 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # I/O safety
+//!
+//! A [`PollFd`] holds a descriptor *number* and [`PollFd::new`] takes any integer,
+//! safely, for the reason the [select module](mod@crate::select#io-safety) gives: `poll`
+//! does no I/O on the descriptors. It does not read, write or close them; it only
+//! reports whether an operation would block. Numbers are also what UNP's `client[]`
+//! needs: a free slot holds −1, which `poll` skips and which no borrowed descriptor can
+//! be.
+//!
+//! A number that is not the caller's descriptor does not fail the call:
+//!
+//! - not open: the entry comes back with [`PollFlags::POLLNVAL`] and counts as ready;
+//! - closed and then reused (another `open`, `socket` or `accept`, in any thread, took
+//!   the number): the entry reports the readiness of whatever has the number now, and
+//!   nothing can tell. Free the slot (`set_fd(-1)`) before closing the descriptor, as
+//!   UNP's `client[i].fd = -1` next to `Close(sockfd)` does.
+//!
+//! [`PollFd::from_fd`] takes a [`BorrowedFd`] instead of a number, so nothing but an
+//! open descriptor gets in; like the sets, the entry then keeps only the number. nix's
+//! and rustix's `PollFd<'fd>` carry the borrow's lifetime and so keep the descriptor
+//! open for as long as the entry exists. This crate does not: such an entry cannot be a
+//! −1 slot, and an array of them borrows every descriptor in it for as long as the
+//! array lives, so a server could not close a client while keeping its `client[]`.
+//!
+//! # Platform-specific behavior
+//!
+//! [`PollFlags`] has the platform's values: on Linux `POLLWRNORM` is a bit of its own,
+//! on macOS and the BSDs it equals `POLLOUT`. Which of `POLLRDNORM`/`POLLWRNORM`
+//! accompany `POLLIN`/`POLLOUT` in `revents` differs between systems (see [`poll`]).
+//!
 //! # References
 //!
 //! - POSIX [`poll`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/poll.html)
@@ -40,23 +70,26 @@
 //! - FreeBSD [poll(2)](https://man.freebsd.org/cgi/man.cgi?query=poll&sektion=2)
 //! - Apple [poll(2)](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/poll.2.html)
 //! - UNP section 6.10 (`poll`) and 6.11 (`tcpservpoll01`).
+//! - I/O safety: Rust's [`std::os::fd`](https://doc.rust-lang.org/std/os/fd/index.html)
+//!   docs; nix's [`PollFd`](https://docs.rs/nix/0.32.0/nix/poll/struct.PollFd.html) and
+//!   rustix's [`PollFd`](https://docs.rs/rustix/latest/rustix/event/struct.PollFd.html)
+//!   (lifetimes).
 
 use std::fmt;
 use std::io;
-use std::ops;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use crate::select::Deadline;
+use crate::time::{to_poll_millis, Deadline};
 
 /// Event bits of a [`PollFd`]: what to wait for (`events`) and what happened
 /// (`revents`).
 ///
-/// A thin `Copy` wrapper over the C `short`. The constants are the platform's values;
-/// bits without a name here are kept by [`from_bits_retain`](PollFlags::from_bits_retain)
-/// and shown in hex by `Debug`.
-///
-/// # Examples
+/// This is [nix's type](nix::poll::PollFlags), re-exported, so the flags are the same
+/// values whichever crate a caller names them from. Its constants are the platform's
+/// C values (`POLLIN`, `POLLPRI`, `POLLOUT`, `POLLRDNORM`, `POLLRDBAND`, `POLLWRNORM`,
+/// `POLLWRBAND`, `POLLERR`, `POLLHUP`, `POLLNVAL`); bits without a name are kept by
+/// `from_bits_retain`, and [`PollFd::revents`] keeps every bit the kernel set.
 ///
 /// ```
 /// use unp_select::poll::PollFlags;
@@ -64,268 +97,9 @@ use crate::select::Deadline;
 /// let wanted = PollFlags::POLLIN | PollFlags::POLLPRI;
 /// assert!(wanted.contains(PollFlags::POLLIN));
 /// assert!(!wanted.intersects(PollFlags::POLLOUT));
-/// assert_eq!(format!("{:?}", wanted), "POLLIN | POLLPRI");
+/// assert_eq!(PollFlags::from_bits_retain(0x4000).bits(), 0x4000);
 /// ```
-///
-/// # Platform-specific behavior
-///
-/// On Linux `POLLWRNORM` is a bit of its own; on macOS and FreeBSD it equals `POLLOUT`.
-///
-/// # References
-///
-/// - POSIX [`<poll.h>`](https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/poll.h.html)
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct PollFlags(libc::c_short);
-
-impl PollFlags {
-    /// Data other than high-priority data may be read without blocking (also end of
-    /// file and, on sockets, a pending connection).
-    pub const POLLIN: PollFlags = PollFlags(libc::POLLIN);
-    /// High-priority data (e.g. TCP urgent data) may be read without blocking.
-    pub const POLLPRI: PollFlags = PollFlags(libc::POLLPRI);
-    /// Normal data may be written without blocking.
-    pub const POLLOUT: PollFlags = PollFlags(libc::POLLOUT);
-    /// Normal data may be read without blocking (UNP's servers ask for this one).
-    pub const POLLRDNORM: PollFlags = PollFlags(libc::POLLRDNORM);
-    /// Priority-band data may be read without blocking.
-    pub const POLLRDBAND: PollFlags = PollFlags(libc::POLLRDBAND);
-    /// Normal data may be written without blocking.
-    pub const POLLWRNORM: PollFlags = PollFlags(libc::POLLWRNORM);
-    /// Priority-band data may be written without blocking.
-    pub const POLLWRBAND: PollFlags = PollFlags(libc::POLLWRBAND);
-    /// An error is pending on the descriptor (`revents` only; always reported).
-    pub const POLLERR: PollFlags = PollFlags(libc::POLLERR);
-    /// The peer hung up (`revents` only; always reported).
-    pub const POLLHUP: PollFlags = PollFlags(libc::POLLHUP);
-    /// The descriptor is not open (`revents` only; always reported).
-    pub const POLLNVAL: PollFlags = PollFlags(libc::POLLNVAL);
-
-    const NAMED: [(&'static str, PollFlags); 10] = [
-        ("POLLIN", PollFlags::POLLIN),
-        ("POLLPRI", PollFlags::POLLPRI),
-        ("POLLOUT", PollFlags::POLLOUT),
-        ("POLLERR", PollFlags::POLLERR),
-        ("POLLHUP", PollFlags::POLLHUP),
-        ("POLLNVAL", PollFlags::POLLNVAL),
-        ("POLLRDNORM", PollFlags::POLLRDNORM),
-        ("POLLRDBAND", PollFlags::POLLRDBAND),
-        ("POLLWRNORM", PollFlags::POLLWRNORM),
-        ("POLLWRBAND", PollFlags::POLLWRBAND),
-    ];
-
-    /// No flags.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert!(PollFlags::empty().is_empty());
-    /// ```
-    pub const fn empty() -> PollFlags {
-        PollFlags(0)
-    }
-
-    /// All named flags.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert!(PollFlags::all().contains(PollFlags::POLLNVAL | PollFlags::POLLRDNORM));
-    /// ```
-    pub const fn all() -> PollFlags {
-        let mut bits = 0;
-        let mut i = 0;
-        while i < PollFlags::NAMED.len() {
-            bits |= PollFlags::NAMED[i].1 .0;
-            i += 1;
-        }
-        PollFlags(bits)
-    }
-
-    /// The raw C value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert_eq!(PollFlags::POLLIN.bits(), libc::POLLIN);
-    /// ```
-    pub const fn bits(self) -> libc::c_short {
-        self.0
-    }
-
-    /// Flags from a raw value, dropping bits that have no constant here.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::from_bits_truncate(libc::POLLIN | 0x4000);
-    /// assert_eq!(f, PollFlags::POLLIN);
-    /// ```
-    pub const fn from_bits_truncate(bits: libc::c_short) -> PollFlags {
-        PollFlags(bits & PollFlags::all().0)
-    }
-
-    /// Flags from a raw value, keeping every bit (e.g. Linux's `POLLRDHUP`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::from_bits_retain(0x4000);
-    /// assert_eq!(f.bits(), 0x4000);
-    /// assert_eq!(format!("{:?}", f), "0x4000");
-    /// ```
-    pub const fn from_bits_retain(bits: libc::c_short) -> PollFlags {
-        PollFlags(bits)
-    }
-
-    /// Whether no bit is set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// assert!(PollFlags::empty().is_empty());
-    /// assert!(!PollFlags::POLLIN.is_empty());
-    /// ```
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every bit of `other` is set in `self`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::POLLIN | PollFlags::POLLHUP;
-    /// assert!(f.contains(PollFlags::POLLHUP));
-    /// assert!(!f.contains(PollFlags::POLLHUP | PollFlags::POLLERR));
-    /// ```
-    pub const fn contains(self, other: PollFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether `self` and `other` share a bit.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let f = PollFlags::POLLIN | PollFlags::POLLHUP;
-    /// assert!(f.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
-    /// assert!(!f.intersects(PollFlags::POLLOUT));
-    /// ```
-    pub const fn intersects(self, other: PollFlags) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// Sets the bits of `other`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let mut f = PollFlags::POLLIN;
-    /// f.insert(PollFlags::POLLOUT);
-    /// assert_eq!(f, PollFlags::POLLIN | PollFlags::POLLOUT);
-    /// ```
-    pub fn insert(&mut self, other: PollFlags) {
-        self.0 |= other.0;
-    }
-
-    /// Clears the bits of `other`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unp_select::poll::PollFlags;
-    ///
-    /// let mut f = PollFlags::POLLIN | PollFlags::POLLPRI;
-    /// f.remove(PollFlags::POLLPRI);
-    /// assert_eq!(f, PollFlags::POLLIN);
-    /// ```
-    pub fn remove(&mut self, other: PollFlags) {
-        self.0 &= !other.0;
-    }
-}
-
-impl ops::BitOr for PollFlags {
-    type Output = PollFlags;
-    fn bitor(self, rhs: PollFlags) -> PollFlags {
-        PollFlags(self.0 | rhs.0)
-    }
-}
-
-impl ops::BitOrAssign for PollFlags {
-    fn bitor_assign(&mut self, rhs: PollFlags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl ops::BitAnd for PollFlags {
-    type Output = PollFlags;
-    fn bitand(self, rhs: PollFlags) -> PollFlags {
-        PollFlags(self.0 & rhs.0)
-    }
-}
-
-impl ops::BitAndAssign for PollFlags {
-    fn bitand_assign(&mut self, rhs: PollFlags) {
-        self.0 &= rhs.0;
-    }
-}
-
-impl ops::Not for PollFlags {
-    type Output = PollFlags;
-    /// The named flags not in `self` (the complement within [`PollFlags::all`]).
-    fn not(self) -> PollFlags {
-        PollFlags(!self.0 & PollFlags::all().0)
-    }
-}
-
-impl fmt::Debug for PollFlags {
-    /// Prints the flag names joined by `|` (`POLLIN | POLLRDNORM`), unnamed bits in hex,
-    /// and `(empty)` for no flags. A name whose bits were already printed (e.g.
-    /// `POLLWRNORM`, an alias of `POLLOUT` on the BSDs) is skipped.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_empty() {
-            return f.write_str("(empty)");
-        }
-        let mut shown: libc::c_short = 0;
-        let mut first = true;
-        let mut sep = |f: &mut fmt::Formatter<'_>| {
-            let s = if first { "" } else { " | " };
-            first = false;
-            f.write_str(s)
-        };
-        for (name, flag) in PollFlags::NAMED {
-            if self.contains(flag) && shown & flag.0 != flag.0 {
-                sep(f)?;
-                f.write_str(name)?;
-                shown |= flag.0;
-            }
-        }
-        let rest = self.0 & !shown;
-        if rest != 0 {
-            sep(f)?;
-            write!(f, "{:#x}", rest)?;
-        }
-        Ok(())
-    }
-}
+pub use nix::poll::PollFlags;
 
 /// One entry of the array passed to [`poll`]: a descriptor, the events to wait for, and
 /// the events that occurred. The same memory layout as the C `struct pollfd`.
@@ -366,9 +140,38 @@ impl PollFd {
     pub const fn new(fd: RawFd, events: PollFlags) -> PollFd {
         PollFd(libc::pollfd {
             fd,
-            events: events.0,
+            events: events.bits(),
             revents: 0,
         })
+    }
+
+    /// An entry that waits for `events` on the borrowed descriptor `fd`, with empty
+    /// `revents`: [`new`](PollFd::new) for callers who hold descriptors, not numbers.
+    ///
+    /// The borrow proves that `fd` is open **now**; the entry keeps only its number,
+    /// so free the slot (`set_fd(-1)`) before the descriptor is closed. It takes a
+    /// `BorrowedFd` rather than `impl AsFd` so that an `OwnedFd` cannot be passed by
+    /// value and closed on the spot. See [I/O safety](mod@crate::poll#io-safety).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::fd::{AsFd, AsRawFd};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::poll::{poll, PollFd, PollFlags};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// a.write_all(b"x")?;
+    /// let mut fds = [PollFd::from_fd(b.as_fd(), PollFlags::POLLIN)];
+    /// assert_eq!(fds[0].fd(), b.as_raw_fd());
+    /// assert_eq!(poll(&mut fds, Some(Duration::from_secs(5)))?, 1);
+    /// assert!(fds[0].revents().contains(PollFlags::POLLIN));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_fd(fd: BorrowedFd<'_>, events: PollFlags) -> PollFd {
+        PollFd::new(fd.as_raw_fd(), events)
     }
 
     /// The descriptor.
@@ -409,7 +212,7 @@ impl PollFd {
     /// assert_eq!(PollFd::new(7, PollFlags::POLLOUT).events(), PollFlags::POLLOUT);
     /// ```
     pub const fn events(&self) -> PollFlags {
-        PollFlags(self.0.events)
+        PollFlags::from_bits_retain(self.0.events)
     }
 
     /// Replaces the events to wait for.
@@ -424,7 +227,7 @@ impl PollFd {
     /// assert!(pfd.events().contains(PollFlags::POLLOUT));
     /// ```
     pub fn set_events(&mut self, events: PollFlags) {
-        self.0.events = events.0;
+        self.0.events = events.bits();
     }
 
     /// The events that occurred, as set by the last [`poll`]. They may include
@@ -447,7 +250,7 @@ impl PollFd {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub const fn revents(&self) -> PollFlags {
-        PollFlags(self.0.revents)
+        PollFlags::from_bits_retain(self.0.revents)
     }
 }
 
@@ -460,24 +263,38 @@ impl PartialEq for PollFd {
 impl Eq for PollFd {}
 
 impl fmt::Debug for PollFd {
+    /// `PollFd { fd: 3, events: POLLIN, revents: POLLIN | POLLRDNORM }`: the flags as
+    /// names joined by `|`, bits without a name in hex, `(empty)` for none.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PollFd")
             .field("fd", &self.fd())
-            .field("events", &self.events())
-            .field("revents", &self.revents())
+            .field("events", &FlagNames(self.events()))
+            .field("revents", &FlagNames(self.revents()))
             .finish()
     }
 }
 
-/// The `poll` timeout in milliseconds: −1 for `None`, otherwise rounded **up** to whole
-/// milliseconds and clamped to `c_int::MAX`.
-fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(t) => {
-            let ms = t.as_millis() + u128::from(t.subsec_nanos() % 1_000_000 != 0);
-            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+/// `Debug` of flags as `POLLIN | POLLRDNORM`, for [`PollFd`]'s `Debug` (the flags' own
+/// `Debug` wraps the same in `PollFlags(…)`).
+struct FlagNames(PollFlags);
+
+impl fmt::Debug for FlagNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(empty)");
         }
+        let mut sep = "";
+        // A name whose bits were already printed (`POLLWRNORM`, an alias of `POLLOUT`
+        // on the BSDs) is skipped by `iter_names`.
+        for (name, _) in self.0.iter_names() {
+            write!(f, "{sep}{name}")?;
+            sep = " | ";
+        }
+        let unnamed = self.0.bits() & !PollFlags::all().bits();
+        if unnamed != 0 {
+            write!(f, "{sep}{unnamed:#x}")?;
+        }
+        Ok(())
     }
 }
 
@@ -532,20 +349,7 @@ fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
 /// - FreeBSD [poll(2)](https://man.freebsd.org/cgi/man.cgi?query=poll&sektion=2)
 /// - Apple [poll(2)](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/poll.2.html)
 pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
-    let nfds = libc::nfds_t::try_from(fds.len()).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} poll entries do not fit in nfds_t", fds.len()),
-        )
-    })?;
-    // SAFETY: PollFd is repr(transparent) over libc::pollfd, so the slice is `nfds`
-    // valid pollfd structs, borrowed mutably for the call; the kernel reads them and
-    // writes only their `revents` fields.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr().cast(), nfds, timeout_ms(timeout)) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(rc as usize)
+    crate::sys::poll(fds, to_poll_millis(timeout))
 }
 
 /// [`poll`] that restarts itself after `EINTR` with the remaining time.
@@ -594,46 +398,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeout_rounds_up_to_milliseconds_and_clamps() {
-        assert_eq!(timeout_ms(None), -1);
-        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
-        assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
-        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
-        assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
-        assert_eq!(timeout_ms(Some(Duration::from_micros(7001))), 8);
-        assert_eq!(timeout_ms(Some(Duration::from_secs(3))), 3000);
-        assert_eq!(timeout_ms(Some(Duration::MAX)), libc::c_int::MAX);
-        let just_over = Duration::from_millis(libc::c_int::MAX as u64 + 1);
-        assert_eq!(timeout_ms(Some(just_over)), libc::c_int::MAX);
-    }
-
-    #[test]
-    fn flags_debug_names() {
-        assert_eq!(format!("{:?}", PollFlags::empty()), "(empty)");
-        assert_eq!(
-            format!("{:?}", PollFlags::POLLIN | PollFlags::POLLERR),
-            "POLLIN | POLLERR"
-        );
-        let odd = PollFlags::POLLHUP | PollFlags::from_bits_retain(0x4000);
-        assert_eq!(format!("{:?}", odd), "POLLHUP | 0x4000");
-        // Every name appears for a flag that is its own bit.
-        let all = format!("{:?}", PollFlags::all());
-        for name in [
-            "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL",
+    fn flags_are_the_c_values() {
+        for (flag, bits) in [
+            (PollFlags::POLLIN, libc::POLLIN),
+            (PollFlags::POLLPRI, libc::POLLPRI),
+            (PollFlags::POLLOUT, libc::POLLOUT),
+            (PollFlags::POLLRDNORM, libc::POLLRDNORM),
+            (PollFlags::POLLRDBAND, libc::POLLRDBAND),
+            (PollFlags::POLLWRNORM, libc::POLLWRNORM),
+            (PollFlags::POLLWRBAND, libc::POLLWRBAND),
+            (PollFlags::POLLERR, libc::POLLERR),
+            (PollFlags::POLLHUP, libc::POLLHUP),
+            (PollFlags::POLLNVAL, libc::POLLNVAL),
         ] {
-            assert!(all.contains(name), "{all}");
+            assert_eq!(flag.bits(), bits);
+            assert!(PollFlags::all().contains(flag));
         }
-    }
-
-    #[test]
-    fn flags_ops() {
-        let mut f = PollFlags::POLLIN;
-        f |= PollFlags::POLLOUT;
-        assert_eq!(f & PollFlags::POLLOUT, PollFlags::POLLOUT);
-        f &= PollFlags::POLLIN;
-        assert_eq!(f, PollFlags::POLLIN);
-        assert!(!(!f).contains(PollFlags::POLLIN));
-        assert!((!f).contains(PollFlags::POLLNVAL));
+        // What the hand-written type did before nix's replaced it.
         assert_eq!(!PollFlags::all(), PollFlags::empty());
         assert_eq!(
             PollFlags::from_bits_truncate(0x4000 | libc::POLLHUP),
@@ -646,11 +427,15 @@ mod tests {
     }
 
     #[test]
-    fn pollfd_is_layout_compatible() {
-        assert_eq!(
-            std::mem::size_of::<PollFd>(),
-            std::mem::size_of::<libc::pollfd>()
-        );
+    fn pollfd_keeps_unnamed_bits() {
+        let mut p = PollFd::new(3, PollFlags::from_bits_retain(0x4000));
+        assert_eq!(p.events().bits(), 0x4000);
+        p.0.revents = 0x4000 | libc::POLLHUP;
+        assert_eq!(p.revents().bits(), 0x4000 | libc::POLLHUP);
+    }
+
+    #[test]
+    fn pollfd_debug_names_the_flags() {
         let mut p = PollFd::new(3, PollFlags::POLLIN);
         p.set_events(PollFlags::POLLOUT);
         p.set_fd(-1);
@@ -658,6 +443,27 @@ mod tests {
         assert_eq!(
             format!("{p:?}"),
             "PollFd { fd: -1, events: POLLOUT, revents: (empty) }"
+        );
+        p.0.revents = libc::POLLHUP | 0x4000;
+        p.set_events(PollFlags::POLLIN | PollFlags::POLLERR);
+        assert_eq!(
+            format!("{p:?}"),
+            "PollFd { fd: -1, events: POLLIN | POLLERR, revents: POLLHUP | 0x4000 }"
+        );
+        // Every name appears for a flag that is its own bit.
+        let all = format!("{:?}", FlagNames(PollFlags::all()));
+        for name in [
+            "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL",
+        ] {
+            assert!(all.contains(name), "{all}");
+        }
+    }
+
+    #[test]
+    fn pollfd_is_layout_compatible() {
+        assert_eq!(
+            std::mem::size_of::<PollFd>(),
+            std::mem::size_of::<libc::pollfd>()
         );
     }
 }

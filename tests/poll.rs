@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -287,4 +287,59 @@ fn poll_restarting_reports_readiness_after_signals() {
     assert!(revents.contains(READ));
     assert!(handled >= 3, "only {handled} signals handled");
     drop(writer.join().unwrap());
+}
+
+#[test]
+fn from_fd_takes_a_borrowed_descriptor() {
+    let _w = Watchdog::new(
+        "from_fd_takes_a_borrowed_descriptor",
+        Duration::from_secs(10),
+    );
+    let (r, mut w) = pipe();
+    let mut fds = [
+        PollFd::from_fd(r.as_fd(), READ),
+        PollFd::from_fd(w.as_fd(), PollFlags::POLLOUT),
+    ];
+    assert_eq!(fds[0], PollFd::new(r.as_raw_fd(), READ));
+    assert_eq!(poll(&mut fds, Some(Duration::ZERO)).unwrap(), 1);
+    assert!(fds[0].revents().is_empty());
+    assert!(fds[1].revents().contains(PollFlags::POLLOUT));
+    w.write_all(b"x").unwrap();
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 2);
+    assert!(fds[0].revents().contains(READ));
+}
+
+/// The I/O-safety section's last case: a number closed while still in the array, then
+/// reused, answers for whatever has it now.
+#[test]
+fn a_reused_number_reports_the_new_descriptor() {
+    let _w = Watchdog::new(
+        "a_reused_number_reports_the_new_descriptor",
+        Duration::from_secs(10),
+    );
+    // 800..=850 is used by no other test, so the lowest free number there is reused.
+    let (idle, _idle_w) = pipe();
+    let old = dup_at_least(&idle, 800);
+    let mut fds = [PollFd::from_fd(old.as_fd(), READ)];
+    let number = old.as_raw_fd();
+    drop(old); // closed while still in the array: the caller's bug
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    let new = dup_at_least(&r, 800);
+    assert_eq!(new.as_raw_fd(), number, "the number was not reused");
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    assert!(
+        fds[0].revents().contains(READ),
+        "the new pipe, readable, answered"
+    );
+}
+
+#[test]
+fn poll_flags_are_nix_flags() {
+    // Re-exported, not a look-alike: values pass between the two crates as they are.
+    let ours: unp_select::PollFlags = unp_select::poll::PollFlags::POLLRDNORM;
+    let theirs: nix::poll::PollFlags = ours;
+    assert_eq!(theirs.bits(), libc::POLLRDNORM);
+    let fd = PollFd::new(-1, nix::poll::PollFlags::POLLOUT);
+    assert_eq!(fd.events(), PollFlags::POLLOUT);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -18,8 +18,8 @@ use common::Watchdog;
 use nix::sys::signal::{SigSet, Signal};
 use proptest::prelude::*;
 use unp_select::select::{
-    pselect, select, select_large, select_large_restarting, select_restarting, FdSet, LargeFdSet,
-    FD_SETSIZE,
+    pselect, select, select_large, select_large_restarting, select_restarting, FdSet, FdSetLike,
+    LargeFdSet, FD_SETSIZE,
 };
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -859,10 +859,8 @@ fn pselect_mask_delivers_a_signal_that_arrived_before_the_wait() {
         usr1.thread_block().unwrap();
         // The signal arrives "too early", before the wait: it stays pending.
         // SAFETY: pthread_self is always a valid thread of this process.
-        assert_eq!(
-            unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) },
-            0
-        );
+        let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
+        assert_eq!(rc, 0);
         assert_eq!(hits(), 0);
 
         // With the mask unchanged the signal stays blocked: the wait times out.
@@ -984,4 +982,164 @@ fn select_large_sees_fds_beyond_fd_setsize() {
     assert_eq!(n, 2);
     assert_eq!(rset.iter().collect::<Vec<_>>(), [r.as_raw_fd()]);
     assert_eq!(wset.iter().collect::<Vec<_>>(), [hw]);
+}
+
+// ---- borrowed descriptors, FdSetLike, re-exports -----------------------------------------
+
+#[test]
+fn borrowed_descriptors_go_in_and_come_out() {
+    let _w = Watchdog::new(
+        "borrowed_descriptors_go_in_and_come_out",
+        Duration::from_secs(10),
+    );
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    let owned: OwnedFd = r.try_clone().unwrap().into();
+
+    let mut rset = FdSet::new();
+    rset.insert_fd(&r).unwrap();
+    rset.insert_fd(&owned.as_fd()).unwrap(); // a BorrowedFd works too
+    let mut wset = FdSet::new();
+    wset.insert_fd(&w).unwrap();
+    assert_eq!(rset, read_set(&[r.as_raw_fd(), owned.as_raw_fd()]));
+    let n = select(
+        Some(&mut rset),
+        Some(&mut wset),
+        None,
+        Some(Duration::from_secs(5)),
+    )
+    .unwrap();
+    assert_eq!(n, 3);
+    assert!(rset.contains_fd(&r) && rset.contains_fd(&owned) && wset.contains_fd(&w));
+    assert!(!rset.contains_fd(&w));
+    rset.remove_fd(&r);
+    rset.remove_fd(&owned);
+    rset.remove_fd(&w); // not in the set: ignored
+    assert!(rset.is_empty());
+
+    let mut large = LargeFdSet::new();
+    large.insert_fd(&r).unwrap();
+    large.insert_fd(&owned).unwrap();
+    let n = select_large(Some(&mut large), None, None, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(n, 2);
+    assert!(large.contains_fd(&r) && large.contains_fd(&owned));
+    large.remove_fd(&r);
+    assert_eq!(large.iter().collect::<Vec<_>>(), [owned.as_raw_fd()]);
+}
+
+#[test]
+fn borrowed_descriptor_at_fd_setsize_fits_only_a_large_set() {
+    if !raise_nofile(4096) {
+        eprintln!("skip: RLIMIT_NOFILE hard limit below 4096; cannot open fd 1700");
+        return;
+    }
+    // 1700.. is used by no other test.
+    let (r, _w) = pipe();
+    let high = dup_at_least(&r, 1700);
+    let err = FdSet::new().insert_fd(&high).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(!FdSet::new().contains_fd(&high));
+    let mut large = LargeFdSet::new();
+    large.insert_fd(&high).unwrap();
+    assert!(large.contains_fd(&high));
+    assert_eq!(large.highest(), Some(high.as_raw_fd()));
+}
+
+/// The I/O-safety section's last case: a number closed while still in a set, then
+/// reused, answers for whatever has it now.
+#[test]
+fn a_reused_number_reports_the_new_descriptor() {
+    let _w = Watchdog::new(
+        "a_reused_number_reports_the_new_descriptor",
+        Duration::from_secs(10),
+    );
+    // 800..=850 is used by no other test, so the lowest free number there is reused.
+    let (idle, _idle_w) = pipe();
+    let old = dup_at_least(&idle, 800);
+    let number = old.as_raw_fd();
+    let mut allset = FdSet::new();
+    allset.insert_fd(&old).unwrap();
+    drop(old); // closed while still in the set: the caller's bug
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    let new = dup_at_least(&r, 800);
+    assert_eq!(new.as_raw_fd(), number, "the number was not reused");
+    let mut rset = allset;
+    let n = select(Some(&mut rset), None, None, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(n, 1);
+    assert!(rset.contains_fd(&new), "the new pipe, readable, answered");
+}
+
+/// One loop, written once over `FdSetLike`: the readable descriptors among `fds`.
+fn readable<S: FdSetLike>(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<RawFd>> {
+    let mut rset = S::default();
+    for &fd in fds {
+        rset.insert(fd)?;
+    }
+    assert_eq!(rset.len(), fds.len());
+    assert_eq!(rset.highest(), fds.iter().copied().max());
+    let mut rset_copy = rset.clone();
+    let n = S::select(Some(&mut rset_copy), None, None, Some(timeout))?;
+    assert_eq!(n, rset_copy.len());
+    for &fd in fds {
+        rset.remove(fd);
+    }
+    assert!(rset.is_empty());
+    rset_copy.insert(fds[0])?;
+    assert!(rset_copy.contains(fds[0]));
+    rset_copy.remove(fds[0]);
+    let ready: Vec<RawFd> = rset_copy.iter().collect();
+    rset_copy.clear();
+    assert!(rset_copy.is_empty());
+    Ok(ready)
+}
+
+#[test]
+fn fd_set_like_runs_one_loop_on_both_set_types() {
+    let _w = Watchdog::new(
+        "fd_set_like_runs_one_loop_on_both_set_types",
+        Duration::from_secs(10),
+    );
+    let (idle, _idle_w) = pipe();
+    let (r, mut w) = pipe();
+    let (r2, mut w2) = pipe();
+    w.write_all(b"x").unwrap();
+    w2.write_all(b"y").unwrap();
+    let fds = [idle.as_raw_fd(), r.as_raw_fd(), r2.as_raw_fd()];
+    let timeout = Duration::from_secs(5);
+    // fds[0] is idle and removed from the copy before iterating: the others remain.
+    let want = vec![r.as_raw_fd(), r2.as_raw_fd()];
+    assert_eq!(readable::<FdSet>(&fds, timeout).unwrap(), want);
+    assert_eq!(readable::<LargeFdSet>(&fds, timeout).unwrap(), want);
+    // The error paths are the same too.
+    assert_eq!(
+        readable::<FdSet>(&[-1], timeout).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        readable::<LargeFdSet>(&[-1], timeout).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn every_select_item_is_reachable_from_the_crate_root() {
+    type Large<'a> = Option<&'a mut unp_select::LargeFdSet>;
+    let restart: fn(Large, Large, Large, Option<Duration>) -> io::Result<usize> =
+        unp_select::select_large_restarting;
+    let mut set = unp_select::LargeFdSet::new();
+    assert_eq!(
+        restart(Some(&mut set), None, None, Some(Duration::ZERO)).unwrap(),
+        0
+    );
+    fn generic<S: unp_select::FdSetLike>() -> S {
+        S::default()
+    }
+    assert!(generic::<unp_select::FdSet>().is_empty());
+    let iter: unp_select::select::Iter<'_> = set.iter();
+    assert_eq!(iter.count(), 0);
+    assert_eq!(
+        unp_select::select::MAX_TIMEOUT,
+        Duration::from_secs(100_000_000)
+    );
 }

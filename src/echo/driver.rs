@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::poll::{poll, PollFd, PollFlags};
-use crate::select::{select, select_large, FdSet, LargeFdSet};
+use crate::select::FdSetLike;
 
 /// Which entry of the loop's interest a descriptor is.
 #[derive(Clone, Copy, Debug)]
@@ -43,64 +43,6 @@ pub(super) trait Driver {
     fn is_ready(&self, slot: Slot, fd: RawFd) -> bool;
 }
 
-/// The two set types the select driver runs on: UNP's fixed [`FdSet`] and the
-/// growable [`LargeFdSet`].
-pub(super) trait SelectSet: Clone + Default {
-    fn insert(&mut self, fd: RawFd) -> io::Result<()>;
-    fn remove(&mut self, fd: RawFd);
-    fn contains(&self, fd: RawFd) -> bool;
-    fn is_empty(&self) -> bool;
-    fn select(
-        read: &mut Self,
-        write: Option<&mut Self>,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize>;
-}
-
-impl SelectSet for FdSet {
-    fn insert(&mut self, fd: RawFd) -> io::Result<()> {
-        FdSet::insert(self, fd)
-    }
-    fn remove(&mut self, fd: RawFd) {
-        FdSet::remove(self, fd)
-    }
-    fn contains(&self, fd: RawFd) -> bool {
-        FdSet::contains(self, fd)
-    }
-    fn is_empty(&self) -> bool {
-        FdSet::is_empty(self)
-    }
-    fn select(
-        read: &mut Self,
-        write: Option<&mut Self>,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
-        select(Some(read), write, None, timeout)
-    }
-}
-
-impl SelectSet for LargeFdSet {
-    fn insert(&mut self, fd: RawFd) -> io::Result<()> {
-        LargeFdSet::insert(self, fd)
-    }
-    fn remove(&mut self, fd: RawFd) {
-        LargeFdSet::remove(self, fd)
-    }
-    fn contains(&self, fd: RawFd) -> bool {
-        LargeFdSet::contains(self, fd)
-    }
-    fn is_empty(&self) -> bool {
-        LargeFdSet::is_empty(self)
-    }
-    fn select(
-        read: &mut Self,
-        write: Option<&mut Self>,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
-        select_large(Some(read), write, None, timeout)
-    }
-}
-
 /// UNP's `allset`/`rset` for select(2), plus the write sets that back-pressure needs.
 #[derive(Default)]
 pub(super) struct SelectDriver<S> {
@@ -110,7 +52,7 @@ pub(super) struct SelectDriver<S> {
     wset: S,
 }
 
-impl<S: SelectSet> Driver for SelectDriver<S> {
+impl<S: FdSetLike> Driver for SelectDriver<S> {
     fn watch(&mut self, _: Slot, fd: RawFd, interest: Interest) -> io::Result<()> {
         match interest {
             Interest::Read => {
@@ -134,7 +76,7 @@ impl<S: SelectSet> Driver for SelectDriver<S> {
         self.rset.clone_from(&self.allset);
         self.wset.clone_from(&self.wallset);
         let wset = (!self.wset.is_empty()).then_some(&mut self.wset);
-        S::select(&mut self.rset, wset, timeout)
+        S::select(Some(&mut self.rset), wset, None, timeout)
     }
 
     fn is_ready(&self, _: Slot, fd: RawFd) -> bool {
