@@ -22,11 +22,8 @@
 
 use std::fs::File;
 use std::io;
-use std::mem;
-use std::net::{
-    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
-};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// What one [`accept`] call found.
 #[derive(Debug)]
@@ -146,15 +143,8 @@ pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<Accept> {
 }
 
 fn accept_with(listener: &TcpListener, nonblocking: bool) -> io::Result<Accept> {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let fd = listener.as_raw_fd();
-    match crate::sys::accept_cloexec(fd, &mut storage, &mut len, nonblocking) {
-        Ok(fd) => {
-            let peer = sockaddr_to_std(&storage, len);
-            Ok(Accept::Connection(TcpStream::from(fd), peer))
-        }
+    match crate::sys::accept_cloexec(listener.as_fd(), nonblocking) {
+        Ok((fd, peer)) => Ok(Accept::Connection(TcpStream::from(fd), peer)),
         Err(e) => classify(e),
     }
 }
@@ -198,40 +188,6 @@ fn is_not_now(errno: i32) -> bool {
             | libc::ENETUNREACH
     );
     transient || crate::sys::is_accept_network_error(errno)
-}
-
-/// Converts the address `accept` filled in; `None` if the kernel left it empty or it
-/// is not IPv4/IPv6.
-fn sockaddr_to_std(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    let len = len as usize;
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in, `len` says the
-            // kernel wrote all of it, and sockaddr_storage is aligned for every
-            // sockaddr type.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
 }
 
 /// One descriptor held in reserve, so a server that hits `EMFILE` can still take the

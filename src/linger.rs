@@ -47,7 +47,7 @@
 //!   Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use crate::sys;
@@ -66,25 +66,6 @@ fn to_kernel_seconds(d: Duration) -> io::Result<libc::c_int> {
                 "SO_LINGER timeout does not fit the kernel's int seconds",
             )
         })
-}
-
-fn setsockopt_linger(fd: RawFd, value: &libc::linger) -> io::Result<()> {
-    // SAFETY: `value` is a live `struct linger` and the length passed is its size; the
-    // kernel only reads it. Any `fd` value is safe: a bad one is an error (EBADF,
-    // ENOTSOCK), not UB.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            sys::SO_LINGER_SECONDS,
-            (value as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Sets `SO_LINGER` on socket `fd`: `None` turns it off, `Some(timeout)` turns it on.
@@ -133,17 +114,8 @@ fn setsockopt_linger(fd: RawFd, value: &libc::linger) -> io::Result<()> {
 ///   FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2);
 ///   Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html).
 pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
-    let value = match linger {
-        None => libc::linger {
-            l_onoff: 0,
-            l_linger: 0,
-        },
-        Some(d) => libc::linger {
-            l_onoff: 1,
-            l_linger: to_kernel_seconds(d)?,
-        },
-    };
-    setsockopt_linger(fd.as_fd().as_raw_fd(), &value)
+    let secs = linger.map(to_kernel_seconds).transpose()?;
+    sys::set_linger(fd.as_fd(), secs)
 }
 
 /// Reads `SO_LINGER` of socket `fd`: `None` if it is off, else `Some(timeout)` in whole
@@ -185,32 +157,12 @@ pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
 ///   [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html);
 ///   FreeBSD [`getsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=getsockopt&sektion=2).
 pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
-    let mut value = libc::linger {
-        l_onoff: 0,
-        l_linger: 0,
-    };
-    let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
-    // SAFETY: `value` is a live, writable `struct linger` and `len` holds its size; the
-    // kernel writes at most `len` bytes there. A bad fd is an error, not UB.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            sys::SO_LINGER_SECONDS,
-            (&mut value as *mut libc::linger).cast(),
-            &mut len,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    if value.l_onoff == 0 {
-        return Ok(None);
-    }
-    Ok(Some(match u64::try_from(value.l_linger) {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => Duration::MAX,
-    }))
+    Ok(
+        sys::linger(fd.as_fd())?.map(|secs| match u64::try_from(secs) {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => Duration::MAX,
+        }),
+    )
 }
 
 /// Closes socket `sock` abortively: sets `SO_LINGER` to `{on, 0}` and closes it, so the
@@ -272,21 +224,9 @@ pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
 ///   [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html);
 ///   FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2).
 pub fn abort<S: Into<OwnedFd>>(sock: S) -> io::Result<()> {
-    let fd = sock.into().into_raw_fd();
-    let set = setsockopt_linger(
-        fd,
-        &libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    );
-    // SAFETY: `fd` came from an `OwnedFd` that we consumed, so we own it and nothing
-    // else will close or use it after this call.
-    let closed = unsafe { libc::close(fd) };
-    let close_result = if closed == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    };
-    set.and(close_result)
+    let sock = sock.into();
+    let set = sys::set_linger(sock.as_fd(), Some(0));
+    // Closed either way; an error of `close` is reported, which dropping would hide.
+    let closed = sys::close(sock);
+    set.and(closed)
 }

@@ -700,14 +700,7 @@ pub(crate) fn find_newline(hay: &[u8]) -> Option<usize> {
     if rest.is_empty() {
         return None;
     }
-    // SAFETY: the pointer and length describe the live slice `rest`; memchr reads at
-    // most `rest.len()` bytes from it and returns null or a pointer into it.
-    let p = unsafe { libc::memchr(rest.as_ptr().cast(), libc::c_int::from(b'\n'), rest.len()) };
-    if p.is_null() {
-        None
-    } else {
-        Some(i + (p as usize - rest.as_ptr() as usize))
-    }
+    crate::sys::memchr(b'\n', rest).map(|j| i + j)
 }
 
 #[cfg(test)]

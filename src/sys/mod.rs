@@ -4,10 +4,12 @@
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 mod fd;
+mod io;
 mod select;
 mod signal;
 mod socket;
 
+pub(crate) use io::*;
 pub(crate) use select::*;
 pub(crate) use signal::*;
 pub(crate) use socket::*;
