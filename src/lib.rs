@@ -62,7 +62,7 @@
 //!     for reader in &mut clients {
 //!         if rset.contains(reader.get_ref().as_raw_fd()) {
 //!             line.clear();
-//!             if reader.read_line(&mut line)? > 0 {
+//!             if reader.readline(&mut line)? > 0 {
 //!                 writen(reader.get_ref(), &line)?;
 //!                 echoed += 1;
 //!             }
