@@ -25,8 +25,31 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 
-/// What one [`accept`] call found.
+/// What one [`accept`] call found: the outcome of UNP's `Accept`, with its errors
+/// sorted by what a select loop does next (see the [module documentation](self)).
+///
+/// The enum is `#[non_exhaustive]`: a later version may sort some errors into an
+/// outcome of their own, so a `match` outside this crate needs a wildcard arm. Going
+/// back to `select` there, as for [`NotNow`](Accept::NotNow), is the safe default.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::TcpListener;
+/// use unp_select::{accept, Accept};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// listener.set_nonblocking(true)?;
+/// match accept(&listener)? {
+///     Accept::Connection(stream, peer) => println!("{peer:?} connected: {stream:?}"),
+///     Accept::NotNow(e) => println!("nothing to accept: {e}"), // here: EAGAIN
+///     Accept::OutOfResources(e) => return Err(e), // a real server sheds or backs off
+///     _ => {} // an outcome added later: back to select
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Accept {
     /// A new connection: a close-on-exec socket (blocking from [`accept`],
     /// nonblocking from [`accept_nonblocking`]), and the peer's address. The address

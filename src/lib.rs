@@ -57,6 +57,7 @@
 //!             }
 //!             Accept::NotNow(_) => {}                // gone before accept: not an error
 //!             Accept::OutOfResources(e) => return Err(e),
+//!             _ => {} // #[non_exhaustive]: an outcome added later; back to select
 //!         }
 //!     }
 //!     for reader in &mut clients {
