@@ -14,7 +14,34 @@
 //! | [`Accept::OutOfResources`] | `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` | shed or back off ([`FdReserve`]); never retry at once, which spins |
 //! | `Err(e)` | anything else (`EBADF`, `EINVAL`, `ENOTSOCK`, …) | fatal for this listener |
 //!
+//! # Platform-specific behavior
+//! - `ECONNRESET` and `ETIMEDOUT` (a connection reset or timed out in the queue;
+//!   Linux documents `ETIMEDOUT`, and Go's `net` and trio retry both) are
+//!   [`Accept::NotNow`], and so are Linux's `ENOSR`, `ESOCKTNOSUPPORT` and
+//!   `EPROTONOSUPPORT`, which its man page says various kernels return.
+//! - Linux and FreeBSD use `accept4(SOCK_CLOEXEC)` (with `SOCK_NONBLOCK` for
+//!   [`accept_nonblocking`]); elsewhere (Apple has no `accept4`) the flags are set
+//!   with `fcntl` right after `accept`, which leaves a short window in which a
+//!   `fork`+`exec` in another thread inherits the descriptor.
+//! - BSD kernels let the new socket inherit `O_NONBLOCK` from the listener; these
+//!   functions set or clear it, so the result is blocking (from [`accept`]) or
+//!   nonblocking (from [`accept_nonblocking`]) everywhere, as on Linux.
+//! - Linux passes pending network errors of the new connection up as errors from
+//!   `accept` (`ENETDOWN`, `EPROTO`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`,
+//!   `EHOSTUNREACH`, `EOPNOTSUPP`, `ENETUNREACH`) and may return `EPERM` when a
+//!   firewall rule forbids the connection; the man page says to treat them like
+//!   `EAGAIN`, so they are [`Accept::NotNow`] (except `EOPNOTSUPP`, which also means the
+//!   socket type cannot accept, and is fatal).
+//! - Linux keeps a connection reset before `accept` in the queue and returns it (its
+//!   first `read` fails with `ECONNRESET`); Berkeley kernels drop it, so there a
+//!   nonblocking `accept` gives `EAGAIN` or `ECONNABORTED`.
+//! - Linux reserves the new descriptor before it looks at the queue, so at the
+//!   descriptor limit `accept` says `EMFILE` even when the queue is empty (measured).
+//!
 //! # References
+//! - W. Richard Stevens, Bill Fenner, Andrew M. Rudoff, *Unix Network Programming,
+//!   Volume 1*, 3rd ed., section 5.11 (`accept` and `ECONNABORTED`), section 16.6
+//!   (nonblocking `accept`), and the `Accept` wrapper of `lib/wrapsock.c`.
 //! - [POSIX `accept`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/accept.html)
 //! - [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html)
 //! - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
@@ -79,30 +106,14 @@ pub enum Accept {
 /// The new socket is close-on-exec and blocking on every platform
 /// ([`accept_nonblocking`] gives a nonblocking one).
 ///
+/// Which errno means what on which platform, `accept4` or `accept` then `fcntl`, and
+/// what Linux and BSD kernels do with a connection reset in the queue: see the
+/// [module documentation](self#platform-specific-behavior).
+///
 /// # Errors
 /// Returns `Err` only for errors that will not go away by retrying: `EBADF`, `EINVAL`
 /// (not listening), `ENOTSOCK`, `EOPNOTSUPP`, `EFAULT`. Transient errors are
 /// [`Accept::NotNow`] and resource exhaustion is [`Accept::OutOfResources`].
-///
-/// # Platform-specific behavior
-/// - `ECONNRESET` and `ETIMEDOUT` (a connection reset or timed out in the queue;
-///   Linux documents `ETIMEDOUT`, and Go's `net` and trio retry both) are
-///   [`Accept::NotNow`], and so are Linux's `ENOSR`, `ESOCKTNOSUPPORT` and
-///   `EPROTONOSUPPORT`, which its man page says various kernels return.
-/// - Linux and FreeBSD use `accept4(SOCK_CLOEXEC)`; Apple has no `accept4`, so
-///   close-on-exec is set right after `accept`, which leaves a short window in which
-///   a `fork`+`exec` in another thread inherits the descriptor.
-/// - BSD kernels let the new socket inherit `O_NONBLOCK` from the listener; this
-///   function clears it so the result is blocking everywhere, as on Linux.
-/// - Linux passes pending network errors of the new connection up as errors from
-///   `accept` (`ENETDOWN`, `EPROTO`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`,
-///   `EHOSTUNREACH`, `EOPNOTSUPP`, `ENETUNREACH`) and may return `EPERM` when a
-///   firewall rule forbids the connection; the man page says to treat them like
-///   `EAGAIN`, so they are [`Accept::NotNow`] (except `EOPNOTSUPP`, which also means the
-///   socket type cannot accept, and is fatal).
-/// - Linux keeps a connection reset before `accept` in the queue and returns it (its
-///   first `read` fails with `ECONNRESET`); Berkeley kernels drop it, so there a
-///   nonblocking `accept` gives `EAGAIN` or `ECONNABORTED`.
 ///
 /// # Examples
 /// ```
@@ -128,12 +139,6 @@ pub enum Accept {
 /// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-/// - [POSIX `accept`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/accept.html)
-/// - [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html)
-/// - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
-/// - [Apple `accept(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/accept.2.html)
 pub fn accept(listener: &TcpListener) -> io::Result<Accept> {
     accept_with(listener, false)
 }

@@ -26,22 +26,28 @@
 //!   closed (orphaned) socket and the peer can read all of it and then EOF. BSD-derived
 //!   kernels (the book's case) return at once from a nonblocking socket, and when the
 //!   timeout expires they fail the `close` with `EWOULDBLOCK` and discard the data.
+//!   With a zero timeout ([`abort`]) `close` blocks on none of them.
 //! * Apple: the option that counts seconds is `SO_LINGER_SEC`; plain `SO_LINGER` counts
-//!   clock ticks there. This module uses `SO_LINGER_SEC` on Apple platforms and
-//!   `SO_LINGER` elsewhere, so the value is always in seconds.
+//!   clock ticks there. Every function of this module uses `SO_LINGER_SEC` on Apple
+//!   platforms and `SO_LINGER` elsewhere, so the value is always in seconds.
 //! * The kernel stores whole seconds in an `int`. [`set_linger`] rounds a fraction of a
 //!   second **up** (so a short timeout never becomes 0, which would turn a graceful
-//!   close into an RST), and rejects a value that does not fit.
+//!   close into an RST), and rejects a value that does not fit. A negative value
+//!   (which only a raw `setsockopt` can store; Linux then lingers without bound) is
+//!   read by [`linger()`](fn@linger) as [`Duration::MAX`].
 //!
 //! # References
 //!
 //! * W. R. Stevens, B. Fenner, A. M. Rudoff, *Unix Network Programming, Volume 1*, 3rd
-//!   ed., section 7.5 (`SO_LINGER`) and section 16.6 (nonblocking `accept`).
+//!   ed., section 7.5 (`SO_LINGER`, figures 7.7 to 7.10) and section 16.6 (nonblocking
+//!   `accept`, figure 16.21).
 //! * POSIX [`setsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/setsockopt.html),
+//!   [`getsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/getsockopt.html),
 //!   [`close`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/close.html),
 //!   [`<sys/socket.h>`](https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/sys_socket.h.html).
 //! * Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
 //!   [`setsockopt(2)`](https://man7.org/linux/man-pages/man2/setsockopt.2.html),
+//!   [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html),
 //!   [`tcp(7)`](https://man7.org/linux/man-pages/man7/tcp.7.html).
 //! * FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2);
 //!   Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html).
@@ -75,7 +81,8 @@ fn to_kernel_seconds(d: Duration) -> io::Result<libc::c_int> {
 /// unsent data to be acknowledged, for at most that long (see the
 /// [module documentation](self)). The kernel counts whole seconds: a fraction of a
 /// second is rounded **up** (1.5 s becomes 2 s, 1 ns becomes 1 s), so a short timeout
-/// never turns into an abortive close.
+/// never turns into an abortive close. The option set is the one that counts seconds
+/// (`SO_LINGER_SEC` on Apple: see the [module documentation](self#platform-specific-behavior)).
 ///
 /// # Errors
 ///
@@ -83,11 +90,6 @@ fn to_kernel_seconds(d: Duration) -> io::Result<libc::c_int> {
 ///   up to whole seconds, does not fit a C `int` (more than about 68 years).
 /// * `ENOTSOCK` if `fd` is not a socket, and any other error of `setsockopt(2)`, with
 ///   its errno kept.
-///
-/// # Platform-specific behavior
-///
-/// Uses `SO_LINGER_SEC` on Apple platforms (whose `SO_LINGER` counts clock ticks) and
-/// `SO_LINGER` elsewhere.
 ///
 /// # Examples
 ///
@@ -104,15 +106,6 @@ fn to_kernel_seconds(d: Duration) -> io::Result<libc::c_int> {
 /// assert_eq!(linger(&stream)?, None);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 7.5.
-/// * POSIX [`setsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/setsockopt.html);
-///   Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
-///   [`setsockopt(2)`](https://man7.org/linux/man-pages/man2/setsockopt.2.html);
-///   FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2);
-///   Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html).
 pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
     let secs = linger.map(to_kernel_seconds).transpose()?;
     sys::set_linger(fd.as_fd(), secs)
@@ -121,18 +114,13 @@ pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
 /// Reads `SO_LINGER` of socket `fd`: `None` if it is off, else `Some(timeout)` in whole
 /// seconds.
 ///
-/// A fresh socket reports `None`.
+/// A fresh socket reports `None`. A negative timeout (which only a raw `setsockopt`
+/// can store; Linux then lingers without bound) is reported as [`Duration::MAX`].
 ///
 /// # Errors
 ///
 /// `ENOTSOCK` if `fd` is not a socket, and any other error of `getsockopt(2)`, with its
 /// errno kept.
-///
-/// # Platform-specific behavior
-///
-/// Reads `SO_LINGER_SEC` on Apple platforms and `SO_LINGER` elsewhere. A negative
-/// `l_linger` (which only raw `setsockopt` calls can store; Linux then lingers without
-/// bound) is reported as [`Duration::MAX`].
 ///
 /// # Examples
 ///
@@ -148,14 +136,6 @@ pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
 /// assert_eq!(linger(&stream)?, Some(Duration::ZERO));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 7.5.
-/// * POSIX [`getsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/getsockopt.html);
-///   Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
-///   [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html);
-///   FreeBSD [`getsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=getsockopt&sektion=2).
 pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
     Ok(
         sys::linger(fd.as_fd())?.map(|secs| match u64::try_from(secs) {
@@ -195,11 +175,6 @@ pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
 /// * An error of `close(2)`. The descriptor is released even then (Linux, FreeBSD and
 ///   Apple free the descriptor before they report a `close` error).
 ///
-/// # Platform-specific behavior
-///
-/// Uses `SO_LINGER_SEC` on Apple platforms and `SO_LINGER` elsewhere. With a zero
-/// timeout `close` does not block on any of them.
-///
 /// # Examples
 ///
 /// ```
@@ -214,15 +189,6 @@ pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
 /// assert_eq!(err.kind(), ErrorKind::ConnectionReset);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 7.5 (figure 7.10) and section 16.6.
-/// * POSIX [`setsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/setsockopt.html),
-///   [`close`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/close.html);
-///   Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
-///   [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html);
-///   FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2).
 pub fn abort<S: Into<OwnedFd>>(sock: S) -> io::Result<()> {
     let sock = sock.into();
     let set = sys::set_linger(sock.as_fd(), Some(0));

@@ -61,7 +61,8 @@
 //! # References
 //!
 //! * W. R. Stevens, B. Fenner, A. M. Rudoff, *Unix Network Programming, Volume 1*, 3rd
-//!   ed., section 3.9 (`readn`, `writen`, `readline`) and section 5.13 (`SIGPIPE`).
+//!   ed., section 3.9 (`readn`, `writen`, `readline`; figure 3.15), section 5.13
+//!   (`SIGPIPE`) and section 16.2 (nonblocking reads and writes).
 //! * POSIX [`send`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/send.html),
 //!   [`write`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/write.html),
 //!   [`pthread_sigmask`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/pthread_sigmask.html),
@@ -159,7 +160,8 @@ fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// On a socket it uses `send(2)` so that a gone peer is an error, never a `SIGPIPE`
 /// (see the [module documentation](self)); on other descriptors (pipes, files) it uses
 /// `write(2)` with `SIGPIPE` blocked, and takes the `SIGPIPE` that its own write raised,
-/// no other (per platform: see the [module documentation](self)). An empty `buf`
+/// no other (per platform: see the
+/// [module documentation](self#platform-specific-behavior)). An empty `buf`
 /// returns `Ok(())` at once, without a system call (so even a bad descriptor is not
 /// noticed).
 ///
@@ -182,13 +184,6 @@ fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
 ///
 /// If an error happens after part of `buf` was written, that part stays written; on a
 /// stream socket the connection is then unusable anyway.
-///
-/// # Platform-specific behavior
-///
-/// `send(2)` with `MSG_NOSIGNAL` on Linux and FreeBSD; `SO_NOSIGPIPE` then `send(2)` on
-/// Apple platforms, and `F_SETNOSIGPIPE` on their other descriptors. See the
-/// [module documentation](self) for what each platform guarantees about pending
-/// `SIGPIPE`s and what Linux reports after a FIN or an RST.
 ///
 /// # Examples
 ///
@@ -221,15 +216,6 @@ fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// assert_eq!(writen(&a, b"hello").unwrap_err().kind(), ErrorKind::BrokenPipe);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 3.9 (figure 3.15) and section 5.13.
-/// * POSIX [`send`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/send.html),
-///   [`write`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/write.html);
-///   Linux [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html),
-///   [`write(2)`](https://man7.org/linux/man-pages/man2/write.2.html);
-///   FreeBSD [`send(2)`](https://man.freebsd.org/cgi/man.cgi?query=send&sektion=2).
 pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
@@ -259,10 +245,6 @@ pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
 /// such an error, the count is not reported: the error wins, because the connection is
 /// broken and nothing more can be sent on it.
 ///
-/// # Platform-specific behavior
-///
-/// As for [`writen`].
-///
 /// # Examples
 ///
 /// ```
@@ -282,14 +264,6 @@ pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
 /// assert!(first.iter().all(|&x| x == 7));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 3.9 and section 16.2 (nonblocking reads and writes).
-/// * POSIX [`send`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/send.html),
-///   [`write`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/write.html);
-///   Linux [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html),
-///   [`write(2)`](https://man7.org/linux/man-pages/man2/write.2.html).
 pub fn try_writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Ok(0);
