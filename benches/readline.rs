@@ -1,4 +1,4 @@
-//! `LineReader::read_line` against `std::io::BufReader::read_until(b'\n')` over the
+//! `LineReader::readline` against `std::io::BufReader::read_until(b'\n')` over the
 //! same in-memory input: 1 MiB of lines of 16, 80 and 1024 bytes, and one line of
 //! 1 MiB. Both readers are created once and rewound between iterations (steady state:
 //! neither allocates once its buffers have grown).
@@ -24,7 +24,7 @@ fn input(len: usize) -> Vec<u8> {
     line.repeat(TOTAL / len)
 }
 
-fn read_line(c: &mut Criterion) {
+fn readline(c: &mut Criterion) {
     let mut g = c.benchmark_group("readline");
     for len in [16usize, 80, 1024, TOTAL] {
         let data = input(len);
@@ -54,7 +54,7 @@ fn read_line(c: &mut Criterion) {
             })
         });
 
-        g.bench_function(BenchmarkId::new("LineReader::read_line", &label), |b| {
+        g.bench_function(BenchmarkId::new("LineReader::readline", &label), |b| {
             let mut r = LineReader::new(Cursor::new(&data[..]));
             // Whole lines, as read_until returns them (the default cap is 64 KiB).
             r.set_max_line(2 * TOTAL).unwrap();
@@ -64,7 +64,7 @@ fn read_line(c: &mut Criterion) {
                 let mut n = 0;
                 loop {
                     line.clear();
-                    if r.read_line(&mut line).unwrap() == 0 {
+                    if r.readline(&mut line).unwrap() == 0 {
                         break;
                     }
                     n += 1;
@@ -80,6 +80,6 @@ fn read_line(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = read_line
+    targets = readline
 }
 criterion_main!(benches);

@@ -14,7 +14,34 @@
 //! | [`Accept::OutOfResources`] | `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` | shed or back off ([`FdReserve`]); never retry at once, which spins |
 //! | `Err(e)` | anything else (`EBADF`, `EINVAL`, `ENOTSOCK`, …) | fatal for this listener |
 //!
+//! # Platform-specific behavior
+//! - `ECONNRESET` and `ETIMEDOUT` (a connection reset or timed out in the queue;
+//!   Linux documents `ETIMEDOUT`, and Go's `net` and trio retry both) are
+//!   [`Accept::NotNow`], and so are Linux's `ENOSR`, `ESOCKTNOSUPPORT` and
+//!   `EPROTONOSUPPORT`, which its man page says various kernels return.
+//! - Linux and FreeBSD use `accept4(SOCK_CLOEXEC)` (with `SOCK_NONBLOCK` for
+//!   [`accept_nonblocking`]); elsewhere (Apple has no `accept4`) the flags are set
+//!   with `fcntl` right after `accept`, which leaves a short window in which a
+//!   `fork`+`exec` in another thread inherits the descriptor.
+//! - BSD kernels let the new socket inherit `O_NONBLOCK` from the listener; these
+//!   functions set or clear it, so the result is blocking (from [`accept`]) or
+//!   nonblocking (from [`accept_nonblocking`]) everywhere, as on Linux.
+//! - Linux passes pending network errors of the new connection up as errors from
+//!   `accept` (`ENETDOWN`, `EPROTO`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`,
+//!   `EHOSTUNREACH`, `EOPNOTSUPP`, `ENETUNREACH`) and may return `EPERM` when a
+//!   firewall rule forbids the connection; the man page says to treat them like
+//!   `EAGAIN`, so they are [`Accept::NotNow`] (except `EOPNOTSUPP`, which also means the
+//!   socket type cannot accept, and is fatal).
+//! - Linux keeps a connection reset before `accept` in the queue and returns it (its
+//!   first `read` fails with `ECONNRESET`); Berkeley kernels drop it, so there a
+//!   nonblocking `accept` gives `EAGAIN` or `ECONNABORTED`.
+//! - Linux reserves the new descriptor before it looks at the queue, so at the
+//!   descriptor limit `accept` says `EMFILE` even when the queue is empty (measured).
+//!
 //! # References
+//! - W. Richard Stevens, Bill Fenner, Andrew M. Rudoff, *Unix Network Programming,
+//!   Volume 1*, 3rd ed., section 5.11 (`accept` and `ECONNABORTED`), section 16.6
+//!   (nonblocking `accept`), and the `Accept` wrapper of `lib/wrapsock.c`.
 //! - [POSIX `accept`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/accept.html)
 //! - [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html)
 //! - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
@@ -22,14 +49,34 @@
 
 use std::fs::File;
 use std::io;
-use std::mem;
-use std::net::{
-    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
-};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
 
-/// What one [`accept`] call found.
+/// What one [`accept`] call found: the outcome of UNP's `Accept`, with its errors
+/// sorted by what a select loop does next (see the [module documentation](self)).
+///
+/// The enum is `#[non_exhaustive]`: a later version may sort some errors into an
+/// outcome of their own, so a `match` outside this crate needs a wildcard arm. Going
+/// back to `select` there, as for [`NotNow`](Accept::NotNow), is the safe default.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::TcpListener;
+/// use unp_select::{accept, Accept};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// listener.set_nonblocking(true)?;
+/// match accept(&listener)? {
+///     Accept::Connection(stream, peer) => println!("{peer:?} connected: {stream:?}"),
+///     Accept::NotNow(e) => println!("nothing to accept: {e}"), // here: EAGAIN
+///     Accept::OutOfResources(e) => return Err(e), // a real server sheds or backs off
+///     _ => {} // an outcome added later: back to select
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Accept {
     /// A new connection: a close-on-exec socket (blocking from [`accept`],
     /// nonblocking from [`accept_nonblocking`]), and the peer's address. The address
@@ -59,30 +106,14 @@ pub enum Accept {
 /// The new socket is close-on-exec and blocking on every platform
 /// ([`accept_nonblocking`] gives a nonblocking one).
 ///
+/// Which errno means what on which platform, `accept4` or `accept` then `fcntl`, and
+/// what Linux and BSD kernels do with a connection reset in the queue: see the
+/// [module documentation](self#platform-specific-behavior).
+///
 /// # Errors
 /// Returns `Err` only for errors that will not go away by retrying: `EBADF`, `EINVAL`
 /// (not listening), `ENOTSOCK`, `EOPNOTSUPP`, `EFAULT`. Transient errors are
 /// [`Accept::NotNow`] and resource exhaustion is [`Accept::OutOfResources`].
-///
-/// # Platform-specific behavior
-/// - `ECONNRESET` and `ETIMEDOUT` (a connection reset or timed out in the queue;
-///   Linux documents `ETIMEDOUT`, and Go's `net` and trio retry both) are
-///   [`Accept::NotNow`], and so are Linux's `ENOSR`, `ESOCKTNOSUPPORT` and
-///   `EPROTONOSUPPORT`, which its man page says various kernels return.
-/// - Linux and FreeBSD use `accept4(SOCK_CLOEXEC)`; Apple has no `accept4`, so
-///   close-on-exec is set right after `accept`, which leaves a short window in which
-///   a `fork`+`exec` in another thread inherits the descriptor.
-/// - BSD kernels let the new socket inherit `O_NONBLOCK` from the listener; this
-///   function clears it so the result is blocking everywhere, as on Linux.
-/// - Linux passes pending network errors of the new connection up as errors from
-///   `accept` (`ENETDOWN`, `EPROTO`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`,
-///   `EHOSTUNREACH`, `EOPNOTSUPP`, `ENETUNREACH`) and may return `EPERM` when a
-///   firewall rule forbids the connection; the man page says to treat them like
-///   `EAGAIN`, so they are [`Accept::NotNow`] (except `EOPNOTSUPP`, which also means the
-///   socket type cannot accept, and is fatal).
-/// - Linux keeps a connection reset before `accept` in the queue and returns it (its
-///   first `read` fails with `ECONNRESET`); Berkeley kernels drop it, so there a
-///   nonblocking `accept` gives `EAGAIN` or `ECONNABORTED`.
 ///
 /// # Examples
 /// ```
@@ -108,12 +139,6 @@ pub enum Accept {
 /// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-/// - [POSIX `accept`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/accept.html)
-/// - [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html)
-/// - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
-/// - [Apple `accept(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/accept.2.html)
 pub fn accept(listener: &TcpListener) -> io::Result<Accept> {
     accept_with(listener, false)
 }
@@ -146,15 +171,8 @@ pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<Accept> {
 }
 
 fn accept_with(listener: &TcpListener, nonblocking: bool) -> io::Result<Accept> {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let fd = listener.as_raw_fd();
-    match crate::sys::accept_cloexec(fd, &mut storage, &mut len, nonblocking) {
-        Ok(fd) => {
-            let peer = sockaddr_to_std(&storage, len);
-            Ok(Accept::Connection(TcpStream::from(fd), peer))
-        }
+    match crate::sys::accept_cloexec(listener.as_fd(), nonblocking) {
+        Ok((fd, peer)) => Ok(Accept::Connection(TcpStream::from(fd), peer)),
         Err(e) => classify(e),
     }
 }
@@ -198,40 +216,6 @@ fn is_not_now(errno: i32) -> bool {
             | libc::ENETUNREACH
     );
     transient || crate::sys::is_accept_network_error(errno)
-}
-
-/// Converts the address `accept` filled in; `None` if the kernel left it empty or it
-/// is not IPv4/IPv6.
-fn sockaddr_to_std(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    let len = len as usize;
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in, `len` says the
-            // kernel wrote all of it, and sockaddr_storage is aligned for every
-            // sockaddr type.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
 }
 
 /// One descriptor held in reserve, so a server that hits `EMFILE` can still take the

@@ -57,12 +57,13 @@
 //!             }
 //!             Accept::NotNow(_) => {}                // gone before accept: not an error
 //!             Accept::OutOfResources(e) => return Err(e),
+//!             _ => {} // #[non_exhaustive]: an outcome added later; back to select
 //!         }
 //!     }
 //!     for reader in &mut clients {
 //!         if rset.contains(reader.get_ref().as_raw_fd()) {
 //!             line.clear();
-//!             if reader.read_line(&mut line)? > 0 {
+//!             if reader.readline(&mut line)? > 0 {
 //!                 writen(reader.get_ref(), &line)?;
 //!                 echoed += 1;
 //!             }

@@ -26,28 +26,34 @@
 //!   closed (orphaned) socket and the peer can read all of it and then EOF. BSD-derived
 //!   kernels (the book's case) return at once from a nonblocking socket, and when the
 //!   timeout expires they fail the `close` with `EWOULDBLOCK` and discard the data.
+//!   With a zero timeout ([`abort`]) `close` blocks on none of them.
 //! * Apple: the option that counts seconds is `SO_LINGER_SEC`; plain `SO_LINGER` counts
-//!   clock ticks there. This module uses `SO_LINGER_SEC` on Apple platforms and
-//!   `SO_LINGER` elsewhere, so the value is always in seconds.
+//!   clock ticks there. Every function of this module uses `SO_LINGER_SEC` on Apple
+//!   platforms and `SO_LINGER` elsewhere, so the value is always in seconds.
 //! * The kernel stores whole seconds in an `int`. [`set_linger`] rounds a fraction of a
 //!   second **up** (so a short timeout never becomes 0, which would turn a graceful
-//!   close into an RST), and rejects a value that does not fit.
+//!   close into an RST), and rejects a value that does not fit. A negative value
+//!   (which only a raw `setsockopt` can store; Linux then lingers without bound) is
+//!   read by [`linger()`](fn@linger) as [`Duration::MAX`].
 //!
 //! # References
 //!
 //! * W. R. Stevens, B. Fenner, A. M. Rudoff, *Unix Network Programming, Volume 1*, 3rd
-//!   ed., section 7.5 (`SO_LINGER`) and section 16.6 (nonblocking `accept`).
+//!   ed., section 7.5 (`SO_LINGER`, figures 7.7 to 7.10) and section 16.6 (nonblocking
+//!   `accept`, figure 16.21).
 //! * POSIX [`setsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/setsockopt.html),
+//!   [`getsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/getsockopt.html),
 //!   [`close`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/close.html),
 //!   [`<sys/socket.h>`](https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/sys_socket.h.html).
 //! * Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
 //!   [`setsockopt(2)`](https://man7.org/linux/man-pages/man2/setsockopt.2.html),
+//!   [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html),
 //!   [`tcp(7)`](https://man7.org/linux/man-pages/man7/tcp.7.html).
 //! * FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2);
 //!   Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use crate::sys;
@@ -68,25 +74,6 @@ fn to_kernel_seconds(d: Duration) -> io::Result<libc::c_int> {
         })
 }
 
-fn setsockopt_linger(fd: RawFd, value: &libc::linger) -> io::Result<()> {
-    // SAFETY: `value` is a live `struct linger` and the length passed is its size; the
-    // kernel only reads it. Any `fd` value is safe: a bad one is an error (EBADF,
-    // ENOTSOCK), not UB.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            sys::SO_LINGER_SECONDS,
-            (value as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Sets `SO_LINGER` on socket `fd`: `None` turns it off, `Some(timeout)` turns it on.
 ///
 /// `Some(Duration::ZERO)` makes the next `close` abortive (RST, unsent data discarded;
@@ -94,7 +81,8 @@ fn setsockopt_linger(fd: RawFd, value: &libc::linger) -> io::Result<()> {
 /// unsent data to be acknowledged, for at most that long (see the
 /// [module documentation](self)). The kernel counts whole seconds: a fraction of a
 /// second is rounded **up** (1.5 s becomes 2 s, 1 ns becomes 1 s), so a short timeout
-/// never turns into an abortive close.
+/// never turns into an abortive close. The option set is the one that counts seconds
+/// (`SO_LINGER_SEC` on Apple: see the [module documentation](self#platform-specific-behavior)).
 ///
 /// # Errors
 ///
@@ -102,11 +90,6 @@ fn setsockopt_linger(fd: RawFd, value: &libc::linger) -> io::Result<()> {
 ///   up to whole seconds, does not fit a C `int` (more than about 68 years).
 /// * `ENOTSOCK` if `fd` is not a socket, and any other error of `setsockopt(2)`, with
 ///   its errno kept.
-///
-/// # Platform-specific behavior
-///
-/// Uses `SO_LINGER_SEC` on Apple platforms (whose `SO_LINGER` counts clock ticks) and
-/// `SO_LINGER` elsewhere.
 ///
 /// # Examples
 ///
@@ -123,44 +106,21 @@ fn setsockopt_linger(fd: RawFd, value: &libc::linger) -> io::Result<()> {
 /// assert_eq!(linger(&stream)?, None);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 7.5.
-/// * POSIX [`setsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/setsockopt.html);
-///   Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
-///   [`setsockopt(2)`](https://man7.org/linux/man-pages/man2/setsockopt.2.html);
-///   FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2);
-///   Apple [`setsockopt(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/setsockopt.2.html).
 pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
-    let value = match linger {
-        None => libc::linger {
-            l_onoff: 0,
-            l_linger: 0,
-        },
-        Some(d) => libc::linger {
-            l_onoff: 1,
-            l_linger: to_kernel_seconds(d)?,
-        },
-    };
-    setsockopt_linger(fd.as_fd().as_raw_fd(), &value)
+    let secs = linger.map(to_kernel_seconds).transpose()?;
+    sys::set_linger(fd.as_fd(), secs)
 }
 
 /// Reads `SO_LINGER` of socket `fd`: `None` if it is off, else `Some(timeout)` in whole
 /// seconds.
 ///
-/// A fresh socket reports `None`.
+/// A fresh socket reports `None`. A negative timeout (which only a raw `setsockopt`
+/// can store; Linux then lingers without bound) is reported as [`Duration::MAX`].
 ///
 /// # Errors
 ///
 /// `ENOTSOCK` if `fd` is not a socket, and any other error of `getsockopt(2)`, with its
 /// errno kept.
-///
-/// # Platform-specific behavior
-///
-/// Reads `SO_LINGER_SEC` on Apple platforms and `SO_LINGER` elsewhere. A negative
-/// `l_linger` (which only raw `setsockopt` calls can store; Linux then lingers without
-/// bound) is reported as [`Duration::MAX`].
 ///
 /// # Examples
 ///
@@ -176,41 +136,13 @@ pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
 /// assert_eq!(linger(&stream)?, Some(Duration::ZERO));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 7.5.
-/// * POSIX [`getsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/getsockopt.html);
-///   Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
-///   [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html);
-///   FreeBSD [`getsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=getsockopt&sektion=2).
 pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
-    let mut value = libc::linger {
-        l_onoff: 0,
-        l_linger: 0,
-    };
-    let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
-    // SAFETY: `value` is a live, writable `struct linger` and `len` holds its size; the
-    // kernel writes at most `len` bytes there. A bad fd is an error, not UB.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            sys::SO_LINGER_SECONDS,
-            (&mut value as *mut libc::linger).cast(),
-            &mut len,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    if value.l_onoff == 0 {
-        return Ok(None);
-    }
-    Ok(Some(match u64::try_from(value.l_linger) {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => Duration::MAX,
-    }))
+    Ok(
+        sys::linger(fd.as_fd())?.map(|secs| match u64::try_from(secs) {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => Duration::MAX,
+        }),
+    )
 }
 
 /// Closes socket `sock` abortively: sets `SO_LINGER` to `{on, 0}` and closes it, so the
@@ -243,11 +175,6 @@ pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
 /// * An error of `close(2)`. The descriptor is released even then (Linux, FreeBSD and
 ///   Apple free the descriptor before they report a `close` error).
 ///
-/// # Platform-specific behavior
-///
-/// Uses `SO_LINGER_SEC` on Apple platforms and `SO_LINGER` elsewhere. With a zero
-/// timeout `close` does not block on any of them.
-///
 /// # Examples
 ///
 /// ```
@@ -262,31 +189,10 @@ pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
 /// assert_eq!(err.kind(), ErrorKind::ConnectionReset);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 7.5 (figure 7.10) and section 16.6.
-/// * POSIX [`setsockopt`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/setsockopt.html),
-///   [`close`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/close.html);
-///   Linux [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html),
-///   [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html);
-///   FreeBSD [`setsockopt(2)`](https://man.freebsd.org/cgi/man.cgi?query=setsockopt&sektion=2).
 pub fn abort<S: Into<OwnedFd>>(sock: S) -> io::Result<()> {
-    let fd = sock.into().into_raw_fd();
-    let set = setsockopt_linger(
-        fd,
-        &libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    );
-    // SAFETY: `fd` came from an `OwnedFd` that we consumed, so we own it and nothing
-    // else will close or use it after this call.
-    let closed = unsafe { libc::close(fd) };
-    let close_result = if closed == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    };
-    set.and(close_result)
+    let sock = sock.into();
+    let set = sys::set_linger(sock.as_fd(), Some(0));
+    // Closed either way; an error of `close` is reported, which dropping would hide.
+    let closed = sys::close(sock);
+    set.and(closed)
 }

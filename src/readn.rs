@@ -1,17 +1,26 @@
 //! UNP's `readn`: read exactly `n` bytes unless end of file comes first.
 //!
+//! # Platform-specific behavior
+//! A nonblocking descriptor without data gives `EAGAIN` (Linux; the same value as
+//! `EWOULDBLOCK` on Apple and FreeBSD), which Rust maps to [`ErrorKind::WouldBlock`].
+//! Nothing else differs: [`readn()`](fn@readn) only calls the [`Read`] implementation
+//! it is given.
+//!
 //! # References
 //! - W. Richard Stevens, Bill Fenner, Andrew M. Rudoff, *Unix Network Programming,
 //!   Volume 1*, 3rd ed., section 3.9 (`readn`, Figure 3.15).
 //! - [POSIX `read`](https://pubs.opengroup.org/onlinepubs/9699919799/functions/read.html),
-//!   [Linux `read(2)`](https://man7.org/linux/man-pages/man2/read.2.html).
+//!   [Linux `read(2)`](https://man7.org/linux/man-pages/man2/read.2.html),
+//!   [FreeBSD `read(2)`](https://man.freebsd.org/cgi/man.cgi?query=read&sektion=2),
+//!   [Apple `read(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/read.2.html).
 
 use std::error::Error;
 use std::fmt;
 use std::io::{self, ErrorKind, Read};
 
 /// Fills `buf` from `r`, calling `read` as often as needed, unless end of file comes
-/// first; returns the number of bytes read: UNP's `Readn` (section 3.9).
+/// first; returns the number of bytes read: UNP's `readn` (section 3.9, called as
+/// `Readn`).
 ///
 /// * `Ok(buf.len())`: `buf` is full.
 /// * `Ok(n)` with `n < buf.len()`: **only at end of file** (a `read` returned 0);
@@ -37,11 +46,6 @@ use std::io::{self, ErrorKind, Read};
 ///   implements [`Read`]) is simpler: it keeps partial data itself.
 /// * [`ErrorKind::InvalidData`] if `r` claims to have read more bytes than it was
 ///   given room for (a broken [`Read`] implementation).
-///
-/// # Platform-specific behavior
-///
-/// A nonblocking descriptor without data gives `EAGAIN` (Linux; the same value as
-/// `EWOULDBLOCK` on Apple and FreeBSD), which Rust maps to [`ErrorKind::WouldBlock`].
 ///
 /// # Examples
 ///
@@ -87,13 +91,6 @@ use std::io::{self, ErrorKind, Read};
 /// assert!(PartialRead::of(&err).is_none());
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-/// - UNP section 3.9, Figure 3.15 (`readn`).
-/// - [POSIX `read`](https://pubs.opengroup.org/onlinepubs/9699919799/functions/read.html),
-///   [Linux `read(2)`](https://man7.org/linux/man-pages/man2/read.2.html),
-///   [FreeBSD `read(2)`](https://man.freebsd.org/cgi/man.cgi?query=read&sektion=2),
-///   [Apple `read(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/read.2.html).
 pub fn readn<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Err(io::Error::new(

@@ -61,7 +61,8 @@
 //! # References
 //!
 //! * W. R. Stevens, B. Fenner, A. M. Rudoff, *Unix Network Programming, Volume 1*, 3rd
-//!   ed., section 3.9 (`readn`, `writen`, `readline`) and section 5.13 (`SIGPIPE`).
+//!   ed., section 3.9 (`readn`, `writen`, `readline`; figure 3.15), section 5.13
+//!   (`SIGPIPE`) and section 16.2 (nonblocking reads and writes).
 //! * POSIX [`send`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/send.html),
 //!   [`write`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/write.html),
 //!   [`pthread_sigmask`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/pthread_sigmask.html),
@@ -82,95 +83,18 @@
 //!   `bsd/kern/kern_sig.c` (`get_signalthread`).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-
-use crate::sys;
+use crate::sys::{self, SigpipeBlock};
 
 /// Largest count passed to one `send`/`write` call. Some kernels reject counts above
 /// `INT_MAX`; a larger buffer is simply written in several calls.
 const MAX_CHUNK: usize = 1 << 30;
 
-fn cvt(rc: isize) -> io::Result<usize> {
-    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
-}
-
-fn send_once(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    let len = buf.len().min(MAX_CHUNK);
-    // SAFETY: `buf` is a live slice of at least `len` readable bytes; the kernel only
-    // reads them. A bad `fd` is an error (EBADF, ENOTSOCK), not UB.
-    cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), len, sys::SEND_FLAGS) })
-}
-
-fn write_once(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    let len = buf.len().min(MAX_CHUNK);
-    // SAFETY: as in `send_once`.
-    cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), len) })
-}
-
-/// `SIGPIPE` blocked in the calling thread for as long as this value lives.
-///
-/// Dropping it takes the `SIGPIPE` that a failed write raised meanwhile (if
-/// [`SigpipeBlock::saw_epipe`] was called) off the pending set, unless that signal merged
-/// into one pending before, and restores the thread's signal mask.
-struct SigpipeBlock {
-    old_mask: SigSet,
-    /// Decided before the first write: the write's `SIGPIPE` will be a pending signal of
-    /// its own, so taking one takes it and nothing else.
-    take_ours: bool,
-    epipe: bool,
-}
-
-impl SigpipeBlock {
-    fn new() -> io::Result<Self> {
-        let old_mask = SigSet::from(Signal::SIGPIPE).thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
-        let mut block = SigpipeBlock {
-            old_mask,
-            take_ours: false,
-            epipe: false,
-        };
-        // On error `block` is dropped, which restores the mask.
-        block.take_ours = ours_stays_separate()?;
-        Ok(block)
-    }
-
-    fn saw_epipe(&mut self) {
-        self.epipe = true;
-    }
-}
-
-/// Whether the `SIGPIPE` that a failed write by this thread (which blocks `SIGPIPE`)
-/// raises from now on will be a pending signal of its own.
-///
-/// The kernel sends it to the writing thread. A standard signal sent to a thread that has
-/// it pending already merges into the pending one (except on FreeBSD, which queues each),
-/// while one pending for the process is kept apart. So it stays separate unless a
-/// `SIGPIPE` is pending for this thread. When that cannot be told, the answer is no.
-fn ours_stays_separate() -> io::Result<bool> {
-    if sys::SIGPIPE_QUEUES || !sys::sigpipe_pending()? {
-        return Ok(true);
-    }
-    Ok(sys::sigpipe_pending_for_thread() == Some(false))
-}
-
-impl Drop for SigpipeBlock {
-    fn drop(&mut self) {
-        if self.epipe && self.take_ours {
-            // Takes the thread's pending SIGPIPE before the process's, without waiting.
-            // It cannot fail with SIGPIPE blocked; if it did, the signal would stay
-            // pending, which is all a destructor could do anyway.
-            let _ = sys::take_pending_sigpipe();
-        }
-        // Restoring a mask that was valid before cannot fail.
-        let _ = self.old_mask.thread_set_mask();
-    }
-}
-
 /// Before the first `write(2)` to a non-socket: switches `SIGPIPE` off for the
 /// descriptor where the platform can (Apple), else blocks it in the calling thread.
-fn prepare_nonsocket(fd: RawFd) -> io::Result<Option<SigpipeBlock>> {
-    if sys::set_nosigpipe_nonsocket(fd)? {
+fn prepare_nonsocket(fd: BorrowedFd<'_>) -> io::Result<Option<SigpipeBlock>> {
+    if sys::set_nosigpipe_nonsocket(fd.as_raw_fd())? {
         return Ok(None);
     }
     SigpipeBlock::new().map(Some)
@@ -178,10 +102,10 @@ fn prepare_nonsocket(fd: RawFd) -> io::Result<Option<SigpipeBlock>> {
 
 /// Writes `buf` until done or until an error; returns the count written and the error
 /// that stopped it, if any. `EINTR` is retried.
-fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
+fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
     let mut written = 0;
     let mut is_socket = true;
-    if let Err(e) = sys::prepare_nosigpipe(fd) {
+    if let Err(e) = sys::prepare_nosigpipe(fd.as_raw_fd()) {
         if e.raw_os_error() != Some(libc::ENOTSOCK) {
             return (0, Some(e));
         }
@@ -190,9 +114,9 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
     let mut prepared = false;
     let mut block: Option<SigpipeBlock> = None;
     while written < buf.len() {
-        let rest = &buf[written..];
+        let rest = &buf[written..buf.len().min(written + MAX_CHUNK)];
         let result = if is_socket {
-            send_once(fd, rest)
+            sys::send_nosignal(fd.as_raw_fd(), rest)
         } else {
             if !prepared {
                 match prepare_nonsocket(fd) {
@@ -201,7 +125,7 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
                 }
                 prepared = true;
             }
-            let r = write_once(fd, rest);
+            let r = sys::write(fd, rest);
             if let (Err(e), Some(b)) = (&r, block.as_mut()) {
                 if e.raw_os_error() == Some(libc::EPIPE) {
                     b.saw_epipe();
@@ -236,7 +160,8 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// On a socket it uses `send(2)` so that a gone peer is an error, never a `SIGPIPE`
 /// (see the [module documentation](self)); on other descriptors (pipes, files) it uses
 /// `write(2)` with `SIGPIPE` blocked, and takes the `SIGPIPE` that its own write raised,
-/// no other (per platform: see the [module documentation](self)). An empty `buf`
+/// no other (per platform: see the
+/// [module documentation](self#platform-specific-behavior)). An empty `buf`
 /// returns `Ok(())` at once, without a system call (so even a bad descriptor is not
 /// noticed).
 ///
@@ -259,13 +184,6 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
 ///
 /// If an error happens after part of `buf` was written, that part stays written; on a
 /// stream socket the connection is then unusable anyway.
-///
-/// # Platform-specific behavior
-///
-/// `send(2)` with `MSG_NOSIGNAL` on Linux and FreeBSD; `SO_NOSIGPIPE` then `send(2)` on
-/// Apple platforms, and `F_SETNOSIGPIPE` on their other descriptors. See the
-/// [module documentation](self) for what each platform guarantees about pending
-/// `SIGPIPE`s and what Linux reports after a FIN or an RST.
 ///
 /// # Examples
 ///
@@ -298,20 +216,11 @@ fn write_loop(fd: RawFd, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// assert_eq!(writen(&a, b"hello").unwrap_err().kind(), ErrorKind::BrokenPipe);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 3.9 (figure 3.15) and section 5.13.
-/// * POSIX [`send`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/send.html),
-///   [`write`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/write.html);
-///   Linux [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html),
-///   [`write(2)`](https://man7.org/linux/man-pages/man2/write.2.html);
-///   FreeBSD [`send(2)`](https://man.freebsd.org/cgi/man.cgi?query=send&sektion=2).
 pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
-    match write_loop(fd.as_fd().as_raw_fd(), buf) {
+    match write_loop(fd.as_fd(), buf) {
         (_, None) => Ok(()),
         (_, Some(e)) => Err(e),
     }
@@ -336,10 +245,6 @@ pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
 /// such an error, the count is not reported: the error wins, because the connection is
 /// broken and nothing more can be sent on it.
 ///
-/// # Platform-specific behavior
-///
-/// As for [`writen`].
-///
 /// # Examples
 ///
 /// ```
@@ -359,19 +264,11 @@ pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
 /// assert!(first.iter().all(|&x| x == 7));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-///
-/// * UNP section 3.9 and section 16.2 (nonblocking reads and writes).
-/// * POSIX [`send`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/send.html),
-///   [`write`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/write.html);
-///   Linux [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html),
-///   [`write(2)`](https://man7.org/linux/man-pages/man2/write.2.html).
 pub fn try_writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
-    match write_loop(fd.as_fd().as_raw_fd(), buf) {
+    match write_loop(fd.as_fd(), buf) {
         (n, None) => Ok(n),
         (n, Some(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(n),
         (_, Some(e)) => Err(e),

@@ -76,7 +76,7 @@ impl Read for Script {
     }
 }
 
-/// Reads every piece with `read_line`, calling again on WouldBlock, and checks the
+/// Reads every piece with `readline`, calling again on WouldBlock, and checks the
 /// invariants after each call. Returns the pieces.
 fn read_all_lines(r: &mut LineReader<Script>, input: &[u8]) -> Vec<Vec<u8>> {
     let mut pieces: Vec<Vec<u8>> = Vec::new();
@@ -85,8 +85,8 @@ fn read_all_lines(r: &mut LineReader<Script>, input: &[u8]) -> Vec<Vec<u8>> {
     let mut calls = 0;
     loop {
         calls += 1;
-        assert!(calls < 1_000_000, "read_line makes no progress");
-        match r.read_line(&mut line) {
+        assert!(calls < 1_000_000, "readline makes no progress");
+        match r.readline(&mut line) {
             Ok(0) => {
                 assert!(line.is_empty());
                 assert!(r.buffered().is_empty());
@@ -198,16 +198,16 @@ proptest! {
         prop_assert_eq!(pieces, expected);
     }
 
-    /// read_line, Read::read and BufRead::fill_buf/consume mixed at random on one
+    /// readline, Read::read and BufRead::fill_buf/consume mixed at random on one
     /// reader return the input exactly, in order.
     #[test]
-    fn read_and_read_line_mix(
+    fn read_and_readline_mix(
         input in prop::collection::vec(byte(), 0..600),
         evs in events(),
         cap in 0usize..32,
         mut ops in prop::collection::vec((0u8..3, 0usize..40), 1..50),
     ) {
-        ops.push((0, 0)); // a read_line in every round guarantees progress
+        ops.push((0, 0)); // a readline in every round guarantees progress
         let mut r = LineReader::with_capacity(cap, Script::new(&input, &evs));
         r.set_max_line(25).unwrap();
         let mut out = Vec::new();
@@ -218,7 +218,7 @@ proptest! {
                 calls += 1;
                 prop_assert!(calls < 1_000_000);
                 let res = match op {
-                    0 => r.read_line(&mut line).map(|n| {
+                    0 => r.readline(&mut line).map(|n| {
                         out.append(&mut line);
                         n
                     }),
@@ -259,7 +259,7 @@ proptest! {
 fn collect(r: &mut LineReader<impl Read>) -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     let mut line = Vec::new();
-    while r.read_line(&mut line).unwrap() != 0 {
+    while r.readline(&mut line).unwrap() != 0 {
         v.push(std::mem::take(&mut line));
     }
     v
@@ -313,7 +313,7 @@ fn set_max_line_zero_is_invalid_input() {
 fn buffered_after_partial_read() {
     let mut r = LineReader::new(Script::new(b"ab\ncd", &[Ev::Chunk(100)]));
     let mut line = Vec::new();
-    assert_eq!(r.read_line(&mut line).unwrap(), 3);
+    assert_eq!(r.readline(&mut line).unwrap(), 3);
     assert_eq!(line, b"ab\n");
     assert_eq!(r.buffered(), b"cd");
     assert!(!r.has_line());
@@ -324,14 +324,78 @@ fn buffered_after_partial_read() {
 fn has_line_means_no_syscall() {
     let mut r = LineReader::new(Script::new(b"a\nb\nc", &[Ev::Chunk(100)]));
     let mut line = Vec::new();
-    r.read_line(&mut line).unwrap();
+    r.readline(&mut line).unwrap();
     assert!(r.has_line());
     let reads = r.get_ref().reads;
     line.clear();
-    r.read_line(&mut line).unwrap();
+    r.readline(&mut line).unwrap();
     assert_eq!(line, b"b\n");
     assert_eq!(r.get_ref().reads, reads, "a buffered line needs no read");
     assert!(!r.has_line());
+}
+
+#[test]
+fn bufread_read_line_is_reachable_by_method_syntax() {
+    // `readline` is LineReader's own method, so `read_line` resolves to BufRead's.
+    let mut r = LineReader::new(&b"caf\xc3\xa9\nnext\n"[..]);
+    let mut s = String::new();
+    assert_eq!(r.read_line(&mut s).unwrap(), 6);
+    assert_eq!(s, "caf\u{e9}\n");
+    assert_eq!(r.buffered(), b"next\n");
+}
+
+#[test]
+fn bufread_methods_ignore_max_line() {
+    let input = b"0123456789\nab\n0123456789\n0123456789\n";
+    let mut r = LineReader::with_capacity(4, &input[..]);
+    r.set_max_line(3).unwrap();
+    // fill_buf makes one read of at most the capacity, and does not grow the buffer.
+    assert_eq!(r.fill_buf().unwrap(), b"0123");
+    let mut v = Vec::new();
+    assert_eq!(r.read_until(b'\n', &mut v).unwrap(), 11);
+    assert_eq!(v, b"0123456789\n");
+    let mut s = String::new();
+    assert_eq!(r.read_line(&mut s).unwrap(), 3);
+    assert_eq!(s, "ab\n");
+    let rest: Vec<String> = r.by_ref().lines().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest, ["0123456789", "0123456789"]);
+    assert_eq!(r.capacity(), 4);
+    // readline applies the bound on the same reader.
+    let mut r = LineReader::with_capacity(4, &input[..]);
+    r.set_max_line(3).unwrap();
+    let mut line = Vec::new();
+    assert_eq!(r.readline(&mut line).unwrap(), 3);
+    assert_eq!(line, b"012");
+}
+
+#[test]
+fn bufread_methods_hand_a_partial_line_to_the_caller_on_would_block() {
+    let script = [Ev::Chunk(2), Ev::Block, Ev::Chunk(100)];
+    // read_until: the bytes taken before WouldBlock are in the caller's Vec.
+    let mut r = LineReader::new(Script::new(b"hello\n", &script));
+    let mut v = Vec::new();
+    let e = r.read_until(b'\n', &mut v).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WouldBlock);
+    assert_eq!(v, b"he");
+    assert!(r.buffered().is_empty());
+    r.read_until(b'\n', &mut v).unwrap();
+    assert_eq!(v, b"hello\n");
+    // read_line: kept in the String when valid UTF-8.
+    let mut r = LineReader::new(Script::new(b"hello\n", &script));
+    let mut s = String::new();
+    assert_eq!(
+        r.read_line(&mut s).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    assert_eq!((s.as_str(), r.buffered()), ("he", &b""[..]));
+    // ... and dropped when not (a UTF-8 sequence cut by the WouldBlock).
+    let mut r = LineReader::new(Script::new(b"\xc3\xa9\n", &[Ev::Chunk(1), Ev::Block]));
+    let mut s = String::new();
+    assert_eq!(
+        r.read_line(&mut s).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    assert_eq!((s.as_str(), r.buffered()), ("", &b""[..]));
 }
 
 #[test]
@@ -345,15 +409,15 @@ fn would_block_keeps_partial_line() {
     ];
     let mut r = LineReader::new(Script::new(b"hello\nworld\n", &script));
     let mut line = Vec::new();
-    let e = r.read_line(&mut line).unwrap_err();
+    let e = r.readline(&mut line).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
     assert_eq!(r.buffered(), b"he");
     assert!(line.is_empty());
-    let e = r.read_line(&mut line).unwrap_err();
+    let e = r.readline(&mut line).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
     assert_eq!(r.buffered(), b"hello");
     assert!(line.is_empty());
-    assert_eq!(r.read_line(&mut line).unwrap(), 6);
+    assert_eq!(r.readline(&mut line).unwrap(), 6);
     assert_eq!(line, b"hello\n");
     assert_eq!(r.buffered(), b"world\n");
 }
@@ -363,7 +427,7 @@ fn eintr_is_retried() {
     let script = [Ev::Intr, Ev::Intr, Ev::Chunk(2), Ev::Intr, Ev::Chunk(10)];
     let mut r = LineReader::new(Script::new(b"abc\n", &script));
     let mut line = Vec::new();
-    assert_eq!(r.read_line(&mut line).unwrap(), 4);
+    assert_eq!(r.readline(&mut line).unwrap(), 4);
     assert_eq!(line, b"abc\n");
     assert_eq!(r.get_ref().reads, 5);
 }
@@ -384,7 +448,7 @@ fn other_errors_keep_buffered_bytes() {
     }
     let mut r = LineReader::new(ResetAfter(Some(b"partial")));
     let mut line = Vec::new();
-    let e = r.read_line(&mut line).unwrap_err();
+    let e = r.readline(&mut line).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
     assert_eq!(r.buffered(), b"partial");
     assert!(line.is_empty());
@@ -396,21 +460,21 @@ fn other_errors_keep_buffered_bytes() {
 fn eof_with_unterminated_tail_then_zero() {
     let mut r = LineReader::new(&b"one\ntwo"[..]);
     let mut line = Vec::new();
-    assert_eq!(r.read_line(&mut line).unwrap(), 4);
+    assert_eq!(r.readline(&mut line).unwrap(), 4);
     line.clear();
-    assert_eq!(r.read_line(&mut line).unwrap(), 3);
+    assert_eq!(r.readline(&mut line).unwrap(), 3);
     assert_eq!(line, b"two");
     line.clear();
-    assert_eq!(r.read_line(&mut line).unwrap(), 0);
-    assert_eq!(r.read_line(&mut line).unwrap(), 0);
+    assert_eq!(r.readline(&mut line).unwrap(), 0);
+    assert_eq!(r.readline(&mut line).unwrap(), 0);
     assert!(line.is_empty());
 }
 
 #[test]
-fn read_line_appends_without_clearing() {
+fn readline_appends_without_clearing() {
     let mut r = LineReader::new(&b"b\n"[..]);
     let mut line = b"a".to_vec();
-    assert_eq!(r.read_line(&mut line).unwrap(), 2);
+    assert_eq!(r.readline(&mut line).unwrap(), 2);
     assert_eq!(line, b"ab\n");
 }
 
@@ -418,7 +482,7 @@ fn read_line_appends_without_clearing() {
 fn bufread_and_read_see_the_same_buffer() {
     let mut r = LineReader::with_capacity(64, &b"first\nsecond\nthird\n"[..]);
     let mut line = Vec::new();
-    r.read_line(&mut line).unwrap();
+    r.readline(&mut line).unwrap();
     let shown = r.buffered().to_vec();
     assert_eq!(r.fill_buf().unwrap(), shown.as_slice());
     assert_eq!(r.buffered(), b"second\nthird\n");
@@ -427,7 +491,7 @@ fn bufread_and_read_see_the_same_buffer() {
     r.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"ond\n");
     let mut s = String::new();
-    BufRead::read_line(&mut r, &mut s).unwrap();
+    r.read_line(&mut s).unwrap();
     assert_eq!(s, "third\n");
     assert_eq!(r.read(&mut b).unwrap(), 0);
 }
@@ -440,13 +504,13 @@ fn readn_over_line_reader_uses_buffered_bytes() {
         &[Ev::Chunk(8), Ev::Chunk(100)],
     ));
     let mut line = Vec::new();
-    r.read_line(&mut line).unwrap();
+    r.readline(&mut line).unwrap();
     assert_eq!(line, b"LEN 5\n");
     let mut body = [0u8; 5];
     assert_eq!(readn(&mut r, &mut body).unwrap(), 5);
     assert_eq!(&body, b"hello");
     line.clear();
-    r.read_line(&mut line).unwrap();
+    r.readline(&mut line).unwrap();
     assert_eq!(line, b"NEXT\n");
 }
 
@@ -465,36 +529,36 @@ fn nonblocking_unix_socket_partial_line() {
     let mut line = Vec::new();
 
     // Nothing sent yet: EAGAIN, nothing buffered.
-    let e = r.read_line(&mut line).unwrap_err();
+    let e = r.readline(&mut line).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
     assert!(r.buffered().is_empty());
 
     writer.write_all(b"hel").unwrap();
-    let e = r.read_line(&mut line).unwrap_err();
+    let e = r.readline(&mut line).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
     assert_eq!(r.buffered(), b"hel");
     assert!(line.is_empty());
 
     writer.write_all(b"lo\nwor").unwrap();
-    assert_eq!(r.read_line(&mut line).unwrap(), 6);
+    assert_eq!(r.readline(&mut line).unwrap(), 6);
     assert_eq!(line, b"hello\n");
     assert_eq!(r.buffered(), b"wor");
 
     // Peer closes: the tail comes back, then 0.
     drop(writer);
     line.clear();
-    assert_eq!(r.read_line(&mut line).unwrap(), 3);
+    assert_eq!(r.readline(&mut line).unwrap(), 3);
     assert_eq!(line, b"wor");
     line.clear();
-    assert_eq!(r.read_line(&mut line).unwrap(), 0);
+    assert_eq!(r.readline(&mut line).unwrap(), 0);
 }
 
-/// Calls `read_line` until it returns something other than WouldBlock, for at most
+/// Calls `readline` until it returns something other than WouldBlock, for at most
 /// 5 s (loopback TCP delivers quickly but not synchronously).
-fn read_line_when_ready(r: &mut LineReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<usize> {
+fn readline_when_ready(r: &mut LineReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<usize> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match r.read_line(line) {
+        match r.readline(line) {
             Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
                 thread::sleep(Duration::from_millis(1));
             }
@@ -517,23 +581,23 @@ fn nonblocking_tcp_partial_line() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while r.buffered() != b"hel" {
         assert!(Instant::now() < deadline, "\"hel\" never arrived");
-        let e = r.read_line(&mut line).unwrap_err();
+        let e = r.readline(&mut line).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::WouldBlock);
         thread::sleep(Duration::from_millis(1));
     }
     assert!(line.is_empty());
 
     client.write_all(b"lo\nwor").unwrap();
-    assert_eq!(read_line_when_ready(&mut r, &mut line).unwrap(), 6);
+    assert_eq!(readline_when_ready(&mut r, &mut line).unwrap(), 6);
     assert_eq!(line, b"hello\n");
     assert_eq!(r.buffered(), b"wor");
 
     client.shutdown(Shutdown::Write).unwrap();
     line.clear();
-    assert_eq!(read_line_when_ready(&mut r, &mut line).unwrap(), 3);
+    assert_eq!(readline_when_ready(&mut r, &mut line).unwrap(), 3);
     assert_eq!(line, b"wor");
     line.clear();
-    assert_eq!(read_line_when_ready(&mut r, &mut line).unwrap(), 0);
+    assert_eq!(readline_when_ready(&mut r, &mut line).unwrap(), 0);
 }
 
 #[test]
@@ -548,17 +612,17 @@ fn per_connection_buffers_do_not_mix() {
     let mut a = LineReader::new(ra);
     let mut b = LineReader::new(rb);
     let mut line = Vec::new();
-    a.read_line(&mut line).unwrap();
+    a.readline(&mut line).unwrap();
     assert_eq!(line, b"a1\n");
     line.clear();
-    b.read_line(&mut line).unwrap();
+    b.readline(&mut line).unwrap();
     assert_eq!(line, b"b1\n");
     line.clear();
     assert_eq!(
-        b.read_line(&mut line).unwrap_err().kind(),
+        b.readline(&mut line).unwrap_err().kind(),
         ErrorKind::WouldBlock
     );
-    a.read_line(&mut line).unwrap();
+    a.readline(&mut line).unwrap();
     assert_eq!(line, b"a2\n");
 }
 
@@ -598,8 +662,8 @@ fn interrupt_until<T>(handle: &thread::JoinHandle<T>, eintr: &AtomicUsize) {
 }
 
 #[test]
-fn read_line_retries_real_eintr() {
-    let _w = Watchdog::new("read_line_retries_real_eintr", Duration::from_secs(10));
+fn readline_retries_real_eintr() {
+    let _w = Watchdog::new("readline_retries_real_eintr", Duration::from_secs(10));
     install_handler();
     let (mut writer, reader) = UnixStream::pair().unwrap();
     let eintr = Arc::new(AtomicUsize::new(0));
@@ -610,7 +674,7 @@ fn read_line_retries_real_eintr() {
             eintr: counter,
         });
         let mut line = Vec::new();
-        r.read_line(&mut line).map(|_| line)
+        r.readline(&mut line).map(|_| line)
     });
     writer.write_all(b"hel").unwrap();
     interrupt_until(&handle, &eintr);

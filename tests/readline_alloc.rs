@@ -1,4 +1,4 @@
-//! `LineReader::read_line` allocates nothing per line in steady state when the caller
+//! `LineReader::readline` allocates nothing per line in steady state when the caller
 //! reuses its `Vec` (`clear` between lines). A counting global allocator is per
 //! binary, hence this separate test file.
 
@@ -85,21 +85,21 @@ fn counter_sees_allocations() {
 }
 
 #[test]
-fn read_line_does_not_allocate_per_line_from_cursor() {
+fn readline_does_not_allocate_per_line_from_cursor() {
     let data = lines(5000);
     let mut r = LineReader::with_capacity(4096, Cursor::new(&data[..]));
     let mut line = Vec::new();
     // Warm-up: `line` grows to the longest line (300 bytes + '\n').
     for _ in 0..20 {
         line.clear();
-        r.read_line(&mut line).unwrap();
+        r.readline(&mut line).unwrap();
     }
     line.reserve(512);
     let mut count = 0;
     let mut bytes = 0;
     let n = allocations_in(|| loop {
         line.clear();
-        let k = r.read_line(&mut line).unwrap();
+        let k = r.readline(&mut line).unwrap();
         if k == 0 {
             break;
         }
@@ -111,11 +111,11 @@ fn read_line_does_not_allocate_per_line_from_cursor() {
         bytes > 500_000,
         "enough lines crossed buffer refills: {bytes}"
     );
-    assert_eq!(n, 0, "read_line allocated {n} times for {count} lines");
+    assert_eq!(n, 0, "readline allocated {n} times for {count} lines");
 }
 
 #[test]
-fn read_line_does_not_allocate_per_line_from_socket() {
+fn readline_does_not_allocate_per_line_from_socket() {
     let data = lines(400);
     assert!(data.len() < 100_000, "fits the socket buffer");
     let (mut writer, reader) = UnixStream::pair().unwrap();
@@ -125,18 +125,18 @@ fn read_line_does_not_allocate_per_line_from_socket() {
     let mut r = LineReader::with_capacity(1024, reader);
     let mut line = Vec::with_capacity(512);
     // Warm-up: the line buffer is already large enough; one line settles the reader.
-    r.read_line(&mut line).unwrap();
+    r.readline(&mut line).unwrap();
     let mut count = 0;
     let n = allocations_in(|| loop {
         line.clear();
-        match r.read_line(&mut line) {
+        match r.readline(&mut line) {
             Ok(0) => break,
             Ok(_) => count += 1,
             Err(e) => panic!("{e}"),
         }
     });
     assert_eq!(count, 399);
-    assert_eq!(n, 0, "read_line allocated {n} times for {count} lines");
+    assert_eq!(n, 0, "readline allocated {n} times for {count} lines");
 }
 
 #[test]
@@ -151,13 +151,13 @@ fn a_long_line_grows_the_buffer_once_then_never_again() {
     let mut r = LineReader::with_capacity(1024, Cursor::new(&data[..]));
     let mut line = Vec::with_capacity(32_000);
     let first = allocations_in(|| {
-        r.read_line(&mut line).unwrap();
+        r.readline(&mut line).unwrap();
     });
     assert!(first >= 1, "the buffer had to grow");
     let rest = allocations_in(|| {
         for _ in 0..9 {
             line.clear();
-            assert_eq!(r.read_line(&mut line).unwrap(), 20_001);
+            assert_eq!(r.readline(&mut line).unwrap(), 20_001);
         }
     });
     assert_eq!(rest, 0);
@@ -174,7 +174,7 @@ fn no_buffer_until_the_first_read() {
     assert_eq!(reader.capacity(), 4096);
     let mut line = Vec::with_capacity(16);
     let n = allocations_in(|| {
-        reader.read_line(&mut line).unwrap();
+        reader.readline(&mut line).unwrap();
     });
     assert_eq!(n, 1, "the first read allocates the buffer once");
     assert_eq!(line, b"a\n");

@@ -1064,7 +1064,7 @@ fn s9_bad_input_buffers_and_sockets() {
     );
     assert_eq!(r.max_line(), before);
     let mut line = Vec::new();
-    assert_eq!(r.read_line(&mut line).unwrap(), 5);
+    assert_eq!(r.readline(&mut line).unwrap(), 5);
     assert_eq!(line, b"kept\n");
     drop(r);
 
@@ -1235,7 +1235,7 @@ mod line_reader_props {
         }
     }
 
-    /// The pieces `read_line` must return: lines up to `max` bytes (newline
+    /// The pieces `readline` must return: lines up to `max` bytes (newline
     /// included), longer lines in pieces of exactly `max`, the tail last.
     fn expected_pieces(data: &[u8], max: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -1296,7 +1296,7 @@ mod line_reader_props {
                 let had_line = r.has_line();
                 let reads_before = r.get_ref().reads;
                 line.clear();
-                match r.read_line(&mut line) {
+                match r.readline(&mut line) {
                     Ok(0) => break,
                     Ok(n) => {
                         prop_assert_eq!(n, line.len());

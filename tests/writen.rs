@@ -252,7 +252,9 @@ fn try_writen_on_blocking_socket_writes_everything() {
 }
 
 fn thread_sigpipe_state() -> (bool, bool) {
+    // SAFETY: sigset_t is plain data; all-zero is a valid (empty) set.
     let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: both sets are live; a null new-mask pointer only queries the mask.
     unsafe {
@@ -291,10 +293,8 @@ fn broken_pipe_on_pipe_leaves_no_signal_and_restores_mask() {
 
     // A SIGPIPE that was already pending is not ours: it stays pending.
     // SAFETY: sending a blocked signal to the current thread only makes it pending.
-    assert_eq!(
-        unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPIPE) },
-        0
-    );
+    let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPIPE) };
+    assert_eq!(rc, 0);
     assert_eq!(thread_sigpipe_state(), (true, true));
     assert_eq!(writen(&w, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
     assert_eq!(thread_sigpipe_state(), (true, true));

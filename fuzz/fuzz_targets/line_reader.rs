@@ -1,6 +1,6 @@
 //! `LineReader` under arbitrary chunking: the input reader hands over the data in
 //! pieces of fuzzer-chosen sizes, interleaved with `EAGAIN` and `EINTR`. Whatever the
-//! chunking, `read_line` must return exactly the reference pieces (lines of at most
+//! chunking, `readline` must return exactly the reference pieces (lines of at most
 //! `max_line` bytes, longer lines in pieces of exactly `max_line`, the unterminated
 //! tail last), lose and invent no byte, append nothing on `WouldBlock`, keep its
 //! buffer within `max(capacity, max_line)`, and `has_line()` must mean "no read
@@ -95,7 +95,7 @@ fuzz_target!(|input: Input| {
         let promised = r.has_line();
         let reads = r.get_ref().reads;
         line.clear();
-        match r.read_line(&mut line) {
+        match r.readline(&mut line) {
             Ok(0) => break,
             Ok(n) => {
                 assert_eq!(n, line.len());

@@ -1,38 +1,28 @@
 //! Descriptor flags: close-on-exec and `O_NONBLOCK`, where `accept4` cannot set them.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 
-pub(super) fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFD/F_SETFD take and return plain ints; no memory is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+
+/// Sets close-on-exec on `fd`, keeping its other descriptor flags.
+pub(super) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = FdFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFD)?);
+    fcntl(fd, FcntlArg::F_SETFD(flags | FdFlag::FD_CLOEXEC))?;
     Ok(())
 }
 
-/// Sets or clears `O_NONBLOCK` on `fd`.
-pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL take and return plain ints; no memory is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
+/// Sets or clears `O_NONBLOCK` on `fd`, keeping its other status flags; makes no
+/// second call when the flag is already as asked.
+pub(super) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     let new = if on {
-        flags | libc::O_NONBLOCK
+        flags | OFlag::O_NONBLOCK
     } else {
-        flags & !libc::O_NONBLOCK
+        flags & !OFlag::O_NONBLOCK
     };
     if new != flags {
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, new) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
+        fcntl(fd, FcntlArg::F_SETFL(new))?;
     }
     Ok(())
 }

@@ -4,11 +4,13 @@
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 mod fd;
+mod io;
 mod poll;
 mod select;
 mod signal;
 mod socket;
 
+pub(crate) use io::*;
 pub(crate) use poll::*;
 pub(crate) use select::*;
 pub(crate) use signal::*;

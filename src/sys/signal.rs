@@ -3,6 +3,78 @@
 use std::io;
 use std::os::fd::RawFd;
 
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+
+/// This file's errno check: a return value of -1 becomes the thread's `errno`.
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `SIGPIPE` blocked in the calling thread for as long as this value lives, around
+/// `write(2)`s to a non-socket.
+///
+/// Dropping it takes the `SIGPIPE` that a failed write raised meanwhile (if
+/// [`SigpipeBlock::saw_epipe`] was called) off the pending set, unless that signal merged
+/// into one pending before, and restores the thread's signal mask.
+pub(crate) struct SigpipeBlock {
+    old_mask: SigSet,
+    /// Decided before the first write: the write's `SIGPIPE` will be a pending signal of
+    /// its own, so taking one takes it and nothing else.
+    take_ours: bool,
+    epipe: bool,
+}
+
+impl SigpipeBlock {
+    /// Blocks `SIGPIPE` in the calling thread (`pthread_sigmask`), keeping the old mask.
+    pub(crate) fn new() -> io::Result<Self> {
+        let old_mask = SigSet::from(Signal::SIGPIPE).thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+        let mut block = SigpipeBlock {
+            old_mask,
+            take_ours: false,
+            epipe: false,
+        };
+        // On error `block` is dropped, which restores the mask.
+        block.take_ours = ours_stays_separate()?;
+        Ok(block)
+    }
+
+    /// Records that a write failed with `EPIPE`, so it raised a `SIGPIPE`.
+    pub(crate) fn saw_epipe(&mut self) {
+        self.epipe = true;
+    }
+}
+
+impl Drop for SigpipeBlock {
+    fn drop(&mut self) {
+        if self.epipe && self.take_ours {
+            // Takes the thread's pending SIGPIPE before the process's, without waiting.
+            // It cannot fail with SIGPIPE blocked; if it did, the signal would stay
+            // pending, which is all a destructor could do anyway.
+            let _ = take_pending_sigpipe();
+        }
+        // Restoring a mask that was valid before cannot fail.
+        let _ = self.old_mask.thread_set_mask();
+    }
+}
+
+/// Whether the `SIGPIPE` that a failed write by this thread (which blocks `SIGPIPE`)
+/// raises from now on will be a pending signal of its own.
+///
+/// The kernel sends it to the writing thread. A standard signal sent to a thread that has
+/// it pending already merges into the pending one (except on FreeBSD, which queues each),
+/// while one pending for the process is kept apart. So it stays separate unless a
+/// `SIGPIPE` is pending for this thread. When that cannot be told, the answer is no.
+fn ours_stays_separate() -> io::Result<bool> {
+    if SIGPIPE_QUEUES || !sigpipe_pending()? {
+        return Ok(true);
+    }
+    Ok(sigpipe_pending_for_thread() == Some(false))
+}
+
 /// Makes writes to the non-socket `fd` fail with `EPIPE` without raising `SIGPIPE`, where
 /// the platform has a per-descriptor switch for it; returns whether it did.
 ///
@@ -14,10 +86,8 @@ use std::os::fd::RawFd;
 #[cfg(target_vendor = "apple")]
 pub(crate) fn set_nosigpipe_nonsocket(fd: RawFd) -> io::Result<bool> {
     // SAFETY: F_SETNOSIGPIPE takes an int argument; no memory is passed. A bad `fd` is an
-    // error (EBADF), not UB.
-    if unsafe { libc::fcntl(fd, libc::F_SETNOSIGPIPE, 1) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    // error (EBADF), not UB. (nix's `FcntlArg` has no F_SETNOSIGPIPE.)
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETNOSIGPIPE, 1) })?;
     Ok(true)
 }
 /// See the Apple version: elsewhere there is no such switch, and this returns `false`.
@@ -33,16 +103,15 @@ pub(crate) fn set_nosigpipe_nonsocket(_fd: RawFd) -> io::Result<bool> {
 /// (`tdsendsignal` → `sigqueue_add`), and `sigtimedwait` takes one at a time. Linux keeps
 /// at most one pending instance of a standard signal per pending set (`legacy_queue`),
 /// which is what POSIX allows; other systems are assumed to do the same.
-pub(crate) const SIGPIPE_QUEUES: bool = cfg!(target_os = "freebsd");
+const SIGPIPE_QUEUES: bool = cfg!(target_os = "freebsd");
 
 /// Whether `SIGPIPE` is in the calling thread's pending set (`sigpending(2)`: the
 /// signals pending for the thread and for the process, together).
-pub(crate) fn sigpipe_pending() -> io::Result<bool> {
+fn sigpipe_pending() -> io::Result<bool> {
     let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigpending writes a full sigset_t to the pointer it is given.
-    if unsafe { libc::sigpending(pending.as_mut_ptr()) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: sigpending writes a full sigset_t to the pointer it is given. (nix has
+    // no sigpending.)
+    cvt(unsafe { libc::sigpending(pending.as_mut_ptr()) })?;
     // SAFETY: sigpending succeeded, so `pending` is initialized; sigismember only reads it.
     Ok(unsafe { libc::sigismember(pending.as_ptr(), libc::SIGPIPE) } == 1)
 }
@@ -55,14 +124,15 @@ pub(crate) fn sigpipe_pending() -> io::Result<bool> {
 /// `/proc/thread-self/status` (the process's set is `ShdPnd`; `sigpending(2)` returns
 /// both together). `None` without `/proc`. Reads into a stack buffer.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn sigpipe_pending_for_thread() -> Option<bool> {
+fn sigpipe_pending_for_thread() -> Option<bool> {
     use std::io::Read;
     use std::os::unix::ffi::OsStrExt;
 
     // /proc/thread-self exists since Linux 3.17; older kernels have /proc/self/task/TID.
     let mut file = std::fs::File::open("/proc/thread-self/status")
         .or_else(|_| {
-            // SAFETY: gettid takes no arguments and cannot fail.
+            // SAFETY: gettid takes no arguments and cannot fail. (nix's gettid needs its
+            // "process" feature, which this crate does not enable.)
             let tid = unsafe { libc::syscall(libc::SYS_gettid) };
             let mut path = [0u8; 64];
             let len = {
@@ -93,7 +163,7 @@ pub(crate) fn sigpipe_pending_for_thread() -> Option<bool> {
 /// See the Linux version: not implemented elsewhere (FreeBSD, the one other platform
 /// that takes a pending `SIGPIPE`, needs no answer: see [`SIGPIPE_QUEUES`]).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn sigpipe_pending_for_thread() -> Option<bool> {
+fn sigpipe_pending_for_thread() -> Option<bool> {
     None
 }
 
@@ -154,25 +224,18 @@ impl StatusLine {
 /// pending for the thread before one pending for the process (Linux `dequeue_signal`,
 /// FreeBSD `kern_sigtimedwait`).
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-pub(crate) fn take_pending_sigpipe() -> io::Result<bool> {
-    use nix::sys::signal::{SigSet, Signal};
-
+fn take_pending_sigpipe() -> io::Result<bool> {
     let set = SigSet::from(Signal::SIGPIPE);
-    // SAFETY: timespec is plain integers (and padding on some targets); all zero is a
-    // valid zero timeout.
-    let zero: libc::timespec = unsafe { std::mem::zeroed() };
+    let zero = nix::sys::time::TimeSpec::new(0, 0);
     loop {
         // SAFETY: `set` is an initialized sigset_t and `zero` a live timespec; a null
-        // siginfo pointer is allowed.
-        let rc = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) };
-        if rc != -1 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN) => return Ok(false),
-            Some(libc::EINTR) => {}
-            _ => return Err(e),
+        // siginfo pointer is allowed. (nix has no sigtimedwait.)
+        let rc = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), zero.as_ref()) };
+        match cvt(rc) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -181,9 +244,7 @@ pub(crate) fn take_pending_sigpipe() -> io::Result<bool> {
 /// which one it takes when one is pending for the thread and one for the process is not
 /// known.
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-pub(crate) fn take_pending_sigpipe() -> io::Result<bool> {
-    use nix::sys::signal::{SigSet, Signal};
-
+fn take_pending_sigpipe() -> io::Result<bool> {
     if !sigpipe_pending()? {
         return Ok(false);
     }

@@ -1,50 +1,78 @@
-//! Sockets: `accept4`, `send` without `SIGPIPE`, `SO_LINGER`'s unit.
+//! Sockets: `accept4` with the peer's address, `send` without `SIGPIPE`, `SO_LINGER` in
+//! seconds.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{getsockopt, setsockopt};
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 use super::fd::{set_cloexec, set_nonblocking};
 
-/// The `SO_LINGER` option whose value counts **seconds**.
-///
-/// Apple's plain `SO_LINGER` counts clock ticks; `SO_LINGER_SEC` counts seconds.
-#[cfg(target_vendor = "apple")]
-pub(crate) const SO_LINGER_SECONDS: libc::c_int = libc::SO_LINGER_SEC;
-/// The `SO_LINGER` option whose value counts **seconds**.
+/// The `SO_LINGER` option whose value counts **seconds** (see the Apple version).
 #[cfg(not(target_vendor = "apple"))]
-pub(crate) const SO_LINGER_SECONDS: libc::c_int = libc::SO_LINGER;
+use nix::sys::socket::sockopt::Linger as LingerSeconds;
+/// The `SO_LINGER` option whose value counts **seconds**: Apple's plain `SO_LINGER`
+/// counts clock ticks, its `SO_LINGER_SEC` seconds.
+#[cfg(target_vendor = "apple")]
+use nix::sys::socket::sockopt::LingerSec as LingerSeconds;
+
+/// This file's errno check: a return value of -1 becomes the thread's `errno`.
+fn cvt<T: PartialEq + From<i8>>(rc: T) -> io::Result<T> {
+    if rc == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Sets `SO_LINGER`, counted in seconds on every platform: `None` turns it off,
+/// `Some(secs)` on with that timeout (`Some(0)`: the next `close` sends an RST).
+pub(crate) fn set_linger(fd: BorrowedFd<'_>, secs: Option<libc::c_int>) -> io::Result<()> {
+    let value = libc::linger {
+        l_onoff: libc::c_int::from(secs.is_some()),
+        l_linger: secs.unwrap_or(0),
+    };
+    setsockopt(&fd, LingerSeconds, &value)?;
+    Ok(())
+}
+
+/// Reads `SO_LINGER` in seconds: `None` if it is off, else `Some(l_linger)` as the
+/// kernel holds it (negative only if a raw `setsockopt` stored that).
+pub(crate) fn linger(fd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
+    let value = getsockopt(&fd, LingerSeconds)?;
+    Ok((value.l_onoff != 0).then_some(value.l_linger))
+}
 
 /// `send(2)` flags that turn a write to a gone peer into `EPIPE` instead of `SIGPIPE`.
 ///
 /// Apple has no `MSG_NOSIGNAL` that its man pages promise; it uses the
 /// `SO_NOSIGPIPE` socket option instead (see [`prepare_nosigpipe`]).
 #[cfg(not(target_vendor = "apple"))]
-pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 /// `send(2)` flags that turn a write to a gone peer into `EPIPE` instead of `SIGPIPE`.
 #[cfg(target_vendor = "apple")]
-pub(crate) const SEND_FLAGS: libc::c_int = 0;
+const SEND_FLAGS: libc::c_int = 0;
 
 /// Makes writes on socket `fd` return `EPIPE` instead of raising `SIGPIPE`, where the
 /// platform needs a socket option for that (Apple: `SO_NOSIGPIPE`). A no-op elsewhere,
-/// where [`SEND_FLAGS`] does the job per call.
+/// where `MSG_NOSIGNAL` does the job per [`send_nosignal`] call.
 #[cfg(target_vendor = "apple")]
 pub(crate) fn prepare_nosigpipe(fd: RawFd) -> io::Result<()> {
     let one: libc::c_int = 1;
     // SAFETY: `one` is a live c_int and the length passed is its size; the kernel only
     // reads it. A bad `fd` is reported as an error (EBADF/ENOTSOCK), not UB.
-    let rc = unsafe {
+    cvt(unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
             libc::SO_NOSIGPIPE,
             (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    })?;
     Ok(())
 }
 /// See the Apple version: nothing to do where `MSG_NOSIGNAL` exists.
@@ -53,40 +81,40 @@ pub(crate) fn prepare_nosigpipe(_fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// One `send(2)` that never raises `SIGPIPE` (on Apple, after `prepare_nosigpipe`),
-/// retried on `EINTR`: the echo server's write, which must not loop on a short
-/// count (the rest would only meet `EAGAIN`).
+/// One `send(2)` that never raises `SIGPIPE` (on Apple, after [`prepare_nosigpipe`]),
+/// retried on `EINTR`: the echo server's write, which must not loop on a short count
+/// (the rest would only meet `EAGAIN`), and each step of `writen`'s loop.
 pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is a live slice of `buf.len()` readable bytes; the kernel only
         // reads them. A bad `fd` is an error (EBADF, ENOTSOCK), not UB.
-        let rc = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
-        match usize::try_from(rc) {
-            Ok(n) => return Ok(n),
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        match cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) }) {
+            // Not -1, and send returns at most `buf.len()`: the cast is exact.
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
 
-/// `accept(2)` that returns a close-on-exec, **blocking** descriptor on every platform.
+/// `accept(2)` that returns a close-on-exec descriptor, blocking unless `nonblocking`,
+/// on every platform, and the peer's address (`None` if the kernel gave none or a
+/// family other than IPv4/IPv6).
 ///
-/// Linux and FreeBSD set close-on-exec atomically with `accept4(SOCK_CLOEXEC)`. Apple has
-/// no `accept4`: the flag is set right after `accept`, so a `fork`+`exec` in another
-/// thread in between can leak the descriptor. BSD-derived kernels (Apple, FreeBSD) let
-/// the new socket inherit `O_NONBLOCK` from the listener and Linux does not; this
-/// function clears it so every platform behaves like Linux.
+/// Linux and FreeBSD set the flags atomically with `accept4`. Apple and NetBSD get
+/// plain `accept` and then `fcntl`, so a `fork`+`exec` in another thread in between
+/// can leak the descriptor. BSD-derived kernels let the new socket inherit
+/// `O_NONBLOCK` from the listener and Linux does not; this function sets or clears it
+/// so every platform behaves like Linux.
 pub(crate) fn accept_cloexec(
-    listener: RawFd,
-    storage: &mut libc::sockaddr_storage,
-    len: &mut libc::socklen_t,
+    listener: BorrowedFd<'_>,
     nonblocking: bool,
-) -> io::Result<OwnedFd> {
-    let addr = (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value (family
+    // AF_UNSPEC, which reads as "no address" if the kernel writes none).
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let addr = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     let fd = {
         // accept4 sets both flags atomically, and its result never inherits the
@@ -97,24 +125,57 @@ pub(crate) fn accept_cloexec(
             libc::SOCK_CLOEXEC
         };
         // SAFETY: `addr`/`len` point to a live sockaddr_storage and its size; the
-        // kernel writes at most `*len` bytes there. A bad `listener` is an error.
-        unsafe { libc::accept4(listener, addr, len, flags) }
+        // kernel writes at most `len` bytes there. A bad `listener` is an error.
+        cvt(unsafe { libc::accept4(listener.as_raw_fd(), addr, &mut len, flags) })?
     };
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     // SAFETY: as above, without flags.
-    let fd = unsafe { libc::accept(listener, addr, len) };
-    if fd == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = cvt(unsafe { libc::accept(listener.as_raw_fd(), addr, &mut len) })?;
     // SAFETY: accept returned a new descriptor that nothing else owns.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     {
+        use std::os::fd::AsFd;
         // Berkeley accept(2) copies O_NONBLOCK from the listener: set it either way.
-        set_cloexec(fd)?;
-        set_nonblocking(fd, nonblocking)?;
+        set_cloexec(owned.as_fd())?;
+        set_nonblocking(owned.as_fd(), nonblocking)?;
     }
-    Ok(owned)
+    Ok((owned, to_socket_addr(&storage, len)))
+}
+
+/// Converts the first `len` bytes of `storage`, as `accept` or `getpeername` filled
+/// them in, to a [`SocketAddr`]; `None` if they hold less than a whole address or a
+/// family other than IPv4/IPv6.
+fn to_socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, `len` says the
+            // kernel wrote all of it, and sockaddr_storage is aligned for every
+            // sockaddr type.
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
 }
 
 /// Errors that Linux's `accept(2)` passes up from the new connection and that its man

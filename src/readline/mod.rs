@@ -10,12 +10,19 @@
 //!
 //! A select (or poll) loop must serve those buffered bytes before it sleeps again:
 //! the kernel no longer has them, so the descriptor will not be reported readable for
-//! them. [`LineReader::has_line`] says whether [`LineReader::read_line`] can return
+//! them. [`LineReader::has_line`] says whether [`LineReader::readline`] can return
 //! without a system call.
+//!
+//! # Platform-specific behavior
+//! A nonblocking socket reports "no data" as `EAGAIN` on Linux; on Apple and FreeBSD
+//! `EWOULDBLOCK` has the same value as `EAGAIN`. Rust maps both to
+//! [`ErrorKind::WouldBlock`]. Nothing else differs: a [`LineReader`] only calls the
+//! [`Read`] implementation of the reader it wraps.
 //!
 //! # References
 //! - W. Richard Stevens, Bill Fenner, Andrew M. Rudoff, *Unix Network Programming,
-//!   Volume 1*, 3rd ed., section 3.9 (`readn`, `writen`, `readline`), Figure 3.18.
+//!   Volume 1*, 3rd ed., section 3.9 (`readn`, `writen`, `readline`), Figure 3.18
+//!   (`readline`, `readlinebuf`).
 //! - [POSIX `read`](https://pubs.opengroup.org/onlinepubs/9699919799/functions/read.html),
 //!   [Linux `read(2)`](https://man7.org/linux/man-pages/man2/read.2.html),
 //!   [FreeBSD `read(2)`](https://man.freebsd.org/cgi/man.cgi?query=read&sektion=2),
@@ -24,18 +31,38 @@
 use std::fmt;
 use std::io::{self, BufRead, ErrorKind, Read};
 
-/// The default longest line: [`LineReader::read_line`] returns a longer line in pieces
+mod buffer;
+
+use buffer::{too_many_bytes, Buffer};
+
+/// The default longest line: [`LineReader::readline`] returns a longer line in pieces
 /// of this many bytes.
+///
+/// # Examples
+///
+/// ```
+/// use unp_select::readline::{LineReader, DEFAULT_MAX_LINE};
+///
+/// assert_eq!(LineReader::new(std::io::empty()).max_line(), DEFAULT_MAX_LINE);
+/// ```
 pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 
 /// The default initial size of a [`LineReader`]'s buffer (the same as
 /// [`std::io::BufReader`]'s).
+///
+/// # Examples
+///
+/// ```
+/// use unp_select::readline::{LineReader, DEFAULT_CAPACITY};
+///
+/// assert_eq!(LineReader::new(std::io::empty()).capacity(), DEFAULT_CAPACITY);
+/// ```
 pub const DEFAULT_CAPACITY: usize = 8 * 1024;
 
 /// A buffered reader that returns one line at a time, with its own buffer: UNP's
 /// `readline` (section 3.9) without the process-wide static buffer.
 ///
-/// * [`read_line`](Self::read_line) appends one line, `\n` included, to a caller's
+/// * [`readline`](Self::readline) appends one line, `\n` included, to a caller's
 ///   `Vec<u8>`. Bytes are returned as they came (`\r\n` stays `\r\n`, NUL bytes are
 ///   data). A line longer than [`max_line`](Self::max_line) comes back in pieces of
 ///   exactly `max_line` bytes, so memory stays bounded and no byte is lost.
@@ -49,7 +76,9 @@ pub const DEFAULT_CAPACITY: usize = 8 * 1024;
 ///   be returned without a system call.
 ///
 /// It also implements [`Read`] and [`BufRead`], both served from the same buffer, so
-/// line-oriented and counted reads can be mixed on one connection.
+/// line-oriented and counted reads can be mixed on one connection. The `BufRead`
+/// methods (`read_line`, `read_until`, `lines`, …) do **not** apply `max_line`: see
+/// the notes on the `BufRead` implementation.
 ///
 /// The buffer starts at the capacity given (default [`DEFAULT_CAPACITY`]) and grows
 /// only when one line does not fit, never beyond the larger of that capacity and
@@ -63,31 +92,16 @@ pub const DEFAULT_CAPACITY: usize = 8 * 1024;
 /// let mut r = LineReader::new(&b"hello\r\nworld\nno newline"[..]);
 /// let mut line = Vec::new();
 /// let mut lines = Vec::new();
-/// while r.read_line(&mut line)? != 0 {
+/// while r.readline(&mut line)? != 0 {
 ///     lines.push(String::from_utf8_lossy(&line).into_owned());
 ///     line.clear();
 /// }
 /// assert_eq!(lines, ["hello\r\n", "world\n", "no newline"]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-///
-/// # References
-/// - UNP section 3.9, Figure 3.18 (`readline`, `readlinebuf`).
-/// - [POSIX `read`](https://pubs.opengroup.org/onlinepubs/9699919799/functions/read.html),
-///   [Linux `read(2)`](https://man7.org/linux/man-pages/man2/read.2.html).
 pub struct LineReader<R> {
     inner: R,
-    /// Fully initialized storage, allocated at the first read (an idle connection
-    /// holds no buffer); then `buf.len()` is the capacity.
-    buf: Vec<u8>,
-    /// The size `buf` gets at its first read.
-    initial: usize,
-    /// Unreturned bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
-    /// `buf[start..start + scanned]` is known to hold no `\n`, so a later search
-    /// (after a `WouldBlock` or a short read) does not scan it again.
-    scanned: usize,
+    buf: Buffer,
     max_line: usize,
 }
 
@@ -127,7 +141,7 @@ impl<R> LineReader<R> {
     /// let mut r = LineReader::with_capacity(4, &b"twelve bytes\n"[..]);
     /// assert_eq!(r.capacity(), 4);
     /// let mut line = Vec::new();
-    /// assert_eq!(r.read_line(&mut line)?, 13);
+    /// assert_eq!(r.readline(&mut line)?, 13);
     /// assert_eq!(line, b"twelve bytes\n");
     /// assert!(r.capacity() >= 13);
     ///
@@ -138,27 +152,24 @@ impl<R> LineReader<R> {
     pub fn with_capacity(cap: usize, inner: R) -> LineReader<R> {
         LineReader {
             inner,
-            buf: Vec::new(),
-            initial: cap.max(1),
-            start: 0,
-            end: 0,
-            scanned: 0,
+            buf: Buffer::new(cap),
             max_line: DEFAULT_MAX_LINE,
         }
     }
 
-    /// Sets the longest line [`read_line`](Self::read_line) returns whole; a longer line
+    /// Sets the longest line [`readline`](Self::readline) returns whole; a longer line
     /// comes back in pieces of exactly `max` bytes (without `\n` except in the last
     /// piece), like the `maxlen` argument of UNP's `readline`.
     ///
     /// The buffer grows to at most `max` bytes (or its capacity, if larger) to hold a
     /// line, so `max` bounds the memory a peer can make this reader use. Bytes already
-    /// buffered are kept; the new limit applies from the next call.
+    /// buffered are kept; the new limit applies from the next call. The `BufRead`
+    /// methods do not apply it.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`] if `max` is 0 (every piece would be empty, which
-    /// [`read_line`](Self::read_line) reserves for end of file); the limit is then
+    /// [`readline`](Self::readline) reserves for end of file); the limit is then
     /// unchanged.
     ///
     /// # Examples
@@ -170,7 +181,7 @@ impl<R> LineReader<R> {
     /// r.set_max_line(3)?;
     /// let mut pieces = Vec::new();
     /// let mut line = Vec::new();
-    /// while r.read_line(&mut line)? != 0 {
+    /// while r.readline(&mut line)? != 0 {
     ///     pieces.push(String::from_utf8(line.clone()).unwrap());
     ///     line.clear();
     /// }
@@ -191,7 +202,7 @@ impl<R> LineReader<R> {
         Ok(())
     }
 
-    /// The longest line [`read_line`](Self::read_line) returns whole (default
+    /// The longest line [`readline`](Self::readline) returns whole (default
     /// [`DEFAULT_MAX_LINE`]).
     ///
     /// # Examples
@@ -221,18 +232,7 @@ impl<R> LineReader<R> {
     /// assert_eq!(r.capacity(), 100);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.buf.len().max(self.initial)
-    }
-
-    /// Allocates the buffer at its initial size if this is the first read.
-    fn allocate(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            self.buf
-                .try_reserve_exact(self.initial)
-                .map_err(|_| io::Error::from(ErrorKind::OutOfMemory))?;
-            self.buf.resize(self.initial, 0);
-        }
-        Ok(())
+        self.buf.capacity()
     }
 
     /// The bytes read from the inner reader and not yet returned: UNP's `readlinebuf`.
@@ -250,21 +250,21 @@ impl<R> LineReader<R> {
     /// // "cd" stays buffered.
     /// let mut r = LineReader::new(&b"ab\ncd"[..]);
     /// let mut line = Vec::new();
-    /// r.read_line(&mut line)?;
+    /// r.readline(&mut line)?;
     /// assert_eq!(line, b"ab\n");
     /// assert_eq!(r.buffered(), b"cd");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.buf.buffered()
     }
 
-    /// Whether [`read_line`](Self::read_line) would return without reading from the
+    /// Whether [`readline`](Self::readline) would return without reading from the
     /// inner reader: the buffer holds a complete line or at least
     /// [`max_line`](Self::max_line) bytes.
     ///
-    /// A select loop calls `read_line` while this is true before waiting again. (At end
-    /// of file `read_line` also returns a buffered unterminated tail, but only after a
+    /// A select loop calls `readline` while this is true before waiting again. (At end
+    /// of file `readline` also returns a buffered unterminated tail, but only after a
     /// read that returns 0; this method cannot know that.)
     ///
     /// # Examples
@@ -275,21 +275,16 @@ impl<R> LineReader<R> {
     /// let mut r = LineReader::new(&b"one\ntwo\nthr"[..]);
     /// let mut line = Vec::new();
     /// assert!(!r.has_line()); // nothing read yet
-    /// r.read_line(&mut line)?; // one read(2) fetches everything
+    /// r.readline(&mut line)?; // one read(2) fetches everything
     /// assert!(r.has_line()); // "two\n" is buffered
     /// line.clear();
-    /// r.read_line(&mut line)?;
+    /// r.readline(&mut line)?;
     /// assert_eq!(line, b"two\n");
     /// assert!(!r.has_line()); // only "thr" is left
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn has_line(&self) -> bool {
-        let avail = self.end - self.start;
-        if avail >= self.max_line {
-            return true;
-        }
-        let from = self.start + self.scanned.min(avail);
-        find_newline(&self.buf[from..self.end]).is_some()
+        self.buf.has_piece(self.max_line)
     }
 
     /// Gets a reference to the inner reader.
@@ -322,7 +317,7 @@ impl<R> LineReader<R> {
     /// let mut r = LineReader::new(Cursor::new(b"x\n".to_vec()));
     /// r.get_mut().set_position(1);
     /// let mut line = Vec::new();
-    /// r.read_line(&mut line)?;
+    /// r.readline(&mut line)?;
     /// assert_eq!(line, b"\n");
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -340,7 +335,7 @@ impl<R> LineReader<R> {
     ///
     /// let mut r = LineReader::new(&b"a\nb\n"[..]);
     /// let mut line = Vec::new();
-    /// r.read_line(&mut line)?;
+    /// r.readline(&mut line)?;
     /// let rest: &[u8] = r.into_inner();
     /// assert!(rest.is_empty()); // "b\n" was in the buffer and is gone
     /// # Ok::<(), std::io::Error>(())
@@ -360,59 +355,20 @@ impl<R> LineReader<R> {
     ///
     /// let mut r = LineReader::new(&b"a\nb\n"[..]);
     /// let mut line = Vec::new();
-    /// r.read_line(&mut line)?;
+    /// r.readline(&mut line)?;
     /// let (_inner, rest) = r.into_parts();
     /// assert_eq!(rest, b"b\n");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_parts(self) -> (R, Vec<u8>) {
-        let LineReader {
-            inner,
-            mut buf,
-            start,
-            end,
-            ..
-        } = self;
-        buf.copy_within(start..end, 0);
-        buf.truncate(end - start);
-        (inner, buf)
-    }
-
-    /// Drops `amt` returned bytes from the front of the buffer.
-    fn discard(&mut self, amt: usize) {
-        let amt = amt.min(self.end - self.start);
-        self.start += amt;
-        self.scanned = self.scanned.saturating_sub(amt);
-        if self.start == self.end {
-            // Empty: start over at the front, so no later compaction is needed.
-            self.start = 0;
-            self.end = 0;
-            self.scanned = 0;
-        }
-    }
-
-    /// Length of the next piece `read_line` can return from the buffer alone.
-    fn next_piece(&mut self) -> Option<usize> {
-        let avail = self.end - self.start;
-        let limit = avail.min(self.max_line);
-        if self.scanned < limit {
-            let from = self.start + self.scanned;
-            if let Some(i) = find_newline(&self.buf[from..self.start + limit]) {
-                return Some(self.scanned + i + 1);
-            }
-            self.scanned = limit;
-        }
-        if avail >= self.max_line {
-            Some(self.max_line)
-        } else {
-            None
-        }
+        (self.inner, self.buf.into_vec())
     }
 }
 
 impl<R: Read> LineReader<R> {
     /// Appends the next line, its `\n` included, to `line` and returns the number of
-    /// bytes appended: UNP's `Readline` (section 3.9), per connection.
+    /// bytes appended: UNP's `readline` (section 3.9, called as `Readline`), per
+    /// connection.
     ///
     /// * A line of up to [`max_line`](Self::max_line) bytes (its `\n` counted) is
     ///   appended whole.
@@ -430,6 +386,9 @@ impl<R: Read> LineReader<R> {
     /// [`has_line`](Self::has_line)), at most once per call unless it returns
     /// `EINTR` or too little data.
     ///
+    /// This is not [`BufRead::read_line`], which `LineReader` also has (for a
+    /// `String`, without the `max_line` bound).
+    ///
     /// # Errors
     ///
     /// * [`ErrorKind::Interrupted`] (`EINTR`) is never returned: the read is retried.
@@ -444,12 +403,6 @@ impl<R: Read> LineReader<R> {
     ///   than it was given room for (a broken [`Read`] implementation).
     /// * [`ErrorKind::OutOfMemory`] if the buffer cannot grow to hold a line.
     ///
-    /// # Platform-specific behavior
-    ///
-    /// A nonblocking socket reports "no data" as `EAGAIN` on Linux; on Apple and
-    /// FreeBSD `EWOULDBLOCK` has the same value as `EAGAIN`. Rust maps both to
-    /// [`ErrorKind::WouldBlock`].
-    ///
     /// # Examples
     ///
     /// A line longer than `max_line` comes back in pieces:
@@ -462,7 +415,7 @@ impl<R: Read> LineReader<R> {
     /// r.set_max_line(4)?;
     /// let mut line = Vec::new();
     /// let mut pieces = Vec::new();
-    /// while r.read_line(&mut line)? != 0 {
+    /// while r.readline(&mut line)? != 0 {
     ///     pieces.push(String::from_utf8(std::mem::take(&mut line)).unwrap());
     /// }
     /// assert_eq!(pieces, ["0123", "4567", "89\n", "ok\n"]);
@@ -482,98 +435,37 @@ impl<R: Read> LineReader<R> {
     /// let mut line = Vec::new();
     ///
     /// writer.write_all(b"hel")?;
-    /// let err = r.read_line(&mut line).unwrap_err();
+    /// let err = r.readline(&mut line).unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::WouldBlock);
     /// assert_eq!(r.buffered(), b"hel"); // kept, not lost
     /// assert!(line.is_empty());
     ///
     /// writer.write_all(b"lo\nwor")?;
-    /// assert_eq!(r.read_line(&mut line)?, 6);
+    /// assert_eq!(r.readline(&mut line)?, 6);
     /// assert_eq!(line, b"hello\n");
     /// assert_eq!(r.buffered(), b"wor"); // serve before sleeping in select again
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    ///
-    /// # References
-    /// - UNP section 3.9, Figure 3.18 (`readline`).
-    /// - [POSIX `read`](https://pubs.opengroup.org/onlinepubs/9699919799/functions/read.html),
-    ///   [Linux `read(2)`](https://man7.org/linux/man-pages/man2/read.2.html),
-    ///   [FreeBSD `read(2)`](https://man.freebsd.org/cgi/man.cgi?query=read&sektion=2),
-    ///   [Apple `read(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/read.2.html).
-    pub fn read_line(&mut self, line: &mut Vec<u8>) -> io::Result<usize> {
+    pub fn readline(&mut self, line: &mut Vec<u8>) -> io::Result<usize> {
         loop {
-            if let Some(n) = self.next_piece() {
-                return Ok(self.take_into(n, line));
+            if let Some(n) = self.buf.next_piece(self.max_line) {
+                return Ok(self.buf.take_into(n, line));
             }
             // No complete line and fewer than `max_line` bytes buffered: read more.
             if self.fill_more()? == 0 {
                 // End of file: the unterminated tail (fewer than max_line bytes).
-                let n = self.end - self.start;
-                return Ok(self.take_into(n, line));
+                return Ok(self.buf.take_into(usize::MAX, line));
             }
         }
-    }
-
-    /// Moves the first `n` buffered bytes to `line`.
-    fn take_into(&mut self, n: usize, line: &mut Vec<u8>) -> usize {
-        line.extend_from_slice(&self.buf[self.start..self.start + n]);
-        self.discard(n);
-        n
     }
 
     /// Reads once more from the inner reader, after the buffered bytes, making room
-    /// first. Returns the count read (0 at end of file). Retries `EINTR`. Call it
-    /// only while fewer than `max_line` bytes are buffered.
+    /// first (moving them to the front, growing the buffer up to `max_line`). Returns
+    /// the count read (0 at end of file). Retries `EINTR`. Call it only while fewer
+    /// than `max_line` bytes are buffered.
     pub(crate) fn fill_more(&mut self) -> io::Result<usize> {
-        self.allocate()?;
-        if self.start > 0 {
-            // Only a partial line is buffered (fewer than max_line bytes): move it to
-            // the front. Each byte is moved at most once, as `start` then stays 0
-            // until the line is returned.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            self.grow()?;
-        }
-        self.read_inner_at_end()
+        self.buf.read_more(&mut self.inner, self.max_line)
     }
-
-    /// Grows the full buffer towards `max_line` (doubling, so a long line costs few
-    /// reallocations). Only called when it holds fewer than `max_line` bytes.
-    fn grow(&mut self) -> io::Result<()> {
-        let len = self.buf.len();
-        let new_len = len.saturating_mul(2).min(self.max_line).max(len + 1);
-        self.buf
-            .try_reserve_exact(new_len - len)
-            .map_err(|_| io::Error::from(ErrorKind::OutOfMemory))?;
-        self.buf.resize(new_len, 0);
-        Ok(())
-    }
-
-    /// One `read` of the inner reader into `buf[end..]`, retrying `EINTR`.
-    fn read_inner_at_end(&mut self) -> io::Result<usize> {
-        let room = self.buf.len() - self.end;
-        loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
-                Ok(n) if n > room => return Err(too_many_bytes()),
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-fn too_many_bytes() -> io::Error {
-    io::Error::new(
-        ErrorKind::InvalidData,
-        "inner reader returned more bytes than the buffer it was given",
-    )
 }
 
 /// Reads served from the buffer first; the inner reader is read only when the buffer
@@ -588,7 +480,7 @@ fn too_many_bytes() -> io::Error {
 ///
 /// let mut r = LineReader::new(&b"header\n\x00\x01\x02\x03"[..]);
 /// let mut line = Vec::new();
-/// r.read_line(&mut line)?;
+/// r.readline(&mut line)?;
 /// let mut body = [0u8; 4];
 /// r.read_exact(&mut body)?; // served from the buffer
 /// assert_eq!(body, [0, 1, 2, 3]);
@@ -599,7 +491,7 @@ impl<R: Read> Read for LineReader<R> {
         if out.is_empty() {
             return Ok(0);
         }
-        if self.start == self.end && out.len() >= self.capacity() {
+        if self.buf.is_empty() && out.len() >= self.buf.capacity() {
             loop {
                 match self.inner.read(out) {
                     Ok(n) if n > out.len() => return Err(too_many_bytes()),
@@ -611,17 +503,32 @@ impl<R: Read> Read for LineReader<R> {
         let avail = self.fill_buf()?;
         let n = avail.len().min(out.len());
         out[..n].copy_from_slice(&avail[..n]);
-        self.discard(n);
+        self.buf.consume(n);
         Ok(n)
     }
 }
 
-/// The buffer of [`BufRead::fill_buf`] is the one [`LineReader::buffered`] shows;
-/// `fill_buf` reads only when it is empty and retries `EINTR`.
+/// `fill_buf` returns the buffer that [`LineReader::buffered`] shows; the other
+/// methods are std's, built on `fill_buf` and `consume`. **None of them applies
+/// [`max_line`](LineReader::max_line)**, which bounds
+/// [`readline`](LineReader::readline) only:
 ///
-/// Note that `LineReader`'s own [`read_line`](LineReader::read_line) (bytes, bounded
-/// by `max_line`) takes precedence over [`BufRead::read_line`] (UTF-8, unbounded) in
-/// method-call syntax.
+/// * `fill_buf` returns the buffered bytes; when there are none, it first makes one
+///   `read` of at most [`capacity`](LineReader::capacity) bytes (the buffer never grows
+///   for it). `EINTR` is retried. `consume` drops bytes from the front of the buffer.
+/// * `read_until`, `read_line`, `lines`, `split` append a line of **any** length to the
+///   caller's `Vec` or `String` (memory a peer controls: use `readline`, or
+///   [`Read::take`], on untrusted input). `read_line` and `lines` also fail with
+///   [`ErrorKind::InvalidData`] on bytes that are not UTF-8, and `lines` strips the
+///   `\n` or `\r\n`.
+/// * When such a method fails in the middle of a line (say with `WouldBlock` from a
+///   nonblocking descriptor), the bytes of the line it took so far are no longer in
+///   [`buffered`](LineReader::buffered): `read_until` leaves them in the caller's
+///   `Vec`, and `read_line` in the `String` if they are valid UTF-8 (else they are
+///   dropped). [`readline`](LineReader::readline) keeps them in the buffer instead.
+///
+/// With `BufRead` in scope, `r.read_line(&mut string)` is this trait's method; the
+/// bounded byte method is named [`readline`](LineReader::readline), after UNP's.
 ///
 /// # Examples
 ///
@@ -629,25 +536,22 @@ impl<R: Read> Read for LineReader<R> {
 /// use std::io::BufRead;
 /// use unp_select::LineReader;
 ///
-/// let r = LineReader::new(&b"a\nb\n"[..]);
-/// let lines: Vec<String> = r.lines().collect::<Result<_, _>>()?;
-/// assert_eq!(lines, ["a", "b"]);
+/// let mut r = LineReader::new(&b"a\nlonger than max_line\nb\n"[..]);
+/// r.set_max_line(4)?;
+/// let mut first = String::new();
+/// r.read_line(&mut first)?; // BufRead::read_line
+/// assert_eq!(first, "a\n");
+/// let rest: Vec<String> = r.lines().collect::<Result<_, _>>()?;
+/// assert_eq!(rest, ["longer than max_line", "b"]); // whole: max_line is not applied
 /// # Ok::<(), std::io::Error>(())
 /// ```
 impl<R: Read> BufRead for LineReader<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            self.scanned = 0;
-            self.allocate()?;
-            self.read_inner_at_end()?;
-        }
-        Ok(&self.buf[self.start..self.end])
+        self.buf.fill_if_empty(&mut self.inner)
     }
 
     fn consume(&mut self, amt: usize) {
-        self.discard(amt);
+        self.buf.consume(amt);
     }
 }
 
@@ -655,7 +559,7 @@ impl<R: fmt::Debug> fmt::Debug for LineReader<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LineReader")
             .field("inner", &self.inner)
-            .field("buffered", &(self.end - self.start))
+            .field("buffered", &self.buf.buffered().len())
             .field("capacity", &self.capacity())
             .field("max_line", &self.max_line)
             .finish()
@@ -700,14 +604,7 @@ pub(crate) fn find_newline(hay: &[u8]) -> Option<usize> {
     if rest.is_empty() {
         return None;
     }
-    // SAFETY: the pointer and length describe the live slice `rest`; memchr reads at
-    // most `rest.len()` bytes from it and returns null or a pointer into it.
-    let p = unsafe { libc::memchr(rest.as_ptr().cast(), libc::c_int::from(b'\n'), rest.len()) };
-    if p.is_null() {
-        None
-    } else {
-        Some(i + (p as usize - rest.as_ptr() as usize))
-    }
+    crate::sys::memchr(b'\n', rest).map(|j| i + j)
 }
 
 #[cfg(test)]
@@ -745,7 +642,7 @@ mod tests {
         let mut total = 0;
         loop {
             line.clear();
-            let n = r.read_line(&mut line).unwrap();
+            let n = r.readline(&mut line).unwrap();
             if n == 0 {
                 break;
             }
@@ -762,7 +659,7 @@ mod tests {
         let mut r = LineReader::with_capacity(64, &b"abcdefghij\n"[..]);
         r.set_max_line(4).unwrap();
         let mut line = Vec::new();
-        assert_eq!(r.read_line(&mut line).unwrap(), 4);
+        assert_eq!(r.readline(&mut line).unwrap(), 4);
         assert_eq!(r.capacity(), 64);
         // One read fetched everything; the rest is buffered.
         assert_eq!(r.buffered(), b"efghij\n");
@@ -787,13 +684,13 @@ mod tests {
         let mut r = LineReader::new(Once(Some(b"abcdef")));
         let mut line = Vec::new();
         assert_eq!(
-            r.read_line(&mut line).unwrap_err().kind(),
+            r.readline(&mut line).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
-        assert_eq!(r.scanned, 6);
+        assert_eq!(r.buf.scanned(), 6);
         r.set_max_line(4).unwrap();
         assert!(r.has_line());
-        assert_eq!(r.read_line(&mut line).unwrap(), 4);
+        assert_eq!(r.readline(&mut line).unwrap(), 4);
         assert_eq!(line, b"abcd");
         assert_eq!(r.buffered(), b"ef");
         assert!(!r.has_line());
@@ -805,18 +702,18 @@ mod tests {
         // front when more is read.
         let mut r = LineReader::with_capacity(8, &b"ab\ncdefg\nh"[..]);
         let mut line = Vec::new();
-        r.read_line(&mut line).unwrap();
+        r.readline(&mut line).unwrap();
         assert_eq!(line, b"ab\n");
         assert_eq!(r.buffered(), b"cdefg");
         line.clear();
-        r.read_line(&mut line).unwrap();
+        r.readline(&mut line).unwrap();
         assert_eq!(line, b"cdefg\n");
         assert_eq!(r.capacity(), 8);
         line.clear();
-        assert_eq!(r.read_line(&mut line).unwrap(), 1);
+        assert_eq!(r.readline(&mut line).unwrap(), 1);
         assert_eq!(line, b"h");
         line.clear();
-        assert_eq!(r.read_line(&mut line).unwrap(), 0);
+        assert_eq!(r.readline(&mut line).unwrap(), 0);
         assert!(line.is_empty());
     }
 
@@ -831,7 +728,7 @@ mod tests {
     fn broken_reader_is_invalid_data_not_a_panic() {
         let mut r = LineReader::new(Liar);
         let mut line = Vec::new();
-        let e = r.read_line(&mut line).unwrap_err();
+        let e = r.readline(&mut line).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidData);
         assert_eq!(r.fill_buf().unwrap_err().kind(), ErrorKind::InvalidData);
         let mut big = vec![0u8; 100_000];
@@ -843,7 +740,7 @@ mod tests {
     fn read_bypasses_buffer_only_when_empty() {
         let mut r = LineReader::with_capacity(4, &b"a\nbcdefgh"[..]);
         let mut line = Vec::new();
-        r.read_line(&mut line).unwrap();
+        r.readline(&mut line).unwrap();
         // The 4-byte buffer got "a\nbc".
         assert_eq!(r.buffered(), b"bc");
         let mut out = [0u8; 16];
@@ -862,7 +759,7 @@ mod tests {
     fn into_parts_returns_buffered_bytes() {
         let mut r = LineReader::new(&b"x\nyz"[..]);
         let mut line = Vec::new();
-        r.read_line(&mut line).unwrap();
+        r.readline(&mut line).unwrap();
         let (inner, rest) = r.into_parts();
         assert!(inner.is_empty());
         assert_eq!(rest, b"yz");
@@ -872,7 +769,7 @@ mod tests {
     fn debug_shows_state_not_data() {
         let mut r = LineReader::with_capacity(16, &b"x\nyz"[..]);
         let mut line = Vec::new();
-        r.read_line(&mut line).unwrap();
+        r.readline(&mut line).unwrap();
         let s = format!("{r:?}");
         assert!(s.contains("buffered: 2"), "{s}");
         assert!(s.contains("capacity: 16"), "{s}");

@@ -1,0 +1,31 @@
+//! Plain descriptor I/O (`write(2)`, `close(2)`), and the C library's `memchr`, which
+//! line reading uses to find a newline.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+/// One `write(2)` of `buf` to `fd`; `EINTR` is returned, not retried.
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(nix::unistd::write(fd, buf)?)
+}
+
+/// Closes `fd` and reports the error of `close(2)`, which dropping an [`OwnedFd`]
+/// ignores. The descriptor is released even when an error is returned (Linux, FreeBSD
+/// and Apple free it before they report one), so it must not be closed again.
+pub(crate) fn close(fd: OwnedFd) -> io::Result<()> {
+    Ok(nix::unistd::close(fd)?)
+}
+
+/// Index of the first `byte` in `hay`, found by the C library's `memchr` (vectorized
+/// in glibc).
+#[inline]
+pub(crate) fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
+    // SAFETY: the pointer and length describe the live slice `hay`; memchr reads at
+    // most `hay.len()` bytes from it and returns null or a pointer into it.
+    let p = unsafe { libc::memchr(hay.as_ptr().cast(), libc::c_int::from(byte), hay.len()) };
+    if p.is_null() {
+        None
+    } else {
+        Some(p as usize - hay.as_ptr() as usize)
+    }
+}
