@@ -80,7 +80,10 @@
 //! docs. `docs/rst-accept-race.md` in the repository says what Linux does in the race
 //! (measured) and how Berkeley kernels differ.
 #![deny(missing_docs)]
+// Unsafe code lives in `sys` alone, and every unsafe block says why it is sound.
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod accept;
 pub mod echo;
@@ -89,6 +92,7 @@ pub mod poll;
 pub mod readline;
 pub mod readn;
 pub mod select;
+#[allow(unsafe_code)]
 mod sys;
 mod time;
 pub mod writen;

@@ -583,10 +583,8 @@ impl ServerProcess {
     /// SIGTERM; the counters it printed, as `name: value` lines.
     fn stop(mut self) -> String {
         // SAFETY: kill only sends a signal to our own child process.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
-            0
-        );
+        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0);
         let status = self.child.wait().unwrap();
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();

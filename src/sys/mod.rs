@@ -15,3 +15,30 @@ pub(crate) use poll::*;
 pub(crate) use select::*;
 pub(crate) use signal::*;
 pub(crate) use socket::*;
+
+/// The C library's failure value: `-1`, with the cause in `errno`.
+trait MinusOne: Copy + PartialEq {
+    const MINUS_ONE: Self;
+}
+
+macro_rules! minus_one {
+    ($($t:ty)*) => { $(impl MinusOne for $t { const MINUS_ONE: Self = -1; })* };
+}
+minus_one! { i32 i64 isize }
+
+/// Turns a C return value into a `Result`: `-1` becomes the `errno` it left,
+/// anything else is returned as is. The crate's one errno check.
+#[allow(private_bounds)]
+pub(crate) fn cvt<T: MinusOne>(rc: T) -> std::io::Result<T> {
+    if rc == T::MINUS_ONE {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// [`cvt`] for calls that return a count (`poll`, `select`): never negative on
+/// success.
+pub(crate) fn cvt_count(rc: libc::c_int) -> std::io::Result<usize> {
+    cvt(rc).map(|n| usize::try_from(n).unwrap_or(0))
+}

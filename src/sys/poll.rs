@@ -2,6 +2,7 @@
 
 use std::io;
 
+use super::cvt_count;
 use crate::poll::PollFd;
 
 // `PollFd` is `#[repr(transparent)]` over `libc::pollfd`; checked again here, where the
@@ -10,16 +11,6 @@ const _: () = {
     assert!(std::mem::size_of::<PollFd>() == std::mem::size_of::<libc::pollfd>());
     assert!(std::mem::align_of::<PollFd>() == std::mem::align_of::<libc::pollfd>());
 };
-
-/// The errno check of this file: a negative return is the thread's `errno`.
-fn cvt(rc: libc::c_int) -> io::Result<usize> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // Lossless: 0 <= rc <= c_int::MAX.
-        Ok(rc as usize)
-    }
-}
 
 /// `poll(2)` on `fds` with a timeout in milliseconds (−1: none).
 ///
@@ -36,5 +27,5 @@ pub(crate) fn poll(fds: &mut [PollFd], timeout_ms: libc::c_int) -> io::Result<us
     // above), so the slice is `nfds` valid pollfd structs, borrowed mutably for the
     // call; the kernel reads them and writes only their `revents` fields, and any value
     // there is a valid PollFd.
-    cvt(unsafe { libc::poll(fds.as_mut_ptr().cast(), nfds, timeout_ms) })
+    cvt_count(unsafe { libc::poll(fds.as_mut_ptr().cast(), nfds, timeout_ms) })
 }

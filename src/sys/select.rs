@@ -6,6 +6,7 @@
 
 use std::io;
 
+use super::cvt_count;
 use nix::sys::signal::SigSet;
 
 /// `FD_SETSIZE` of the platform's C library: the number of bits in one `fd_set`.
@@ -40,16 +41,6 @@ const _: () = {
     assert!(std::mem::size_of::<libc::fd_set>() == FD_SET_WORDS * std::mem::size_of::<FdWord>());
     assert!(std::mem::align_of::<libc::fd_set>() == std::mem::align_of::<FdWord>());
 };
-
-/// The errno check of this file: a negative return is the thread's `errno`.
-fn cvt(rc: libc::c_int) -> io::Result<usize> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // Lossless: 0 <= rc <= c_int::MAX.
-        Ok(rc as usize)
-    }
-}
 
 /// An empty `fd_set` (what `FD_ZERO` produces).
 #[inline]
@@ -142,7 +133,7 @@ pub(crate) fn select(
     // words (checked above, nfds <= FD_SETSIZE) borrowed mutably for the call; the C
     // library and the kernel access only those words, with the layout asserted above.
     // `tv` is null or points to a live timeval that the call may overwrite.
-    cvt(unsafe { libc::select(nfds, r, w, e, tv) })
+    cvt_count(unsafe { libc::select(nfds, r, w, e, tv) })
 }
 
 /// `select(2)` without a limit on `nfds`, for bitmaps longer than an `fd_set`.
@@ -177,12 +168,12 @@ pub(crate) fn select_unlimited(
         // SAFETY: each set pointer is null or points to at least ceil(nfds / 32) words
         // (checked above) borrowed mutably for the call, and the function accesses only
         // those; `tv` is null or points to a live timeval that it may overwrite.
-        cvt(unsafe { select_darwin_extsn(nfds, r, w, e, tv) })
+        cvt_count(unsafe { select_darwin_extsn(nfds, r, w, e, tv) })
     }
     #[cfg(not(target_vendor = "apple"))]
     // SAFETY: as on Apple: the kernel accesses only the first ceil(nfds / WORD_BITS)
     // words of each non-null set, which exist (checked above); `tv` is null or live.
-    cvt(unsafe { libc::select(nfds, r, w, e, tv) })
+    cvt_count(unsafe { libc::select(nfds, r, w, e, tv) })
 }
 
 /// `pselect(2)` on sets of at most `FD_SETSIZE` bits, with the thread's signal mask
@@ -201,7 +192,7 @@ pub(crate) fn pselect(
     let mask = sigmask.map_or(std::ptr::null(), |m| m.as_ref() as *const libc::sigset_t);
     // SAFETY: the sets as in `select`; `ts` and `mask` are null or point to live values
     // that the call only reads.
-    cvt(unsafe { libc::pselect(nfds, r, w, e, ts, mask) })
+    cvt_count(unsafe { libc::pselect(nfds, r, w, e, ts, mask) })
 }
 
 #[cfg(test)]

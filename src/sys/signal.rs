@@ -3,16 +3,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
+use super::cvt;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-
-/// This file's errno check: a return value of -1 becomes the thread's `errno`.
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
 
 /// `SIGPIPE` blocked in the calling thread for as long as this value lives, around
 /// `write(2)`s to a non-socket.

@@ -11,6 +11,7 @@ use nix::sys::socket::{getsockopt, setsockopt};
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 use super::fd::{set_cloexec, set_nonblocking};
 
+use super::cvt;
 /// The `SO_LINGER` option whose value counts **seconds** (see the Apple version).
 #[cfg(not(target_vendor = "apple"))]
 use nix::sys::socket::sockopt::Linger as LingerSeconds;
@@ -18,15 +19,6 @@ use nix::sys::socket::sockopt::Linger as LingerSeconds;
 /// counts clock ticks, its `SO_LINGER_SEC` seconds.
 #[cfg(target_vendor = "apple")]
 use nix::sys::socket::sockopt::LingerSec as LingerSeconds;
-
-/// This file's errno check: a return value of -1 becomes the thread's `errno`.
-fn cvt<T: PartialEq + From<i8>>(rc: T) -> io::Result<T> {
-    if rc == T::from(-1) {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
 
 /// Sets `SO_LINGER`, counted in seconds on every platform: `None` turns it off,
 /// `Some(secs)` on with that timeout (`Some(0)`: the next `close` sends an RST).
