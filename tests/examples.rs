@@ -341,6 +341,7 @@ fn netcat_is_a_client_too() {
 /// `pidfd_getfd(2)` (Linux 5.6; root or ptrace rights over the child): then this
 /// test can take the server's connections from under it, as the competing
 /// accepter of UNP 16.6 does.
+#[cfg(target_os = "linux")]
 fn steal_listener(pid: u32, addr: SocketAddr) -> TcpListener {
     use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
@@ -369,14 +370,17 @@ fn steal_listener(pid: u32, addr: SocketAddr) -> TcpListener {
 }
 
 /// The system call number the process is blocked in, from /proc/PID/syscall.
-fn blocked_in(pid: u32) -> Option<i64> {
+#[cfg(target_os = "linux")]
+fn blocked_in(pid: u32) -> Option<libc::c_long> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
     text.split_whitespace().next()?.parse().ok()
 }
 
 /// SIGINT and SIGTERM stop the server within 100 ms in every mode: asleep in
 /// `select` or `poll`, and (the book's bug) asleep in a blocking `accept` after
-/// another process took the connection `select` announced.
+/// another process took the connection `select` announced. Linux only: it finds
+/// the server's listener with `pidfd_getfd(2)` and its state in `/proc`.
+#[cfg(target_os = "linux")]
 #[test]
 fn echo_server_stops_within_100ms_even_asleep_in_accept() {
     let _dog = Watchdog::new("stop within 100 ms", Duration::from_secs(60));
