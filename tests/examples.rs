@@ -104,11 +104,14 @@ fn echo_client_and_rst_client_reject_bad_usage_with_status_2() {
     );
 }
 
-/// A pipe whose read end is already closed: every write to it fails with `EPIPE`.
+/// A socket whose writing side is shut down: every write to it fails with `EPIPE`,
+/// whoever else holds its peer (a child that another test thread forks may inherit
+/// any descriptor that is open at that moment, which would keep a pipe's read end
+/// open).
 fn closed_stdout() -> Stdio {
-    let (read_end, write_end) = common::fds::pipe();
-    drop(read_end);
-    Stdio::from(write_end)
+    let (stdout, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    stdout.shutdown(std::net::Shutdown::Write).unwrap();
+    Stdio::from(std::os::fd::OwnedFd::from(stdout))
 }
 
 #[test]
