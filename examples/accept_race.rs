@@ -23,8 +23,9 @@ listener, then with the nonblocking listener of UNP 16.6, and drives both with t
 same scripted clients:
 
   1. client A connects and is echoed;
-  2. the seed's client connects and aborts (SO_LINGER {on, 0} + close: an RST)
-     while the server sleeps between select and accept;
+  2. the book's RST client connects and aborts (SO_LINGER {on, 0} + close: an
+     RST) while the server sleeps between select and accept; Linux still hands
+     the reset connection to accept, so even the book's server does not hang here;
   3. a second accepter takes a new connection off the queue in the same window
      (how the book's hang shows on Linux, which keeps reset connections queued);
      then A sends a line and waits for its echo.
@@ -33,34 +34,57 @@ options:
   --delay MS   the server's sleep between select and accept (default 500)
   --wait MS    how long A waits for its echo before calling the server stuck
                (default 3000)
-  -h, --help   print this help";
+  -h, --help   print this help
+
+exit status: 0 if the book's server stalled and the fixed one kept serving, 1
+otherwise, 2 on a usage error.";
 
 struct Opts {
     delay: Duration,
     wait: Duration,
 }
 
-fn parse() -> Result<Option<Opts>, String> {
+/// The command line: `Ok(None)` for `--help`.
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Opts>, String> {
     let mut opts = Opts {
         delay: Duration::from_millis(500),
         wait: Duration::from_millis(3000),
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let mut ms = |name: &str| -> Result<Duration, String> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_millis)
-                .ok_or_else(|| format!("{name} needs a number of milliseconds"))
+            match it.next() {
+                None => Err(format!("{name} needs a number of milliseconds")),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
+                    _ => Err(format!(
+                        "{name} {v}: expected a number of milliseconds, at least 1"
+                    )),
+                },
+            }
         };
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
             "--delay" => opts.delay = ms(&a)?,
             "--wait" => opts.wait = ms(&a)?,
-            other => return Err(format!("unexpected argument {other}")),
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s => {
+                return Err(format!(
+                    "unexpected argument {s} (this demo takes no operands)"
+                ))
+            }
         }
     }
     Ok(Some(opts))
+}
+
+/// Prints to stdout like `println!`, but a closed stdout (`accept_race | head -1`)
+/// is no reason to panic: the rest of the report is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, $($arg)*).and_then(|()| out.flush());
+    }};
 }
 
 /// A line client whose reads give up after a timeout.
@@ -140,12 +164,12 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     let mut a = Client::connect(addr)?;
     a.send("hello\n")?;
     match a.recv(limit)? {
-        Some(_) => println!(
+        Some(_) => say!(
             "  1. client A connects and is echoed after {} (the server sleeps {} before accept)",
             ms(start.elapsed()),
             ms(opts.delay)
         ),
-        None => println!("  1. client A was not echoed within {}", ms(limit)),
+        None => say!("  1. client A was not echoed within {}", ms(limit)),
     }
 
     let rst = TcpStream::connect(addr)?;
@@ -154,13 +178,22 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     let t = Instant::now();
     a.send("after the RST\n")?;
     match a.recv(limit)? {
-        Some(_) => println!(
-            "  2. the seed's client connects and resets during the accept delay; \
-             A is still echoed, in {}",
-            ms(t.elapsed())
-        ),
-        None => println!(
-            "  2. after the seed's RST, A got no echo within {}",
+        Some(_) => {
+            say!(
+                "  2. the book's RST client connects and resets during the accept delay; \
+                 A is still echoed, in {}",
+                ms(t.elapsed())
+            );
+            if !nonblocking && std::env::consts::OS == "linux" {
+                say!(
+                    "     why no hang: Linux keeps a connection reset before accept in the queue \
+                     and hands it to accept, so accept returns it instead of blocking; the \
+                     book's Berkeley kernels dropped it (docs/rst-accept-race.md)"
+                );
+            }
+        }
+        None => say!(
+            "  2. after the book's RST client reset, A got no echo within {}",
             ms(limit)
         ),
     }
@@ -174,7 +207,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     a.send("anyone there?\n")?;
     let served = match a.recv(limit)? {
         Some(_) => {
-            println!(
+            say!(
                 "  3. a second accepter empties the queue between select and accept; \
                  A is echoed in {}: accept said EAGAIN and the loop went back to select",
                 ms(t.elapsed())
@@ -182,7 +215,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
             true
         }
         None => {
-            println!(
+            say!(
                 "  3. a second accepter empties the queue between select and accept; \
                  A gets NO echo for {}: the server sleeps in a blocking accept(2) and \
                  every client starves",
@@ -191,7 +224,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
             let t = Instant::now();
             let _unstick = TcpStream::connect(addr)?;
             let late = a.recv(limit)?;
-            println!(
+            say!(
                 "     only a new connection wakes it: A's echo arrives {} after that \
                  client connected{}",
                 ms(t.elapsed()),
@@ -209,7 +242,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     let stats: Stats = thread
         .join()
         .map_err(|_| io::Error::new(io::ErrorKind::Other, "the server thread panicked"))??;
-    println!(
+    say!(
         "     server counters: {} accepted, {} empty accepts (EAGAIN {}, ECONNABORTED {}), \
          {} closed by reset, {} lines echoed",
         stats.accepted,
@@ -223,10 +256,10 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
 }
 
 fn main() -> ExitCode {
-    let opts = match parse() {
+    let opts = match parse(std::env::args().skip(1)) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            println!("{USAGE}");
+            say!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -234,7 +267,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!(
+    say!(
         "UNP 16.6: the RST-before-accept race, on {}\n",
         std::env::consts::OS
     );
@@ -244,7 +277,7 @@ fn main() -> ExitCode {
         (false, "The book's server (blocking listener):"),
         (true, "The fixed server (nonblocking listener, UNP 16.6):"),
     ] {
-        println!("{title}");
+        say!("{title}");
         match act(nonblocking, &opts) {
             Ok(served) => results.push(served),
             Err(e) => {
@@ -252,10 +285,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        println!();
+        say!();
     }
     let verdict = |served: bool| if served { "kept serving" } else { "stalled" };
-    println!(
+    say!(
         "Result: the book's version {}; the fixed version {}. ({} in all)",
         verdict(results[0]),
         verdict(results[1]),

@@ -6,8 +6,8 @@
 //! printf 'one\ntwo\n' | cargo run --example echo_client -- [ADDR]
 //! ```
 
-use std::io;
-use std::net::{Shutdown, TcpStream};
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
@@ -17,9 +17,15 @@ const USAGE: &str = "\
 usage: echo_client [ADDR]
 
 UNP's str_cli (Figure 6.13): sends standard input to the echo server at ADDR (default
-127.0.0.1:9877) and prints what comes back. At the end of input it half-closes the
-connection (shutdown SHUT_WR) and keeps reading until the server closes, so no echo
-is lost.";
+127.0.0.1:9877, UNP's SERV_PORT) and prints what comes back. At the end of input it
+half-closes the connection (shutdown SHUT_WR) and keeps reading until the server
+closes, so no echo is lost.
+
+options:
+  -h, --help   print this help
+
+exit status: 0 when the server closed after the last echo, 1 on a network error,
+2 on a usage error.";
 
 const MAXLINE: usize = 4096;
 
@@ -66,18 +72,54 @@ fn str_cli(sock: &TcpStream) -> io::Result<()> {
     }
 }
 
+/// ADDR as given and what it resolves to (a name that does not resolve is a runtime
+/// error, not a usage error).
+type Target = (String, io::Result<Vec<SocketAddr>>);
+
+/// The command line: `Ok(None)` for `--help`. A malformed ADDR is a usage error.
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Target>, String> {
+    let mut addr = None;
+    let mut only_operands = false;
+    for a in args {
+        match a.as_str() {
+            "-h" | "--help" if !only_operands => return Ok(None),
+            "--" if !only_operands => only_operands = true,
+            s if s.starts_with('-') && !only_operands => return Err(format!("unknown option {s}")),
+            _ if addr.is_none() => addr = Some(a),
+            s => return Err(format!("unexpected argument {s} (only one ADDR)")),
+        }
+    }
+    let addr = addr.unwrap_or_else(|| "127.0.0.1:9877".to_string());
+    match addr.to_socket_addrs() {
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            Err(format!("ADDR {addr}: {e} (expected HOST:PORT)"))
+        }
+        resolved => Ok(Some((addr, resolved.map(Iterator::collect)))),
+    }
+}
+
+/// Writes `text` and a newline to stdout; a closed stdout is no reason to panic.
+fn outln(text: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    if args.len() > 1 {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
-    let addr = args.first().map_or("127.0.0.1:9877", String::as_str);
-    match TcpStream::connect(addr).and_then(|sock| str_cli(&sock)) {
+    let (addr, addrs) = match parse(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            outln(USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("echo_client: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match addrs
+        .and_then(|addrs| TcpStream::connect(&addrs[..]))
+        .and_then(|sock| str_cli(&sock))
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo_client: {addr}: {e}");

@@ -1,0 +1,119 @@
+//! An [`EchoServer`] in a thread of the test process, run with one of its three
+//! loops, and the CPU and memory meters the reliability suite reports.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use unp_select::echo::{Config, EchoServer, ShutdownHandle, Stats};
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec the call writes to.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// CPU time used so far by the calling thread.
+pub fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time (user + system) of process `pid` from `/proc/<pid>/stat` (Linux), in
+/// clock ticks converted to a `Duration`.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields after it start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3 of the man page, utime 14 and stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Some(Duration::from_micros((utime + stime) * 1_000_000 / hz))
+}
+
+/// `VmHWM` (peak resident set) of this process in KiB (Linux), for the report.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `VmRSS` of this process in KiB (Linux).
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Which loop runs: `EchoServer::run` (select over the fixed `FdSet`),
+/// `EchoServer::run_poll`, or `EchoServer::run_large` (select over `LargeFdSet`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Select,
+    Poll,
+    Large,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Select => "select",
+            Variant::Poll => "poll",
+            Variant::Large => "select_large",
+        }
+    }
+
+    pub const ALL: [Variant; 3] = [Variant::Select, Variant::Poll, Variant::Large];
+
+    /// Runs `server` with this variant's loop.
+    pub fn run(self, server: EchoServer) -> io::Result<Stats> {
+        match self {
+            Variant::Select => server.run(),
+            Variant::Poll => server.run_poll(),
+            Variant::Large => server.run_large(),
+        }
+    }
+}
+
+/// A server running in its own thread; `finish` stops it and returns its [`Stats`]
+/// and the CPU time its thread used.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub stop: ShutdownHandle,
+    pub thread: JoinHandle<(io::Result<Stats>, Duration)>,
+}
+
+impl Server {
+    pub fn start(config: Config, variant: Variant) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Server::on(listener, config, variant)
+    }
+
+    pub fn on(listener: TcpListener, config: Config, variant: Variant) -> Server {
+        let server = EchoServer::new(listener, config).expect("EchoServer::new");
+        let addr = server.local_addr().expect("local_addr");
+        let stop = server.shutdown_handle();
+        let thread = thread::spawn(move || {
+            let stats = variant.run(server);
+            (stats, thread_cpu())
+        });
+        Server { addr, stop, thread }
+    }
+
+    /// Stops the server; panics if `run` failed or panicked.
+    pub fn finish(self) -> (Stats, Duration) {
+        self.stop.shutdown();
+        let (stats, cpu) = self.thread.join().expect("server thread panicked");
+        (stats.expect("server run() failed"), cpu)
+    }
+}
