@@ -163,11 +163,11 @@ fn nonblocking_listener_keeps_serving_poll() {
     served_run(true);
 }
 
-/// The seed's exact sequence: connect, SO_LINGER {on, 0}, close, all while the server
+/// The exact sequence of UNP 16.6's RST client: connect, SO_LINGER {on, 0}, close, all while the server
 /// sleeps between select and accept. Linux hands the reset connection to accept; the
 /// server reads ECONNRESET from it, closes it, and keeps serving.
-fn seed_sequence(nonblocking: bool) {
-    let _dog = Watchdog::new("seed sequence", Duration::from_secs(20));
+fn book_rst_sequence(nonblocking: bool) {
+    let _dog = Watchdog::new("book RST sequence", Duration::from_secs(20));
     let r = start(nonblocking, false);
     let mut a = connected_client(r.addr);
 
@@ -193,15 +193,15 @@ fn seed_sequence(nonblocking: bool) {
 }
 
 #[test]
-fn seed_rst_before_accept_nonblocking() {
-    seed_sequence(true);
+fn book_rst_before_accept_nonblocking() {
+    book_rst_sequence(true);
 }
 
-/// On Linux even the book's blocking listener survives the seed's own sequence,
+/// On Linux even the book's blocking listener survives the book's own sequence,
 /// because the reset connection stays in the queue; this is why the hang needs a
 /// competing accepter to show on Linux.
 #[cfg(target_os = "linux")]
 #[test]
-fn seed_rst_before_accept_blocking_on_linux() {
-    seed_sequence(false);
+fn book_rst_before_accept_blocking_on_linux() {
+    book_rst_sequence(false);
 }

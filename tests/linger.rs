@@ -158,7 +158,7 @@ fn abort_on_non_socket_closes_fd_and_returns_error() {
     for (name, fd) in [
         ("file", OwnedFd::from(File::open("/dev/null").unwrap())),
         ("pipe", {
-            let (r, _w) = nix::unistd::pipe().unwrap();
+            let (r, _w) = common::fds::cloexec_pipe();
             r
         }),
     ] {

@@ -78,7 +78,7 @@ fn writes_several_mib_over_tcp() {
 fn writes_to_pipe_and_file() {
     let _w = Watchdog::new("writes_to_pipe_and_file", Duration::from_secs(10));
     let data = pattern(1 << 20);
-    let (r, w) = nix::unistd::pipe().unwrap();
+    let (r, w) = common::fds::cloexec_pipe();
     let len = data.len();
     let reader = thread::spawn(move || slow_read(std::fs::File::from(r), len, 4096));
     writen(&w, &data).unwrap();
@@ -101,7 +101,7 @@ fn writes_to_pipe_and_file() {
 fn empty_buffer_makes_no_syscall() {
     // The read end of a pipe cannot be written (EBADF), so only a call that never
     // reaches the kernel can succeed on it.
-    let (r, _w) = nix::unistd::pipe().unwrap();
+    let (r, _w) = common::fds::cloexec_pipe();
     writen(&r, b"").unwrap();
     assert_eq!(try_writen(&r, b"").unwrap(), 0);
     assert_eq!(
@@ -112,7 +112,7 @@ fn empty_buffer_makes_no_syscall() {
 
 #[test]
 fn write_to_pipe_read_end_is_ebadf() {
-    let (r, _w) = nix::unistd::pipe().unwrap();
+    let (r, _w) = common::fds::cloexec_pipe();
     let err = writen(&r, b"data").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     let err = try_writen(&r, b"data").unwrap_err();
@@ -274,7 +274,7 @@ fn thread_sigpipe_state() -> (bool, bool) {
 fn broken_pipe_on_pipe_leaves_no_signal_and_restores_mask() {
     // The calling thread starts with SIGPIPE unblocked (and ignored by Rust's runtime).
     assert_eq!(thread_sigpipe_state(), (false, false));
-    let (r, w) = nix::unistd::pipe().unwrap();
+    let (r, w) = common::fds::cloexec_pipe();
     drop(r);
     assert_eq!(writen(&w, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
     assert_eq!(
@@ -305,9 +305,9 @@ fn broken_pipe_on_pipe_leaves_no_signal_and_restores_mask() {
 
 const CHILD_ENV: &str = "UNP_SELECT_WRITEN_CHILD";
 
-/// Not a test of its own: the body of the child process of
-/// `no_sigpipe_with_default_disposition`. Without the environment variable it does
-/// nothing.
+/// The body of the child process of `no_sigpipe_with_default_disposition` and its
+/// control. Run on its own (without the environment variable), it is that test: it
+/// runs itself as a child in every mode.
 ///
 /// Exit codes: 0 `writen` and `try_writen` reported `EPIPE` and no `SIGPIPE` is left
 /// pending; 3 no `EPIPE` (or a raw write survived); 4 `try_writen` did not report
@@ -315,7 +315,7 @@ const CHILD_ENV: &str = "UNP_SELECT_WRITEN_CHILD";
 #[test]
 fn sigpipe_child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
-        return;
+        return no_sigpipe_with_default_disposition();
     };
     // Undo Rust's startup `SIG_IGN`: now a SIGPIPE kills this process.
     // SAFETY: setting the default disposition installs no handler.
@@ -332,7 +332,7 @@ fn sigpipe_child() {
             a.into()
         }
         Some("pipe") => {
-            let (r, w) = nix::unistd::pipe().unwrap();
+            let (r, w) = common::fds::cloexec_pipe();
             drop(r);
             w
         }
@@ -502,6 +502,10 @@ fn check_pending(thread: bool, process: bool, code: i32) {
 #[test]
 fn sigpipe_pending_child() {
     let Ok(mode) = std::env::var(PENDING_ENV) else {
+        // Run on its own: check every mode, each in a child.
+        for mode in ["none", "thread", "process", "both"] {
+            run_pending_child(mode);
+        }
         return;
     };
     let (thread, process) = match mode.as_str() {
@@ -519,7 +523,7 @@ fn sigpipe_pending_child() {
     if every_thread_blocks_sigpipe() == Some(false) {
         std::process::exit(21);
     }
-    let (r, w) = nix::unistd::pipe().unwrap();
+    let (r, w) = common::fds::cloexec_pipe();
     drop(r);
     if thread {
         // SAFETY: SIGPIPE is blocked, so this only makes it pending for this thread.

@@ -13,8 +13,19 @@ use std::time::{Duration, Instant};
 
 /// A pipe as `(read end, write end)`.
 pub fn pipe() -> (File, File) {
-    let (r, w) = nix::unistd::pipe().expect("pipe");
+    let (r, w) = cloexec_pipe();
     (File::from(r), File::from(w))
+}
+
+/// A close-on-exec pipe, so that a child process another test thread spawns does not
+/// keep a read end open (a write then succeeds where the test expects `EPIPE`).
+/// Apple has no `pipe2`: there a short window between `pipe` and `exec` remains.
+pub fn cloexec_pipe() -> (OwnedFd, OwnedFd) {
+    #[cfg(not(target_vendor = "apple"))]
+    let pair = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
+    #[cfg(target_vendor = "apple")]
+    let pair = nix::unistd::pipe();
+    pair.expect("pipe")
 }
 
 /// A close-on-exec duplicate of `fd` numbered `min` or higher (`F_DUPFD_CLOEXEC`).
