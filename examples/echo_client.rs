@@ -6,12 +6,16 @@
 //! printf 'one\ntwo\n' | cargo run --example echo_client -- [ADDR]
 //! ```
 
-use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{self};
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
 use unp_select::{select, writen, FdSet};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{errln, outln, parse_addr};
 
 const USAGE: &str = "\
 usage: echo_client [ADDR]
@@ -72,47 +76,15 @@ fn str_cli(sock: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// ADDR as given and what it resolves to (a name that does not resolve is a runtime
-/// error, not a usage error).
-type Target = (String, io::Result<Vec<SocketAddr>>);
-
-/// The command line: `Ok(None)` for `--help`. A malformed ADDR is a usage error.
-fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Target>, String> {
-    let mut addr = None;
-    let mut only_operands = false;
-    for a in args {
-        match a.as_str() {
-            "-h" | "--help" if !only_operands => return Ok(None),
-            "--" if !only_operands => only_operands = true,
-            s if s.starts_with('-') && !only_operands => return Err(format!("unknown option {s}")),
-            _ if addr.is_none() => addr = Some(a),
-            s => return Err(format!("unexpected argument {s} (only one ADDR)")),
-        }
-    }
-    let addr = addr.unwrap_or_else(|| "127.0.0.1:9877".to_string());
-    match addr.to_socket_addrs() {
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            Err(format!("ADDR {addr}: {e} (expected HOST:PORT)"))
-        }
-        resolved => Ok(Some((addr, resolved.map(Iterator::collect)))),
-    }
-}
-
-/// Writes `text` and a newline to stdout; a closed stdout is no reason to panic.
-fn outln(text: &str) {
-    let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-}
-
 fn main() -> ExitCode {
-    let (addr, addrs) = match parse(std::env::args().skip(1)) {
+    let (addr, addrs) = match parse_addr(std::env::args().skip(1)) {
         Ok(Some(a)) => a,
         Ok(None) => {
-            outln(USAGE);
+            outln(format_args!("{USAGE}"));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("echo_client: {e}\n\n{USAGE}");
+            errln(format_args!("echo_client: {e}\n\n{USAGE}"));
             return ExitCode::from(2);
         }
     };
@@ -122,7 +94,7 @@ fn main() -> ExitCode {
     {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("echo_client: {addr}: {e}");
+            errln(format_args!("echo_client: {addr}: {e}"));
             ExitCode::FAILURE
         }
     }

@@ -5,7 +5,6 @@
 //! cargo run --example echo_server -- [--bytes | --lines] [--poll | --large] [--blocking-listener] [ADDR]
 //! ```
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
@@ -13,6 +12,10 @@ use std::time::Duration;
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{errln, outln};
 
 const USAGE: &str = "\
 usage: echo_server [OPTIONS] [ADDR]
@@ -124,19 +127,6 @@ fn install_handlers() -> nix::Result<()> {
         unsafe { sigaction(signal, &action) }?;
     }
     Ok(())
-}
-
-/// Prints a line to stdout and flushes it; a closed stdout is no reason to panic.
-fn outln(line: std::fmt::Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-}
-
-/// Prints a line to stderr; a closed or failing stderr is no reason to panic
-/// (`eprintln!` would, and the counters would never be printed).
-fn errln(line: std::fmt::Arguments<'_>) {
-    // One write(2) for the whole line, so lines from two sources never interleave.
-    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 fn main() -> ExitCode {

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::examples::example;
+use common::examples::{example, ServerProcess};
 use common::{LineClient, Watchdog};
 
 /// Runs a command to completion with a watchdog on the whole test.
@@ -161,55 +161,6 @@ fn rst_client_reports_a_refused_connection_with_status_1() {
             err.starts_with(&format!("{name}: {addr}: ")) && err.contains("refused"),
             "{name}: {err}"
         );
-    }
-}
-
-/// A running `echo_server` and the address it printed.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl ServerProcess {
-    fn start(args: &[&str]) -> ServerProcess {
-        let mut child = example("echo_server")
-            .args(args)
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        // "echo_server: listening on 127.0.0.1:PORT (select, nonblocking listener)"
-        let addr = first
-            .split_whitespace()
-            .nth(3)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        ServerProcess {
-            child,
-            addr,
-            stdout,
-        }
-    }
-
-    /// SIGTERM, then the exit status and the rest of stdout.
-    fn terminate(self) -> (std::process::ExitStatus, String) {
-        self.stop_with(libc::SIGTERM)
-    }
-
-    /// Sends `signal`, then returns the exit status and the rest of stdout.
-    fn stop_with(mut self, signal: libc::c_int) -> (std::process::ExitStatus, String) {
-        // SAFETY: kill only sends a signal to our own child process.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
-        let status = self.child.wait().unwrap();
-        let mut rest = String::new();
-        self.stdout.read_to_string(&mut rest).unwrap();
-        (status, rest)
     }
 }
 

@@ -17,14 +17,14 @@
 
 mod common;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::examples::example;
+use common::examples::ServerProcess;
 use common::{is_timeout, Watchdog};
 use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle, Stats, MAXLINE};
 use unp_select::select::{select, FdSet};
@@ -545,61 +545,11 @@ fn strcliselect02_poll() {
 // External clients against the example binary
 // ---------------------------------------------------------------------------------
 
-/// A running `echo_server` (the example binary), killed if the test fails.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-    stdout: BufReader<ChildStdout>,
-    what: String,
-}
-
-impl ServerProcess {
-    fn start(args: &[&str]) -> ServerProcess {
-        let mut child = example("echo_server")
-            .args(args)
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn echo_server");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        // "echo_server: listening on 127.0.0.1:PORT (select, byte echo, ...)"
-        let addr = first
-            .split_whitespace()
-            .nth(3)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        ServerProcess {
-            child,
-            addr,
-            stdout,
-            what: format!("echo_server {}", args.join(" ")),
-        }
-    }
-
-    /// SIGTERM; the counters it printed, as `name: value` lines.
-    fn stop(mut self) -> String {
-        // SAFETY: kill only sends a signal to our own child process.
-        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        let status = self.child.wait().unwrap();
-        let mut rest = String::new();
-        self.stdout.read_to_string(&mut rest).unwrap();
-        assert!(status.success(), "{}: {status}\n{rest}", self.what);
-        rest
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// SIGTERM to `server`; the counters it printed, as `name: value` lines.
+fn stop(server: ServerProcess, what: &str) -> String {
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{what}: {status}\n{rest}");
+    rest
 }
 
 /// The value of counter `name` in the server's final report.
@@ -685,17 +635,18 @@ fn tool_against_every_server(
 ) {
     for args in SERVERS {
         let server = ServerProcess::start(args);
+        let server_name = format!("echo_server {}", args.join(" "));
         let mut sent = 0u64;
         for (name, input) in inputs {
-            let what = format!("{tool} vs {}, {name}", server.what);
+            let what = format!("{tool} vs {server_name}, {name}");
             let t = Instant::now();
             let got = run_tool(&what, &mut client(server.addr.port()), input, TOOL_LIMIT);
             assert_same(&what, input, &got);
             sent += input.len() as u64;
             eprintln!("{what}: {} bytes in {:?}", input.len(), t.elapsed());
         }
-        let what = server.what.clone();
-        let report = server.stop();
+        let what = server_name;
+        let report = stop(server, &what);
         let n = inputs.len() as u64;
         assert_eq!(counter(&report, "accepted"), n, "{what}: {report}");
         assert_eq!(counter(&report, "closed_eof"), n, "{what}: {report}");

@@ -1,8 +1,10 @@
 //! The example programs, built before a test runs them: a test never relies on an
 //! earlier command having built them, nor runs a stale binary.
 
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 
 /// Names already built by this test process.
@@ -34,4 +36,67 @@ fn path(name: &str) -> PathBuf {
     dir.pop(); // the test binary
     dir.pop(); // deps/
     dir.join("examples").join(name)
+}
+
+/// A running `echo_server` example on 127.0.0.1 and the address it printed; killed
+/// when dropped, if it is still running (a failed test leaves no server behind).
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl ServerProcess {
+    /// Builds and starts `echo_server ARGS 127.0.0.1:0`, and reads its first line:
+    /// "echo_server: listening on 127.0.0.1:PORT (…)".
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = example("echo_server")
+            .args(args)
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn echo_server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut first = String::new();
+        stdout
+            .read_line(&mut first)
+            .expect("echo_server's first line");
+        let addr = first
+            .split_whitespace()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        ServerProcess {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    /// SIGTERM, then the exit status and the rest of stdout (the counters).
+    pub fn terminate(self) -> (ExitStatus, String) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal`, then returns the exit status and the rest of stdout.
+    pub fn stop_with(mut self, signal: libc::c_int) -> (ExitStatus, String) {
+        // SAFETY: kill only sends a signal to our own child process.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+        let status = self.child.wait().expect("wait for echo_server");
+        let mut rest = String::new();
+        let _ = self.stdout.read_to_string(&mut rest);
+        (status, rest)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
