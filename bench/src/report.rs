@@ -260,6 +260,21 @@ pub fn markdown(r: &Results) -> String {
         _ => "not pinned".into(),
     };
     let _ = writeln!(s, "| pinning | {pin} |");
+    let others: Vec<f64> = r
+        .runs
+        .values()
+        .flatten()
+        .filter_map(|run| run.others_cores)
+        .collect();
+    if !others.is_empty() {
+        let (_, hi) = min_max(&others);
+        let _ = writeln!(
+            s,
+            "| other jobs on the server's CPU | median {:.0}%, at most {:.0}% of it over the measured windows |",
+            median(&others) * 100.0,
+            hi * 100.0
+        );
+    }
     let _ = writeln!(s, "| run | {} |\n", r.opts_summary);
     for n in &r.notes {
         let _ = writeln!(s, "Note: {n}\n");
@@ -444,7 +459,9 @@ fn measurements(s: &mut String, r: &Results) {
         s,
         "Median (min–max) over the rounds. lines/s and server CPU per line over the \
          measured window (CPU: utime + stime from /proc/PID/stat, all threads; server \
-         CPU in cores, 1.00 = its whole CPU); syscalls per line from `perf stat -e \
+         CPU in cores, 1.00 = its whole CPU; others on its CPU: what everything else \
+         took of that CPU meanwhile, from /proc/stat: other jobs on this shared \
+         machine, interrupts); syscalls per line from `perf stat -e \
          raw_syscalls:sys_enter -p PID` over the window after it; p50/p99: round trip \
          of each line, from its write to the last byte of its echo.\n"
     );
@@ -465,9 +482,9 @@ fn measurements(s: &mut String, r: &Results) {
             let _ = writeln!(s, "**{} mode, depth {depth}**\n", mode.name());
             let _ = writeln!(
                 s,
-                "| conns | server | lines/s | CPU µs/line | server CPU | syscalls/line | p50 µs | p99 µs |"
+                "| conns | server | lines/s | CPU µs/line | server CPU | others on its CPU | syscalls/line | p50 µs | p99 µs |"
             );
-            let _ = writeln!(s, "|--:|---|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|--:|---|--:|--:|--:|--:|--:|--:|--:|");
             for &cell in r
                 .cells
                 .iter()
@@ -482,12 +499,13 @@ fn measurements(s: &mut String, r: &Results) {
                     };
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         cell.conns,
                         kind.label(),
                         spread(&col(&|r| Some(r.lines_per_sec)), thousands),
                         spread(&col(&|r| Some(r.cpu_us_per_line)), f2),
                         f2(median(&col(&|r| Some(r.server_cores)))),
+                        spread(&col(&|r| r.others_cores), f2),
                         spread(&col(&|r| r.syscalls_per_line()), f3),
                         us(median(&col(&|r| Some(r.p50_us)))),
                         spread(&col(&|r| Some(r.p99_us)), us),

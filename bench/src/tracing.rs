@@ -30,6 +30,26 @@ pub fn proc_cpu(pid: u32) -> Option<f64> {
     (hz > 0).then(|| (utime + stime) / hz as f64)
 }
 
+/// Busy seconds (everything but idle and iowait) of CPU `cpu` since boot, from
+/// /proc/stat.
+pub fn cpu_busy(cpu: usize) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let name = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: u64 = f.iter().take(8).sum::<u64>() - f.get(3)? - f.get(4)?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| busy as f64 / hz as f64)
+}
+
 /// Resident set size of `pid` in KiB (VmRSS), from /proc/PID/status.
 pub fn proc_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
