@@ -161,9 +161,10 @@ impl Opts {
     }
 }
 
-/// A run during which other jobs took more than this share of the server's CPU
-/// is run again, at most `MAX_RETRIES` times (and `Opts::retry_budget` in all).
-const MAX_OTHERS: f64 = 0.2;
+/// A run during which the server or the load generator waited for its CPU more
+/// than this share of the window (other jobs had it) is run again, at most
+/// `MAX_RETRIES` times (and `Opts::retry_budget` in all).
+pub const MAX_WAIT: f64 = 0.1;
 const MAX_RETRIES: usize = 2;
 
 /// Which CPU the server and the load run on (none: not pinned).
@@ -206,9 +207,10 @@ pub struct Run {
     pub cpu_us_per_line: f64,
     /// Server CPU over the window, in cores.
     pub server_cores: f64,
-    /// CPU time of everything else on the server's CPU over the window, in cores:
-    /// other processes (this machine is shared) and interrupts.
-    pub others_cores: Option<f64>,
+    /// Share of the window the server, and the load generator, were runnable but
+    /// waited for their CPU (other jobs on this shared machine took it).
+    pub server_wait: Option<f64>,
+    pub load_wait: Option<f64>,
     pub p50_us: f64,
     pub p99_us: f64,
     /// perf stat over its window, and the lines echoed meanwhile.
@@ -218,6 +220,11 @@ pub struct Run {
 }
 
 impl Run {
+    pub fn disturbed(&self) -> bool {
+        self.server_wait.is_some_and(|w| w > MAX_WAIT)
+            || self.load_wait.is_some_and(|w| w > MAX_WAIT)
+    }
+
     pub fn syscalls_per_line(&self) -> Option<f64> {
         self.syscalls
             .as_ref()
@@ -350,18 +357,20 @@ fn one_run(
     let until = from + Duration::from_secs_f64(o.window);
     let pid = server.pid;
     let cpu_now = || tracing::proc_cpu(pid).ok_or_else(|| other_err("no /proc/PID/stat"));
-    let busy_now = || cpus.server.and_then(tracing::cpu_busy);
+    let waits = || (tracing::wait_of(pid), tracing::wait_of_self());
     let (tally, measured, counted) = thread::scope(|s| {
         let load = s.spawn(|| load::drive(&mut conns, cell.depth, &shared, from, until));
         let measured = (|| {
             sleep_until(from);
-            let (b0, c0) = (busy_now(), cpu_now()?);
+            let (w0, c0) = (waits(), cpu_now()?);
             let (l0, t0) = (shared.live.load(Ordering::Relaxed), Instant::now());
             sleep_until(until);
-            let (b1, c1) = (busy_now(), cpu_now()?);
+            let (w1, c1) = (waits(), cpu_now()?);
             let (l1, t1) = (shared.live.load(Ordering::Relaxed), Instant::now());
-            let busy = b0.zip(b1).map(|(a, b)| b - a);
-            Ok::<_, io::Error>((c1 - c0, busy, l1 - l0, (t1 - t0).as_secs_f64()))
+            let secs = (t1 - t0).as_secs_f64();
+            let share = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| (b - a) / secs);
+            let waited = (share(w0.0, w1.0), share(w0.1, w1.1));
+            Ok::<_, io::Error>((c1 - c0, waited, l1 - l0, secs))
         })();
         let counted = perf.as_mut().map(|p| {
             p.enable()?;
@@ -378,7 +387,7 @@ fn one_run(
     });
     load::close_all(conns);
     let mut tally = tally?;
-    let (cpu, busy, lines, secs) = measured?;
+    let (cpu, (server_wait, load_wait), lines, secs) = measured?;
     let syscalls = match (perf, counted) {
         (Some(p), Some(lines)) => match lines.and_then(|l| Ok((p.finish()?, l))) {
             Ok(c) => Some(c),
@@ -397,7 +406,8 @@ fn one_run(
         lines_per_sec: lines as f64 / secs,
         cpu_us_per_line: cpu * 1e6 / lines as f64,
         server_cores: cpu / secs,
-        others_cores: busy.map(|b| ((b - cpu) / secs).max(0.0)),
+        server_wait,
+        load_wait,
         p50_us: load::quantile_us(&mut tally.latencies, 0.50),
         p99_us: load::quantile_us(&mut tally.latencies, 0.99),
         syscalls,
@@ -462,11 +472,12 @@ fn measure_memory(
 
 fn fmt_run(r: &Run) -> String {
     format!(
-        "{:>9.0} lines/s {:>5.2} µs CPU/line {:>4.0}% CPU (others {:>3.0}%) p99 {:>8.1} µs {}",
+        "{:>9.0} lines/s {:>5.2} µs CPU/line {:>4.0}% CPU (waited {:>2.0}%/{:>2.0}%) p99 {:>8.1} µs {}",
         r.lines_per_sec,
         r.cpu_us_per_line,
         r.server_cores * 100.0,
-        r.others_cores.unwrap_or(f64::NAN) * 100.0,
+        r.server_wait.unwrap_or(f64::NAN) * 100.0,
+        r.load_wait.unwrap_or(f64::NAN) * 100.0,
         r.p99_us,
         r.syscalls_per_line()
             .map_or("".to_string(), |s| format!("{s:.3} syscalls/line"))
@@ -546,11 +557,11 @@ pub fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
                     eprintln!("  {what:<42} {}", fmt_run(&r));
                     // Another job took a good part of the server's CPU: this run
                     // measured the machine, not the server. Run it again.
-                    let disturbed = r.others_cores.is_some_and(|x| x > MAX_OTHERS);
+                    let disturbed = r.disturbed();
                     if disturbed && tries < MAX_RETRIES && retries < o.retry_budget {
                         tries += 1;
                         retries += 1;
-                        eprintln!("    (others took over {:.0}%: again)", MAX_OTHERS * 100.0);
+                        eprintln!("    (disturbed by other jobs: again)");
                         continue;
                     }
                     break r;
@@ -633,9 +644,10 @@ pub fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
     }
     if retries > 0 {
         notes.push(format!(
-            "{retries} run(s) were repeated because other jobs took more than {:.0}% of \
-             the server's CPU during them (at most {MAX_RETRIES} repeats per run, {} in all)",
-            MAX_OTHERS * 100.0,
+            "{retries} run(s) were repeated because the server or the load generator \
+             waited for its CPU more than {:.0}% of the window (at most {MAX_RETRIES} \
+             repeats per run, {} in all)",
+            MAX_WAIT * 100.0,
             o.retry_budget
         ));
     }

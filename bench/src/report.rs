@@ -76,6 +76,17 @@ fn f3(x: f64) -> String {
     }
 }
 
+fn pct2(a: f64, b: f64) -> String {
+    let p = |x: f64| {
+        if x.is_finite() {
+            format!("{:.0}%", x * 100.0)
+        } else {
+            "–".into()
+        }
+    };
+    format!("{} / {}", p(a), p(b))
+}
+
 fn us(x: f64) -> String {
     if !x.is_finite() {
         "–".into()
@@ -260,19 +271,20 @@ pub fn markdown(r: &Results) -> String {
         _ => "not pinned".into(),
     };
     let _ = writeln!(s, "| pinning | {pin} |");
-    let others: Vec<f64> = r
-        .runs
-        .values()
-        .flatten()
-        .filter_map(|run| run.others_cores)
-        .collect();
-    if !others.is_empty() {
-        let (_, hi) = min_max(&others);
+    let all: Vec<&Run> = r.runs.values().flatten().collect();
+    let waits: Vec<f64> = all.iter().filter_map(|run| run.server_wait).collect();
+    let load_waits: Vec<f64> = all.iter().filter_map(|run| run.load_wait).collect();
+    if !waits.is_empty() {
+        let disturbed = all.iter().filter(|run| run.disturbed()).count();
         let _ = writeln!(
             s,
-            "| other jobs on the server's CPU | median {:.0}%, at most {:.0}% of it over the measured windows |",
-            median(&others) * 100.0,
-            hi * 100.0
+            "| waits for the CPU (other jobs) | server: median {:.1}%, at most {:.1}% of the window; load generator: median {:.1}%, at most {:.1}%; {disturbed} of {} kept runs over {:.0}% |",
+            median(&waits) * 100.0,
+            min_max(&waits).1 * 100.0,
+            median(&load_waits) * 100.0,
+            min_max(&load_waits).1 * 100.0,
+            all.len(),
+            crate::orchestrate::MAX_WAIT * 100.0,
         );
     }
     let _ = writeln!(s, "| run | {} |\n", r.opts_summary);
@@ -459,9 +471,9 @@ fn measurements(s: &mut String, r: &Results) {
         s,
         "Median (min–max) over the rounds. lines/s and server CPU per line over the \
          measured window (CPU: utime + stime from /proc/PID/stat, all threads; server \
-         CPU in cores, 1.00 = its whole CPU; others on its CPU: what everything else \
-         took of that CPU meanwhile, from /proc/stat: other jobs on this shared \
-         machine, interrupts); syscalls per line from `perf stat -e \
+         CPU in cores, 1.00 = its whole CPU); waited: the share of the window the \
+         server / the load generator were runnable but another job had their CPU \
+         (/proc/PID/schedstat); syscalls per line from `perf stat -e \
          raw_syscalls:sys_enter -p PID` over the window after it; p50/p99: round trip \
          of each line, from its write to the last byte of its echo.\n"
     );
@@ -482,7 +494,7 @@ fn measurements(s: &mut String, r: &Results) {
             let _ = writeln!(s, "**{} mode, depth {depth}**\n", mode.name());
             let _ = writeln!(
                 s,
-                "| conns | server | lines/s | CPU µs/line | server CPU | others on its CPU | syscalls/line | p50 µs | p99 µs |"
+                "| conns | server | lines/s | CPU µs/line | server CPU | waited server / load | syscalls/line | p50 µs | p99 µs |"
             );
             let _ = writeln!(s, "|--:|---|--:|--:|--:|--:|--:|--:|--:|");
             for &cell in r
@@ -505,7 +517,10 @@ fn measurements(s: &mut String, r: &Results) {
                         spread(&col(&|r| Some(r.lines_per_sec)), thousands),
                         spread(&col(&|r| Some(r.cpu_us_per_line)), f2),
                         f2(median(&col(&|r| Some(r.server_cores)))),
-                        spread(&col(&|r| r.others_cores), f2),
+                        pct2(
+                            median(&col(&|r| r.server_wait)),
+                            median(&col(&|r| r.load_wait))
+                        ),
                         spread(&col(&|r| r.syscalls_per_line()), f3),
                         us(median(&col(&|r| Some(r.p50_us)))),
                         spread(&col(&|r| Some(r.p99_us)), us),

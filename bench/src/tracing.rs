@@ -30,24 +30,26 @@ pub fn proc_cpu(pid: u32) -> Option<f64> {
     (hz > 0).then(|| (utime + stime) / hz as f64)
 }
 
-/// Busy seconds (everything but idle and iowait) of CPU `cpu` since boot, from
-/// /proc/stat.
-pub fn cpu_busy(cpu: usize) -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let name = format!("cpu{cpu}");
-    let line = stat
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
-    let f: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: u64 = f.iter().take(8).sum::<u64>() - f.get(3)? - f.get(4)?;
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| busy as f64 / hz as f64)
+/// Seconds a task spent runnable but waiting for a CPU (the second field of a
+/// schedstat file): time another task on its CPU took from it.
+fn schedstat_wait(path: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// Run-queue wait of process `pid`'s main thread (the servers are single-threaded).
+pub fn wait_of(pid: u32) -> Option<f64> {
+    schedstat_wait(&format!("/proc/{pid}/schedstat"))
+}
+
+/// Run-queue wait of every thread of this process (the load generator).
+pub fn wait_of_self() -> Option<f64> {
+    let mut sum = 0.0;
+    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        sum += schedstat_wait(&format!("{}/schedstat", e.path().display())).unwrap_or(0.0);
+    }
+    Some(sum)
 }
 
 /// Resident set size of `pid` in KiB (VmRSS), from /proc/PID/status.
