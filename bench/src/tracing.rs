@@ -376,20 +376,29 @@ pub fn profile(pid: u32, secs: f64, cpu: Option<usize>) -> io::Result<String> {
         .spawn()?;
     thread::sleep(Duration::from_secs_f64(secs));
     interrupt_and_wait(&mut child, Duration::from_secs(20))?;
-    let out = Command::new("perf")
-        .args([
-            "report",
-            "--stdio",
-            "--no-children",
-            "--percent-limit",
-            "0.5",
-        ])
-        .args(["--sort", "dso,symbol", "-g", "none", "-i"])
-        .arg(&data)
-        .stderr(Stdio::null())
-        .output()?;
+    let report = |sort: &str, limit: &str| {
+        Command::new("perf")
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "--percent-limit",
+                limit,
+            ])
+            .args(["--sort", sort, "-g", "none", "-i"])
+            .arg(&data)
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let by_dso = report("dso", "0.1")?;
+    let text = report("dso,symbol", "0.5")?;
     let _ = std::fs::remove_file(&data);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let dsos: Vec<String> = by_dso
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     let samples = text
         .lines()
         .find_map(|l| l.strip_prefix("# Samples: "))
@@ -400,7 +409,11 @@ pub fn profile(pid: u32, secs: f64, cpu: Option<usize>) -> io::Result<String> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| l.trim_end_matches(|c: char| c == '-' || c.is_whitespace()))
         .collect();
-    Ok(format!("samples: {samples}\n{}", rows.join("\n")))
+    Ok(format!(
+        "samples: {samples}; by DSO: {}\n{}",
+        dsos.join(", "),
+        rows.join("\n")
+    ))
 }
 
 #[cfg(test)]
