@@ -479,8 +479,20 @@ fn fmt_run(r: &Run) -> String {
         r.server_wait.unwrap_or(f64::NAN) * 100.0,
         r.load_wait.unwrap_or(f64::NAN) * 100.0,
         r.p99_us,
-        r.syscalls_per_line()
-            .map_or("".to_string(), |s| format!("{s:.3} syscalls/line"))
+        r.syscalls
+            .as_ref()
+            .map_or("".to_string(), |(c, lines)| {
+                let per = |n: u64| n as f64 / (*lines).max(1) as f64;
+                let names: Vec<String> = c
+                    .by_name
+                    .iter()
+                    .map(|(name, n, e)| match e {
+                        0 => format!("{name} {:.3}", per(*n)),
+                        e => format!("{name} {:.3} (EAGAIN {:.3})", per(*n), per(*e)),
+                    })
+                    .collect();
+                format!("{:.3} syscalls/line: {}", per(c.total), names.join(", "))
+            })
     )
 }
 

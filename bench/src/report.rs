@@ -150,6 +150,33 @@ fn metric(runs: &[Run], f: impl Fn(&Run) -> Option<f64>) -> Vec<f64> {
     runs.iter().filter_map(f).collect()
 }
 
+/// The calls that wait for readiness, and the reads (perf counts their EAGAIN
+/// returns).
+const WAITS: [&str; 6] = [
+    "pselect6",
+    "poll",
+    "ppoll",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+];
+const READS: [&str; 2] = ["read", "recvfrom"];
+
+impl Run {
+    /// Calls (or, with `errors`, their EAGAIN returns) of the named syscalls per
+    /// line, from perf stat.
+    fn per_line(&self, names: &[&str], errors: bool) -> Option<f64> {
+        let (calls, lines) = self.syscalls.as_ref()?;
+        let n: u64 = calls
+            .by_name
+            .iter()
+            .filter(|(name, _, _)| names.contains(&name.as_str()))
+            .map(|(_, c, e)| if errors { *e } else { *c })
+            .sum();
+        Some(n as f64 / (*lines).max(1) as f64)
+    }
+}
+
 fn lines_per_sec(r: &Run) -> Option<f64> {
     Some(r.lines_per_sec)
 }
@@ -195,6 +222,10 @@ fn cell_name(c: Cell) -> String {
 struct Tally {
     held: usize,
     total: usize,
+    /// Misses whose ranges do not overlap theirs.
+    clear: usize,
+    /// Sum of ln(ratio), for the geometric mean.
+    log_sum: f64,
     misses: Vec<(f64, String)>,
 }
 
@@ -203,15 +234,19 @@ impl Tally {
         Tally {
             held: 0,
             total: 0,
+            clear: 0,
+            log_sum: 0.0,
             misses: Vec::new(),
         }
     }
 
     fn add(&mut self, cell: Cell, c: &Cmp, badness: f64) {
         self.total += 1;
+        self.log_sum += c.ratio.ln();
         if c.held {
             self.held += 1;
         } else {
+            self.clear += usize::from(!c.overlap);
             let o = if c.overlap { ", ranges overlap" } else { "" };
             self.misses.push((
                 badness,
@@ -231,10 +266,13 @@ impl Tally {
         } else {
             format!("**missed** in {}", self.misses.len())
         };
+        let geo = (self.log_sum / self.total as f64).exp();
         format!(
-            "{verdict} ({} of {} cells held) | {}",
+            "{verdict} ({} of {} cells held; {} missed with ranges apart; geometric mean of the ratios {}) | {}",
             self.held,
             self.total,
+            self.clear,
+            ratio(geo),
             if worst.is_empty() {
                 "–".into()
             } else {
@@ -353,7 +391,11 @@ fn targets(s: &mut String, r: &Results) {
             f3(r.median_of(cell, Kind::Ours, syscalls).unwrap_or(f64::NAN)),
             f3(r.median_of(cell, Kind::C, syscalls).unwrap_or(f64::NAN))
         );
-        let k = cell.depth as f64;
+        // At most LINES_PER_TURN lines go back per turn in line mode.
+        let k = match cell.mode {
+            Mode::Lines => cell.depth.min(unp_select::echo::LINES_PER_TURN),
+            Mode::Bytes => cell.depth,
+        } as f64;
         let (rate_col, mio_col, tokio_col) = if from50 {
             (show(&c_rate), show(&c_mio), show(&c_tokio))
         } else {
@@ -422,11 +464,13 @@ fn targets(s: &mut String, r: &Results) {
         "Per cell (lines/s ratios at 1 connection, in parentheses, are not a target: a \
          ping-pong of two processes measures the scheduler more than the server). The \
          floor of syscalls per line at depth k is about (2 + select)/k: one read and one \
-         write per k lines, plus a share of a select.\n"
+         write per k lines, plus a share of a select; in line mode k is at most 16 \
+         (`LINES_PER_TURN`: at depth 32 the clients' refills come in halves of 16 and \
+         each read brings 16 lines).\n"
     );
     let _ = writeln!(
         s,
-        "| mode | depth | conns | syscalls/line ours / C | 2/k | syscalls ÷ C | CPU/line ÷ C | lines/s ÷ C | ÷ mio | ÷ tokio |"
+        "| mode | depth | conns | syscalls/line ours / C | floor 2/k | syscalls ÷ C | CPU/line ÷ C | lines/s ÷ C | ÷ mio | ÷ tokio |"
     );
     let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     s.push_str(&rows);
@@ -494,9 +538,9 @@ fn measurements(s: &mut String, r: &Results) {
             let _ = writeln!(s, "**{} mode, depth {depth}**\n", mode.name());
             let _ = writeln!(
                 s,
-                "| conns | server | lines/s | CPU µs/line | server CPU | waited server / load | syscalls/line | p50 µs | p99 µs |"
+                "| conns | server | lines/s | CPU µs/line | server CPU | waited server / load | syscalls/line | select/poll/epoll per line | EAGAIN reads per line | p50 µs | p99 µs |"
             );
-            let _ = writeln!(s, "|--:|---|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             for &cell in r
                 .cells
                 .iter()
@@ -511,7 +555,7 @@ fn measurements(s: &mut String, r: &Results) {
                     };
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         cell.conns,
                         kind.label(),
                         spread(&col(&|r| Some(r.lines_per_sec)), thousands),
@@ -522,6 +566,8 @@ fn measurements(s: &mut String, r: &Results) {
                             median(&col(&|r| r.load_wait))
                         ),
                         spread(&col(&|r| r.syscalls_per_line()), f3),
+                        f3(median(&col(&|r| r.per_line(&WAITS, false)))),
+                        f3(median(&col(&|r| r.per_line(&READS, true)))),
                         us(median(&col(&|r| Some(r.p50_us)))),
                         spread(&col(&|r| Some(r.p99_us)), us),
                     );
@@ -671,11 +717,11 @@ fn tick_label(v: f64) -> String {
     } else if v >= 1e3 {
         format!("{}k", v / 1e3)
     } else {
-        format!("{v}")
+        format!("{}", (v * 1e6).round() / 1e6)
     }
 }
 
-/// Grouped bars, log scale: for each mode, lines/s and syscalls per line for every
+/// Grouped bars, log scale: for each mode, lines/s, CPU and syscalls per line for every
 /// (depth, connections), one bar per server (medians).
 pub fn svg(r: &Results) -> String {
     let modes: Vec<Mode> = Mode::ALL
@@ -683,8 +729,9 @@ pub fn svg(r: &Results) -> String {
         .filter(|m| r.cells.iter().any(|c| c.mode == *m))
         .collect();
     type Metric = (&'static str, fn(&Run) -> Option<f64>);
-    let metrics: [Metric; 2] = [
+    let metrics: [Metric; 3] = [
         ("echoed lines per second", lines_per_sec),
+        ("server CPU µs per line", cpu_per_line),
         ("syscalls per line (perf)", syscalls),
     ];
     let panels: Vec<(Mode, usize)> = modes
@@ -701,7 +748,7 @@ pub fn svg(r: &Results) -> String {
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">Echo servers, medians over the rounds (log scales): {}, {} × {}</text>"#,
+        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">Echo servers, medians over the rounds (log scales; lines/s higher is better, the others lower): {}, {} × {}</text>"#,
         w / 2.0,
         r.machine.date,
         r.machine.nproc,
@@ -771,11 +818,12 @@ pub fn svg(r: &Results) -> String {
             }
             let _ = writeln!(
                 s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">k={} n={}</text>"#,
-                gx + (gw - 8.0) / 2.0,
-                py1 + 14.0,
+                r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">k={}</text><text x="{x:.1}" y="{:.1}" text-anchor="middle">n={}</text>"#,
+                py1 + 13.0,
                 cell.depth,
-                cell.conns
+                py1 + 25.0,
+                cell.conns,
+                x = gx + (gw - 8.0) / 2.0,
             );
         }
         let _ = writeln!(
@@ -787,7 +835,7 @@ pub fn svg(r: &Results) -> String {
             s,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">k: lines in flight per connection, n: connections</text>"##,
             w / 2.0,
-            py1 + 30.0
+            py1 + 40.0
         );
     }
     let _ = writeln!(s, "</svg>");
