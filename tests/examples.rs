@@ -20,13 +20,7 @@ fn output(cmd: &mut Command) -> Output {
 #[test]
 fn every_example_has_help() {
     let _dog = Watchdog::new("help", Duration::from_secs(30));
-    for name in [
-        "accept_race",
-        "echo_server",
-        "echo_client",
-        "rst_client",
-        "echo_bench",
-    ] {
+    for name in ["accept_race", "echo_server", "echo_client", "rst_client"] {
         let out = output(example(name).arg("--help"));
         assert!(out.status.success(), "{name} --help failed");
         let text = String::from_utf8(out.stdout).unwrap();

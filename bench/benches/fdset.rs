@@ -2,7 +2,8 @@
 //! `FD_ZERO` on a raw `fd_set`: insert, contains, remove, clear and iterate over 1, 64
 //! and 1024 descriptors spread evenly over `0..FD_SETSIZE`.
 //!
-//! `cargo bench --bench fdset`; results are summarised in docs/benchmarks.md.
+//! `cargo bench --manifest-path bench/Cargo.toml --bench fdset`; results are
+//! summarised in docs/benchmarks.md.
 
 mod common;
 

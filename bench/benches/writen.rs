@@ -1,7 +1,7 @@
 //! `writen` (UNP's `Writen`: `send(MSG_NOSIGNAL)` in a loop) against
 //! `Write::write_all` on a Unix-domain socket pair whose other end a thread drains.
 //!
-//! `cargo bench --bench writen`.
+//! `cargo bench --manifest-path bench/Cargo.toml --bench writen`.
 
 mod common;
 

@@ -3,8 +3,8 @@
 //! 1 MiB. Both readers are created once and rewound between iterations (steady state:
 //! neither allocates once its buffers have grown).
 //!
-//! `cargo bench --bench readline`; the allocation count per line is checked by
-//! tests/readline_alloc.rs.
+//! `cargo bench --manifest-path bench/Cargo.toml --bench readline`; the allocation
+//! count per line is checked by the crate's tests/readline_alloc.rs.
 
 mod common;
 

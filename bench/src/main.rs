@@ -1,0 +1,94 @@
+//! `echo-bench`: the echo-server comparison of docs/benchmarks.md.
+//!
+//! ```text
+//! cargo run --release --manifest-path bench/Cargo.toml              # full run (~12 min): prints
+//!                                                                   # and rewrites docs/benchmarks.{md,svg}
+//! cargo run --release --manifest-path bench/Cargo.toml -- --quick   # CI's smoke run
+//! cargo run --release --manifest-path bench/Cargo.toml -- --help
+//! ```
+//!
+//! Modules: [`servers`] (ours, C, mio, tokio, each its own process pinned to one
+//! CPU), [`load`] (closed-loop pipelined clients that check every byte),
+//! [`orchestrate`] (rounds alternating between servers), [`tracing`] (/proc,
+//! `perf stat`, `strace -c`, `perf record`), [`report`] (markdown and SVG) and
+//! [`micro`] (the criterion table).
+
+mod load;
+mod micro;
+mod orchestrate;
+mod report;
+mod servers;
+mod tracing;
+
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub fn other_err(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+pub fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(ErrorKind::InvalidInput, msg.into())
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (at most 65536): 1000
+/// connections and their server need more than the usual 1024.
+pub fn raise_nofile() -> io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let want = hard.min(65536);
+    if soft < want {
+        setrlimit(Resource::RLIMIT_NOFILE, want, hard)?;
+        return Ok(want);
+    }
+    Ok(soft)
+}
+
+/// The bench package's directory (bench/), and the crate's beside it.
+fn bench_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docs_dir() -> PathBuf {
+    bench_dir().join("../docs")
+}
+
+fn compare(args: &[String]) -> io::Result<()> {
+    let o = orchestrate::Opts::parse(args)?;
+    let results = orchestrate::run(&o, bench_dir())?;
+    let md = report::markdown(&results);
+    println!("{md}");
+    if o.write_docs {
+        let docs = docs_dir();
+        std::fs::create_dir_all(&docs)?;
+        std::fs::write(docs.join("benchmarks.svg"), report::svg(&results))?;
+        let path = docs.join("benchmarks.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| micro::DOC_SKELETON.into());
+        std::fs::write(&path, micro::replace_block(&old, "LOAD", &md))?;
+        eprintln!("echo-bench: wrote docs/benchmarks.md and docs/benchmarks.svg");
+    }
+    eprintln!("echo-bench: done in {:.0} s", results.elapsed.as_secs_f64());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => servers::serve_main(&args[1..]),
+        Some("profile") => orchestrate::profile_main(&args[1..], bench_dir()),
+        Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
+        Some("-h") | Some("--help") => {
+            println!("{}", orchestrate::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        _ => compare(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
