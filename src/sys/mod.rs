@@ -17,7 +17,7 @@ pub(crate) use signal::*;
 pub(crate) use socket::*;
 
 /// The C library's failure value: `-1`, with the cause in `errno`.
-trait MinusOne: Copy + PartialEq {
+pub(crate) trait MinusOne: Copy + PartialEq {
     const MINUS_ONE: Self;
 }
 
@@ -28,7 +28,6 @@ minus_one! { i32 i64 isize }
 
 /// Turns a C return value into a `Result`: `-1` becomes the `errno` it left,
 /// anything else is returned as is. The crate's one errno check.
-#[allow(private_bounds)]
 pub(crate) fn cvt<T: MinusOne>(rc: T) -> std::io::Result<T> {
     if rc == T::MINUS_ONE {
         Err(std::io::Error::last_os_error())
