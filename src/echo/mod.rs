@@ -16,7 +16,8 @@
 //! | `int maxfd`, `select(maxfd + 1, …)` | derived: [`select()`] computes `nfds` from the sets |
 //! | `nready = Select(…)`, `if (--nready <= 0) break;` | the same countdown |
 //! | `struct pollfd client[OPEN_MAX]` (poll version) | the poll driver's `client: Vec<PollFd>` |
-//! | `Accept`, `Read`/`Readline`, `Writen`, `Close` | [`accept_nonblocking`], one `read` into the client's buffer, one `send`, `drop` |
+//! | `char buf[MAXLINE]`, `Read`/`Readline`, `Writen` | one read buffer for the whole loop, one `read` into it per client and turn, one `send` straight out of it |
+//! | `Accept`, `Close` | [`accept_nonblocking`], `drop` |
 //!
 //! # Two echoes: bytes and lines
 //! [`Echo::Bytes`] (the default) is `tcpservselect01` itself: whatever one `read`

@@ -463,7 +463,7 @@ impl<R: Read> LineReader<R> {
     /// first (moving them to the front, growing the buffer up to `max_line`). Returns
     /// the count read (0 at end of file). Retries `EINTR`. Call it only while fewer
     /// than `max_line` bytes are buffered.
-    pub(crate) fn fill_more(&mut self) -> io::Result<usize> {
+    fn fill_more(&mut self) -> io::Result<usize> {
         self.buf.read_more(&mut self.inner, self.max_line)
     }
 }

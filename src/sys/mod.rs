@@ -41,3 +41,19 @@ pub(crate) fn cvt<T: MinusOne>(rc: T) -> std::io::Result<T> {
 pub(crate) fn cvt_count(rc: libc::c_int) -> std::io::Result<usize> {
     cvt(rc).map(|n| usize::try_from(n).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{cvt, cvt_count};
+
+    #[test]
+    fn minus_one_is_the_errno_anything_else_the_value() {
+        // SAFETY: close(-1) touches no descriptor; it fails with EBADF.
+        let rc = unsafe { libc::close(-1) };
+        assert_eq!(cvt(rc).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(cvt(0i32).unwrap(), 0);
+        assert_eq!(cvt(7isize).unwrap(), 7);
+        assert_eq!(cvt(-2i64).unwrap(), -2); // only -1 means failure
+        assert_eq!(cvt_count(3).unwrap(), 3);
+    }
+}
