@@ -50,7 +50,7 @@
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 
 /// What one [`accept`] call found: the outcome of UNP's `Accept`, with its errors
 /// sorted by what a select loop does next (see the [module documentation](self)).
@@ -178,7 +178,7 @@ fn accept_with(listener: &TcpListener, nonblocking: bool) -> io::Result<Accept> 
 }
 
 /// Sorts an error from `accept(2)` into "not now", "out of resources" or fatal.
-fn classify(e: io::Error) -> io::Result<Accept> {
+pub(crate) fn classify(e: io::Error) -> io::Result<Accept> {
     let Some(errno) = e.raw_os_error() else {
         return Err(e);
     };
@@ -302,25 +302,28 @@ impl FdReserve {
     /// assert!(!reserve.shed(&listener)?); // nothing pending
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn shed(&mut self, listener: &TcpListener) -> io::Result<bool> {
+    pub fn shed(&mut self, listener: &impl AsFd) -> io::Result<bool> {
         let Some(spare) = self.spare.take() else {
             return Err(io::Error::from_raw_os_error(libc::EMFILE));
         };
         drop(spare);
-        let outcome = accept(listener).map(|found| match found {
-            Accept::Connection(stream, _) => {
+        let outcome = match crate::sys::accept_cloexec(listener.as_fd(), false) {
+            Ok((fd, _)) => {
                 // A reset tells the client at once that it was not served; if even
                 // setting linger fails, the close inside `abort` still frees the fd.
-                let _ = crate::linger::abort(OwnedFd::from(stream));
+                let _ = crate::linger::abort(fd);
                 Ok(true)
             }
-            Accept::NotNow(_) => Ok(false),
-            Accept::OutOfResources(e) => Err(e),
-        });
+            Err(e) => match classify(e) {
+                Ok(Accept::OutOfResources(e)) | Err(e) => Err(e),
+                // NotNow; classify never returns a connection.
+                Ok(_) => Ok(false),
+            },
+        };
         // Re-arm before reporting anything, so no outcome leaves the reserve empty
         // when the descriptor is there to be had. If it is not, `is_armed` says so;
         // the result still says what happened to the connection.
         self.spare = File::open("/dev/null").ok();
-        outcome?
+        outcome
     }
 }

@@ -92,6 +92,8 @@ pub mod poll;
 pub mod readline;
 pub mod readn;
 pub mod select;
+pub mod server;
+pub mod sources;
 #[allow(unsafe_code)]
 mod sys;
 mod time;

@@ -6,18 +6,18 @@
 //! fixed [`FdSet`]), [`EchoServer::run_large`] (select over a [`LargeFdSet`] that
 //! grows past `FD_SETSIZE`) and [`EchoServer::run_poll`] (poll).
 //!
-//! The loop keeps the book's state and shape, so a reader can follow it step by step:
+//! Echo is one short [`Protocol`] on the crate's hardened loop
+//! ([`server`](crate::server)), which keeps the book's state and shape (its module
+//! documentation maps `tcpservselect01` line by line). The whole protocol is:
 //!
-//! | UNP (C) | here |
-//! |---|---|
-//! | `int client[FD_SETSIZE]`, `-1` = free | `client: Vec<Option<Client>>`, `None` = free |
-//! | `int maxi` (highest used index, `-1` at start) | `maxi: Option<usize>` |
-//! | `fd_set allset` / `rset = allset` | `allset` / `rset = allset.clone()` in [`select()`]'s driver |
-//! | `int maxfd`, `select(maxfd + 1, …)` | derived: [`select()`] computes `nfds` from the sets |
-//! | `nready = Select(…)`, `if (--nready <= 0) break;` | the same countdown |
-//! | `struct pollfd client[OPEN_MAX]` (poll version) | the poll driver's `client: Vec<PollFd>` |
-//! | `char buf[MAXLINE]`, `Read`/`Readline`, `Writen` | one read buffer for the whole loop, one `read` into it per client and turn, one `send` straight out of it |
-//! | `Accept`, `Close` | [`accept_nonblocking`], `drop` |
+//! ```text
+//! connect:  frame = Line if Echo::Lines, else Bytes (what one read returns)
+//! receive:  ctx.send(msg)
+//! ```
+//!
+//! `ctx.send` of the message just read costs no copy: the loop sends it straight
+//! out of its one read buffer (the book's `buf[MAXLINE]`), all the messages of one
+//! read in one `send`.
 //!
 //! # Two echoes: bytes and lines
 //! [`Echo::Bytes`] (the default) is `tcpservselect01` itself: whatever one `read`
@@ -73,8 +73,12 @@
 //!    drained within [`Config::write_timeout`], the client is closed
 //!    ([`Stats::closed_policy`]). In the book, `Writen` blocks and one such client
 //!    freezes the whole server.
-//! 8. **Shutdown**: a self-pipe in `allset` lets [`ShutdownHandle::shutdown`] wake
-//!    the loop; [`EchoServer::run`] then returns its [`Stats`].
+//! 8. **Shutdown**: a [`Waker`](crate::sources::Waker) (the self-pipe trick) in
+//!    `allset` lets [`ShutdownHandle::shutdown`] wake the loop; [`EchoServer::run`]
+//!    then returns its [`Stats`].
+//! 9. **Listen backlog**: [`EchoServer::bind`] listens with the book's `LISTENQ`
+//!    (1024, [`Config::backlog`]), not `std`'s 128, so a burst of connections does
+//!    not overflow the queue.
 //!
 //! # Examples
 //! ```
@@ -101,45 +105,29 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-mod client;
-mod driver;
-mod serve;
 mod stats;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(doc)]
 use crate::accept::{accept_nonblocking, FdReserve};
 use crate::select::FD_SETSIZE;
 #[cfg(doc)]
-use crate::select::{select, FdSet, LargeFdSet};
-use crate::writen::try_writen;
+use crate::select::{FdSet, LargeFdSet};
+use crate::server::{self, Context, Frame, Protocol, Server};
 
-use driver::{PollDriver, SelectDriver};
-use serve::Loop;
-pub use stats::{EmptyAccepts, Stats};
+pub use crate::server::{
+    EmptyAccepts, ShutdownHandle, StatsHandle, ACCEPT_BACKOFF, LISTENQ, MAXLINE, RESOURCE_BACKOFF,
+};
+pub use stats::Stats;
 
 /// How many lines one client may have echoed in one turn of the loop (line mode)
-/// before the others get theirs; the rest stay buffered and are served on the next
-/// turn. In either mode a client gets at most one `read` and one `send` per turn.
-pub const LINES_PER_TURN: usize = 16;
-
-/// How long the listener stays out of the set after `accept` ran out of descriptors
-/// and no connection could be shed, or ran out of kernel memory.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// How long the loop (after `select`/`poll` failed with `ENOMEM`) or one client
-/// (after `recv`/`send` failed with `ENOMEM`/`ENOBUFS`) waits before trying again.
-pub const RESOURCE_BACKOFF: Duration = Duration::from_millis(10);
-
-/// UNP's `MAXLINE` (4096). `readline(fd, buf, MAXLINE)` returns at most
-/// `MAXLINE - 1` bytes, the default [`Config::max_line`].
-pub const MAXLINE: usize = 4096;
+/// before the others get theirs: 16 ([`server::MESSAGES_PER_TURN`]). The rest stay
+/// buffered and are served on the next turn. In either mode a client gets at most
+/// one `read` and one `send` per turn.
+pub const LINES_PER_TURN: usize = server::MESSAGES_PER_TURN;
 
 /// What the server echoes, and when.
 ///
@@ -214,6 +202,10 @@ pub struct Config {
     /// the client is closed. Default 10 seconds; a duration too long to add to an
     /// [`Instant`](std::time::Instant) (such as `Duration::MAX`) never expires.
     pub write_timeout: Duration,
+    /// The listen backlog [`EchoServer::bind`] asks for. Default the book's
+    /// `LISTENQ` (1024); the kernel caps it (Linux: `net.core.somaxconn`).
+    /// [`EchoServer::new`] leaves the listener it is given as it is.
+    pub backlog: u32,
 }
 
 impl Default for Config {
@@ -225,6 +217,7 @@ impl Default for Config {
             max_clients: FD_SETSIZE,
             max_line: MAXLINE - 1,
             write_timeout: Duration::from_secs(10),
+            backlog: LISTENQ,
         }
     }
 }
@@ -272,53 +265,44 @@ impl Config {
         self.write_timeout = timeout;
         self
     }
-}
 
-/// Wakes a running [`EchoServer`] and makes [`run`](EchoServer::run) return.
-///
-/// `Clone + Send + Sync`; writing one byte to a socket pair whose other end sits in
-/// the server's read set (the self-pipe trick) is all [`shutdown`](Self::shutdown)
-/// does, so it is cheap and can be called from any thread, and from a signal
-/// handler.
-///
-/// A server asleep in a *blocking* `accept` (`nonblocking_listener: false`) does
-/// not see the wake-up until `accept` returns: that is the book's bug. A signal
-/// whose handler calls [`shutdown`](Self::shutdown), delivered to the server's
-/// thread and installed without `SA_RESTART`, interrupts that `accept` (`EINTR`),
-/// and the loop then stops; the example `echo_server` does this.
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    requested: Arc<AtomicBool>,
-    wake: Arc<UnixStream>,
-}
-
-impl ShutdownHandle {
-    /// Asks the server to stop; it returns from `run` at the top of its next turn.
-    /// Calling it again, or after the server ended, does nothing.
-    ///
-    /// It is async-signal-safe: it stores an atomic flag and calls `send(2)`
-    /// once, without allocating or locking.
-    ///
-    /// # Examples
-    /// ```
-    /// use unp_select::echo::{Config, EchoServer};
-    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
-    /// let stop = server.shutdown_handle();
-    /// stop.shutdown(); // before it runs: run returns at once
-    /// let stats = server.run()?;
-    /// assert_eq!(stats.accepted, 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn shutdown(&self) {
-        self.requested.store(true, Ordering::SeqCst);
-        // The socket is nonblocking: if a wake-up byte is already waiting, the write
-        // may fail with EAGAIN, and one byte is all it takes. If the server is gone
-        // the write fails with EPIPE (never SIGPIPE: try_writen uses MSG_NOSIGNAL).
-        let _ = try_writen(&*self.wake, b"x");
+    /// Sets [`backlog`](Self::backlog).
+    #[must_use]
+    pub fn with_backlog(mut self, backlog: u32) -> Config {
+        self.backlog = backlog;
+        self
     }
 
-    fn is_requested(&self) -> bool {
-        self.requested.load(Ordering::SeqCst)
+    /// The loop's configuration for this echo: back-pressure as soon as anything
+    /// is unsent, [`LINES_PER_TURN`] lines per turn.
+    fn server(&self) -> server::Config {
+        server::Config::default()
+            .with_nonblocking_listener(self.nonblocking_listener)
+            .with_accept_delay(self.accept_delay)
+            .with_max_clients(self.max_clients)
+            .with_max_line(self.max_line)
+            .with_messages_per_turn(LINES_PER_TURN)
+            .with_max_unsent(0)
+            .with_write_timeout(self.write_timeout)
+            .with_backlog(self.backlog)
+    }
+}
+
+/// The echo protocol: every message straight back.
+#[derive(Debug)]
+struct EchoProtocol {
+    frame: Frame,
+}
+
+impl Protocol for EchoProtocol {
+    type Conn = ();
+
+    fn connect(&mut self, ctx: &mut Context<'_>) {
+        ctx.set_frame(self.frame);
+    }
+
+    fn receive(&mut self, _: &mut (), msg: &[u8], ctx: &mut Context<'_>) {
+        ctx.send(msg); // UNP: Writen(sockfd, buf, n)
     }
 }
 
@@ -328,10 +312,7 @@ impl ShutdownHandle {
 /// book.
 #[derive(Debug)]
 pub struct EchoServer {
-    listener: TcpListener,
-    config: Config,
-    wake: UnixStream,
-    handle: ShutdownHandle,
+    server: Server<EchoProtocol>,
 }
 
 impl EchoServer {
@@ -340,7 +321,7 @@ impl EchoServer {
     ///
     /// # Errors
     /// `InvalidInput` if `max_clients` or `max_line` is 0; the errors of `ioctl`
-    /// (`FIONBIO`) and `socketpair` (for the shutdown self-pipe) otherwise.
+    /// (`FIONBIO`) and `socketpair` (for the shutdown waker) otherwise.
     ///
     /// # Examples
     /// ```
@@ -355,32 +336,16 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(listener: TcpListener, config: Config) -> io::Result<EchoServer> {
-        if config.max_clients == 0 || config.max_line == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "echo server: max_clients and max_line must be at least 1",
-            ));
-        }
-        listener.set_nonblocking(config.nonblocking_listener)?;
-        let (wake, wake_tx) = UnixStream::pair()?;
-        wake.set_nonblocking(true)?;
-        wake_tx.set_nonblocking(true)?;
-        let handle = ShutdownHandle {
-            requested: Arc::new(AtomicBool::new(false)),
-            wake: Arc::new(wake_tx),
-        };
-        Ok(EchoServer {
-            listener,
-            config,
-            wake,
-            handle,
-        })
+        let protocol = EchoProtocol::from(&config);
+        let server = Server::new(listener, protocol, config.server())?;
+        Ok(EchoServer { server })
     }
 
-    /// Binds a listener to `addr` (UNP's `SERV_PORT` is 9877) and wraps it.
+    /// Binds a listener to `addr` (UNP's `SERV_PORT` is 9877) with a backlog of
+    /// [`Config::backlog`] (UNP's `LISTENQ`, 1024) and wraps it.
     ///
     /// # Errors
-    /// Those of [`TcpListener::bind`] and [`EchoServer::new`].
+    /// Those of [`TcpListener::bind`], `listen(2)` and [`EchoServer::new`].
     ///
     /// # Examples
     /// ```
@@ -390,7 +355,9 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<EchoServer> {
-        EchoServer::new(TcpListener::bind(addr)?, config)
+        let protocol = EchoProtocol::from(&config);
+        let server = Server::bind(addr, protocol, config.server())?;
+        Ok(EchoServer { server })
     }
 
     /// The address the listener is bound to.
@@ -407,7 +374,7 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.server.local_addr()
     }
 
     /// A handle that stops [`run`](Self::run) from another thread.
@@ -415,7 +382,14 @@ impl EchoServer {
     /// # Examples
     /// See [`ShutdownHandle::shutdown`].
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.handle.clone()
+        self.server.shutdown_handle()
+    }
+
+    /// A handle that reads the loop's counters while it runs (see
+    /// [`StatsHandle`]; in the loop's terms: `messages_sent` are the lines, or
+    /// reads, echoed).
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.server.stats_handle()
     }
 
     /// Runs the select(2) loop (`tcpservselect01`) until shutdown, then returns what
@@ -433,7 +407,7 @@ impl EchoServer {
     /// # Examples
     /// See the [module documentation](self).
     pub fn run(self) -> io::Result<Stats> {
-        Loop::new(self).run(SelectDriver::<crate::select::FdSet>::default())
+        self.server.run().map(Stats::from)
     }
 
     /// Runs the same select(2) loop over [`LargeFdSet`]s, which grow past
@@ -462,7 +436,7 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_large(self) -> io::Result<Stats> {
-        Loop::new(self).run(SelectDriver::<crate::select::LargeFdSet>::default())
+        self.server.run_large().map(Stats::from)
     }
 
     /// Runs the poll(2) loop (`tcpservpoll01`) until shutdown: the same loop as
@@ -491,6 +465,16 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_poll(self) -> io::Result<Stats> {
-        Loop::new(self).run(PollDriver::new())
+        self.server.run_poll().map(Stats::from)
+    }
+}
+
+impl From<&Config> for EchoProtocol {
+    fn from(config: &Config) -> EchoProtocol {
+        let frame = match config.echo {
+            Echo::Bytes => Frame::Bytes,
+            Echo::Lines => Frame::Line,
+        };
+        EchoProtocol { frame }
     }
 }

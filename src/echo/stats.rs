@@ -1,66 +1,13 @@
-//! What the server counted. Every counter saturates at `u64::MAX` instead of
-//! overflowing.
+//! The echo server's counters, in echo's words. Every counter saturates at
+//! `u64::MAX` instead of overflowing.
 
 use std::fmt;
-use std::io;
 
-/// Accepts that found nothing to accept, by errno (see
-/// [`Accept::NotNow`](crate::Accept::NotNow)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EmptyAccepts {
-    /// `EAGAIN`/`EWOULDBLOCK`: the queue was empty (someone else took the connection,
-    /// or a Berkeley kernel dropped a reset one).
-    pub would_block: u64,
-    /// `ECONNABORTED`: the connection was aborted before `accept` (POSIX, BSD).
-    pub aborted: u64,
-    /// `EPROTO`: protocol error on the new connection (SVR4, Linux).
-    pub protocol: u64,
-    /// `EINTR`: a signal arrived during `accept`.
-    pub interrupted: u64,
-    /// Any other transient error: `ECONNRESET`, `ETIMEDOUT`, `EPERM` and the
-    /// network errors Linux passes up from `accept` (`ENETDOWN`, `ENOSR`, …).
-    pub other: u64,
-}
+use super::EmptyAccepts;
+use crate::server;
 
-impl EmptyAccepts {
-    /// All empty accepts together (saturating at `u64::MAX`).
-    ///
-    /// # Examples
-    /// ```
-    /// let mut e = unp_select::echo::EmptyAccepts::default();
-    /// (e.would_block, e.aborted) = (2, 1);
-    /// assert_eq!(e.total(), 3);
-    /// (e.would_block, e.other) = (u64::MAX, 1);
-    /// assert_eq!(e.total(), u64::MAX);
-    /// ```
-    pub fn total(&self) -> u64 {
-        [
-            self.would_block,
-            self.aborted,
-            self.protocol,
-            self.interrupted,
-            self.other,
-        ]
-        .into_iter()
-        .fold(0, u64::saturating_add)
-    }
-
-    pub(super) fn count(&mut self, e: &io::Error) {
-        #[allow(unreachable_patterns)]
-        let counter = match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EWOULDBLOCK) => &mut self.would_block,
-            Some(libc::ECONNABORTED) => &mut self.aborted,
-            Some(libc::EPROTO) => &mut self.protocol,
-            Some(libc::EINTR) => &mut self.interrupted,
-            _ => &mut self.other,
-        };
-        bump(counter);
-    }
-}
-
-/// What a server did, returned by [`EchoServer::run`](super::EchoServer::run) after
-/// shutdown. `Display` prints one `name: value` line per counter.
+/// What the echo server did, returned by [`EchoServer::run`](super::EchoServer::run)
+/// after shutdown: the loop's [`server::Stats`](crate::server::Stats) in echo's words. `Display` prints one `name: value` line per counter.
 ///
 /// # Examples
 /// ```
@@ -95,7 +42,9 @@ pub struct Stats {
     /// [`Config::write_timeout`](super::Config::write_timeout).
     pub closed_policy: u64,
     /// Line mode: lines echoed, a piece of `max_line` bytes of a longer line or an
-    /// unterminated last line counting as one. Byte mode: reads echoed.
+    /// unterminated last line counting as one. Byte mode: reads echoed. A line counts
+    /// once the kernel took its last byte, so echoes a client never read are not
+    /// counted.
     pub lines_echoed: u64,
     /// Bytes the kernel took for sending back to clients.
     pub bytes_echoed: u64,
@@ -129,12 +78,24 @@ impl fmt::Display for Stats {
     }
 }
 
-/// Adds one, saturating.
-pub(super) fn bump(counter: &mut u64) {
-    add(counter, 1);
-}
-
-/// Adds `n`, saturating.
-pub(super) fn add(counter: &mut u64, n: u64) {
-    *counter = counter.saturating_add(n);
+impl From<server::Stats> for Stats {
+    fn from(s: server::Stats) -> Stats {
+        Stats {
+            accepted: s.accepted,
+            refused: s.refused,
+            empty_accepts: s.empty_accepts,
+            out_of_resources: s.out_of_resources,
+            shed: s.shed,
+            backoffs: s.backoffs,
+            closed_eof: s.closed_eof,
+            // Echo never closes on its own or panics; were it to, those are resets.
+            closed_reset: s
+                .closed_reset
+                .saturating_add(s.closed_protocol)
+                .saturating_add(s.closed_panic),
+            closed_policy: s.closed_policy,
+            lines_echoed: s.messages_sent,
+            bytes_echoed: s.bytes_sent,
+        }
+    }
 }

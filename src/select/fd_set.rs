@@ -559,10 +559,24 @@ impl<'a> IntoIterator for &'a FdSet {
 /// assert!(set.insert(i32::MAX).is_err());
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct LargeFdSet {
     /// Bit `fd % WORD_BITS` of word `fd / WORD_BITS`; may have trailing zero words.
     words: Vec<FdWord>,
+}
+
+/// `clone_from` reuses the bitmap's memory, so UNP's `rset = allset` before each
+/// `select` allocates nothing once the set has reached its size.
+impl Clone for LargeFdSet {
+    fn clone(&self) -> LargeFdSet {
+        LargeFdSet {
+            words: self.words.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &LargeFdSet) {
+        self.words.clone_from(&source.words);
+    }
 }
 
 impl LargeFdSet {

@@ -9,12 +9,16 @@ mod poll;
 mod select;
 mod signal;
 mod socket;
+mod stream;
+mod waker;
 
 pub(crate) use io::*;
 pub(crate) use poll::*;
 pub(crate) use select::*;
 pub(crate) use signal::*;
 pub(crate) use socket::*;
+pub(crate) use stream::*;
+pub(crate) use waker::*;
 
 /// The C library's failure value: `-1`, with the cause in `errno`.
 pub(crate) trait MinusOne: Copy + PartialEq {

@@ -5,6 +5,7 @@
 //! against `nfds` before the kernel sees them.
 
 use std::io;
+use std::os::fd::RawFd;
 
 use super::cvt_count;
 use nix::sys::signal::SigSet;
@@ -240,4 +241,14 @@ mod tests {
         fd_set_words_mut(&mut set)[1] = 5;
         assert_eq!(fd_set_words(&set)[1], 5);
     }
+}
+
+/// Whether `fd` is an open descriptor: `fcntl(fd, F_GETFD)` succeeds, or fails with
+/// anything but `EBADF`. What a select loop asks of each of its descriptors after
+/// `select` failed with `EBADF`, to find the one that was closed.
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no argument and only reads the descriptor's flags; any
+    // integer is accepted (a bad one is EBADF).
+    let rc = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    rc != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF)
 }

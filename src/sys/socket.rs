@@ -43,10 +43,10 @@ pub(crate) fn linger(fd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
 /// Apple has no `MSG_NOSIGNAL` that its man pages promise; it uses the
 /// `SO_NOSIGPIPE` socket option instead (see [`prepare_nosigpipe`]).
 #[cfg(not(target_vendor = "apple"))]
-const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+pub(super) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 /// `send(2)` flags that turn a write to a gone peer into `EPIPE` instead of `SIGPIPE`.
 #[cfg(target_vendor = "apple")]
-const SEND_FLAGS: libc::c_int = 0;
+pub(super) const SEND_FLAGS: libc::c_int = 0;
 
 /// Makes writes on socket `fd` return `EPIPE` instead of raising `SIGPIPE`, where the
 /// platform needs a socket option for that (Apple: `SO_NOSIGPIPE`). A no-op elsewhere,

@@ -1,0 +1,237 @@
+//! One connection's buffers and state: UNP's `client[i]`, plus what its last turn
+//! left. A connection whose input was all delivered and whose output was all sent
+//! holds no buffer at all.
+
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use super::protocol::Frame;
+use crate::readline::find_newline;
+use crate::sources::Interest;
+
+/// The most bytes one `read` takes, whatever the frame.
+pub(super) const READ_MAX: usize = 64 * 1024;
+
+/// How a connection is to end, once its output is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Not ending.
+    Open,
+    /// `shutdown(SHUT_WR)` when the output is sent (done once `fin_sent`).
+    ShutdownWrite,
+    /// Close when the output is sent.
+    Close,
+}
+
+pub(super) struct Conn {
+    pub(super) fd: OwnedFd,
+    pub(super) gen: u32,
+    pub(super) frame: Frame,
+    /// Input read and not delivered yet: the start of a message, or messages left
+    /// for the next turn. Freed when empty.
+    pub(super) input: Vec<u8>,
+    /// `input[..scanned]` holds no `\n` (line frames): a line that arrives a few
+    /// bytes at a time is not searched again from its start.
+    pub(super) scanned: usize,
+    /// Output the kernel has not taken: `out[out_start..]`. Freed when all sent.
+    out: Vec<u8>,
+    out_start: usize,
+    /// Where the messages in `out` end (positions in `out`), for counting the
+    /// messages whose last byte the kernel took.
+    pub(super) ends: VecDeque<usize>,
+    pub(super) ending: Ending,
+    pub(super) fin_sent: bool,
+    /// The peer sent end of file.
+    pub(super) eof: bool,
+    /// Output passed `Config::max_output`: closed at its next turn.
+    pub(super) overflowed: bool,
+    /// A `recv` or `send` failed: the connection is gone, closed after this turn.
+    pub(super) reset: bool,
+    /// A `recv` failed for want of kernel memory: try it again next turn.
+    pub(super) retry_read: bool,
+    /// When output first stayed unsent (back-pressure), for the write timeout.
+    pub(super) stalled_since: Option<Instant>,
+    /// Out of kernel memory: serve again at this instant.
+    pub(super) parked_until: Option<Instant>,
+    /// The loop's turn in which this connection was last served.
+    pub(super) served_in: u64,
+    /// What the connection is watched for now.
+    pub(super) interest: Interest,
+}
+
+impl Conn {
+    pub(super) fn new(fd: OwnedFd, gen: u32) -> Conn {
+        Conn {
+            fd,
+            gen,
+            frame: Frame::Bytes,
+            input: Vec::new(),
+            scanned: 0,
+            out: Vec::new(),
+            out_start: 0,
+            ends: VecDeque::new(),
+            ending: Ending::Open,
+            fin_sent: false,
+            eof: false,
+            overflowed: false,
+            reset: false,
+            retry_read: false,
+            stalled_since: None,
+            parked_until: None,
+            served_in: 0,
+            interest: Interest::READ,
+        }
+    }
+
+    /// Bytes queued and not yet taken by the kernel.
+    pub(super) fn unsent(&self) -> usize {
+        self.out.len() - self.out_start
+    }
+
+    /// The unsent output.
+    pub(super) fn unsent_bytes(&self) -> &[u8] {
+        &self.out[self.out_start..]
+    }
+
+    /// Appends to the output.
+    pub(super) fn queue(&mut self, data: &[u8]) {
+        self.out.extend_from_slice(data);
+    }
+
+    /// The position in `out` after the last byte queued.
+    pub(super) fn queued_end(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The kernel took `n` more bytes of the output: returns how many messages
+    /// that completed, and frees the buffer once it is all sent.
+    pub(super) fn sent(&mut self, n: usize) -> u64 {
+        self.out_start += n;
+        let mut done = 0;
+        while self.ends.front().is_some_and(|&end| end <= self.out_start) {
+            self.ends.pop_front();
+            done += 1;
+        }
+        if self.out_start == self.out.len() {
+            self.out = Vec::new();
+            self.out_start = 0;
+            self.ends = VecDeque::new();
+        } else if self.out_start >= self.out.len() / 2 {
+            // Move the rest to the front, so the buffer does not only grow.
+            self.out.drain(..self.out_start);
+            for end in &mut self.ends {
+                *end -= self.out_start;
+            }
+            self.out_start = 0;
+            self.out.shrink_to(self.out.len().max(READ_MAX));
+        }
+        done
+    }
+
+    /// How many bytes the next `read` may take: at most [`READ_MAX`], and no more
+    /// than the frame may hold unread (`max_line` for bytes and lines; for an exact
+    /// frame its length, or `max_line` if that is more, so small messages that
+    /// follow it come in the same read).
+    pub(super) fn read_room(&self, max_line: usize) -> usize {
+        let bound = match self.frame {
+            Frame::Bytes | Frame::Line => max_line,
+            Frame::Exact(n) => n.max(max_line),
+        };
+        bound.saturating_sub(self.input.len()).min(READ_MAX)
+    }
+}
+
+/// The length of the next message at the start of `data` cut as `frame` says, or
+/// `None` if `data` does not hold a whole one. `scanned` bytes at the start are
+/// known to hold no `\n`; it is updated.
+pub(super) fn next_message(
+    data: &[u8],
+    frame: Frame,
+    max_line: usize,
+    eof: bool,
+    scanned: &mut usize,
+) -> Option<usize> {
+    match frame {
+        Frame::Bytes => (!data.is_empty()).then_some(data.len()),
+        Frame::Exact(n) => (data.len() >= n).then_some(n),
+        Frame::Line => {
+            let window = &data[..data.len().min(max_line)];
+            let skip = (*scanned).min(window.len());
+            if let Some(i) = find_newline(&window[skip..]) {
+                *scanned = 0;
+                Some(skip + i + 1)
+            } else if data.len() >= max_line {
+                *scanned = 0;
+                Some(max_line) // a piece of a long line, as UNP's readline returns it
+            } else if eof && !data.is_empty() {
+                *scanned = 0;
+                Some(data.len()) // the unterminated last line
+            } else {
+                *scanned = window.len();
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(data: &[u8], max_line: usize, eof: bool) -> Option<usize> {
+        next_message(data, Frame::Line, max_line, eof, &mut 0)
+    }
+
+    #[test]
+    fn lines_stop_before_an_incomplete_line() {
+        assert_eq!(line(b"a\nbb\nccc", 4095, false), Some(2));
+        assert_eq!(line(b"ccc", 4095, false), None);
+        assert_eq!(line(b"ccc", 4095, true), Some(3));
+        assert_eq!(line(b"", 4095, true), None);
+    }
+
+    #[test]
+    fn a_long_line_comes_in_pieces_of_max_line() {
+        assert_eq!(line(&[b'x'; 4095], 4095, false), Some(4095));
+        assert_eq!(line(&[b'x'; 4094], 4095, false), None);
+        assert_eq!(line(b"abcdefghij\n", 4, false), Some(4));
+        assert_eq!(line(b"ab\ncdefghij\n", 4, false), Some(3));
+    }
+
+    #[test]
+    fn a_slow_line_is_not_searched_again() {
+        let mut scanned = 0;
+        assert_eq!(next_message(b"abc", Frame::Line, 4095, false, &mut scanned), None);
+        assert_eq!(scanned, 3);
+        // Were the first three bytes searched again, this '\n' at 1 would be found.
+        let lied = next_message(b"a\ncde\n", Frame::Line, 4095, false, &mut scanned);
+        assert_eq!(lied, Some(6));
+        assert_eq!(scanned, 0);
+    }
+
+    #[test]
+    fn bytes_and_exact_frames() {
+        let mut s = 0;
+        assert_eq!(next_message(b"xyz", Frame::Bytes, 2, false, &mut s), Some(3));
+        assert_eq!(next_message(b"", Frame::Bytes, 2, true, &mut s), None);
+        assert_eq!(next_message(b"hello", Frame::Exact(5), 2, false, &mut s), Some(5));
+        assert_eq!(next_message(b"hell", Frame::Exact(5), 2, true, &mut s), None);
+        assert_eq!(next_message(b"", Frame::Exact(0), 2, false, &mut s), Some(0));
+    }
+
+    #[test]
+    fn output_counts_whole_messages_and_frees_its_buffer() {
+        let (fd, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut conn = Conn::new(fd.into(), 0);
+        conn.queue(b"one\n");
+        conn.ends.push_back(conn.queued_end());
+        conn.queue(b"two\n");
+        conn.ends.push_back(conn.queued_end());
+        assert_eq!(conn.sent(3), 0);
+        assert_eq!(conn.sent(2), 1);
+        assert_eq!(conn.unsent_bytes(), b"wo\n");
+        assert_eq!(conn.sent(3), 1);
+        assert_eq!((conn.unsent(), conn.out.capacity()), (0, 0));
+    }
+}

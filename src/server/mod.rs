@@ -1,0 +1,558 @@
+//! The hardened server loop of UNP's `tcpservselect01` (section 6.8) and
+//! `tcpservpoll01` (6.11), generic over the protocol: you write what to do with a
+//! message, the loop does the rest.
+//!
+//! A [`Protocol`] keeps state per connection and gets each message, cut as it
+//! chooses ([`Frame`]: bytes as they come, lines up to a maximum, or exactly N
+//! bytes, changed between messages). It answers through a [`Context`]: to its own
+//! connection, to any other by [`ConnId`] ([`Context::send_to`],
+//! [`Context::broadcast`]), by closing or half-closing. Everything else is the
+//! loop's, the same for every protocol:
+//!
+//! - **UNP 16.6**: a nonblocking listener, and `accept` errors sorted by what they
+//!   mean ([`accept`](crate::accept)): a connection that vanished between `select`
+//!   and `accept` sends the loop back to `select` ([`Stats::empty_accepts`]).
+//! - **Out of descriptors** (`EMFILE`): the pending connection is shed with a
+//!   reserve descriptor ([`FdReserve`](crate::FdReserve)); if that fails, the
+//!   listener rests for [`ACCEPT_BACKOFF`]. `max_clients` more are refused (reset).
+//! - **Fair turns**: per turn, a connection gets at most one `read`, at most
+//!   [`Config::messages_per_turn`] messages, and one `send`. Messages left in its
+//!   buffer are served next turn before the loop sleeps (UNP 6.8's `readlinebuf`
+//!   check).
+//! - **Back-pressure**: output the kernel does not take stays queued; while more
+//!   than [`Config::max_unsent`] bytes wait, the connection is not read. Output
+//!   stuck for [`Config::write_timeout`], or more than [`Config::max_output`] of
+//!   it, closes the connection: a slow reader never slows the others.
+//! - **Kernel out of memory** (`ENOMEM`, `ENOBUFS`) in `select`, `poll`, `recv` or
+//!   `send`: nothing is lost; the loop, or that connection, waits
+//!   [`RESOURCE_BACKOFF`] and tries again.
+//! - **Errors end a connection, not the server.** Only errors that mean the server
+//!   itself is broken (`EBADF`, `EFAULT`, `EINVAL`, `ENOTSOCK`) end
+//!   [`Server::run`]. A protocol that panics loses that connection
+//!   ([`Stats::closed_panic`]).
+//! - **Shutdown** through a [`Waker`](crate::sources::Waker): [`ShutdownHandle`],
+//!   from any thread or a signal handler; live [`Stats`] through a [`StatsHandle`].
+//! - **One loop, three waits**: [`Server::run`] (select over [`FdSet`]),
+//!   [`Server::run_large`] (select over [`LargeFdSet`]), [`Server::run_poll`].
+//! - **TCP or Unix-domain** listeners (UNP chapter 15): [`Listener`].
+//!
+//! The loop keeps the book's shape:
+//!
+//! | UNP (C) | here |
+//! |---|---|
+//! | `int client[FD_SETSIZE]`, `-1` = free | `client: Vec<Option<Conn>>`, `None` = free, grown on demand up to `max_clients` |
+//! | `fd_set allset` / `rset = allset`, `Select(maxfd + 1, …)` | [`Sources`](crate::sources::Sources), whose `wait` does exactly that |
+//! | `if (FD_ISSET(listenfd, &rset))`, `for (i = 0; i <= maxi; i++) if (FD_ISSET(sockfd, &rset))` | the ready keys of the wait: the listener's, then each ready connection's |
+//! | `char buf[MAXLINE]`, `Read` | one read buffer for the whole loop, one `read` into it per connection and turn |
+//! | `Writen(sockfd, buf, n)` | one `send` per connection and turn; output that is part of the input read is sent straight out of the read buffer, with no copy |
+//! | `Accept`, `Close` | `accept4` with sorted errors, `close` |
+//!
+//! # Examples
+//! A protocol in a few lines: each line comes back upper-cased.
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::TcpStream;
+//! use unp_select::server::{Config, Context, Frame, Protocol, Server};
+//!
+//! struct Shout;
+//! impl Protocol for Shout {
+//!     type Conn = ();
+//!     fn connect(&mut self, ctx: &mut Context<'_>) {
+//!         ctx.set_frame(Frame::Line);
+//!     }
+//!     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+//!         ctx.send(&line.to_ascii_uppercase());
+//!     }
+//! }
+//!
+//! let server = Server::bind("127.0.0.1:0", Shout, Config::default())?;
+//! let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+//! let thread = std::thread::spawn(move || server.run_poll());
+//!
+//! let mut conn = TcpStream::connect(addr)?;
+//! conn.write_all(b"hello\n")?;
+//! let mut reply = String::new();
+//! BufReader::new(&conn).read_line(&mut reply)?;
+//! assert_eq!(reply, "HELLO\n");
+//!
+//! stop.shutdown();
+//! let stats = thread.join().unwrap()?;
+//! assert_eq!((stats.accepted, stats.messages_sent), (1, 1));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Platform-specific behavior
+//! [`Server::bind`] sets the listen backlog with a second `listen(2)`, which Linux,
+//! the BSDs and Apple accept; each kernel caps the value silently (Linux:
+//! `net.core.somaxconn`, 4096 since 5.4). Writes never raise `SIGPIPE`
+//! (`MSG_NOSIGNAL`; Apple: `SO_NOSIGPIPE` on each connection).
+//!
+//! # References
+//! - W. Richard Stevens, Bill Fenner, Andrew M. Rudoff, *Unix Network Programming,
+//!   Volume 1*, 3rd ed.: 4.5 (`listen` and its backlog, `LISTENQ` 1024), 6.6
+//!   (`shutdown`), 6.8 (`tcpservselect01`), 6.11 (`tcpservpoll01`), 15 (Unix-domain
+//!   sockets), 16.6 (nonblocking `accept`).
+//! - Linux [listen(2)](https://man7.org/linux/man-pages/man2/listen.2.html),
+//!   [send(2)](https://man7.org/linux/man-pages/man2/send.2.html) (`MSG_NOSIGNAL`)
+
+mod conn;
+mod protocol;
+mod serve;
+mod stats;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::select::FD_SETSIZE;
+#[cfg(doc)]
+use crate::select::{FdSet, LargeFdSet};
+use crate::sources::{Backend, Waker};
+
+pub use protocol::{ConnId, Context, Frame, Protocol};
+pub use stats::{EmptyAccepts, Stats, StatsHandle};
+
+/// How many messages one connection may have handled in one turn of the loop
+/// before the others get theirs: 16. The rest stay buffered for the next turn.
+pub const MESSAGES_PER_TURN: usize = 16;
+
+/// How long the listener stays out of the wait after `accept` ran out of
+/// descriptors and no connection could be shed, or ran out of kernel memory:
+/// 100 ms.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long the loop (after `select`/`poll` failed with `ENOMEM`) or one
+/// connection (after `recv`/`send` failed with `ENOMEM`/`ENOBUFS`) waits before
+/// trying again: 10 ms.
+pub const RESOURCE_BACKOFF: Duration = Duration::from_millis(10);
+
+/// UNP's `MAXLINE`: 4096. `readline(fd, buf, MAXLINE)` returns at most
+/// `MAXLINE - 1` bytes, the default [`Config::max_line`].
+pub const MAXLINE: usize = 4096;
+
+/// UNP's `LISTENQ`: 1024, the default [`Config::backlog`].
+pub const LISTENQ: u32 = 1024;
+
+/// How the loop behaves. The defaults are the book's where it has one.
+///
+/// It is `#[non_exhaustive]`: start from [`Config::default`] and change fields, or
+/// chain the `with_` methods.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use unp_select::server::Config;
+/// let config = Config::default()
+///     .with_max_clients(100)
+///     .with_write_timeout(Duration::from_secs(2));
+/// assert_eq!(config.backlog, 1024);
+/// assert_eq!(config.max_line, 4095);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Make the listener nonblocking (UNP 16.6's fix). Default `true`; `false`
+    /// reproduces the book's hang: a blocking `accept` after the connection vanished.
+    pub nonblocking_listener: bool,
+    /// Wait this long between the listener being reported readable and `accept`
+    /// (the `sleep(5)` of UNP 16.6), to open the race window on purpose. A shutdown
+    /// ends the wait. Default `None`.
+    pub accept_delay: Option<Duration>,
+    /// Most connections served at once (the length of `client[]`, which grows on
+    /// demand up to it); more are refused (reset). Default [`FD_SETSIZE`], as in
+    /// the book. [`Server::run`] also refuses any descriptor `>= FD_SETSIZE`.
+    pub max_clients: usize,
+    /// The longest line ([`Frame::Line`]; a longer one comes in pieces of this
+    /// size), and the most bytes one read delivers ([`Frame::Bytes`]). Default
+    /// `MAXLINE - 1` (4095), the longest piece UNP's `readline` returns and
+    /// `str_cli` sends.
+    pub max_line: usize,
+    /// Messages one connection may have handled per turn. Default
+    /// [`MESSAGES_PER_TURN`].
+    pub messages_per_turn: usize,
+    /// A connection with more unsent output than this is not read until it drains
+    /// (back-pressure). Default 64 KiB; 0 stops reading as soon as anything is
+    /// unsent (the echo server's choice).
+    pub max_unsent: usize,
+    /// A connection with more unsent output than this is closed
+    /// ([`Stats::closed_policy`]): the memory a slow reader can hold when others
+    /// write to it. Default 16 MiB.
+    pub max_output: usize,
+    /// How long output may stay unsent (the peer does not read) before the
+    /// connection is closed. Default 10 seconds; a duration too long to add to an
+    /// [`Instant`](std::time::Instant) (such as `Duration::MAX`) never expires.
+    pub write_timeout: Duration,
+    /// The listen backlog [`Server::bind`] asks for. Default [`LISTENQ`] (1024);
+    /// the kernel caps it (Linux: `net.core.somaxconn`). [`Server::new`] leaves the
+    /// listener it is given as it is.
+    pub backlog: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            nonblocking_listener: true,
+            accept_delay: None,
+            max_clients: FD_SETSIZE,
+            max_line: MAXLINE - 1,
+            messages_per_turn: MESSAGES_PER_TURN,
+            max_unsent: 64 * 1024,
+            max_output: 16 * 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
+            backlog: LISTENQ,
+        }
+    }
+}
+
+/// Chainable setters, one per field, for building a [`Config`] in one expression.
+impl Config {
+    /// Sets [`nonblocking_listener`](Self::nonblocking_listener).
+    #[must_use]
+    pub fn with_nonblocking_listener(mut self, nonblocking: bool) -> Config {
+        self.nonblocking_listener = nonblocking;
+        self
+    }
+
+    /// Sets [`accept_delay`](Self::accept_delay).
+    #[must_use]
+    pub fn with_accept_delay(mut self, delay: Option<Duration>) -> Config {
+        self.accept_delay = delay;
+        self
+    }
+
+    /// Sets [`max_clients`](Self::max_clients).
+    #[must_use]
+    pub fn with_max_clients(mut self, max_clients: usize) -> Config {
+        self.max_clients = max_clients;
+        self
+    }
+
+    /// Sets [`max_line`](Self::max_line).
+    #[must_use]
+    pub fn with_max_line(mut self, max_line: usize) -> Config {
+        self.max_line = max_line;
+        self
+    }
+
+    /// Sets [`messages_per_turn`](Self::messages_per_turn).
+    #[must_use]
+    pub fn with_messages_per_turn(mut self, n: usize) -> Config {
+        self.messages_per_turn = n;
+        self
+    }
+
+    /// Sets [`max_unsent`](Self::max_unsent).
+    #[must_use]
+    pub fn with_max_unsent(mut self, bytes: usize) -> Config {
+        self.max_unsent = bytes;
+        self
+    }
+
+    /// Sets [`max_output`](Self::max_output).
+    #[must_use]
+    pub fn with_max_output(mut self, bytes: usize) -> Config {
+        self.max_output = bytes;
+        self
+    }
+
+    /// Sets [`write_timeout`](Self::write_timeout).
+    #[must_use]
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Config {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Sets [`backlog`](Self::backlog).
+    #[must_use]
+    pub fn with_backlog(mut self, backlog: u32) -> Config {
+        self.backlog = backlog;
+        self
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.max_clients == 0 || self.max_line == 0 || self.messages_per_turn == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "server: max_clients, max_line and messages_per_turn must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The listening socket the loop accepts on: TCP, or Unix-domain (UNP chapter 15).
+///
+/// # Examples
+/// ```
+/// use unp_select::server::Listener;
+/// let tcp: Listener = std::net::TcpListener::bind("127.0.0.1:0")?.into();
+/// assert!(matches!(tcp, Listener::Tcp(_)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix-domain stream listener.
+    Unix(UnixListener),
+}
+
+impl Listener {
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(on),
+            Listener::Unix(l) => l.set_nonblocking(on),
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l) => l.as_fd(),
+        }
+    }
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Listener {
+        Listener::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Listener {
+        Listener::Unix(l)
+    }
+}
+
+/// Wakes a running [`Server`] and makes `run` return.
+///
+/// `Clone + Send + Sync`. [`shutdown`](Self::shutdown) sets a flag and wakes the
+/// loop through a [`Waker`], so it can be called from any thread and from a signal
+/// handler.
+///
+/// A server asleep in a *blocking* `accept` (`nonblocking_listener: false`) does
+/// not see the wake-up until `accept` returns: that is the book's bug. A signal
+/// whose handler calls [`shutdown`](Self::shutdown), delivered to the server's
+/// thread and installed without `SA_RESTART`, interrupts that `accept` (`EINTR`),
+/// and the loop then stops; the example `echo_server` does this.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    requested: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    fn new() -> io::Result<ShutdownHandle> {
+        Ok(ShutdownHandle {
+            requested: Arc::new(AtomicBool::new(false)),
+            waker: Arc::new(Waker::new()?),
+        })
+    }
+
+    /// Asks the server to stop; it returns from `run` at the top of its next turn.
+    /// Calling it again, or after the server ended, does nothing.
+    ///
+    /// It is async-signal-safe: it stores an atomic flag and calls
+    /// [`Waker::wake`], which sends one byte, allocates nothing, takes no lock and
+    /// keeps `errno`.
+    ///
+    /// # Examples
+    /// ```
+    /// use unp_select::echo::{Config, EchoServer};
+    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+    /// let stop = server.shutdown_handle();
+    /// stop.shutdown(); // before it runs: run returns at once
+    /// let stats = server.run()?;
+    /// assert_eq!(stats.accepted, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        // A full socket (EAGAIN) is a success; nothing else can fail while the
+        // waker's two ends live, and there is nothing to do about it in a handler.
+        let _ = self.waker.wake();
+    }
+
+    fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+}
+
+/// A listener and a protocol, served by the hardened loop.
+///
+/// See the [module documentation](self) for what the loop does and an example.
+#[derive(Debug)]
+pub struct Server<P> {
+    listener: Listener,
+    protocol: P,
+    config: Config,
+    shutdown: ShutdownHandle,
+    stats: StatsHandle,
+}
+
+impl<P: Protocol> Server<P> {
+    /// Serves `protocol` on `listener`, which is made nonblocking unless
+    /// `config.nonblocking_listener` is false (then blocking). Its backlog is left as
+    /// it is.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `max_clients`, `max_line` or `messages_per_turn` is 0; the
+    /// errors of `ioctl` (`FIONBIO`) and `socketpair` (for the waker) otherwise.
+    ///
+    /// # Examples
+    /// A Unix-domain server (UNP chapter 15):
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::{UnixListener, UnixStream};
+    /// use unp_select::server::{Config, Context, Protocol, Server};
+    ///
+    /// struct Hello;
+    /// impl Protocol for Hello {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.send(b"hello\n");
+    ///         ctx.close();
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// let path = std::env::temp_dir().join(format!("unp-select-doc-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let server = Server::new(UnixListener::bind(&path)?, Hello, Config::default())?;
+    /// let stop = server.shutdown_handle();
+    /// let thread = std::thread::spawn(move || server.run());
+    /// let mut greeting = String::new();
+    /// UnixStream::connect(&path)?.read_to_string(&mut greeting)?;
+    /// assert_eq!(greeting, "hello\n");
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_protocol, 1);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new(listener: impl Into<Listener>, protocol: P, config: Config) -> io::Result<Server<P>> {
+        config.check()?;
+        let listener = listener.into();
+        listener.set_nonblocking(config.nonblocking_listener)?;
+        Ok(Server {
+            listener,
+            protocol,
+            config,
+            shutdown: ShutdownHandle::new()?,
+            stats: StatsHandle::default(),
+        })
+    }
+
+    /// Binds a TCP listener to `addr`, sets its backlog to
+    /// [`Config::backlog`] (UNP's `LISTENQ`, 1024, by default; `std` listens with
+    /// 128, which a burst of connections overflows), and serves `protocol` on it.
+    ///
+    /// # Errors
+    /// Those of [`TcpListener::bind`], `listen(2)` and [`Server::new`].
+    ///
+    /// # Examples
+    /// See the [module documentation](self).
+    pub fn bind(addr: impl ToSocketAddrs, protocol: P, config: Config) -> io::Result<Server<P>> {
+        config.check()?;
+        let listener = TcpListener::bind(addr)?;
+        let backlog = libc::c_int::try_from(config.backlog).unwrap_or(libc::c_int::MAX);
+        crate::sys::listen(listener.as_fd(), backlog)?;
+        Server::new(listener, protocol, config)
+    }
+
+    /// Binds a Unix-domain listener to `path` and serves `protocol` on it, with
+    /// [`Config::backlog`]. The caller removes the socket file afterwards.
+    ///
+    /// # Errors
+    /// Those of [`UnixListener::bind`], `listen(2)` and [`Server::new`].
+    pub fn bind_unix(path: impl AsRef<Path>, protocol: P, config: Config) -> io::Result<Server<P>> {
+        config.check()?;
+        let listener = UnixListener::bind(path)?;
+        let backlog = libc::c_int::try_from(config.backlog).unwrap_or(libc::c_int::MAX);
+        crate::sys::listen(listener.as_fd(), backlog)?;
+        Server::new(listener, protocol, config)
+    }
+
+    /// The TCP address the listener is bound to.
+    ///
+    /// # Errors
+    /// Those of `getsockname(2)`; `Unsupported` for a Unix-domain listener (see
+    /// [`listener`](Self::listener)).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr(),
+            Listener::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a Unix-domain listener has no TCP address",
+            )),
+        }
+    }
+
+    /// The listening socket.
+    pub fn listener(&self) -> &Listener {
+        &self.listener
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A handle that stops `run` from another thread or a signal handler.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// A handle that reads the counters while the server runs.
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// Runs the select(2) loop over UNP's [`FdSet`] until shutdown, then returns
+    /// what it did. Connections still open are closed when it returns.
+    ///
+    /// # Errors
+    /// Only errors that mean the server itself is broken end the loop: `select`,
+    /// `accept`, `recv` or `send` failing with `EBADF`, `EFAULT`, `EINVAL` or
+    /// `ENOTSOCK`. `InvalidInput` at the start if the listener's descriptor is `>=
+    /// FD_SETSIZE` (use [`run_large`](Self::run_large) or
+    /// [`run_poll`](Self::run_poll)). Every other error ends one connection, or
+    /// makes the loop wait and retry, and is counted in [`Stats`].
+    pub fn run(self) -> io::Result<Stats> {
+        self.run_with(Backend::Select)
+    }
+
+    /// Runs the same loop with select(2) over [`LargeFdSet`]s, which grow past
+    /// `FD_SETSIZE`.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run), without the `FD_SETSIZE` limit.
+    pub fn run_large(self) -> io::Result<Stats> {
+        self.run_with(Backend::LargeSelect)
+    }
+
+    /// Runs the same loop with poll(2) (`tcpservpoll01`).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run), with `poll` in place of `select`, and without the
+    /// `FD_SETSIZE` limit.
+    pub fn run_poll(self) -> io::Result<Stats> {
+        self.run_with(Backend::Poll)
+    }
+
+    /// Runs the loop waiting with `backend`.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_with(self, backend: Backend) -> io::Result<Stats> {
+        serve::Loop::new(self, backend)?.run()
+    }
+}

@@ -1,0 +1,774 @@
+//! The loop itself: `tcpservselect01`'s `for ( ; ; )`, step by step, over
+//! [`Sources`] that wait with select(2) or poll(2).
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::conn::{next_message, Conn, Ending};
+use super::protocol::{ConnId, Context, Protocol};
+use super::stats::{add, bump, Stats, StatsHandle};
+use super::{Config, Listener, Server, ShutdownHandle, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
+use crate::accept::{self, Accept, FdReserve};
+use crate::poll::{poll, PollFd, PollFlags};
+use crate::sources::{Backend, Events, Interest, Readiness, Sources};
+
+/// The listener's key in the loop's [`Sources`]; connection `i` is `FIRST_CONN + i`.
+const LISTENER: usize = 0;
+/// The wake-up socket's key.
+const WAKE: usize = 1;
+const FIRST_CONN: usize = 2;
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum Close {
+    /// The peer closed and got all its output.
+    Eof,
+    /// A read or write error: the connection is gone.
+    Reset,
+    /// The server's policy: output not taken in time, or too much of it.
+    Policy,
+    /// The protocol asked.
+    Protocol,
+    /// The protocol panicked.
+    Panic,
+}
+
+/// What to do after an error of `recv` or `send`: `Ok(())` to back off and retry
+/// (`ENOMEM`, `ENOBUFS`), `Err(None)` to close the connection, `Err(Some(e))` when
+/// the server itself is broken (`EBADF`, `EFAULT`, `EINVAL`, `ENOTSOCK`).
+fn sort(e: io::Error) -> Result<(), Option<io::Error>> {
+    match e.raw_os_error() {
+        Some(libc::ENOMEM | libc::ENOBUFS) => Ok(()),
+        Some(libc::EBADF | libc::EFAULT | libc::EINVAL | libc::ENOTSOCK) => Err(Some(e)),
+        // ECONNRESET, EPIPE, ETIMEDOUT, ENOTCONN, EHOSTUNREACH, ENETDOWN, EIO, …:
+        // this connection is over, whatever the reason.
+        _ => Err(None),
+    }
+}
+
+/// What the loop does after `select`/`poll` failed.
+fn wait_failed(e: io::Error, stats: &mut Stats) -> io::Result<()> {
+    match e.raw_os_error() {
+        Some(libc::EINTR) => Ok(()),
+        // select(2), poll(2): "Unable to allocate memory for internal tables";
+        // POSIX poll: EAGAIN, "a subsequent request may succeed". Nothing is lost
+        // by waiting: the descriptors stay ready.
+        Some(libc::ENOMEM | libc::EAGAIN) => {
+            bump(&mut stats.backoffs);
+            thread::sleep(RESOURCE_BACKOFF);
+            Ok(())
+        }
+        // EBADF, EINVAL, EFAULT: the server's own sets are wrong.
+        _ => Err(e),
+    }
+}
+
+/// Runs `f`; a panic in it is caught and reported as `Err`.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(drop)
+}
+
+/// One read's worth of data for delivery: from the loop's buffer, or from the
+/// connection's own input.
+#[derive(Clone, Copy)]
+enum Source {
+    LoopBuf(usize),
+    Input,
+}
+
+/// What one `read` brought.
+enum Read {
+    /// Data (or nothing, or end of file) to deliver.
+    Data(Source),
+    /// The kernel is out of memory: retry after the back-off.
+    Park,
+    /// The connection is gone: it is closed after this turn.
+    Reset,
+}
+
+/// The loop's state.
+pub(super) struct Loop<P: Protocol> {
+    listener: Listener,
+    protocol: P,
+    config: Config,
+    shutdown: ShutdownHandle,
+    stats_handle: StatsHandle,
+    /// A duplicate of the wake-up socket below `FD_SETSIZE`, watched when the
+    /// waker's own descriptor is too high for select.
+    wake: Option<UnixStream>,
+    sources: Sources<usize>,
+    events: Events<usize>,
+    reserve: Option<FdReserve>,
+    accept_paused_until: Option<Instant>,
+    /// UNP's `client[]`, grown on demand up to `max_clients` entries.
+    client: Vec<Option<Conn>>,
+    /// The protocol's state of each connection, by the same index.
+    state: Vec<Option<P::Conn>>,
+    /// The generation of the next connection (see [`ConnId`]).
+    next_gen: u32,
+    /// Connections with work left (messages buffered, output from others), served
+    /// next turn without waiting (UNP 6.8's `readlinebuf` check).
+    backlog: Vec<usize>,
+    /// Connections with a deadline: output stalled (write timeout) or parked.
+    timed: Vec<usize>,
+    /// The turn number, so that no connection is served twice in one turn.
+    turn: u64,
+    /// UNP's `char buf[MAXLINE]`: every read goes here first.
+    buf: Vec<u8>,
+    /// Scratch: where this turn's messages end in the output.
+    ends: Vec<usize>,
+    /// Scratch: connections that got output from others this turn.
+    woken: Vec<usize>,
+    stats: Stats,
+    published: Stats,
+}
+
+impl<P: Protocol> Loop<P> {
+    pub(super) fn new(server: Server<P>, backend: Backend) -> io::Result<Loop<P>> {
+        let Server {
+            listener,
+            protocol,
+            config,
+            shutdown,
+            stats,
+        } = server;
+        let mut sources = Sources::new(backend);
+        sources.register(LISTENER, &listener, Interest::READ).map_err(|e| {
+            let fd = listener.as_fd().as_raw_fd();
+            io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+        })?;
+        let wake = Self::watch_wake(&shutdown, &mut sources)?;
+        Ok(Loop {
+            listener,
+            protocol,
+            config,
+            shutdown,
+            stats_handle: stats,
+            wake,
+            sources,
+            events: Events::new(),
+            // Without a spare descriptor the server still runs; it backs off instead.
+            reserve: FdReserve::new().ok(),
+            accept_paused_until: None,
+            client: Vec::new(),
+            state: Vec::new(),
+            next_gen: 0,
+            backlog: Vec::new(),
+            timed: Vec::new(),
+            turn: 0,
+            buf: Vec::new(),
+            ends: Vec::new(),
+            woken: Vec::new(),
+            stats: Stats::default(),
+            published: Stats::default(),
+        })
+    }
+
+    /// Registers the wake-up socket. It was made when the server was, and may have
+    /// got a descriptor too high for select then (low ones busy): the loop then
+    /// watches a duplicate, which takes the lowest free descriptor now.
+    fn watch_wake(
+        shutdown: &ShutdownHandle,
+        sources: &mut Sources<usize>,
+    ) -> io::Result<Option<UnixStream>> {
+        let Err(e) = sources.register(WAKE, &*shutdown.waker, Interest::READ) else {
+            return Ok(None);
+        };
+        let dup = UnixStream::from(shutdown.waker.as_fd().try_clone_to_owned()?);
+        sources.register(WAKE, &dup, Interest::READ).map_err(|_| {
+            let fd = shutdown.waker.as_fd().as_raw_fd();
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "the server's wake-up socket (descriptor {fd}) does not fit an \
+                     fd_set and no lower descriptor is free; use run_large or run_poll"
+                ),
+            )
+        })?;
+        Ok(Some(dup))
+    }
+
+    /// Reads every pending wake-up.
+    fn reset_wake(&self) {
+        let _ = match &self.wake {
+            Some(dup) => crate::sources::waker_reset(dup),
+            None => self.shutdown.waker.reset(),
+        };
+    }
+
+    pub(super) fn run(mut self) -> io::Result<Stats> {
+        let mut deadline = None;
+        let mut events = mem::take(&mut self.events);
+        while !self.shutdown.is_requested() {
+            self.turn += 1;
+            let timeout = if self.backlog.is_empty() {
+                deadline.map(|d: Instant| d.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO) // buffered work: do not sleep
+            };
+            // UNP: rset = allset; nready = Select(maxfd + 1, &rset, NULL, NULL, NULL);
+            if let Err(e) = self.sources.wait_interruptible(&mut events, timeout) {
+                wait_failed(e, &mut self.stats)?;
+                continue;
+            }
+
+            if events.iter().any(|(&key, _)| key == WAKE) {
+                self.reset_wake();
+                continue; // the loop condition sees the request
+            }
+            // UNP 6.8: serve what is already in our buffers before sleeping again
+            // (what this turn leaves there waits for the next one).
+            for i in mem::take(&mut self.backlog) {
+                self.serve(i, Readiness::EMPTY)?;
+            }
+            // UNP: if (FD_ISSET(listenfd, &rset)) { connfd = Accept(…); … }
+            // then for each client: if (FD_ISSET(sockfd, &rset)) { … }
+            for (&key, readiness) in &events {
+                if readiness.is_invalid() {
+                    // Only the server closes its descriptors: its state is broken.
+                    return Err(io::Error::from_raw_os_error(libc::EBADF));
+                }
+                match key {
+                    LISTENER => self.accept_one()?,
+                    _ => self.serve(key - FIRST_CONN, readiness)?,
+                }
+            }
+
+            deadline = self.timers();
+            if self.stats != self.published && self.stats_handle.publish(&self.stats) {
+                self.published = self.stats;
+            }
+        }
+        self.events = events;
+        self.close_all();
+        self.stats_handle.publish(&self.stats);
+        Ok(self.stats)
+    }
+
+    /// The listener is readable: (optionally wait, as UNP 16.6 does, then) accept.
+    fn accept_one(&mut self) -> io::Result<()> {
+        if let Some(delay) = self.config.accept_delay {
+            // UNP 16.6's sleep(5), the race window; a shutdown ends it.
+            let fd = match &self.wake {
+                Some(dup) => dup.as_fd(),
+                None => self.shutdown.waker.as_fd(),
+            };
+            let mut wake = [PollFd::from_fd(fd, PollFlags::POLLIN)];
+            if matches!(poll(&mut wake, Some(delay)), Ok(n) if n > 0) {
+                return Ok(());
+            }
+        }
+        let outcome = match crate::sys::accept_cloexec(self.listener.as_fd(), true) {
+            Ok((fd, _)) => return Ok(self.add_client(fd)),
+            Err(e) => accept::classify(e)?,
+        };
+        match outcome {
+            Accept::NotNow(e) => self.stats.empty_accepts.count(&e),
+            // accept_cloexec's connections are handled above.
+            Accept::Connection(..) => {}
+            Accept::OutOfResources(e) => {
+                bump(&mut self.stats.out_of_resources);
+                let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                let shed = match self.reserve.as_mut() {
+                    Some(reserve) if out_of_fds => reserve.shed(&self.listener),
+                    _ => Err(e), // out of memory: shedding frees nothing
+                };
+                if let Ok(true) = shed {
+                    bump(&mut self.stats.shed);
+                }
+                let armed = self.reserve.as_ref().is_some_and(FdReserve::is_armed);
+                if shed.is_err() || !armed {
+                    // Could not shed, or the spare is gone: stop watching the
+                    // listener for a while rather than spin on it (`timers` re-arms).
+                    let _ = self.sources.set_interest(&self.listener, Interest::NONE);
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// UNP: find the first free `client[i]`, save the descriptor, add it to `allset`.
+    fn add_client(&mut self, fd: OwnedFd) {
+        let free = self.client.iter().position(Option::is_none);
+        let Some(i) = free.or_else(|| {
+            // client[] grows up to max_clients instead of being allocated whole.
+            (self.client.len() < self.config.max_clients).then(|| {
+                self.client.push(None);
+                self.state.push(None);
+                self.client.len() - 1
+            })
+        }) else {
+            return self.refuse(fd); // UNP: err_quit("too many clients")
+        };
+        if crate::sys::prepare_nosigpipe(fd.as_raw_fd()).is_err()
+            || self
+                .sources
+                .register(FIRST_CONN + i, &fd, Interest::READ)
+                .is_err()
+        {
+            return self.refuse(fd); // e.g. connfd >= FD_SETSIZE
+        }
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1);
+        self.client[i] = Some(Conn::new(fd, gen));
+        bump(&mut self.stats.accepted);
+        let id = ConnId {
+            index: i as u32,
+            gen,
+        };
+        self.ends.clear();
+        let mut ctx = Context {
+            id,
+            conns: &mut self.client,
+            input: &[],
+            borrowed: None,
+            ends: &mut self.ends,
+            woken: &mut self.woken,
+            max_output: self.config.max_output,
+        };
+        let protocol = &mut self.protocol;
+        let state = guarded(|| protocol.connect(&mut ctx));
+        let turn_ends = mem::take(&mut self.ends);
+        if let Some(conn) = self.client[i].as_mut() {
+            conn.ends.extend(turn_ends.iter().copied()); // a greeting's messages
+        }
+        self.ends = turn_ends;
+        let woken = mem::take(&mut self.woken);
+        self.backlog.extend(woken);
+        match state {
+            Ok(state) => {
+                self.state[i] = Some(state);
+                if self.client[i].as_ref().is_some_and(|c| c.unsent() > 0) {
+                    self.backlog.push(i); // a greeting: sent next turn
+                }
+            }
+            Err(()) => self.close(i, Close::Panic),
+        }
+    }
+
+    fn refuse(&mut self, fd: OwnedFd) {
+        bump(&mut self.stats.refused);
+        // Reset, so the client learns at once; the descriptor is closed either way.
+        let _ = crate::linger::abort(fd);
+    }
+
+    /// One connection's turn, at most once per turn of the loop: UNP's `read` and
+    /// `writen`, without blocking. Then watch it for what it waits for.
+    fn serve(&mut self, i: usize, readiness: Readiness) -> io::Result<()> {
+        let Some(conn) = self.client[i].as_mut() else {
+            return Ok(());
+        };
+        if conn.served_in == self.turn {
+            return Ok(()); // fair turns: once per connection per turn
+        }
+        conn.served_in = self.turn;
+        conn.parked_until = None;
+        if conn.overflowed {
+            self.close(i, Close::Policy);
+            return Ok(());
+        }
+        let readable = readiness.is_read_closed() || mem::take(&mut conn.retry_read);
+        let paused = conn.eof
+            || conn.ending == Ending::Close
+            || conn.unsent() > self.config.max_unsent;
+        let has_input = !conn.input.is_empty();
+        let now = Instant::now();
+        let mut parked = false;
+        let mut more = false;
+        let mut delivered = 0;
+        if !paused && has_input {
+            (delivered, more) = self.deliver(i, Source::Input)?;
+        }
+        if !paused && delivered == 0 && readable {
+            match self.read(i)? {
+                Read::Data(source) => (_, more) = self.deliver(i, source)?,
+                Read::Park => parked = true,
+                Read::Reset => {}
+            }
+        } else if delivered == 0 {
+            // Nothing delivered and nothing read: only output to send. Input left
+            // waiting (back-pressure held it) is delivered on the next turn.
+            self.flush(i, &[], None)?;
+            more = paused && has_input;
+        }
+        self.after_turn(i, now, parked, more)
+    }
+
+    /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
+    /// connection has no input waiting, else after its input.
+    fn read(&mut self, i: usize) -> io::Result<Read> {
+        let conn = self.client[i].as_mut().expect("served connection is open");
+        let room = conn.read_room(self.config.max_line);
+        let into_buf = conn.input.is_empty();
+        let result = if into_buf {
+            if self.buf.len() < room {
+                self.buf.resize(room, 0);
+            }
+            crate::sys::recv(conn.fd.as_fd(), &mut self.buf[..room])
+        } else {
+            let kept = conn.input.len();
+            if conn.input.try_reserve_exact(room).is_err() {
+                conn.retry_read = true;
+                return Ok(Read::Park);
+            }
+            conn.input.resize(kept + room, 0);
+            let n = crate::sys::recv(conn.fd.as_fd(), &mut conn.input[kept..]);
+            conn.input.truncate(kept + n.as_ref().map_or(0, |&n| n));
+            n
+        };
+        let n = match result {
+            Ok(0) => {
+                conn.eof = true;
+                0
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => match sort(e) {
+                Ok(()) => {
+                    conn.retry_read = true;
+                    return Ok(Read::Park);
+                }
+                Err(Some(fatal)) => return Err(fatal),
+                Err(None) => {
+                    conn.reset = true;
+                    return Ok(Read::Reset);
+                }
+            },
+        };
+        add(&mut self.stats.bytes_received, n as u64);
+        Ok(Read::Data(if into_buf {
+            Source::LoopBuf(n)
+        } else {
+            Source::Input
+        }))
+    }
+
+    /// Delivers up to `messages_per_turn` messages from `source` to the protocol,
+    /// sends the output once, and keeps what is left of the input. Returns how
+    /// many messages were delivered and whether whole messages may be left.
+    fn deliver(&mut self, i: usize, source: Source) -> io::Result<(usize, bool)> {
+        let conn = self.client[i].as_mut().expect("served connection is open");
+        let (eof, max_line) = (conn.eof, self.config.max_line);
+        let id = ConnId {
+            index: i as u32,
+            gen: conn.gen,
+        };
+        let mut scanned = conn.scanned;
+        let input = mem::take(&mut conn.input);
+        let buf = mem::take(&mut self.buf);
+        let data: &[u8] = match source {
+            Source::LoopBuf(n) => &buf[..n],
+            Source::Input => &input,
+        };
+        let quota = self.config.messages_per_turn;
+        let mut state = self.state[i].take();
+        let mut ctx = Context {
+            id,
+            conns: &mut self.client,
+            input: data,
+            borrowed: None,
+            ends: &mut self.ends,
+            woken: &mut self.woken,
+            max_output: self.config.max_output,
+        };
+        ctx.ends.clear();
+        let (mut pos, mut count, mut panicked) = (0, 0, false);
+        while count < quota {
+            let Some(conn) = ctx.conns[i].as_ref() else {
+                break;
+            };
+            if conn.ending == Ending::Close || conn.overflowed {
+                break;
+            }
+            let frame = conn.frame;
+            let Some(len) = next_message(&data[pos..], frame, max_line, eof, &mut scanned) else {
+                break;
+            };
+            let msg = &data[pos..pos + len];
+            pos += len;
+            count += 1;
+            let Some(st) = state.as_mut() else { break };
+            let protocol = &mut self.protocol;
+            if guarded(|| protocol.receive(st, msg, &mut ctx)).is_err() {
+                panicked = true;
+                break;
+            }
+        }
+        let borrowed = ctx.borrowed;
+        self.state[i] = state;
+        add(&mut self.stats.messages_received, count as u64);
+        let more = count == quota && pos < data.len();
+        let woken = mem::take(&mut self.woken);
+        self.backlog.extend(woken);
+        // One send, while the input the output may come from is still here.
+        self.flush(i, data, borrowed)?;
+        // Keep what was not delivered, in the connection's own buffer.
+        if let Some(conn) = self.client[i].as_mut() {
+            conn.scanned = scanned;
+            let rest = &data[pos..];
+            if matches!(source, Source::Input) && pos == 0 {
+                conn.input = input; // unchanged: no copy
+            } else if !rest.is_empty() && conn.ending != Ending::Close {
+                let mut kept = Vec::new();
+                if kept.try_reserve_exact(rest.len()).is_ok() {
+                    kept.extend_from_slice(rest);
+                    conn.input = kept;
+                } else {
+                    conn.input = rest.to_vec();
+                }
+            }
+        }
+        self.buf = buf;
+        if panicked {
+            self.close(i, Close::Panic);
+        }
+        Ok((count, more))
+    }
+
+    /// UNP's `Writen(sockfd, buf, n)`, once and without blocking: sends the
+    /// connection's queued output, or the part of `input` the protocol sent back
+    /// (`borrowed`), in one `send`. What the kernel does not take stays queued.
+    fn flush(&mut self, i: usize, input: &[u8], borrowed: Option<(usize, usize)>) -> io::Result<()> {
+        let Some(conn) = self.client[i].as_mut() else {
+            return Ok(());
+        };
+        let result = if let Some((s, e)) = borrowed {
+            // Zero copy: straight out of the read buffer. The ends are counted
+            // from `s`; the connection's queue is empty.
+            let data = &input[s..e];
+            let sent = send(conn, data);
+            let n = *sent.as_ref().unwrap_or(&0);
+            let done = self.ends.iter().take_while(|&&end| end <= n).count();
+            add(&mut self.stats.messages_sent, done as u64);
+            if n < data.len() {
+                conn.queue(&data[n..]);
+                conn.ends.extend(self.ends[done..].iter().map(|&end| end - n));
+            }
+            add(&mut self.stats.bytes_sent, n as u64);
+            sent
+        } else {
+            conn.ends.extend(self.ends.drain(..));
+            if conn.unsent() == 0 {
+                return Ok(());
+            }
+            let sent = send(conn, conn.unsent_bytes());
+            let n = *sent.as_ref().unwrap_or(&0);
+            let done = conn.sent(n);
+            add(&mut self.stats.messages_sent, done);
+            add(&mut self.stats.bytes_sent, n as u64);
+            sent
+        };
+        self.ends.clear();
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => match sort(e) {
+                Ok(()) => {
+                    // Kept, and sent when memory is back.
+                    conn_park(self.client[i].as_mut(), &mut self.stats);
+                    Ok(())
+                }
+                Err(Some(fatal)) => Err(fatal),
+                Err(None) => {
+                    if let Some(conn) = self.client[i].as_mut() {
+                        conn.reset = true; // closed after this turn
+                    }
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// After a turn: close, or watch the connection for what it waits for.
+    fn after_turn(&mut self, i: usize, now: Instant, parked: bool, more: bool) -> io::Result<()> {
+        let Some(conn) = self.client[i].as_mut() else {
+            return Ok(()); // closed during the turn (panic)
+        };
+        if conn.reset || conn.overflowed {
+            let why = if conn.reset {
+                Close::Reset
+            } else {
+                Close::Policy
+            };
+            self.close(i, why);
+            return Ok(());
+        }
+        if parked {
+            conn_park(Some(&mut *conn), &mut self.stats);
+        }
+        let unsent = conn.unsent();
+        if unsent == 0 {
+            conn.stalled_since = None;
+            let ending = conn.ending;
+            match ending {
+                Ending::Close => {
+                    self.close(i, Close::Protocol);
+                    return Ok(());
+                }
+                Ending::ShutdownWrite if !conn.fin_sent => {
+                    conn.fin_sent = true;
+                    let _ = crate::sys::shutdown_write(conn.fd.as_fd());
+                }
+                _ => {}
+            }
+            if conn.eof && !more {
+                // Everything delivered and answered (a partial message is dropped).
+                self.close(i, Close::Eof);
+                return Ok(());
+            }
+        } else {
+            conn.stalled_since.get_or_insert(now);
+        }
+        let reading = !conn.eof && conn.ending != Ending::Close && unsent <= self.config.max_unsent;
+        let mut interest = Interest::NONE;
+        if conn.parked_until.is_some() {
+            self.timed.push(i);
+        } else {
+            if reading && !more {
+                interest = interest | Interest::READ;
+            }
+            if unsent > 0 {
+                interest = interest | Interest::WRITE;
+                self.timed.push(i);
+            }
+            if more && unsent <= self.config.max_unsent {
+                self.backlog.push(i);
+            }
+        }
+        if interest != conn.interest {
+            conn.interest = interest;
+            // Cannot fail: the descriptor is registered.
+            let _ = self.sources.set_interest(&conn.fd, interest);
+        }
+        Ok(())
+    }
+
+    /// UNP: `Close(sockfd); FD_CLR(sockfd, &allset); client[i] = -1;`
+    fn close(&mut self, i: usize, why: Close) {
+        let Some(conn) = self.client[i].take() else {
+            return;
+        };
+        self.sources.unregister(&conn.fd);
+        bump(match why {
+            Close::Eof => &mut self.stats.closed_eof,
+            Close::Reset => &mut self.stats.closed_reset,
+            Close::Policy => &mut self.stats.closed_policy,
+            Close::Protocol => &mut self.stats.closed_protocol,
+            Close::Panic => &mut self.stats.closed_panic,
+        });
+        let id = ConnId {
+            index: i as u32,
+            gen: conn.gen,
+        };
+        drop(conn); // closes the descriptor
+        if let Some(state) = self.state[i].take() {
+            let protocol = &mut self.protocol;
+            let _ = guarded(|| protocol.disconnect(state, id));
+        }
+    }
+
+    /// At shutdown: every connection is closed (and the protocol told).
+    fn close_all(&mut self) {
+        for i in 0..self.client.len() {
+            if let Some(conn) = self.client[i].take() {
+                self.sources.unregister(&conn.fd);
+                let id = ConnId {
+                    index: i as u32,
+                    gen: conn.gen,
+                };
+                drop(conn);
+                if let Some(state) = self.state[i].take() {
+                    let protocol = &mut self.protocol;
+                    let _ = guarded(|| protocol.disconnect(state, id));
+                }
+            }
+        }
+    }
+
+    /// Deadlines: closes connections whose output stayed unsent past the write
+    /// timeout, brings parked ones back, re-arms the listener after its back-off.
+    /// Returns the next deadline, if any.
+    fn timers(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut soonest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
+
+        if let Some(until) = self.accept_paused_until {
+            if now >= until {
+                self.accept_paused_until = None;
+                if !self.reserve.as_ref().is_some_and(FdReserve::is_armed) {
+                    self.reserve = FdReserve::new().ok(); // re-arm if fds are back
+                }
+                let _ = self.sources.set_interest(&self.listener, Interest::READ);
+            } else {
+                soonest(until);
+            }
+        }
+
+        let mut timed = mem::take(&mut self.timed);
+        timed.sort_unstable();
+        timed.dedup();
+        for i in timed {
+            let Some(conn) = self.client[i].as_mut() else {
+                continue; // closed since
+            };
+            if let Some(until) = conn.parked_until {
+                if now >= until {
+                    conn.parked_until = None;
+                    self.backlog.push(i); // retry what failed, next turn
+                } else {
+                    soonest(until);
+                    self.timed.push(i);
+                }
+            } else if let Some(since) = conn.stalled_since {
+                match since.checked_add(self.config.write_timeout) {
+                    Some(due) if now >= due => self.close(i, Close::Policy),
+                    Some(due) => {
+                        soonest(due);
+                        self.timed.push(i);
+                    }
+                    // A timeout too long to add to an Instant never expires.
+                    None => self.timed.push(i),
+                }
+            }
+        }
+        next
+    }
+}
+
+/// One `send(2)` without `SIGPIPE`.
+fn send(conn: &Conn, data: &[u8]) -> io::Result<usize> {
+    crate::sys::send_nosignal(conn.fd.as_raw_fd(), data)
+}
+
+/// Out of kernel memory: serve the connection again after the back-off.
+fn conn_park(conn: Option<&mut Conn>, stats: &mut Stats) {
+    if let Some(conn) = conn {
+        if conn.parked_until.is_none() {
+            conn.parked_until = Some(Instant::now() + RESOURCE_BACKOFF);
+            bump(&mut stats.backoffs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_what_they_mean() {
+        let os = io::Error::from_raw_os_error;
+        assert!(sort(os(libc::ENOMEM)).is_ok());
+        assert!(sort(os(libc::ENOBUFS)).is_ok());
+        assert!(matches!(sort(os(libc::EBADF)), Err(Some(_))));
+        assert!(matches!(sort(os(libc::ECONNRESET)), Err(None)));
+        assert!(matches!(sort(os(libc::ETIMEDOUT)), Err(None)));
+        assert!(matches!(sort(os(libc::EPIPE)), Err(None)));
+    }
+}

@@ -1,0 +1,227 @@
+//! What the server counted. Every counter saturates at `u64::MAX` instead of
+//! overflowing.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+/// Accepts that found nothing to accept, by errno (see
+/// [`Accept::NotNow`](crate::Accept::NotNow)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EmptyAccepts {
+    /// `EAGAIN`/`EWOULDBLOCK`: the queue was empty (someone else took the connection,
+    /// or a Berkeley kernel dropped a reset one).
+    pub would_block: u64,
+    /// `ECONNABORTED`: the connection was aborted before `accept` (POSIX, BSD).
+    pub aborted: u64,
+    /// `EPROTO`: protocol error on the new connection (SVR4, Linux).
+    pub protocol: u64,
+    /// `EINTR`: a signal arrived during `accept`.
+    pub interrupted: u64,
+    /// Any other transient error: `ECONNRESET`, `ETIMEDOUT`, `EPERM` and the
+    /// network errors Linux passes up from `accept` (`ENETDOWN`, `ENOSR`, …).
+    pub other: u64,
+}
+
+impl EmptyAccepts {
+    /// All empty accepts together (saturating at `u64::MAX`).
+    ///
+    /// # Examples
+    /// ```
+    /// let mut e = unp_select::server::EmptyAccepts::default();
+    /// (e.would_block, e.aborted) = (2, 1);
+    /// assert_eq!(e.total(), 3);
+    /// (e.would_block, e.other) = (u64::MAX, 1);
+    /// assert_eq!(e.total(), u64::MAX);
+    /// ```
+    pub fn total(&self) -> u64 {
+        [
+            self.would_block,
+            self.aborted,
+            self.protocol,
+            self.interrupted,
+            self.other,
+        ]
+        .into_iter()
+        .fold(0, u64::saturating_add)
+    }
+
+    pub(super) fn count(&mut self, e: &io::Error) {
+        #[allow(unreachable_patterns)]
+        let counter = match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EWOULDBLOCK) => &mut self.would_block,
+            Some(libc::ECONNABORTED) => &mut self.aborted,
+            Some(libc::EPROTO) => &mut self.protocol,
+            Some(libc::EINTR) => &mut self.interrupted,
+            _ => &mut self.other,
+        };
+        bump(counter);
+    }
+}
+
+/// What a server did: returned by [`Server::run`](super::Server::run) after
+/// shutdown, and readable while it runs through a [`StatsHandle`]. `Display` prints
+/// one `name: value` line per counter.
+///
+/// Every connection that was served ends in exactly one `closed_*` counter.
+///
+/// # Examples
+/// ```
+/// let mut stats = unp_select::server::Stats::default();
+/// stats.accepted = 2;
+/// assert!(stats.to_string().lines().any(|l| l == "accepted: 2"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections accepted and served.
+    pub accepted: u64,
+    /// Connections accepted and refused at once (too many clients, or a descriptor
+    /// that does not fit an `fd_set`).
+    pub refused: u64,
+    /// `accept` calls that found nothing to accept, by errno.
+    pub empty_accepts: EmptyAccepts,
+    /// `accept` calls that failed with `EMFILE`, `ENFILE`, `ENOBUFS` or `ENOMEM`.
+    pub out_of_resources: u64,
+    /// Connections taken off the queue and reset with the reserve descriptor after
+    /// running out of descriptors.
+    pub shed: u64,
+    /// Times the loop or one connection waited [`RESOURCE_BACKOFF`](super::RESOURCE_BACKOFF)
+    /// because the kernel was out of memory (`select`/`poll` `ENOMEM`, `recv`/`send`
+    /// `ENOMEM`/`ENOBUFS`); nothing is lost.
+    pub backoffs: u64,
+    /// Connections closed after the peer closed (EOF) and got all their output.
+    pub closed_eof: u64,
+    /// Connections closed after a read or write error (`ECONNRESET`, `EPIPE`, …).
+    pub closed_reset: u64,
+    /// Connections closed by the server's policy: output not taken within
+    /// [`Config::write_timeout`](super::Config::write_timeout), or more than
+    /// [`Config::max_output`](super::Config::max_output) queued.
+    pub closed_policy: u64,
+    /// Connections the protocol closed ([`Context::close`](super::Context::close)).
+    pub closed_protocol: u64,
+    /// Connections closed because the protocol panicked while handling them.
+    pub closed_panic: u64,
+    /// Messages delivered to the protocol.
+    pub messages_received: u64,
+    /// Messages sent: `send`/`send_to` calls whose last byte the kernel took.
+    pub messages_sent: u64,
+    /// Bytes read from connections.
+    pub bytes_received: u64,
+    /// Bytes the kernel took for sending to connections.
+    pub bytes_sent: u64,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.empty_accepts;
+        let rows: [(&str, u64); 21] = [
+            ("accepted", self.accepted),
+            ("refused", self.refused),
+            ("empty_accepts", e.total()),
+            ("empty_accepts.would_block", e.would_block),
+            ("empty_accepts.aborted", e.aborted),
+            ("empty_accepts.protocol", e.protocol),
+            ("empty_accepts.interrupted", e.interrupted),
+            ("empty_accepts.other", e.other),
+            ("out_of_resources", self.out_of_resources),
+            ("shed", self.shed),
+            ("backoffs", self.backoffs),
+            ("closed_eof", self.closed_eof),
+            ("closed_reset", self.closed_reset),
+            ("closed_policy", self.closed_policy),
+            ("closed_protocol", self.closed_protocol),
+            ("closed_panic", self.closed_panic),
+            ("messages_received", self.messages_received),
+            ("messages_sent", self.messages_sent),
+            ("bytes_received", self.bytes_received),
+            ("bytes_sent", self.bytes_sent),
+            ("open", self.open()),
+        ];
+        for (name, value) in rows {
+            writeln!(f, "{name}: {value}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Stats {
+    /// Connections open now: accepted and not yet closed.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut stats = unp_select::server::Stats::default();
+    /// (stats.accepted, stats.closed_eof) = (3, 1);
+    /// assert_eq!(stats.open(), 2);
+    /// ```
+    pub fn open(&self) -> u64 {
+        let closed = [
+            self.closed_eof,
+            self.closed_reset,
+            self.closed_policy,
+            self.closed_protocol,
+            self.closed_panic,
+        ]
+        .into_iter()
+        .fold(0, u64::saturating_add);
+        self.accepted.saturating_sub(closed)
+    }
+}
+
+/// Reads a running server's [`Stats`] from any thread.
+///
+/// The loop publishes its counters at the end of every turn in which they changed,
+/// unless a reader holds the lock at that moment (it never waits for one; the next
+/// turn publishes). So a snapshot is at most one turn old.
+///
+/// # Examples
+/// ```
+/// use unp_select::echo::{Config, EchoServer};
+/// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+/// let stats = server.stats_handle();
+/// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+/// let thread = std::thread::spawn(move || server.run());
+/// let _conn = std::net::TcpStream::connect(addr)?;
+/// while stats.snapshot().accepted == 0 {
+///     std::thread::sleep(std::time::Duration::from_millis(1));
+/// }
+/// stop.shutdown();
+/// assert_eq!(thread.join().unwrap()?.accepted, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct StatsHandle {
+    shared: Arc<Mutex<Stats>>,
+}
+
+impl StatsHandle {
+    /// The counters as the loop last published them.
+    pub fn snapshot(&self) -> Stats {
+        match self.shared.lock() {
+            Ok(stats) => *stats,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Publishes `stats` unless a reader holds the lock.
+    pub(super) fn publish(&self, stats: &Stats) -> bool {
+        match self.shared.try_lock() {
+            Ok(mut shared) => {
+                *shared = *stats;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Adds one, saturating.
+pub(super) fn bump(counter: &mut u64) {
+    add(counter, 1);
+}
+
+/// Adds `n`, saturating.
+pub(super) fn add(counter: &mut u64, n: u64) {
+    *counter = counter.saturating_add(n);
+}

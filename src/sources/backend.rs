@@ -1,0 +1,282 @@
+//! The three waits under [`Sources`](super::Sources): UNP's `allset`/`rset` for
+//! select(2) over either set type, and a dense `pollfd` array for poll(2).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::{Backend, Events, Interest, Readiness};
+use crate::poll::{poll, PollFd, PollFlags};
+use crate::select::{FdSet, FdSetLike, LargeFdSet};
+
+pub(super) enum Imp {
+    Select(SelectSets<FdSet>),
+    LargeSelect(SelectSets<LargeFdSet>),
+    Poll(PollArray),
+}
+
+impl Imp {
+    pub(super) fn new(backend: Backend) -> Imp {
+        match backend {
+            Backend::Select => Imp::Select(SelectSets::default()),
+            Backend::LargeSelect => Imp::LargeSelect(SelectSets::default()),
+            Backend::Poll => Imp::Poll(PollArray::default()),
+        }
+    }
+
+    pub(super) fn backend(&self) -> Backend {
+        match self {
+            Imp::Select(_) => Backend::Select,
+            Imp::LargeSelect(_) => Backend::LargeSelect,
+            Imp::Poll(_) => Backend::Poll,
+        }
+    }
+
+    /// Starts watching `fd`; returns its slot (poll: its index in the array).
+    pub(super) fn add(&mut self, fd: RawFd, interest: Interest) -> io::Result<usize> {
+        match self {
+            Imp::Select(s) => s.add(fd, interest),
+            Imp::LargeSelect(s) => s.add(fd, interest),
+            Imp::Poll(p) => Ok(p.add(fd, interest)),
+        }
+    }
+
+    pub(super) fn modify(&mut self, fd: RawFd, slot: usize, interest: Interest) {
+        match self {
+            Imp::Select(s) => s.modify(fd, interest),
+            Imp::LargeSelect(s) => s.modify(fd, interest),
+            Imp::Poll(p) => p.modify(fd, slot, interest),
+        }
+    }
+
+    /// Stops watching `fd`. Poll moves its last entry into the hole: returns that
+    /// entry's descriptor, whose slot is now `slot`.
+    pub(super) fn remove(&mut self, fd: RawFd, slot: usize) -> Option<RawFd> {
+        match self {
+            Imp::Select(s) => {
+                s.modify(fd, Interest::NONE);
+                None
+            }
+            Imp::LargeSelect(s) => {
+                s.modify(fd, Interest::NONE);
+                None
+            }
+            Imp::Poll(p) => p.remove(slot),
+        }
+    }
+
+    /// One wait: ready sources go into `events` under the key `key_of` gives their
+    /// descriptor; descriptors found invalid go into `invalid` as well.
+    pub(super) fn wait<K>(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Events<K>,
+        key_of: impl Fn(RawFd) -> Option<K>,
+        invalid: &mut Vec<RawFd>,
+    ) -> io::Result<()> {
+        match self {
+            Imp::Select(s) => s.wait(timeout, events, key_of, invalid),
+            Imp::LargeSelect(s) => s.wait(timeout, events, key_of, invalid),
+            Imp::Poll(p) => p.wait(timeout, events, key_of, invalid),
+        }
+    }
+}
+
+/// UNP's `allset` (and its write twin) and the `rset`/`wset` each select fills in.
+#[derive(Default)]
+pub(super) struct SelectSets<S> {
+    allset: S,
+    wallset: S,
+    rset: S,
+    wset: S,
+}
+
+impl<S: FdSetLike> SelectSets<S> {
+    fn add(&mut self, fd: RawFd, interest: Interest) -> io::Result<usize> {
+        // Whatever the interest, a descriptor the set cannot hold is refused now,
+        // not at the first set_interest.
+        self.allset.insert(fd)?;
+        self.modify(fd, interest);
+        Ok(0)
+    }
+
+    fn modify(&mut self, fd: RawFd, interest: Interest) {
+        // Inserting cannot fail: `add` checked that the set holds `fd`.
+        if interest.is_readable() {
+            let _ = self.allset.insert(fd);
+        } else {
+            self.allset.remove(fd);
+        }
+        if interest.is_writable() {
+            let _ = self.wallset.insert(fd);
+        } else {
+            self.wallset.remove(fd);
+        }
+    }
+
+    fn wait<K>(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Events<K>,
+        key_of: impl Fn(RawFd) -> Option<K>,
+        invalid: &mut Vec<RawFd>,
+    ) -> io::Result<()> {
+        // UNP: rset = allset; nready = Select(maxfd + 1, &rset, NULL, NULL, NULL);
+        self.rset.clone_from(&self.allset);
+        self.wset.clone_from(&self.wallset);
+        let watching_writes = !self.wallset.is_empty();
+        let wset = watching_writes.then_some(&mut self.wset);
+        let mut nready = match S::select(Some(&mut self.rset), wset, None, timeout) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
+                return self.find_invalid(e, events, key_of, invalid)
+            }
+            Err(e) => return Err(e),
+        };
+        // UNP: if (FD_ISSET(sockfd, &rset)) { … if (--nready <= 0) break; }
+        for fd in self.rset.iter() {
+            if nready == 0 {
+                break;
+            }
+            nready -= 1;
+            let mut readiness = Readiness::READABLE;
+            if watching_writes && self.wset.contains(fd) {
+                self.wset.remove(fd); // reported here, not again below
+                nready = nready.saturating_sub(1);
+                readiness |= Readiness::WRITABLE;
+            }
+            if let Some(key) = key_of(fd) {
+                events.push(key, readiness);
+            }
+        }
+        if watching_writes {
+            for fd in self.wset.iter() {
+                if nready == 0 {
+                    break;
+                }
+                nready -= 1;
+                if let Some(key) = key_of(fd) {
+                    events.push(key, Readiness::WRITABLE);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// select said `EBADF`: find the watched descriptors that are closed and report
+    /// them (poll's `POLLNVAL`). If none is, the error was not about ours: return it.
+    fn find_invalid<K>(
+        &mut self,
+        e: io::Error,
+        events: &mut Events<K>,
+        key_of: impl Fn(RawFd) -> Option<K>,
+        invalid: &mut Vec<RawFd>,
+    ) -> io::Result<()> {
+        let watched = self.allset.iter().chain(self.wallset.iter());
+        for fd in watched.filter(|&fd| !crate::sys::is_open(fd)) {
+            if invalid.contains(&fd) {
+                continue; // in both sets
+            }
+            invalid.push(fd);
+            if let Some(key) = key_of(fd) {
+                events.push(key, Readiness::INVALID);
+            }
+        }
+        if invalid.is_empty() {
+            Err(e)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// UNP's `struct pollfd client[]`, kept dense: entry `slot` of a source is its
+/// `pollfd`; a source watched for nothing has descriptor −1 there, which poll(2)
+/// skips (with `events = 0` it would still report `POLLHUP` and `POLLERR`).
+#[derive(Default)]
+pub(super) struct PollArray {
+    fds: Vec<PollFd>,
+    /// The registered descriptor of each entry (an entry's own `fd` is −1 while it
+    /// is watched for nothing).
+    owners: Vec<RawFd>,
+}
+
+impl PollArray {
+    fn entry(fd: RawFd, interest: Interest) -> PollFd {
+        let mut events = PollFlags::empty();
+        if interest.is_readable() {
+            events |= PollFlags::POLLIN;
+        }
+        if interest.is_writable() {
+            events |= PollFlags::POLLOUT;
+        }
+        PollFd::new(if interest.is_none() { -1 } else { fd }, events)
+    }
+
+    fn add(&mut self, fd: RawFd, interest: Interest) -> usize {
+        self.fds.push(Self::entry(fd, interest));
+        self.owners.push(fd);
+        self.fds.len() - 1
+    }
+
+    fn modify(&mut self, fd: RawFd, slot: usize, interest: Interest) {
+        if let Some(entry) = self.fds.get_mut(slot) {
+            *entry = Self::entry(fd, interest);
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<RawFd> {
+        if slot >= self.fds.len() {
+            return None;
+        }
+        self.fds.swap_remove(slot);
+        self.owners.swap_remove(slot);
+        self.owners.get(slot).copied()
+    }
+
+    fn wait<K>(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Events<K>,
+        key_of: impl Fn(RawFd) -> Option<K>,
+        invalid: &mut Vec<RawFd>,
+    ) -> io::Result<()> {
+        // UNP: nready = Poll(client, maxi + 1, INFTIM);
+        let mut nready = poll(&mut self.fds, timeout)?;
+        for (entry, &fd) in self.fds.iter().zip(&self.owners) {
+            if nready == 0 {
+                break;
+            }
+            let revents = entry.revents();
+            if revents.is_empty() {
+                continue;
+            }
+            nready -= 1;
+            let readiness = Self::readiness(revents);
+            if readiness.is_invalid() {
+                invalid.push(fd);
+            }
+            if let Some(key) = key_of(fd) {
+                events.push(key, readiness);
+            }
+        }
+        Ok(())
+    }
+
+    fn readiness(revents: PollFlags) -> Readiness {
+        let mut r = Readiness::EMPTY;
+        let pairs = [
+            (PollFlags::POLLIN | PollFlags::POLLRDNORM, Readiness::READABLE),
+            (PollFlags::POLLOUT | PollFlags::POLLWRNORM, Readiness::WRITABLE),
+            (PollFlags::POLLHUP, Readiness::HANGUP),
+            (PollFlags::POLLERR, Readiness::ERROR),
+            (PollFlags::POLLNVAL, Readiness::INVALID),
+        ];
+        for (flags, readiness) in pairs {
+            if revents.intersects(flags) {
+                r |= readiness;
+            }
+        }
+        r
+    }
+}
