@@ -202,7 +202,10 @@ mod tests {
     #[test]
     fn a_slow_line_is_not_searched_again() {
         let mut scanned = 0;
-        assert_eq!(next_message(b"abc", Frame::Line, 4095, false, &mut scanned), None);
+        assert_eq!(
+            next_message(b"abc", Frame::Line, 4095, false, &mut scanned),
+            None
+        );
         assert_eq!(scanned, 3);
         // Were the first three bytes searched again, this '\n' at 1 would be found.
         let lied = next_message(b"a\ncde\n", Frame::Line, 4095, false, &mut scanned);
@@ -213,11 +216,23 @@ mod tests {
     #[test]
     fn bytes_and_exact_frames() {
         let mut s = 0;
-        assert_eq!(next_message(b"xyz", Frame::Bytes, 2, false, &mut s), Some(3));
+        assert_eq!(
+            next_message(b"xyz", Frame::Bytes, 2, false, &mut s),
+            Some(3)
+        );
         assert_eq!(next_message(b"", Frame::Bytes, 2, true, &mut s), None);
-        assert_eq!(next_message(b"hello", Frame::Exact(5), 2, false, &mut s), Some(5));
-        assert_eq!(next_message(b"hell", Frame::Exact(5), 2, true, &mut s), None);
-        assert_eq!(next_message(b"", Frame::Exact(0), 2, false, &mut s), Some(0));
+        assert_eq!(
+            next_message(b"hello", Frame::Exact(5), 2, false, &mut s),
+            Some(5)
+        );
+        assert_eq!(
+            next_message(b"hell", Frame::Exact(5), 2, true, &mut s),
+            None
+        );
+        assert_eq!(
+            next_message(b"", Frame::Exact(0), 2, false, &mut s),
+            Some(0)
+        );
     }
 
     #[test]

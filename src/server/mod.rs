@@ -438,7 +438,11 @@ impl<P: Protocol> Server<P> {
     /// std::fs::remove_file(&path)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn new(listener: impl Into<Listener>, protocol: P, config: Config) -> io::Result<Server<P>> {
+    pub fn new(
+        listener: impl Into<Listener>,
+        protocol: P,
+        config: Config,
+    ) -> io::Result<Server<P>> {
         config.check()?;
         let listener = listener.into();
         listener.set_nonblocking(config.nonblocking_listener)?;

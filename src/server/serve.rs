@@ -138,10 +138,12 @@ impl<P: Protocol> Loop<P> {
             stats,
         } = server;
         let mut sources = Sources::new(backend);
-        sources.register(LISTENER, &listener, Interest::READ).map_err(|e| {
-            let fd = listener.as_fd().as_raw_fd();
-            io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
-        })?;
+        sources
+            .register(LISTENER, &listener, Interest::READ)
+            .map_err(|e| {
+                let fd = listener.as_fd().as_raw_fd();
+                io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+            })?;
         let wake = Self::watch_wake(&shutdown, &mut sources)?;
         Ok(Loop {
             listener,
@@ -264,7 +266,10 @@ impl<P: Protocol> Loop<P> {
             }
         }
         let outcome = match crate::sys::accept_cloexec(self.listener.as_fd(), true) {
-            Ok((fd, _)) => return Ok(self.add_client(fd)),
+            Ok((fd, _)) => {
+                self.add_client(fd);
+                return Ok(());
+            }
             Err(e) => accept::classify(e)?,
         };
         match outcome {
@@ -374,9 +379,8 @@ impl<P: Protocol> Loop<P> {
             return Ok(());
         }
         let readable = readiness.is_read_closed() || mem::take(&mut conn.retry_read);
-        let paused = conn.eof
-            || conn.ending == Ending::Close
-            || conn.unsent() > self.config.max_unsent;
+        let paused =
+            conn.eof || conn.ending == Ending::Close || conn.unsent() > self.config.max_unsent;
         let has_input = !conn.input.is_empty();
         let now = Instant::now();
         let mut parked = false;
@@ -534,7 +538,12 @@ impl<P: Protocol> Loop<P> {
     /// UNP's `Writen(sockfd, buf, n)`, once and without blocking: sends the
     /// connection's queued output, or the part of `input` the protocol sent back
     /// (`borrowed`), in one `send`. What the kernel does not take stays queued.
-    fn flush(&mut self, i: usize, input: &[u8], borrowed: Option<(usize, usize)>) -> io::Result<()> {
+    fn flush(
+        &mut self,
+        i: usize,
+        input: &[u8],
+        borrowed: Option<(usize, usize)>,
+    ) -> io::Result<()> {
         let Some(conn) = self.client[i].as_mut() else {
             return Ok(());
         };
@@ -548,7 +557,8 @@ impl<P: Protocol> Loop<P> {
             add(&mut self.stats.messages_sent, done as u64);
             if n < data.len() {
                 conn.queue(&data[n..]);
-                conn.ends.extend(self.ends[done..].iter().map(|&end| end - n));
+                conn.ends
+                    .extend(self.ends[done..].iter().map(|&end| end - n));
             }
             add(&mut self.stats.bytes_sent, n as u64);
             sent

@@ -91,8 +91,8 @@ use crate::{FdSet, LargeFdSet, FD_SETSIZE};
 
 use backend::Imp;
 pub use events::{Events, Iter, Readiness};
-pub use waker::Waker;
 pub(crate) use waker::reset as waker_reset;
+pub use waker::Waker;
 
 /// Which system call [`Sources`] waits with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -436,7 +436,9 @@ impl<K: Clone> Sources<K> {
         events.clear();
         let entries = &self.entries;
         let key_of = |fd: RawFd| {
-            let entry = usize::try_from(fd).ok().and_then(|i| entries.get(i)?.as_ref());
+            let entry = usize::try_from(fd)
+                .ok()
+                .and_then(|i| entries.get(i)?.as_ref());
             entry.map(|e| e.key.clone())
         };
         let mut invalid = std::mem::take(&mut self.invalid);

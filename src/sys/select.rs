@@ -196,6 +196,16 @@ pub(crate) fn pselect(
     cvt_count(unsafe { libc::pselect(nfds, r, w, e, ts, mask) })
 }
 
+/// Whether `fd` is an open descriptor: `fcntl(fd, F_GETFD)` succeeds, or fails with
+/// anything but `EBADF`. What a select loop asks of each of its descriptors after
+/// `select` failed with `EBADF`, to find the one that was closed.
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no argument and only reads the descriptor's flags; any
+    // integer is accepted (a bad one is EBADF).
+    let rc = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    rc != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,12 +253,3 @@ mod tests {
     }
 }
 
-/// Whether `fd` is an open descriptor: `fcntl(fd, F_GETFD)` succeeds, or fails with
-/// anything but `EBADF`. What a select loop asks of each of its descriptors after
-/// `select` failed with `EBADF`, to find the one that was closed.
-pub(crate) fn is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD takes no argument and only reads the descriptor's flags; any
-    // integer is accepted (a bad one is EBADF).
-    let rc = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    rc != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF)
-}

@@ -1,0 +1,181 @@
+//! What the protocol examples share: a command line of `[--poll | --large] [ADDR]`,
+//! shutdown on SIGINT/SIGTERM, and the counters printed at the end. No server code:
+//! the loop is the library's.
+#![allow(dead_code)] // each example uses what it needs
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use unp_select::server::{Protocol, Server, ShutdownHandle};
+use unp_select::sources::Backend;
+
+use super::cli::{errln, outln};
+
+/// What the command line said.
+pub struct Options {
+    /// ADDR, or the example's default.
+    pub addr: String,
+    /// `--poll`, `--large`, or select(2) over `FdSet` (the default).
+    pub backend: Backend,
+}
+
+/// Parses `[--poll | --large] [-h | --help] [ADDR]`; `extra` may take options of
+/// the example's own (it gets the option and the argument iterator, and says
+/// whether it knew the option). `Ok(None)` for `--help`.
+pub fn parse(
+    default_addr: &str,
+    mut extra: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
+) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        addr: default_addr.to_string(),
+        backend: Backend::Select,
+    };
+    let mut addr_seen = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--poll" => options.backend = Backend::Poll,
+            "--large" => options.backend = Backend::LargeSelect,
+            s if s.starts_with('-') => {
+                if !extra(s, &mut args)? {
+                    return Err(format!("unknown option {s}"));
+                }
+            }
+            s if !addr_seen => {
+                options.addr = s.to_string();
+                addr_seen = true;
+            }
+            s => return Err(format!("unexpected argument {s}")),
+        }
+    }
+    Ok(Some(options))
+}
+
+/// The running server's handle, for the signal handler.
+static STOP: OnceLock<ShutdownHandle> = OnceLock::new();
+/// The signal that stopped the server, for the message at exit.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(signo: libc::c_int) {
+    // Async-signal-safe: atomic stores and loads, and the waker's one send(2).
+    SIGNAL.store(signo, Ordering::SeqCst);
+    if let Some(stop) = STOP.get() {
+        stop.shutdown();
+    }
+}
+
+/// SIGINT and SIGTERM run `on_signal`, without SA_RESTART.
+fn install_handlers() -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: `on_signal` is async-signal-safe (see there), and no other code of
+        // this program installs handlers for these signals.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}
+
+/// The name `--poll`/`--large` choose, for the listening line.
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Poll => "poll",
+        Backend::LargeSelect => "select over a large set",
+        _ => "select",
+    }
+}
+
+/// Runs `server` until SIGINT or SIGTERM: prints `NAME: listening on ADDR (…)`
+/// first, `NAME: stopped; counters:` and the counters last.
+pub fn run<P: Protocol>(name: &str, server: Server<P>, backend: Backend) -> ExitCode {
+    let _ = STOP.set(server.shutdown_handle());
+    if let Err(e) = install_handlers() {
+        errln(format_args!("{name}: sigaction: {e}"));
+        return ExitCode::FAILURE;
+    }
+    match server.local_addr() {
+        Ok(addr) => outln(format_args!(
+            "{name}: listening on {addr} ({})",
+            backend_name(backend)
+        )),
+        Err(e) => errln(format_args!("{name}: getsockname: {e}")),
+    }
+    let result = server.run_with(backend);
+    match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
+        Ok(signal) => errln(format_args!("{name}: {signal}, shutting down")),
+        Err(_) => errln(format_args!("{name}: shutting down")),
+    }
+    match result {
+        Ok(stats) => {
+            outln(format_args!("{name}: stopped; counters:\n{stats}"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            errln(format_args!("{name}: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A positive number for option `name`.
+fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
+    match value.map(|v| v.parse::<u64>()) {
+        Some(Ok(n)) if n > 0 => Ok(n),
+        Some(Ok(_)) => Err(format!("{name} must be at least 1")),
+        _ => Err(format!("{name} needs a number")),
+    }
+}
+
+/// The loop options every protocol example takes, for its usage text.
+pub const LOOP_OPTIONS: &str = "  --poll                use poll(2) instead of select(2)
+  --large               use select(2) over a set that grows past FD_SETSIZE
+  --max-clients N       serve at most N clients at once (default FD_SETSIZE)
+  --write-timeout MS    close a client whose output stays unsent this long
+                        (default 10000)
+  -h, --help            print this help";
+
+/// The common `main` of a protocol example: parse, bind, run. A usage error exits
+/// 2, naming the problem; `--help` prints `usage`.
+pub fn main<P: Protocol>(
+    name: &str,
+    usage: &str,
+    default_addr: &str,
+    mut config: unp_select::server::Config,
+    protocol: impl FnOnce() -> P,
+) -> ExitCode {
+    let parsed = parse(default_addr, |option, args| {
+        match option {
+            "--max-clients" => config.max_clients = positive(option, args.next())? as usize,
+            "--write-timeout" => {
+                let ms = positive(option, args.next())?;
+                config.write_timeout = std::time::Duration::from_millis(ms);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    });
+    let options = match parsed {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            outln(format_args!("{usage}"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            errln(format_args!("{name}: {e}\n\n{usage}"));
+            return ExitCode::from(2);
+        }
+    };
+    match Server::bind(&options.addr, protocol(), config) {
+        Ok(server) => run(name, server, options.backend),
+        Err(e) => {
+            errln(format_args!("{name}: {}: {e}", options.addr));
+            ExitCode::FAILURE
+        }
+    }
+}
