@@ -57,11 +57,37 @@
 //! −1 slot, and an array of them borrows every descriptor in it for as long as the
 //! array lives, so a server could not close a client while keeping its `client[]`.
 //!
+//! # `PollFlags`
+//!
+//! [`PollFlags`] is nix's type, re-exported, and its page shows nix's description of
+//! each constant. Two of those descriptions are wrong on Linux, where the four
+//! "normal"/"band" flags are bits of their own:
+//!
+//! | Flag | nix's description | Linux value | So on Linux |
+//! |---|---|---|---|
+//! | `POLLRDNORM` | "Equivalent to `POLLIN`" | `0x40` | **not** `POLLIN` (`0x1`) |
+//! | `POLLWRNORM` | "Equivalent to `POLLOUT`" | `0x100` | **not** `POLLOUT` (`0x4`) |
+//! | `POLLRDBAND` | priority band data can be read | `0x80` | as nix says |
+//! | `POLLWRBAND` | priority data may be written | `0x200` | as nix says |
+//!
+//! What Linux makes equivalent is the meaning, not the bit: for sockets and pipes it
+//! reports readable data as `POLLIN | POLLRDNORM` and room to write as
+//! `POLLOUT | POLLWRNORM`. But `revents` only holds bits that `events` asked for (plus
+//! `POLLERR`, `POLLHUP` and `POLLNVAL`), so an entry that asked for `POLLIN` alone never
+//! reports `POLLRDNORM`, and the reverse. Test the flags you asked for; UNP asks for
+//! `POLLRDNORM` throughout. The crate's tests check these values and this behavior on
+//! Linux.
+//!
+//! The values above are those of Linux on x86, x86-64, ARM, AArch64, RISC-V, PowerPC,
+//! s390x and LoongArch. On Linux MIPS and SPARC, and on macOS and the BSDs,
+//! `POLLWRNORM` equals `POLLOUT` and `POLLWRBAND` is `0x100`; `POLLRDNORM` is `0x40`
+//! everywhere, never equal to `POLLIN`.
+//!
 //! # Platform-specific behavior
 //!
-//! [`PollFlags`] has the platform's values: on Linux `POLLWRNORM` is a bit of its own,
-//! on macOS and the BSDs it equals `POLLOUT`. Which of `POLLRDNORM`/`POLLWRNORM`
-//! accompany `POLLIN`/`POLLOUT` in `revents` differs between systems (see [`poll`]).
+//! [`PollFlags`] has the platform's values (see [`PollFlags`](#pollflags) above).
+//! Which of `POLLRDNORM`/`POLLWRNORM` accompany `POLLIN`/`POLLOUT` in `revents` differs
+//! between systems (see [`poll`]).
 //!
 //! # References
 //!
@@ -86,7 +112,10 @@ use crate::time::{to_poll_millis, Deadline};
 /// (`revents`).
 ///
 /// This is [nix's type](nix::poll::PollFlags), re-exported, so the flags are the same
-/// values whichever crate a caller names them from. Its constants are the platform's
+/// values whichever crate a caller names them from. **The constant descriptions below
+/// are nix's, and two are wrong on Linux**: `POLLRDNORM` is not "equivalent to
+/// `POLLIN`" (it is `0x40`, `POLLIN` is `0x1`) and `POLLWRNORM` is not "equivalent to
+/// `POLLOUT`" (`0x100` against `0x4`); see [the module docs](mod@crate::poll#pollflags). Its constants are the platform's
 /// C values (`POLLIN`, `POLLPRI`, `POLLOUT`, `POLLRDNORM`, `POLLRDBAND`, `POLLWRNORM`,
 /// `POLLWRBAND`, `POLLERR`, `POLLHUP`, `POLLNVAL`); bits without a name are kept by
 /// `from_bits_retain`, and [`PollFd::revents`] keeps every bit the kernel set.
@@ -396,6 +425,57 @@ pub fn poll_restarting(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The values the module docs' `PollFlags` table states for Linux, where nix's
+    /// descriptions call `POLLRDNORM`/`POLLWRNORM` "equivalent to" `POLLIN`/`POLLOUT`.
+    #[test]
+    #[cfg(all(
+        target_os = "linux",
+        not(any(
+            target_arch = "mips",
+            target_arch = "mips32r6",
+            target_arch = "mips64",
+            target_arch = "mips64r6",
+            target_arch = "sparc",
+            target_arch = "sparc64"
+        ))
+    ))]
+    fn linux_flag_values_match_the_module_docs() {
+        assert_eq!(PollFlags::POLLIN.bits(), 0x1);
+        assert_eq!(PollFlags::POLLOUT.bits(), 0x4);
+        assert_eq!(PollFlags::POLLRDNORM.bits(), 0x40);
+        assert_eq!(PollFlags::POLLRDBAND.bits(), 0x80);
+        assert_eq!(PollFlags::POLLWRNORM.bits(), 0x100);
+        assert_eq!(PollFlags::POLLWRBAND.bits(), 0x200);
+        assert_ne!(PollFlags::POLLRDNORM, PollFlags::POLLIN);
+        assert_ne!(PollFlags::POLLWRNORM, PollFlags::POLLOUT);
+    }
+
+    /// The exceptions the module docs name: Linux MIPS and SPARC, macOS and the BSDs.
+    #[test]
+    #[cfg(any(
+        all(
+            target_os = "linux",
+            any(
+                target_arch = "mips",
+                target_arch = "mips32r6",
+                target_arch = "mips64",
+                target_arch = "mips64r6",
+                target_arch = "sparc",
+                target_arch = "sparc64"
+            )
+        ),
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))]
+    fn other_flag_values_match_the_module_docs() {
+        assert_eq!(PollFlags::POLLRDNORM.bits(), 0x40);
+        assert_eq!(PollFlags::POLLWRNORM, PollFlags::POLLOUT);
+        assert_eq!(PollFlags::POLLWRBAND.bits(), 0x100);
+    }
 
     #[test]
     fn flags_are_the_c_values() {

@@ -169,6 +169,11 @@ fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// [`ErrorKind::WouldBlock`](io::ErrorKind::WouldBlock) when the buffer is full, and
 /// the caller cannot know how much was written before: use [`try_writen`] there.
 ///
+/// `fd` is borrowed, never consumed: pass `&stream`, `&owned_fd` or `&borrowed_fd` (any
+/// `&F` with `F: AsFd`, `dyn AsFd` included); the descriptor stays open after the call.
+/// In this crate only [`abort`](crate::linger::abort), whose job is to close, takes a
+/// descriptor by value.
+///
 /// # Errors
 ///
 /// * `EPIPE` ([`ErrorKind::BrokenPipe`](io::ErrorKind::BrokenPipe)) when the reading
@@ -216,7 +221,40 @@ fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// assert_eq!(writen(&a, b"hello").unwrap_err().kind(), ErrorKind::BrokenPipe);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
+///
+/// An owned descriptor is lent, not given: passing it by value (which would close it
+/// when the call returns) does not compile:
+///
+/// ```compile_fail,E0308
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+/// use unp_select::writen::writen;
+///
+/// let (a, _b) = UnixStream::pair()?;
+/// let fd = OwnedFd::from(a);
+/// writen(fd, b"x")?; // error[E0308]: expected `&_`, found `OwnedFd`
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// Borrowed, it stays open for the next write:
+///
+/// ```
+/// use std::io::Read;
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+/// use unp_select::writen::writen;
+///
+/// let (a, mut b) = UnixStream::pair()?;
+/// let fd = OwnedFd::from(a);
+/// writen(&fd, b"one ")?;
+/// writen(&fd, b"two")?;
+/// drop(fd);
+/// let mut got = String::new();
+/// b.read_to_string(&mut got)?;
+/// assert_eq!(got, "one two");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn writen<F: AsFd + ?Sized>(fd: &F, buf: &[u8]) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
@@ -236,7 +274,8 @@ pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
 /// descriptor it behaves like [`writen`] and returns `buf.len()`. An empty `buf`
 /// returns `Ok(0)` without a system call.
 ///
-/// The same `SIGPIPE` protection as [`writen`] applies.
+/// The same `SIGPIPE` protection as [`writen`] applies, and `fd` is borrowed in the same
+/// way: an owned descriptor passed by value does not compile.
 ///
 /// # Errors
 ///
@@ -264,7 +303,17 @@ pub fn writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<()> {
 /// assert!(first.iter().all(|&x| x == 7));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn try_writen<F: AsFd>(fd: F, buf: &[u8]) -> io::Result<usize> {
+///
+/// ```compile_fail,E0308
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+/// use unp_select::writen::try_writen;
+///
+/// let (a, _b) = UnixStream::pair()?;
+/// try_writen(OwnedFd::from(a), b"x")?; // error[E0308]: expected `&_`, found `OwnedFd`
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn try_writen<F: AsFd + ?Sized>(fd: &F, buf: &[u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Ok(0);
     }

@@ -343,3 +343,31 @@ fn poll_flags_are_nix_flags() {
     let fd = PollFd::new(-1, nix::poll::PollFlags::POLLOUT);
     assert_eq!(fd.events(), PollFlags::POLLOUT);
 }
+
+/// The module docs' `PollFlags` section: on Linux `POLLRDNORM`/`POLLWRNORM` are not
+/// `POLLIN`/`POLLOUT` ("equivalent" in nix's descriptions); the kernel reports them
+/// together, but `revents` only holds the bits that were asked for.
+#[test]
+#[cfg(target_os = "linux")]
+fn linux_reports_only_the_normal_flags_asked_for() {
+    let _w = Watchdog::new(
+        "linux_reports_only_the_normal_flags_asked_for",
+        Duration::from_secs(10),
+    );
+    let (mut peer, sock) = UnixStream::pair().unwrap();
+    peer.write_all(b"x").unwrap(); // `sock` is readable and writable
+    let fd = sock.as_raw_fd();
+    let (rd, wr) = (PollFlags::POLLRDNORM, PollFlags::POLLWRNORM);
+    for (events, want) in [
+        (PollFlags::POLLIN, PollFlags::POLLIN),
+        (rd, rd),
+        (PollFlags::POLLIN | rd, PollFlags::POLLIN | rd),
+        (PollFlags::POLLOUT, PollFlags::POLLOUT),
+        (wr, wr),
+        (PollFlags::POLLOUT | wr, PollFlags::POLLOUT | wr),
+    ] {
+        let mut fds = [PollFd::new(fd, events)];
+        assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+        assert_eq!(fds[0].revents(), want, "asked for {events:?}");
+    }
+}

@@ -777,3 +777,42 @@ fn readn_scripted_eintr_and_chunks() {
     assert_eq!(readn(&mut r, &mut buf).unwrap(), 9);
     assert_eq!(&buf, b"012345678");
 }
+
+#[test]
+fn line_reader_exposes_the_inner_descriptor() {
+    use std::os::fd::{AsFd, AsRawFd};
+    use unp_select::poll::{poll, PollFd, PollFlags};
+
+    let (mut peer, sock) = UnixStream::pair().unwrap();
+    let raw = sock.as_raw_fd();
+
+    // Borrowing the stream: AsFd through the `&UnixStream` it wraps.
+    {
+        let by_ref = LineReader::new(&sock);
+        assert_eq!(by_ref.as_fd().as_raw_fd(), raw);
+    }
+
+    // Owning it: AsFd and AsRawFd give the stream's descriptor, usable with poll.
+    let mut reader = LineReader::new(sock);
+    assert_eq!(reader.as_fd().as_raw_fd(), raw);
+    assert_eq!(reader.as_raw_fd(), raw);
+    peer.write_all(b"hi\n").unwrap();
+    let mut fds = [PollFd::from_fd(reader.as_fd(), PollFlags::POLLIN)];
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    assert!(fds[0].revents().contains(PollFlags::POLLIN));
+    let mut line = Vec::new();
+    assert_eq!(reader.readline(&mut line).unwrap(), 3);
+    assert_eq!(line, b"hi\n");
+
+    // A TCP stream too, and the borrow writes through to the peer.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let client_raw = client.as_raw_fd();
+    let tcp_reader = LineReader::new(client);
+    assert_eq!(tcp_reader.as_raw_fd(), client_raw);
+    unp_select::writen::writen(&tcp_reader, b"ok").unwrap();
+    let mut got = [0u8; 2];
+    server.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ok");
+}

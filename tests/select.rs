@@ -50,6 +50,15 @@ fn out_of_range_fds_are_rejected_without_panic() {
         let err = set.insert(fd).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "fd {fd}");
         assert!(err.to_string().contains(&fd.to_string()), "{err}");
+        // A negative number is not a descriptor at all: no advice to use another set.
+        // A large one is a real descriptor that LargeFdSet or poll can take.
+        let msg = err.to_string();
+        if fd < 0 {
+            assert_eq!(msg, format!("negative file descriptor {fd}"));
+        } else {
+            assert!(msg.contains("FD_SETSIZE"), "{msg}");
+            assert!(msg.contains("use LargeFdSet or poll"), "{msg}");
+        }
         assert!(!set.contains(fd));
         set.remove(fd);
         assert_eq!(set, before, "fd {fd} changed the set");
@@ -62,7 +71,15 @@ fn out_of_range_fds_are_rejected_without_panic() {
 fn large_set_bounds() {
     let mut set = LargeFdSet::new();
     for fd in [-1, i32::MIN, LargeFdSet::MAX_FD + 1, i32::MAX] {
-        assert_eq!(set.insert(fd).unwrap_err().kind(), ErrorKind::InvalidInput);
+        let err = set.insert(fd).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        if fd < 0 {
+            assert_eq!(err.to_string(), format!("negative file descriptor {fd}"));
+        } else {
+            let msg = err.to_string();
+            assert!(msg.contains(&fd.to_string()), "{msg}");
+            assert!(msg.contains("MAX_FD") && msg.contains("use poll"), "{msg}");
+        }
         assert!(!set.contains(fd));
         set.remove(fd);
     }

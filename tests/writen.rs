@@ -124,7 +124,7 @@ fn write_to_read_only_file_is_ebadf() {
     let file = std::fs::File::open("/dev/null").unwrap();
     let err = writen(&file, b"data").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
-    let err = try_writen(file.as_fd(), b"data").unwrap_err();
+    let err = try_writen(&file.as_fd(), b"data").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
 }
 
@@ -661,13 +661,23 @@ fn eintr_during_blocked_writen_loses_and_duplicates_nothing() {
 }
 
 #[test]
-fn writen_takes_borrowed_and_owned_fds() {
-    // `writen` takes anything AsFd: references, BorrowedFd, owned values.
+fn writen_borrows_every_kind_of_fd() {
+    // `writen` and `try_writen` borrow: `&F` for any `F: AsFd`, unsized `dyn AsFd`
+    // included. Every descriptor stays open after the calls (an owned one passed by
+    // value would have been closed; that no longer compiles, see the doc tests): each
+    // one is written to again after its first call.
     let (a, mut b) = UnixStream::pair().unwrap();
-    writen(a.as_fd(), b"one ").unwrap();
+    let owned = OwnedFd::from(a.try_clone().unwrap());
+    let dynamic: Box<dyn AsFd> = Box::new(a.try_clone().unwrap());
+    writen(&a.as_fd(), b"one ").unwrap();
     writen(&a, b"two ").unwrap();
-    writen(a, b"three").unwrap();
+    writen(&owned, b"three ").unwrap();
+    writen(&*dynamic, b"four ").unwrap();
+    assert_eq!(try_writen(&a.as_fd(), b"five ").unwrap(), 5);
+    assert_eq!(try_writen(&owned, b"six ").unwrap(), 4);
+    assert_eq!(try_writen(&*dynamic, b"seven").unwrap(), 5);
+    drop((a, owned, dynamic));
     let mut s = String::new();
     b.read_to_string(&mut s).unwrap();
-    assert_eq!(s, "one two three");
+    assert_eq!(s, "one two three four five six seven");
 }

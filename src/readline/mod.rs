@@ -30,6 +30,7 @@
 
 use std::fmt;
 use std::io::{self, BufRead, ErrorKind, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 mod buffer;
 
@@ -78,7 +79,9 @@ pub const DEFAULT_CAPACITY: usize = 8 * 1024;
 /// It also implements [`Read`] and [`BufRead`], both served from the same buffer, so
 /// line-oriented and counted reads can be mixed on one connection. The `BufRead`
 /// methods (`read_line`, `read_until`, `lines`, …) do **not** apply `max_line`: see
-/// the notes on the `BufRead` implementation.
+/// the notes on the `BufRead` implementation. When the inner reader has a descriptor,
+/// so does the `LineReader`: [`AsFd`] and [`AsRawFd`] give the inner reader's, for
+/// `select`, `poll` and [`writen`](crate::writen::writen).
 ///
 /// The buffer starts at the capacity given (default [`DEFAULT_CAPACITY`]) and grows
 /// only when one line does not fit, never beyond the larger of that capacity and
@@ -552,6 +555,71 @@ impl<R: Read> BufRead for LineReader<R> {
 
     fn consume(&mut self, amt: usize) {
         self.buf.consume(amt);
+    }
+}
+
+/// The inner reader's descriptor, so a `LineReader` goes into an
+/// [`FdSet`](crate::select::FdSet), a [`PollFd`](crate::poll::PollFd) or
+/// [`writen`](crate::writen::writen) as the socket it wraps would (a borrow: the
+/// descriptor stays the inner reader's).
+///
+/// Readiness reported for the descriptor says nothing about the bytes already in this
+/// reader's buffer: the kernel no longer has them. Serve [`has_line`](Self::has_line)
+/// before waiting in `select`/`poll` again.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use unp_select::select::{select, FdSet};
+/// use unp_select::writen::writen;
+/// use unp_select::LineReader;
+///
+/// let (mut peer, sock) = UnixStream::pair()?;
+/// let mut reader = LineReader::new(sock);
+/// peer.write_all(b"one\ntwo\n")?;
+///
+/// let mut rset = FdSet::new();
+/// rset.insert_fd(&reader)?;
+/// assert_eq!(select(Some(&mut rset), None, None, Some(Duration::from_secs(5)))?, 1);
+/// assert!(rset.contains_fd(&reader));
+/// let mut line = Vec::new();
+/// reader.readline(&mut line)?;
+/// assert_eq!(line, b"one\n");
+/// assert!(reader.has_line()); // "two\n" is buffered: not the kernel's any more
+///
+/// writen(&reader, b"ack\n")?; // written through the inner socket
+/// let mut ack = [0; 4];
+/// peer.read_exact(&mut ack)?;
+/// assert_eq!(&ack, b"ack\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<R: AsFd> AsFd for LineReader<R> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+/// The inner reader's descriptor number, for APIs that take a [`RawFd`] (such as
+/// [`FdSet::insert`](crate::select::FdSet::insert)). See the [`AsFd`] implementation.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use unp_select::LineReader;
+///
+/// let (_peer, sock) = UnixStream::pair()?;
+/// let raw = sock.as_raw_fd();
+/// assert_eq!(LineReader::new(sock).as_raw_fd(), raw);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<R: AsRawFd> AsRawFd for LineReader<R> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
     }
 }
 

@@ -34,12 +34,22 @@ fn invalid_input(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// The error for a negative `fd` given to a set's `insert`. No descriptor is negative:
+/// −1 is what a failed `open`/`socket`/`accept` returns, or UNP's mark of a free
+/// `client[]` slot, so the advice for large descriptors would mislead.
+fn negative_fd(fd: RawFd) -> io::Error {
+    invalid_input(format!("negative file descriptor {fd}"))
+}
+
 /// `LargeFdSet::insert`'s error, out of line (see [`fd_out_of_range`]).
 #[cold]
 #[inline(never)]
 fn large_fd_out_of_range(fd: RawFd) -> io::Error {
+    if fd < 0 {
+        return negative_fd(fd);
+    }
     invalid_input(format!(
-        "fd {fd} is outside 0..={} accepted by LargeFdSet",
+        "fd {fd} is above LargeFdSet::MAX_FD ({}) (use poll)",
         LargeFdSet::MAX_FD
     ))
 }
@@ -49,8 +59,11 @@ fn large_fd_out_of_range(fd: RawFd) -> io::Error {
 #[cold]
 #[inline(never)]
 fn fd_out_of_range(fd: RawFd) -> io::Error {
+    if fd < 0 {
+        return negative_fd(fd);
+    }
     invalid_input(format!(
-        "fd {fd} is outside 0..{FD_SETSIZE} and cannot be stored in an fd_set \
+        "fd {fd} is not below FD_SETSIZE ({FD_SETSIZE}) and cannot be stored in an fd_set \
          (use LargeFdSet or poll)"
     ))
 }
@@ -226,9 +239,14 @@ impl FdSet {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidInput`](io::ErrorKind::InvalidInput) if `fd` is negative or
-    /// not below [`FD_SETSIZE`]; the set is unchanged. Use [`LargeFdSet`] or
-    /// [`poll`](crate::poll::poll) for such descriptors.
+    /// [`ErrorKind::InvalidInput`](io::ErrorKind::InvalidInput), and the set is
+    /// unchanged, if `fd`:
+    ///
+    /// - is negative (message: `negative file descriptor -1`): no descriptor is, so
+    ///   this is a caller's bug, such as a failed call's −1 or a free slot's marker;
+    /// - is not below [`FD_SETSIZE`]: a real descriptor that an `fd_set` cannot hold;
+    ///   the message says to use [`LargeFdSet`] or [`poll`](crate::poll::poll), which
+    ///   take it.
     ///
     /// # Examples
     ///
@@ -240,7 +258,9 @@ impl FdSet {
     /// set.insert(4)?;
     /// assert!(set.contains(4));
     /// assert_eq!(set.insert(FD_SETSIZE as i32).unwrap_err().kind(), ErrorKind::InvalidInput);
-    /// assert_eq!(set.insert(-1).unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// let err = set.insert(-1).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// assert_eq!(err.to_string(), "negative file descriptor -1");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[inline]
@@ -614,8 +634,9 @@ impl LargeFdSet {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidInput`](io::ErrorKind::InvalidInput) if `fd` is negative or
-    /// above [`LargeFdSet::MAX_FD`]; the set is unchanged.
+    /// [`ErrorKind::InvalidInput`](io::ErrorKind::InvalidInput), and the set is
+    /// unchanged, if `fd` is negative (message: `negative file descriptor -1`) or above
+    /// [`LargeFdSet::MAX_FD`] (the message says to use [`poll`](crate::poll::poll)).
     ///
     /// # Examples
     ///
