@@ -2,6 +2,10 @@
 //! TCP echo server of W. Richard Stevens' *Unix Network Programming* (UNP) ported
 //! faithfully and its RST-before-accept race (UNP 16.6) fixed.
 //!
+//! Three layers, each public and usable alone:
+//!
+//! 1. **Primitives**, one module per UNP function or macro:
+//!
 //! | module | UNP | |
 //! |---|---|---|
 //! | [`select`](mod@select) | `Select`, `FD_SET`, `FD_ISSET`, `FD_CLR`, `FD_ZERO` | bounds-checked [`FdSet`], growable [`LargeFdSet`], [`select()`](fn@select), `pselect` |
@@ -11,66 +15,92 @@
 //! | [`readn`](mod@readn) | `readn` | [`readn()`](fn@readn) |
 //! | [`writen`](mod@writen) | `writen` | [`writen()`](fn@writen), [`try_writen`]: no `SIGPIPE` death |
 //! | [`accept`](mod@accept) | `Accept` | [`accept()`](fn@accept) that sorts its errors (UNP 16.6), [`FdReserve`] |
-//! | [`echo`](mod@echo) | `tcpservselect01`, `tcpservpoll01` | [`EchoServer`] |
 //!
-//! # A complete select loop
+//! 2. **Keyed readiness**, [`sources`]: register descriptors under keys of your
+//!    own, wait with select, large select or poll, iterate the ready keys; a
+//!    [`Waker`](sources::Waker) wakes the wait from another thread or a signal
+//!    handler.
+//! 3. **The hardened server loop**, [`server`]: UNP's `tcpservselect01` with the
+//!    16.6 fix, sorted `accept` errors, the `EMFILE` reserve, fair turns,
+//!    back-pressure and time-outs, generic over a [`Protocol`](server::Protocol)
+//!    you write. [`echo`](mod@echo) is the book's echo server on it
+//!    (`tcpservselect01`, `tcpservpoll01`): [`EchoServer`].
 //!
-//! UNP's server loop in miniature: one listener, its clients, one `select`. The
-//! listener is nonblocking and [`accept()`](fn@accept) sorts its errors, so a
-//! connection that vanishes between `select` and `accept` (UNP 16.6) sends the loop
-//! back to `select` instead of hanging it. The client lives in a thread so the
-//! example runs on its own.
+//! # Waiting on a few descriptors
+//! A pipe, a Unix socket and a TCP listener in one wait, each under a key of the
+//! caller's type, so a ready descriptor needs no map back to its object:
 //!
 //! ```
-//! use std::io::{BufRead, BufReader, Write};
+//! use std::io::Write;
 //! use std::net::{TcpListener, TcpStream};
-//! use std::os::fd::AsRawFd;
-//! use unp_select::{accept, select, writen, Accept, FdSet, LineReader};
+//! use std::os::unix::net::UnixStream;
+//! use std::time::Duration;
+//! use unp_select::sources::{Backend, Events, Interest, Sources};
 //!
+//! #[derive(Clone, Copy, Debug, PartialEq)]
+//! enum Key { Control, Listener }
+//!
+//! let (mut control_tx, control) = UnixStream::pair()?;
 //! let listener = TcpListener::bind("127.0.0.1:0")?;
-//! listener.set_nonblocking(true)?; // UNP 16.6
-//! let addr = listener.local_addr()?;
-//! let client = std::thread::spawn(move || -> std::io::Result<String> {
-//!     let mut conn = TcpStream::connect(addr)?;
-//!     conn.write_all(b"hello\n")?;
-//!     let mut echo = String::new();
-//!     BufReader::new(conn).read_line(&mut echo)?;
-//!     Ok(echo)
-//! });
+//! let mut sources = Sources::new(Backend::Select);
+//! sources.register(Key::Control, &control, Interest::READ)?;
+//! sources.register(Key::Listener, &listener, Interest::READ)?;
 //!
-//! let mut allset = FdSet::new();
-//! allset.insert(listener.as_raw_fd())?;
-//! let mut clients: Vec<LineReader<TcpStream>> = Vec::new();
-//! let mut line = Vec::new();
-//! let mut echoed = 0;
-//! while echoed < 1 {
-//!     let mut rset = allset.clone();
-//!     match select(Some(&mut rset), None, None, None) {
-//!         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-//!         other => other?,
-//!     };
-//!     if rset.contains(listener.as_raw_fd()) {
-//!         match accept(&listener)? {
-//!             Accept::Connection(stream, _) => {
-//!                 allset.insert(stream.as_raw_fd())?; // Err if >= FD_SETSIZE
-//!                 clients.push(LineReader::new(stream));
-//!             }
-//!             Accept::NotNow(_) => {}                // gone before accept: not an error
-//!             Accept::OutOfResources(e) => return Err(e),
-//!             _ => {} // #[non_exhaustive]: an outcome added later; back to select
-//!         }
-//!     }
-//!     for reader in &mut clients {
-//!         if rset.contains(reader.get_ref().as_raw_fd()) {
-//!             line.clear();
-//!             if reader.readline(&mut line)? > 0 {
-//!                 writen(reader.get_ref(), &line)?;
-//!                 echoed += 1;
-//!             }
+//! control_tx.write_all(b"reload\n")?;
+//! let _client = TcpStream::connect(listener.local_addr()?)?;
+//! let mut events = Events::new();
+//! let mut seen = Vec::new();
+//! while seen.len() < 2 {
+//!     sources.wait(&mut events, Some(Duration::from_secs(5)))?;
+//!     for (key, readiness) in &events {
+//!         assert!(readiness.is_readable());
+//!         if !seen.contains(key) {
+//!             seen.push(*key);
 //!         }
 //!     }
 //! }
-//! assert_eq!(client.join().unwrap()?, "hello\n");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # A complete server
+//! The loop of UNP's select server, hardened, with a protocol of five lines: each
+//! line comes back reversed. Connections are nonblocking, a client that sends half
+//! a line freezes nobody, a client at end of file is removed once answered, and the
+//! listener is nonblocking (UNP 16.6).
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::TcpStream;
+//! use unp_select::server::{Config, Context, Frame, Protocol, Server};
+//!
+//! struct Reverse;
+//! impl Protocol for Reverse {
+//!     type Conn = ();
+//!     fn connect(&mut self, ctx: &mut Context<'_>) {
+//!         ctx.set_frame(Frame::Line);
+//!     }
+//!     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+//!         let text = line.strip_suffix(b"\n").unwrap_or(line);
+//!         let mut reply: Vec<u8> = text.iter().rev().copied().collect();
+//!         reply.push(b'\n');
+//!         ctx.send(&reply);
+//!     }
+//! }
+//!
+//! let server = Server::bind("127.0.0.1:0", Reverse, Config::default())?;
+//! let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+//! let thread = std::thread::spawn(move || server.run());
+//!
+//! let mut stalled = TcpStream::connect(addr)?;
+//! stalled.write_all(b"hel")?; // half a line: the others are served anyway
+//! let mut conn = TcpStream::connect(addr)?;
+//! conn.write_all(b"select\n")?;
+//! let mut reply = String::new();
+//! BufReader::new(&conn).read_line(&mut reply)?;
+//! assert_eq!(reply, "tceles\n");
+//!
+//! stop.shutdown();
+//! assert_eq!(thread.join().unwrap()?.accepted, 2);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
