@@ -373,3 +373,26 @@ fn echo_server_stops_within_100ms_even_asleep_in_accept() {
         assert!(rest.contains("stopped"), "{rest}");
     }
 }
+
+/// Issue: a signal during `--accept-delay` waited the delay out (2.7 s measured
+/// with 3000 ms): `thread::sleep` resumes after `EINTR`. The delay now waits on the
+/// server's waker, which the signal handler wakes.
+#[test]
+fn echo_server_stops_within_100ms_during_the_accept_delay() {
+    let _dog = Watchdog::new("stop during the accept delay", Duration::from_secs(60));
+    for mode in [&[][..], &["--poll"], &["--large"]] {
+        let mut args = mode.to_vec();
+        args.extend(["--accept-delay", "3000"]);
+        let server = ServerProcess::start(&args);
+        let _client = std::net::TcpStream::connect(server.addr).unwrap();
+        std::thread::sleep(Duration::from_millis(200)); // well inside the delay
+        let t = std::time::Instant::now();
+        let (status, rest) = server.stop_with(libc::SIGTERM);
+        let took = t.elapsed();
+        assert!(status.success(), "{args:?}: {status}\n{rest}");
+        assert!(
+            took < Duration::from_millis(100),
+            "{args:?}: took {took:?} to stop during the accept delay"
+        );
+    }
+}

@@ -339,11 +339,10 @@ impl<P: Protocol> Loop<P> {
         };
         let protocol = &mut self.protocol;
         let state = guarded(|| protocol.connect(&mut ctx));
-        let turn_ends = mem::take(&mut self.ends);
         if let Some(conn) = self.client[i].as_mut() {
-            conn.ends.extend(turn_ends.iter().copied()); // a greeting's messages
+            conn.ends.extend(self.ends.drain(..)); // a greeting's messages
         }
-        self.ends = turn_ends;
+        self.ends.clear();
         let woken = mem::take(&mut self.woken);
         self.backlog.extend(woken);
         match state {
@@ -688,6 +687,7 @@ impl<P: Protocol> Loop<P> {
         for i in 0..self.client.len() {
             if let Some(conn) = self.client[i].take() {
                 self.sources.unregister(&conn.fd);
+                bump(&mut self.stats.closed_shutdown);
                 let id = ConnId {
                     index: i as u32,
                     gen: conn.gen,

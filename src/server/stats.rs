@@ -103,6 +103,8 @@ pub struct Stats {
     pub closed_protocol: u64,
     /// Connections closed because the protocol panicked while handling them.
     pub closed_panic: u64,
+    /// Connections still open when the server stopped, closed then.
+    pub closed_shutdown: u64,
     /// Messages delivered to the protocol.
     pub messages_received: u64,
     /// Messages sent: `send`/`send_to` calls whose last byte the kernel took.
@@ -116,7 +118,7 @@ pub struct Stats {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &self.empty_accepts;
-        let rows: [(&str, u64); 21] = [
+        let rows: [(&str, u64); 22] = [
             ("accepted", self.accepted),
             ("refused", self.refused),
             ("empty_accepts", e.total()),
@@ -133,6 +135,7 @@ impl fmt::Display for Stats {
             ("closed_policy", self.closed_policy),
             ("closed_protocol", self.closed_protocol),
             ("closed_panic", self.closed_panic),
+            ("closed_shutdown", self.closed_shutdown),
             ("messages_received", self.messages_received),
             ("messages_sent", self.messages_sent),
             ("bytes_received", self.bytes_received),
@@ -162,6 +165,7 @@ impl Stats {
             self.closed_policy,
             self.closed_protocol,
             self.closed_panic,
+            self.closed_shutdown,
         ]
         .into_iter()
         .fold(0, u64::saturating_add);

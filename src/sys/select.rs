@@ -252,4 +252,3 @@ mod tests {
         assert_eq!(fd_set_words(&set)[1], 5);
     }
 }
-

@@ -1,0 +1,44 @@
+//! Descriptor numbers the loop did not choose: the waker's, made when the server
+//! was, may be too high for select when `run` starts. Its own binary, since it fills
+//! the descriptor table.
+
+mod common;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use common::fds::raise_nofile;
+use common::Watchdog;
+use unp_select::echo::{Config, EchoServer};
+use unp_select::FD_SETSIZE;
+
+/// Issue: `run()` failed with `InvalidInput` naming a descriptor the caller never
+/// saw, when the server was made while low descriptors were busy.
+#[test]
+fn a_waker_made_above_fd_setsize_does_not_stop_select() {
+    let _dog = Watchdog::new("waker above FD_SETSIZE", Duration::from_secs(60));
+    assert!(raise_nofile(4096) >= 2048, "needs RLIMIT_NOFILE >= 2048");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    assert!((listener.as_raw_fd() as usize) < FD_SETSIZE);
+    // Busy low descriptors while the server (and its waker) is made.
+    let mut fillers = Vec::new();
+    while fillers.last().map_or(0, |f: &File| f.as_raw_fd() as usize) < FD_SETSIZE + 8 {
+        fillers.push(File::open("/dev/null").unwrap());
+    }
+    let server = EchoServer::new(listener, Config::default()).unwrap();
+    let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
+    drop(fillers);
+    let thread = std::thread::spawn(move || server.run());
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"low again\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&c).read_line(&mut line).unwrap();
+    assert_eq!(line, "low again\n");
+    stop.shutdown();
+    let stats = thread.join().unwrap().expect("run with a high waker");
+    assert_eq!(stats.accepted, 1);
+}

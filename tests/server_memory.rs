@@ -1,0 +1,134 @@
+//! What a connection's buffers hold between turns: nothing once its input was
+//! delivered and its output sent, whatever its earlier turns needed. The server
+//! thread's live heap is measured with a counting global allocator (one per binary,
+//! hence this file).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::Watchdog;
+use unp_select::echo::{Config, Echo, EchoServer};
+
+/// Counts the live heap bytes of the threads that turned counting on.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+fn note(delta: isize) {
+    // `try_with`: the thread-local may be gone while a thread shuts down.
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        LIVE.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged;
+// the bookkeeping touches a const-initialized thread-local and an atomic, which
+// never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size() as isize);
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size() as isize);
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size as isize - layout.size() as isize);
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note(-(layout.size() as isize));
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Waits until the server thread's live heap stops changing; returns it.
+fn settled_live() -> isize {
+    let mut last = LIVE.load(Ordering::SeqCst);
+    let start = Instant::now();
+    loop {
+        thread::sleep(Duration::from_millis(50));
+        let now = LIVE.load(Ordering::SeqCst);
+        if now == last || start.elapsed() > Duration::from_secs(3) {
+            return now;
+        }
+        last = now;
+    }
+}
+
+fn echo(c: &mut TcpStream, pieces: &[&[u8]]) {
+    let mut want = 0;
+    for piece in pieces {
+        c.write_all(piece).unwrap();
+        want += piece.len();
+        thread::sleep(Duration::from_millis(10)); // each piece its own read
+    }
+    let mut got = vec![0; want];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(got, pieces.concat());
+}
+
+/// Issue: a client that once sent a line in two pieces kept 4095 bytes; one with a
+/// 3000 + 1000-byte line kept 6000 (the buffer doubled past `max_line`).
+#[test]
+fn an_idle_connection_holds_no_buffer_after_a_line_in_pieces() {
+    let _dog = Watchdog::new("idle buffers", Duration::from_secs(60));
+    for (name, run) in [
+        (
+            "select",
+            EchoServer::run as fn(EchoServer) -> std::io::Result<_>,
+        ),
+        ("large", EchoServer::run_large),
+        ("poll", EchoServer::run_poll),
+    ] {
+        let server =
+            EchoServer::bind("127.0.0.1:0", Config::default().with_echo(Echo::Lines)).unwrap();
+        let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
+        let thread = thread::spawn(move || {
+            COUNTING.with(|on| on.set(true));
+            let stats = run(server);
+            COUNTING.with(|on| on.set(false));
+            stats
+        });
+        const N: usize = 20;
+        let mut clients: Vec<TcpStream> =
+            (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for c in &mut clients {
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            echo(c, &[b"warm up\n"]);
+        }
+        let base = settled_live();
+        for c in &mut clients {
+            echo(c, &[&[b'x'; 3000], &[b'y'; 999], b"\n"]);
+            echo(c, &[b"half a ", b"line\n"]);
+        }
+        let after = settled_live();
+        let per_client = (after - base) / N as isize;
+        assert!(
+            per_client < 64,
+            "{name}: {per_client} bytes per idle client kept after lines in pieces \
+             (base {base}, after {after})"
+        );
+        drop(clients);
+        stop.shutdown();
+        thread.join().unwrap().unwrap();
+    }
+}
