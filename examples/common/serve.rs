@@ -113,7 +113,11 @@ pub fn run<P: Protocol>(name: &str, server: Server<P>, backend: Backend) -> Exit
     }
     match result {
         Ok(stats) => {
-            outln(format_args!("{name}: stopped; counters:\n{stats}"));
+            let counters = stats.to_string();
+            outln(format_args!(
+                "{name}: stopped; counters:\n{}",
+                counters.trim_end()
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {

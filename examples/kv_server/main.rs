@@ -1,144 +1,75 @@
-//! THROWAWAY test harness for the `kv` engine, to be replaced by the real
-//! `kv_server` on the select(2)/poll(2) loop. It serves the same command line,
-//! `kv_server [--poll | --large] [ADDR]` (the options are accepted and ignored:
-//! here every client gets a blocking std thread), prints the same first line and
-//! stops on SIGTERM/SIGINT with the same report, so `tests/kv_clients.rs` runs now.
+//! An in-memory store speaking memcached's text protocol, on the crate's hardened
+//! loop. `kv.rs` is the protocol (commands, items, replies), written without I/O;
+//! this file plugs it into the loop: a line or a data block in, the replies out.
+//! Readiness, accept, buffering, back-pressure and time-outs are the library's.
+//!
+//! ```text
+//! cargo run --example kv_server -- [--poll | --large] [ADDR]
+//! ```
 
 mod kv;
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::ExitCode;
 
-use kv::{Next, Session, Store, MAX_LINE};
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use kv::{Next, Session, Store};
+use unp_select::server::{Config, ConnId, Context, Frame, Protocol};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+#[path = "../common/cli.rs"]
+mod cli;
+#[path = "../common/serve.rs"]
+mod serve;
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst); // async-signal-safe: one atomic store
+const USAGE: &str = "\
+usage: kv_server [OPTIONS] [ADDR]
+
+An in-memory key-value store speaking memcached's text protocol on ADDR (default
+127.0.0.1:11211): set, add, replace, append, prepend, cas, get, gets, delete, incr,
+decr, touch, gat, gats, flush_all, version, verbosity, stats, quit. Values up to
+1 MiB, 64 MiB in all. Stop it with Ctrl-C or SIGTERM; it then prints its counters.
+
+try:  printf 'set k 0 0 5\\r\\nhello\\r\\nget k\\r\\n' | nc -q1 127.0.0.1 11211";
+
+/// The store, shared by every connection of the loop, and one reply buffer.
+struct Kv {
+    store: Store,
+    out: Vec<u8>,
 }
 
-/// Fills `reader`'s buffer, first sending `out` if the buffer is empty (a read may
-/// then block, and the client may be waiting for those answers). Empty: EOF.
-fn fill<'a>(
-    reader: &'a mut BufReader<TcpStream>,
-    w: &mut TcpStream,
-    out: &mut Vec<u8>,
-) -> io::Result<&'a [u8]> {
-    if reader.buffer().is_empty() && !out.is_empty() {
-        w.write_all(out)?;
-        out.clear();
+impl Protocol for Kv {
+    type Conn = Session;
+
+    fn connect(&mut self, ctx: &mut Context<'_>) -> Session {
+        self.store.connected();
+        ctx.set_frame(Frame::Line);
+        Session::new()
     }
-    reader.fill_buf()
-}
 
-/// What the real loop does for a connection: lines of at most MAX_LINE bytes (longer
-/// ones in pieces), exact data blocks, answers sent when the input runs dry.
-fn serve(stream: TcpStream, store: &Mutex<Store>) -> io::Result<()> {
-    let mut w = stream.try_clone()?;
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    let (mut session, mut out, mut buf) = (Session::new(), Vec::new(), Vec::new());
-    let mut next = Next::Line;
-    loop {
-        buf.clear();
-        let want = match next {
-            Next::Close => return w.write_all(&out),
-            Next::Line => MAX_LINE,
-            Next::Exact(n) => n,
+    fn receive(&mut self, session: &mut Session, msg: &[u8], ctx: &mut Context<'_>) {
+        let now = kv::unix_now();
+        self.out.clear();
+        let next = match ctx.frame() {
+            Frame::Exact(_) => session.on_data(&mut self.store, msg, now, &mut self.out),
+            _ => session.on_line(&mut self.store, msg, now, &mut self.out),
         };
-        while buf.len() < want {
-            let avail = fill(&mut reader, &mut w, &mut out)?;
-            if avail.is_empty() {
-                return w.write_all(&out); // EOF
-            }
-            let window = &avail[..avail.len().min(want - buf.len())];
-            let take = match (next, window.iter().position(|&b| b == b'\n')) {
-                (Next::Line, Some(i)) => i + 1,
-                _ => window.len(),
-            };
-            buf.extend_from_slice(&window[..take]);
-            reader.consume(take);
-            if buf.ends_with(b"\n") && next == Next::Line {
-                break;
-            }
+        ctx.send(&self.out);
+        match next {
+            Next::Line => ctx.set_frame(Frame::Line),
+            Next::Exact(n) => ctx.set_frame(Frame::Exact(n)),
+            Next::Close => ctx.close(),
         }
-        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-        next = match next {
-            Next::Line => session.on_line(&mut store, &buf, kv::unix_now(), &mut out),
-            _ => session.on_data(&mut store, &buf, kv::unix_now(), &mut out),
-        };
+    }
+
+    fn disconnect(&mut self, _: Session, _: ConnId) {
+        self.store.disconnected();
     }
 }
 
-fn main() {
-    let mut addr = "127.0.0.1:11211".to_string();
-    let mut mechanism = "select";
-    for a in std::env::args().skip(1) {
-        match a.as_str() {
-            "--poll" => mechanism = "poll",
-            "--large" => mechanism = "select over a large set",
-            s if s.starts_with('-') => {
-                eprintln!("usage: kv_server [--poll | --large] [ADDR]");
-                std::process::exit(2);
-            }
-            s => addr = s.to_string(),
-        }
-    }
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: on_signal only stores to an atomic, which is async-signal-safe.
-        unsafe { sigaction(signal, &action) }.expect("sigaction");
-    }
-    let listener = TcpListener::bind(&addr).unwrap_or_else(|e| {
-        eprintln!("kv_server: {addr}: {e}");
-        std::process::exit(1);
-    });
-    listener
-        .set_nonblocking(true)
-        .expect("nonblocking listener");
-    let local = listener.local_addr().expect("local address");
-    println!(
-        "kv_server: listening on {local} ({mechanism}, THROWAWAY thread-per-connection harness)"
-    );
-    let _ = io::stdout().flush();
-    let store = Arc::new(Mutex::new(Store::new()));
-    let accepted = Arc::new(AtomicU64::new(0));
-    while !STOP.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                accepted.fetch_add(1, Ordering::SeqCst);
-                let store = store.clone();
-                std::thread::spawn(move || {
-                    let _ = stream.set_nonblocking(false);
-                    let _ = stream.set_nodelay(true);
-                    store.lock().unwrap_or_else(|e| e.into_inner()).connected();
-                    let _ = serve(stream, &store);
-                    store
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .disconnected();
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => eprintln!("kv_server: accept: {e}"),
-        }
-    }
-    let store = store.lock().unwrap_or_else(|e| e.into_inner());
-    let mut report = String::from("kv_server: stopped; counters:\n");
-    report += &format!("accepted: {}\n", accepted.load(Ordering::SeqCst));
-    for (name, value) in store.counters() {
-        report += &format!("{name}: {value}\n");
-    }
-    print!("{report}");
-    let _ = io::stdout().flush();
+fn main() -> ExitCode {
+    let usage = format!("{USAGE}\n\noptions:\n{}", serve::LOOP_OPTIONS);
+    // Lines (commands) up to memcached's 2048 bytes; a longer one comes in pieces.
+    let config = Config::default().with_max_line(kv::MAX_LINE);
+    serve::main("kv_server", &usage, "127.0.0.1:11211", config, || Kv {
+        store: Store::new(),
+        out: Vec::new(),
+    })
 }
