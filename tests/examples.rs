@@ -5,7 +5,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+#[cfg(target_os = "linux")]
+use std::net::SocketAddr;
+use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
