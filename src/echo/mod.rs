@@ -7,7 +7,7 @@
 //! grows past `FD_SETSIZE`) and [`EchoServer::run_poll`] (poll).
 //!
 //! Echo is one short [`Protocol`] on the crate's hardened loop
-//! ([`server`](crate::server)), which keeps the book's state and shape (its module
+//! ([`server`](mod@crate::server)), which keeps the book's state and shape (its module
 //! documentation maps `tcpservselect01` line by line). The whole protocol is:
 //!
 //! ```text

@@ -10,7 +10,7 @@
 //! loop's, the same for every protocol:
 //!
 //! - **UNP 16.6**: a nonblocking listener, and `accept` errors sorted by what they
-//!   mean ([`accept`](crate::accept)): a connection that vanished between `select`
+//!   mean ([`accept`](mod@crate::accept)): a connection that vanished between `select`
 //!   and `accept` sends the loop back to `select` ([`Stats::empty_accepts`]).
 //! - **Out of descriptors** (`EMFILE`): the pending connection is shed with a
 //!   reserve descriptor ([`FdReserve`](crate::FdReserve)); if that fails, the
@@ -30,7 +30,7 @@
 //!   itself is broken (`EBADF`, `EFAULT`, `EINVAL`, `ENOTSOCK`) end
 //!   [`Server::run`]. A protocol that panics loses that connection
 //!   ([`Stats::closed_panic`]).
-//! - **Shutdown** through a [`Waker`](crate::sources::Waker): [`ShutdownHandle`],
+//! - **Shutdown** through a [`Waker`] ([`ShutdownHandle`]),
 //!   from any thread or a signal handler; live [`Stats`] through a [`StatsHandle`].
 //! - **One loop, three waits**: [`Server::run`] (select over [`FdSet`]),
 //!   [`Server::run_large`] (select over [`LargeFdSet`]), [`Server::run_poll`].

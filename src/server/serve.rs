@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::conn::{next_message, Conn, Ending};
-use super::protocol::{ConnId, Context, Protocol};
+use super::protocol::{ConnId, Context, Frame, Protocol};
 use super::stats::{add, bump, Stats, StatsHandle};
 use super::{Config, Listener, Server, ShutdownHandle, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
 use crate::accept::{self, Accept, FdReserve};
@@ -416,7 +416,13 @@ impl<P: Protocol> Loop<P> {
             crate::sys::recv(conn.fd.as_fd(), &mut self.buf[..room])
         } else {
             let kept = conn.input.len();
-            if conn.input.try_reserve_exact(room).is_err() {
+            // An exact frame's whole length at once, so a large body is not copied
+            // again at every read; otherwise one read's worth.
+            let need = match conn.frame {
+                Frame::Exact(n) => n.saturating_sub(kept).max(room),
+                _ => room,
+            };
+            if conn.input.try_reserve_exact(need).is_err() {
                 conn.retry_read = true;
                 return Ok(Read::Park);
             }
