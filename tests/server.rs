@@ -331,6 +331,7 @@ fn live_stats_follow_the_loop() {
 #[cfg(target_os = "linux")]
 fn connects_completed(addr: SocketAddr, n: usize, within: Duration) -> usize {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
     let SocketAddr::V4(v4) = addr else {
         panic!("IPv4")
     };
