@@ -477,6 +477,9 @@ impl<P: Protocol> Server<P> {
     ///
     /// # Errors
     /// Those of [`UnixListener::bind`], `listen(2)` and [`Server::new`].
+    ///
+    /// # Examples
+    /// As [`Server::new`]'s, with the path in place of the listener.
     pub fn bind_unix(path: impl AsRef<Path>, protocol: P, config: Config) -> io::Result<Server<P>> {
         config.check()?;
         let listener = UnixListener::bind(path)?;
@@ -490,6 +493,9 @@ impl<P: Protocol> Server<P> {
     /// # Errors
     /// Those of `getsockname(2)`; `Unsupported` for a Unix-domain listener (see
     /// [`listener`](Self::listener)).
+    ///
+    /// # Examples
+    /// See the [module documentation](self).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.listener {
             Listener::Tcp(l) => l.local_addr(),
@@ -530,6 +536,9 @@ impl<P: Protocol> Server<P> {
     /// FD_SETSIZE` (use [`run_large`](Self::run_large) or
     /// [`run_poll`](Self::run_poll)). Every other error ends one connection, or
     /// makes the loop wait and retry, and is counted in [`Stats`].
+    ///
+    /// # Examples
+    /// See [`run_with`](Self::run_with) and the [module documentation](self).
     pub fn run(self) -> io::Result<Stats> {
         self.run_with(Backend::Select)
     }
@@ -539,6 +548,9 @@ impl<P: Protocol> Server<P> {
     ///
     /// # Errors
     /// As [`run`](Self::run), without the `FD_SETSIZE` limit.
+    ///
+    /// # Examples
+    /// See [`run_with`](Self::run_with).
     pub fn run_large(self) -> io::Result<Stats> {
         self.run_with(Backend::LargeSelect)
     }
@@ -548,6 +560,9 @@ impl<P: Protocol> Server<P> {
     /// # Errors
     /// As [`run`](Self::run), with `poll` in place of `select`, and without the
     /// `FD_SETSIZE` limit.
+    ///
+    /// # Examples
+    /// See the [module documentation](self).
     pub fn run_poll(self) -> io::Result<Stats> {
         self.run_with(Backend::Poll)
     }
@@ -556,6 +571,37 @@ impl<P: Protocol> Server<P> {
     ///
     /// # Errors
     /// As [`run`](Self::run).
+    ///
+    /// # Examples
+    /// The same protocol on every backend:
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::TcpStream;
+    /// use unp_select::server::{Config, Context, Protocol, Server};
+    /// use unp_select::sources::Backend;
+    ///
+    /// struct Greet;
+    /// impl Protocol for Greet {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.send(b"hi\n");
+    ///         ctx.close();
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// for backend in [Backend::Select, Backend::LargeSelect, Backend::Poll] {
+    ///     let server = Server::bind("127.0.0.1:0", Greet, Config::default())?;
+    ///     let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    ///     let thread = std::thread::spawn(move || server.run_with(backend));
+    ///     let mut greeting = String::new();
+    ///     TcpStream::connect(addr)?.read_to_string(&mut greeting)?;
+    ///     assert_eq!(greeting, "hi\n");
+    ///     stop.shutdown();
+    ///     assert_eq!(thread.join().unwrap()?.closed_protocol, 1);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run_with(self, backend: Backend) -> io::Result<Stats> {
         serve::Loop::new(self, backend)?.run()
     }

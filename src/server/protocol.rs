@@ -124,6 +124,55 @@ pub trait Protocol {
 /// Sending part of the message just received costs no copy: the loop sends it
 /// straight out of its read buffer (UNP's `buf[MAXLINE]`), as long as the parts
 /// follow each other in the input.
+///
+/// # Examples
+/// A relay: `@N text` goes to the connection that was told it is `N`, anything
+/// else to everybody else; `quit` is answered, then the connection closes.
+/// ```
+/// use std::collections::HashMap;
+/// use unp_select::server::{ConnId, Context, Frame, Protocol};
+///
+/// #[derive(Default)]
+/// struct Relay {
+///     by_number: HashMap<usize, ConnId>,
+/// }
+///
+/// impl Protocol for Relay {
+///     type Conn = usize; // the number this connection was given
+///     fn connect(&mut self, ctx: &mut Context<'_>) -> usize {
+///         ctx.set_frame(Frame::Line);
+///         let n = ctx.id().index();
+///         self.by_number.insert(n, ctx.id());
+///         ctx.send(format!("you are @{n}\n").as_bytes());
+///         n
+///     }
+///     fn receive(&mut self, _: &mut usize, line: &[u8], ctx: &mut Context<'_>) {
+///         if line == b"quit\n" {
+///             ctx.send(b"bye\n");
+///             ctx.close(); // after "bye" is sent
+///         } else if let Some((to, text)) = parse_to(line) {
+///             let delivered = self.by_number.get(&to).is_some_and(|&id| ctx.send_to(id, text));
+///             if !delivered {
+///                 ctx.send(b"no such connection\n");
+///             }
+///         } else {
+///             ctx.broadcast(line);
+///         }
+///     }
+///     fn disconnect(&mut self, n: usize, _: ConnId) {
+///         self.by_number.remove(&n);
+///     }
+/// }
+///
+/// /// `@N rest` as (N, rest).
+/// fn parse_to(line: &[u8]) -> Option<(usize, &[u8])> {
+///     let rest = line.strip_prefix(b"@")?;
+///     let space = rest.iter().position(|&b| b == b' ')?;
+///     let n = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+///     Some((n, &rest[space + 1..]))
+/// }
+/// # let _ = unp_select::server::Server::bind("127.0.0.1:0", Relay::default(), Default::default());
+/// ```
 pub struct Context<'a> {
     pub(super) id: ConnId,
     pub(super) conns: &'a mut [Option<Conn>],
