@@ -50,7 +50,10 @@
 //! happened (0 for end of file, or the error). [`Readiness::is_read_closed`] does
 //! that test. A descriptor reported invalid stops being watched (so a loop that does
 //! not remove it does not spin) until [`Sources::set_interest`] or a new
-//! registration.
+//! registration. With select, a closed number above the descriptor table (one that
+//! was never open: the table never shrinks) is found only when the wait ends, by
+//! its timeout or another source's readiness, as [`select()`](crate::select()) says;
+//! poll reports it at once.
 //!
 //! # Costs
 //! From a ready descriptor to its key is one index into a table by descriptor

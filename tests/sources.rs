@@ -1,0 +1,899 @@
+//! Integration tests of `unp_select::sources` (keyed readiness and the waker) on real
+//! descriptors: pipes, socket pairs and TCP on 127.0.0.1. Every test runs on every
+//! backend unless it is about one backend's limits, every wait has a timeout (or a
+//! waker that ends it) and every test a watchdog.
+//!
+//! Descriptor numbers this binary reserves: 700..=760 (closed descriptors inside the
+//! table), 2000.. (descriptors above `FD_SETSIZE`). Signals: `SIGUSR1` is the counting
+//! handler of `common::signals` (EINTR tests), `SIGUSR2` the handler that calls
+//! [`Waker::wake`] (the two would replace each other if they shared a signal).
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::fds::{dup_at_least, pipe, raise_nofile, tcp_pair};
+use common::signals::{hits, install_handler, signal_thread, signal_until_finished};
+use common::Watchdog;
+use nix::errno::Errno;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use unp_select::sources::{Backend, Events, Interest, Readiness, Sources, Waker};
+use unp_select::FD_SETSIZE;
+
+// ---- helpers ----------------------------------------------------------------------------
+
+const BACKENDS: [Backend; 3] = [Backend::Select, Backend::LargeSelect, Backend::Poll];
+
+/// A long enough timeout for something that is ready (or about to be).
+const SOON: Duration = Duration::from_secs(5);
+
+/// Waits once and returns the `(key, readiness)` pairs, checking the count returned.
+fn wait<K: Clone>(sources: &mut Sources<K>, timeout: Option<Duration>) -> Vec<(K, Readiness)> {
+    let mut events = Events::new();
+    let n = sources
+        .wait(&mut events, timeout)
+        .unwrap_or_else(|e| panic!("wait on {:?}: {e}", sources.backend()));
+    assert_eq!(n, events.len());
+    assert_eq!(events.iter().len(), n);
+    events.iter().map(|(k, r)| (k.clone(), r)).collect()
+}
+
+/// Waits once and returns what was ready and how long the wait took.
+fn timed_wait<K: Clone>(
+    sources: &mut Sources<K>,
+    timeout: Option<Duration>,
+) -> (Vec<(K, Readiness)>, Duration) {
+    let start = Instant::now();
+    let ready = wait(sources, timeout);
+    (ready, start.elapsed())
+}
+
+/// Asserts that nothing is reported within `t`, and that the wait really lasted `t`
+/// (so a source that is reported nothing for does not make the loop spin either).
+fn assert_quiet<K: Clone + std::fmt::Debug>(sources: &mut Sources<K>, t: Duration, what: &str) {
+    let backend = sources.backend();
+    let (ready, took) = timed_wait(sources, Some(t));
+    assert!(ready.is_empty(), "{backend:?}, {what}: {ready:?}");
+    assert!(took >= t, "{backend:?}, {what}: returned after {took:?}");
+}
+
+// ---- keys, interests, registration ----------------------------------------------------------
+
+#[test]
+fn readable_and_writable_under_the_right_key() {
+    let _w = Watchdog::new(
+        "readable_and_writable_under_the_right_key",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        let (a, mut a_peer) = UnixStream::pair().unwrap();
+        let (b, _b_peer) = UnixStream::pair().unwrap();
+        let (r, mut w) = pipe();
+        let mut sources = Sources::new(backend);
+        sources.register("a", &a, Interest::READ).unwrap();
+        sources.register("b", &b, Interest::READ).unwrap();
+        sources.register("pipe", &r, Interest::READ).unwrap();
+        assert_eq!(sources.len(), 3);
+        assert_quiet(&mut sources, Duration::from_millis(20), "nothing written");
+
+        a_peer.write_all(b"x").unwrap();
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("a", Readiness::READABLE)],
+            "{backend:?}"
+        );
+        w.write_all(b"y").unwrap();
+        let mut ready = wait(&mut sources, Some(SOON));
+        ready.sort_by_key(|&(k, _)| k);
+        assert_eq!(
+            ready,
+            [("a", Readiness::READABLE), ("pipe", Readiness::READABLE)],
+            "{backend:?}"
+        );
+
+        // A socket pair always has room: writable, under its own key only.
+        sources.set_interest(&b, Interest::WRITE).unwrap();
+        let mut ready = wait(&mut sources, Some(SOON));
+        ready.sort_by_key(|&(k, _)| k);
+        assert_eq!(
+            ready,
+            [
+                ("a", Readiness::READABLE),
+                ("b", Readiness::WRITABLE),
+                ("pipe", Readiness::READABLE)
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(sources.key(&a), Some(&"a"));
+        assert_eq!(sources.key(&b), Some(&"b"));
+        assert_eq!(sources.key(&w), None);
+    }
+}
+
+#[test]
+fn interest_none_write_and_both() {
+    let _w = Watchdog::new("interest_none_write_and_both", Duration::from_secs(20));
+    for backend in BACKENDS {
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        peer.write_all(b"pending").unwrap(); // `a` is readable, and writable
+        let mut sources = Sources::new(backend);
+        sources.register(7u32, &a, Interest::NONE).unwrap();
+        assert_quiet(&mut sources, Duration::from_millis(20), "NONE");
+
+        sources.set_interest(&a, Interest::WRITE).unwrap();
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [(7, Readiness::WRITABLE)],
+            "{backend:?}: WRITE must not report the pending data"
+        );
+
+        sources.set_interest(&a, Interest::READ).unwrap();
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [(7, Readiness::READABLE)],
+            "{backend:?}"
+        );
+
+        // BOTH: one event with both flags, select included (it is in two sets there),
+        // and a write-only source numbered above it is still reported.
+        sources.set_interest(&a, Interest::BOTH).unwrap();
+        let (c, _c_peer) = UnixStream::pair().unwrap();
+        assert!(c.as_raw_fd() > a.as_raw_fd());
+        sources.register(9, &c, Interest::WRITE).unwrap();
+        let mut ready = wait(&mut sources, Some(SOON));
+        ready.sort_by_key(|&(k, _)| k);
+        assert_eq!(
+            ready,
+            [
+                (7, Readiness::READABLE | Readiness::WRITABLE),
+                (9, Readiness::WRITABLE)
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(sources.unregister(&c), Some(9));
+
+        // NONE again: nothing, not even the hang-up of a closed peer (a pollfd with
+        // events = 0 would still get POLLHUP).
+        sources.set_interest(&a, Interest::NONE).unwrap();
+        drop(peer);
+        assert_quiet(&mut sources, Duration::from_millis(20), "NONE, peer closed");
+
+        // The same with a pipe whose writer closed: poll's POLLHUP is never asked for.
+        let (r, w) = pipe();
+        sources.register(8, &r, Interest::NONE).unwrap();
+        drop(w);
+        assert_quiet(
+            &mut sources,
+            Duration::from_millis(20),
+            "NONE, pipe hung up",
+        );
+        // …and it is there as soon as it is asked for.
+        sources.set_interest(&r, Interest::READ).unwrap();
+        let ready = wait(&mut sources, Some(SOON));
+        assert_eq!(ready.len(), 1, "{backend:?}: {ready:?}");
+        assert_eq!(ready[0].0, 8);
+        assert!(ready[0].1.is_read_closed(), "{backend:?}: {ready:?}");
+    }
+}
+
+#[test]
+fn unregister_returns_the_key_and_stops_reporting() {
+    let _w = Watchdog::new(
+        "unregister_returns_the_key_and_stops_reporting",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        // Four writable sockets; removing the first moves the last into its slot on
+        // poll: the moved one must keep its key and its interest changes.
+        let pairs: Vec<_> = (0..4).map(|_| UnixStream::pair().unwrap()).collect();
+        let mut sources = Sources::new(backend);
+        for (i, (s, _)) in pairs.iter().enumerate() {
+            sources.register(i, s, Interest::WRITE).unwrap();
+        }
+        let sorted = |mut v: Vec<(usize, Readiness)>| {
+            v.sort_by_key(|&(k, _)| k);
+            v
+        };
+        let w = Readiness::WRITABLE;
+        assert_eq!(
+            sorted(wait(&mut sources, Some(SOON))),
+            [(0, w), (1, w), (2, w), (3, w)]
+        );
+
+        assert_eq!(sources.unregister(&pairs[0].0), Some(0), "{backend:?}");
+        assert_eq!(sources.len(), 3);
+        assert_eq!(sources.key(&pairs[0].0), None);
+        assert_eq!(sources.unregister(&pairs[0].0), None, "{backend:?}: twice");
+        assert_eq!(
+            sorted(wait(&mut sources, Some(SOON))),
+            [(1, w), (2, w), (3, w)],
+            "{backend:?}"
+        );
+
+        // The moved source (3 on poll) is still found by its descriptor.
+        sources.set_interest(&pairs[3].0, Interest::NONE).unwrap();
+        assert_eq!(
+            sorted(wait(&mut sources, Some(SOON))),
+            [(1, w), (2, w)],
+            "{backend:?}"
+        );
+        assert_eq!(sources.unregister(&pairs[3].0), Some(3), "{backend:?}");
+        assert_eq!(sources.unregister(&pairs[1].0), Some(1), "{backend:?}");
+        assert_eq!(sorted(wait(&mut sources, Some(SOON))), [(2, w)]);
+        assert_eq!(sources.unregister(&pairs[2].0), Some(2), "{backend:?}");
+        assert!(sources.is_empty());
+        assert_quiet(&mut sources, Duration::from_millis(20), "all unregistered");
+
+        // A removed descriptor can be registered again, under a new key.
+        sources.register(10, &pairs[0].0, Interest::WRITE).unwrap();
+        assert_eq!(wait(&mut sources, Some(SOON)), [(10, w)], "{backend:?}");
+    }
+}
+
+#[test]
+fn double_register_and_unknown_descriptors_are_errors() {
+    let _w = Watchdog::new(
+        "double_register_and_unknown_descriptors_are_errors",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        let (unknown, _) = UnixStream::pair().unwrap();
+        peer.write_all(b"x").unwrap();
+        let mut sources = Sources::new(backend);
+        sources.register("first", &a, Interest::READ).unwrap();
+
+        let err = sources.register("second", &a, Interest::WRITE).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{backend:?}: {err}");
+        // Nothing changed: same key, same interest (READ, not WRITE).
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources.key(&a), Some(&"first"));
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("first", Readiness::READABLE)],
+            "{backend:?}"
+        );
+
+        let err = sources.set_interest(&unknown, Interest::READ).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{backend:?}: {err}");
+        assert_eq!(sources.unregister(&unknown), None);
+        assert_eq!(sources.key(&unknown), None);
+        assert_eq!(sources.len(), 1);
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("first", Readiness::READABLE)],
+            "{backend:?}"
+        );
+    }
+}
+
+// ---- closed descriptors ---------------------------------------------------------------------
+
+#[test]
+fn closed_descriptor_is_reported_invalid_once() {
+    let _w = Watchdog::new(
+        "closed_descriptor_is_reported_invalid_once",
+        Duration::from_secs(30),
+    );
+    let (r, mut w) = pipe();
+    // Held open above the victims, so their numbers stay inside the descriptor table
+    // (this binary reserves 700..=760; other tests take the lowest free numbers).
+    let keep = dup_at_least(&r, 760);
+    for (i, backend) in BACKENDS.into_iter().enumerate() {
+        let (idle, _idle_w) = pipe();
+        let victim = dup_at_least(&r, 700 + 10 * i as RawFd);
+        let fd = victim.as_raw_fd();
+        assert!(fd < keep.as_raw_fd());
+        let mut sources = Sources::new(backend);
+        sources.register("idle", &idle, Interest::READ).unwrap();
+        // In select's read and write sets: reported once all the same.
+        sources.register("victim", &victim, Interest::BOTH).unwrap();
+        drop(victim); // closed behind the Sources' back
+
+        let (ready, took) = timed_wait(&mut sources, Some(SOON));
+        assert_eq!(ready, [("victim", Readiness::INVALID)], "{backend:?}");
+        assert!(ready[0].1.is_invalid());
+        assert!(took < Duration::from_secs(2), "{backend:?}: {took:?}");
+
+        // Not again: the next wait sleeps its whole timeout and returns 0.
+        assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
+        assert_eq!(sources.len(), 2, "{backend:?}: still registered");
+
+        // The number opened again (another pipe read end, with data): still not
+        // watched until its interest is set again…
+        let again = dup_at_least(&r, fd);
+        assert_eq!(again.as_raw_fd(), fd, "the number was taken meanwhile");
+        w.write_all(b"x").unwrap();
+        assert_eq!(sources.key(&again), Some(&"victim"));
+        assert_quiet(
+            &mut sources,
+            Duration::from_millis(50),
+            "before set_interest",
+        );
+        // …then it is.
+        sources.set_interest(&again, Interest::READ).unwrap();
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("victim", Readiness::READABLE)],
+            "{backend:?}"
+        );
+        let mut byte = [0u8; 1];
+        (&r).read_exact(&mut byte).unwrap();
+
+        // Closed a second time: found again.
+        drop(again);
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("victim", Readiness::INVALID)],
+            "{backend:?}"
+        );
+        assert_quiet(&mut sources, Duration::from_millis(20), "reported already");
+    }
+}
+
+/// Set in a re-executed copy of this binary: run the body of an `in_fresh_process` test.
+const FRESH_PROCESS_ENV: &str = "UNP_SELECT_TEST_FRESH_PROCESS";
+
+/// Runs `body` in a fresh copy of this test binary that runs only test `name` (the
+/// descriptor table never shrinks, and other tests here grow it past 2000 slots).
+fn in_fresh_process(name: &str, body: impl FnOnce()) {
+    if std::env::var_os(FRESH_PROCESS_ENV).is_some() {
+        body();
+        return;
+    }
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(FRESH_PROCESS_ENV, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("re-execute the test binary");
+    // The watchdog of the calling test bounds this wait.
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(out.status.success(), "{name} failed in a fresh process");
+    // A name that matched no test would "pass" as well.
+    assert!(stdout.contains("1 passed"), "{name} did not run");
+}
+
+/// Number of slots in the descriptor table, from `FDSize` in /proc/self/status.
+#[cfg(target_os = "linux")]
+fn fd_table_size() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("FDSize:"))
+        .expect("FDSize in /proc/self/status")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn closed_descriptor_above_the_table_is_reported_invalid() {
+    let _w = Watchdog::new(
+        "closed_descriptor_above_the_table_is_reported_invalid",
+        Duration::from_secs(30),
+    );
+    in_fresh_process(
+        "closed_descriptor_above_the_table_is_reported_invalid",
+        || {
+            // Below FD_SETSIZE, so that Backend::Select takes it too.
+            let high: RawFd = 1000;
+            // SAFETY: F_GETFD only reads the descriptor's flags; on a closed one it fails.
+            let rc = unsafe { libc::fcntl(high, libc::F_GETFD) };
+            assert_eq!(rc, -1, "descriptor {high} is open");
+            #[cfg(target_os = "linux")]
+            assert!(
+                fd_table_size() <= high as usize,
+                "{high} is inside the descriptor table ({} slots)",
+                fd_table_size()
+            );
+            for backend in BACKENDS {
+                let (idle, _idle_w) = pipe();
+                let mut sources = Sources::new(backend);
+                sources.register("idle", &idle, Interest::READ).unwrap();
+                // SAFETY: a descriptor closed behind the Sources' back is what is
+                // tested. The borrow is only given to `register` and `set_interest`,
+                // which take its number: no I/O is done on it.
+                let closed = unsafe { BorrowedFd::borrow_raw(high) };
+                sources.register("closed", &closed, Interest::READ).unwrap();
+
+                // poll says POLLNVAL at once. Linux's select ignores the bits above
+                // the table and sleeps until its timeout (or another source is
+                // ready); the crate's select then sees the uncounted bit (EBADF) and
+                // the key is reported. So with select a number above the table is
+                // found when the wait ends, not before: with no timeout and nothing
+                // else ready, never. (A descriptor registered while open is inside
+                // the table, which never shrinks: this takes a number borrowed
+                // while closed, as above.)
+                let timeout = Duration::from_millis(300);
+                let (ready, took) = timed_wait(&mut sources, Some(timeout));
+                eprintln!("note: {backend:?}: closed {high} above the table found after {took:?}");
+                assert_eq!(ready, [("closed", Readiness::INVALID)], "{backend:?}");
+                match backend {
+                    Backend::Poll => {
+                        assert!(took < Duration::from_millis(200), "{backend:?}: {took:?}")
+                    }
+                    _ => assert!(took >= timeout, "{backend:?}: {took:?}"),
+                }
+                assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
+                // Another source's readiness ends select's wait, and the closed
+                // number is found by the same call.
+                let (r, mut w) = pipe();
+                sources.set_interest(&closed, Interest::READ).unwrap();
+                sources.register("pipe", &r, Interest::READ).unwrap();
+                w.write_all(b"x").unwrap();
+                let (ready, took) = timed_wait(&mut sources, Some(SOON));
+                assert!(took < Duration::from_secs(2), "{backend:?}: {took:?}");
+                assert!(
+                    ready.contains(&("closed", Readiness::INVALID)),
+                    "{backend:?}: {ready:?}"
+                );
+            }
+        },
+    );
+}
+
+// ---- hang-up and reset ----------------------------------------------------------------------
+
+#[test]
+fn pipe_hangup_is_read_closed_on_every_backend() {
+    let _w = Watchdog::new(
+        "pipe_hangup_is_read_closed_on_every_backend",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        let (r, w) = pipe();
+        let mut sources = Sources::new(backend);
+        sources.register((), &r, Interest::READ).unwrap();
+        drop(w);
+        let ready = wait(&mut sources, Some(SOON));
+        assert_eq!(ready.len(), 1, "{backend:?}: {ready:?}");
+        let readiness = ready[0].1;
+        eprintln!("note: {backend:?}, pipe writer closed: {readiness:?}");
+        // What each backend reports (the module's table):
+        match backend {
+            // select: the read set, nothing else to say.
+            Backend::Select | Backend::LargeSelect => {
+                assert_eq!(readiness, Readiness::READABLE, "{backend:?}")
+            }
+            // poll on Linux: POLLHUP alone, no POLLIN (there is no data).
+            _ if cfg!(target_os = "linux") => {
+                assert_eq!(readiness, Readiness::HANGUP, "{backend:?}")
+            }
+            _ => assert!(readiness.is_hangup(), "{backend:?}: {readiness:?}"),
+        }
+        // The test that means the same everywhere.
+        assert!(readiness.is_read_closed(), "{backend:?}: {readiness:?}");
+        assert_eq!((&r).read(&mut [0u8; 1]).unwrap(), 0, "end of file");
+    }
+}
+
+#[test]
+fn socket_eof_is_readable_on_every_backend() {
+    let _w = Watchdog::new(
+        "socket_eof_is_readable_on_every_backend",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        let (client, server) = tcp_pair();
+        let mut sources = Sources::new(backend);
+        sources.register(1, &server, Interest::READ).unwrap();
+        drop(client); // FIN
+        let ready = wait(&mut sources, Some(SOON));
+        assert_eq!(ready.len(), 1, "{backend:?}: {ready:?}");
+        let readiness = ready[0].1;
+        eprintln!("note: {backend:?}, TCP peer closed: {readiness:?}");
+        assert!(readiness.is_readable(), "{backend:?}: {readiness:?}");
+        assert!(readiness.is_read_closed());
+        assert_eq!((&server).read(&mut [0u8; 1]).unwrap(), 0, "end of file");
+    }
+}
+
+#[test]
+fn tcp_reset_is_read_closed_on_every_backend() {
+    let _w = Watchdog::new(
+        "tcp_reset_is_read_closed_on_every_backend",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        let (client, server) = tcp_pair();
+        let mut sources = Sources::new(backend);
+        sources.register(1, &server, Interest::READ).unwrap();
+        assert_quiet(&mut sources, Duration::from_millis(10), "before the reset");
+        unp_select::linger::abort(client).unwrap(); // SO_LINGER {on, 0}: RST
+        let ready = wait(&mut sources, Some(SOON));
+        assert_eq!(ready.len(), 1, "{backend:?}: {ready:?}");
+        let readiness = ready[0].1;
+        eprintln!("note: {backend:?}, TCP peer reset: {readiness:?}");
+        match backend {
+            // select: readable (the read returns the error).
+            Backend::Select | Backend::LargeSelect => {
+                assert_eq!(readiness, Readiness::READABLE, "{backend:?}")
+            }
+            // poll: POLLERR and/or POLLHUP (Linux: POLLIN | POLLERR | POLLHUP).
+            _ => assert!(
+                readiness.is_error() || readiness.is_hangup(),
+                "{backend:?}: {readiness:?}"
+            ),
+        }
+        assert!(readiness.is_read_closed(), "{backend:?}: {readiness:?}");
+        // It really was a reset.
+        let err = (&server).read(&mut [0u8; 1]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{backend:?}: {err}");
+    }
+}
+
+// ---- descriptors >= FD_SETSIZE --------------------------------------------------------------
+
+#[test]
+fn descriptors_above_fd_setsize() {
+    let _w = Watchdog::new("descriptors_above_fd_setsize", Duration::from_secs(20));
+    let limit = raise_nofile(4096);
+    assert!(
+        limit > 2100,
+        "this test needs descriptors above 2000: raise the RLIMIT_NOFILE hard limit to \
+         4096 or more (ulimit -Hn); the soft limit is {limit}"
+    );
+    let (r, mut w) = pipe();
+    let (idle, _idle_w) = pipe();
+    let high = dup_at_least(&r, 2000);
+    let high_sock = UnixStream::pair().unwrap();
+    let high_writable = dup_at_least(&high_sock.0, 2001);
+    assert!(high.as_raw_fd() as usize >= FD_SETSIZE);
+    w.write_all(b"x").unwrap();
+
+    // UNP's fd_set cannot hold it: refused, whatever the interest, and nothing kept.
+    let mut sources = Sources::new(Backend::Select);
+    for interest in [Interest::READ, Interest::WRITE, Interest::NONE] {
+        let err = sources.register("high", &high, interest).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{interest:?}: {err}");
+        assert!(sources.is_empty());
+        assert_eq!(sources.key(&high), None);
+    }
+    let err = sources.set_interest(&high, Interest::READ).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    sources.register("idle", &idle, Interest::READ).unwrap();
+    assert_quiet(&mut sources, Duration::from_millis(20), "high refused");
+
+    for backend in [Backend::LargeSelect, Backend::Poll] {
+        let mut sources = Sources::new(backend);
+        sources.register("idle", &idle, Interest::READ).unwrap();
+        sources.register("high", &high, Interest::READ).unwrap();
+        sources
+            .register("high writable", &high_writable, Interest::WRITE)
+            .unwrap();
+        let mut ready = wait(&mut sources, Some(SOON));
+        ready.sort_by_key(|&(k, _)| k);
+        assert_eq!(
+            ready,
+            [
+                ("high", Readiness::READABLE),
+                ("high writable", Readiness::WRITABLE)
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(sources.unregister(&high), Some("high"));
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("high writable", Readiness::WRITABLE)],
+            "{backend:?}"
+        );
+    }
+}
+
+// ---- the waker --------------------------------------------------------------------------------
+
+#[test]
+fn waker_from_another_thread_ends_a_wait_without_timeout() {
+    let _w = Watchdog::new(
+        "waker_from_another_thread_ends_a_wait_without_timeout",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        let waker = Arc::new(Waker::new().unwrap());
+        let (idle, _idle_w) = pipe();
+        let mut sources = Sources::new(backend);
+        sources.register("idle", &idle, Interest::READ).unwrap();
+        sources.register("waker", &*waker, Interest::READ).unwrap();
+        assert_eq!(sources.key(&*waker), Some(&"waker"));
+
+        let remote = Arc::clone(&waker);
+        let delay = Duration::from_millis(100);
+        let thread = thread::spawn(move || {
+            thread::sleep(delay);
+            remote.wake()
+        });
+        let (ready, took) = timed_wait(&mut sources, None);
+        thread.join().unwrap().unwrap();
+        assert_eq!(ready, [("waker", Readiness::READABLE)], "{backend:?}");
+        assert!(
+            took >= delay,
+            "{backend:?}: woke after {took:?}, before the wake"
+        );
+
+        waker.reset().unwrap();
+        assert_quiet(&mut sources, Duration::from_millis(20), "after reset");
+    }
+}
+
+#[test]
+fn many_wakes_do_not_block_and_one_reset_clears_them() {
+    let _w = Watchdog::new(
+        "many_wakes_do_not_block_and_one_reset_clears_them",
+        Duration::from_secs(20),
+    );
+    for backend in BACKENDS {
+        let waker = Waker::new().unwrap();
+        let mut sources = Sources::new(backend);
+        sources.register(0u8, &waker, Interest::READ).unwrap();
+        // Far more than the socket holds: the later ones find it full (EAGAIN).
+        for _ in 0..100_000 {
+            waker.wake().unwrap();
+        }
+        for _ in 0..3 {
+            // Still readable until it is reset: not consumed by a wait.
+            assert_eq!(
+                wait(&mut sources, Some(Duration::ZERO)),
+                [(0, Readiness::READABLE)],
+                "{backend:?}"
+            );
+        }
+        waker.reset().unwrap();
+        assert_quiet(&mut sources, Duration::from_millis(20), "after one reset");
+        // And it wakes again after the reset.
+        waker.wake().unwrap();
+        assert_eq!(wait(&mut sources, Some(SOON)), [(0, Readiness::READABLE)]);
+        waker.reset().unwrap();
+    }
+}
+
+/// The waker the `SIGUSR2` handler wakes.
+static WAKER: OnceLock<Waker> = OnceLock::new();
+/// Runs of the `SIGUSR2` handler.
+static WAKER_HANDLED: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn wake_from_handler(_: libc::c_int) {
+    WAKER_HANDLED.fetch_add(1, Ordering::SeqCst);
+    if let Some(waker) = WAKER.get() {
+        let _ = waker.wake();
+    }
+}
+
+#[test]
+fn waker_from_a_signal_handler() {
+    let _w = Watchdog::new("waker_from_a_signal_handler", Duration::from_secs(30));
+    let waker = WAKER.get_or_init(|| Waker::new().unwrap());
+    let sa = SigAction::new(
+        SigHandler::Handler(wake_from_handler),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler touches an atomic and an initialised OnceLock (an atomic
+    // load), and calls Waker::wake, which is async-signal-safe (one send(2)).
+    unsafe { sigaction(Signal::SIGUSR2, &sa) }.expect("sigaction");
+
+    for backend in BACKENDS {
+        // A wait with no timeout in another thread, ended by the handler only: the
+        // EINTR it also gets is restarted by `wait`.
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let (idle, _idle_w) = pipe();
+            let mut sources = Sources::new(backend);
+            sources.register("idle", &idle, Interest::READ).unwrap();
+            sources.register("waker", waker, Interest::READ).unwrap();
+            ready_tx.send(()).unwrap();
+            wait(&mut sources, None)
+        });
+        ready_rx.recv().unwrap();
+        thread::sleep(Duration::from_millis(50)); // most likely inside the wait by now
+        let before = WAKER_HANDLED.load(Ordering::SeqCst);
+        assert_eq!(signal_thread(&waiter, Signal::SIGUSR2), 0);
+        let ready = waiter.join().unwrap();
+        assert_eq!(ready, [("waker", Readiness::READABLE)], "{backend:?}");
+        assert!(WAKER_HANDLED.load(Ordering::SeqCst) > before);
+        waker.reset().unwrap();
+    }
+
+    // errno survives the handler. The socket is filled first, so that the handler's
+    // send(2) fails with EAGAIN (setting errno) and `wake` has to restore it.
+    for _ in 0..100_000 {
+        waker.wake().unwrap();
+    }
+    let before = WAKER_HANDLED.load(Ordering::SeqCst);
+    Errno::set_raw(libc::EDOM);
+    // SAFETY: raise(3) with a valid signal number; the handler runs on this thread
+    // before raise returns.
+    let rc = unsafe { libc::raise(libc::SIGUSR2) };
+    let errno = Errno::last_raw();
+    assert_eq!(rc, 0);
+    assert_eq!(
+        WAKER_HANDLED.load(Ordering::SeqCst),
+        before + 1,
+        "handler ran"
+    );
+    assert_eq!(
+        errno,
+        libc::EDOM,
+        "errno changed by the handler: {}",
+        Errno::from_raw(errno)
+    );
+    waker.reset().unwrap();
+}
+
+// ---- timeouts -------------------------------------------------------------------------------
+
+#[test]
+fn timeouts_round_up_and_never_spin() {
+    let _w = Watchdog::new("timeouts_round_up_and_never_spin", Duration::from_secs(30));
+    for backend in BACKENDS {
+        let (idle, _idle_w) = pipe();
+        let (writable, _peer) = UnixStream::pair().unwrap();
+        let mut sources = Sources::new(backend);
+        sources.register("idle", &idle, Interest::READ).unwrap();
+        // poll's unit is the millisecond, select's the microsecond.
+        let unit = match backend {
+            Backend::Poll => Duration::from_millis(1),
+            _ => Duration::from_micros(1),
+        };
+
+        // Zero polls: returns at once, with or without something ready.
+        let (ready, took) = timed_wait(&mut sources, Some(Duration::ZERO));
+        assert!(
+            ready.is_empty() && took < Duration::from_millis(500),
+            "{took:?}"
+        );
+
+        // Timeouts below the unit are rounded up to it, never down to a zero poll.
+        for tiny in [Duration::from_nanos(1), Duration::from_micros(1)] {
+            let start = Instant::now();
+            for _ in 0..100 {
+                let (ready, took) = timed_wait(&mut sources, Some(tiny));
+                assert!(ready.is_empty(), "{backend:?}");
+                assert!(took >= unit, "{backend:?}: {tiny:?} took {took:?}");
+            }
+            let total = start.elapsed();
+            assert!(
+                total >= unit * 100,
+                "{backend:?}: 100 × {tiny:?} took {total:?}"
+            );
+            eprintln!("note: {backend:?}: 100 waits of {tiny:?} took {total:?}");
+        }
+
+        // 1.5 ms: at least that (poll: 2 ms), and not far more.
+        let t = Duration::from_micros(1500);
+        let (ready, took) = timed_wait(&mut sources, Some(t));
+        assert!(ready.is_empty());
+        let at_least = match backend {
+            Backend::Poll => Duration::from_millis(2),
+            _ => t,
+        };
+        assert!(took >= at_least, "{backend:?}: {took:?}");
+        assert!(took < Duration::from_secs(1), "{backend:?}: {took:?}");
+
+        // Zero with a ready source reports it.
+        sources
+            .register("writable", &writable, Interest::WRITE)
+            .unwrap();
+        assert_eq!(
+            wait(&mut sources, Some(Duration::ZERO)),
+            [("writable", Readiness::WRITABLE)],
+            "{backend:?}"
+        );
+    }
+}
+
+// ---- EINTR ------------------------------------------------------------------------------------
+
+#[test]
+fn wait_resumes_after_signals_with_the_time_left() {
+    let _w = Watchdog::new(
+        "wait_resumes_after_signals_with_the_time_left",
+        Duration::from_secs(30),
+    );
+    install_handler();
+    for backend in BACKENDS {
+        let timeout = Duration::from_millis(300);
+        let waiter = thread::spawn(move || {
+            let (idle, _idle_w) = pipe();
+            let mut sources = Sources::new(backend);
+            sources.register((), &idle, Interest::READ).unwrap();
+            let (ready, took) = timed_wait(&mut sources, Some(timeout));
+            (ready, took, hits())
+        });
+        let ((ready, took, handled), sent) =
+            signal_until_finished(waiter, Duration::from_millis(15));
+        assert!(ready.is_empty(), "{backend:?}: {ready:?}");
+        assert!(sent >= 10, "{backend:?}: only {sent} signals sent");
+        assert!(handled >= 5, "{backend:?}: only {handled} signals handled");
+        assert!(took >= timeout, "{backend:?}: returned early: {took:?}");
+        assert!(
+            took < Duration::from_millis(900),
+            "{backend:?}: restarted with the full timeout? {took:?}"
+        );
+    }
+}
+
+#[test]
+fn wait_reports_readiness_after_signals() {
+    let _w = Watchdog::new(
+        "wait_reports_readiness_after_signals",
+        Duration::from_secs(30),
+    );
+    install_handler();
+    for backend in BACKENDS {
+        let (r, mut w) = pipe();
+        let writer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(150));
+            w.write_all(b"x").unwrap();
+            w
+        });
+        let waiter = thread::spawn(move || {
+            let mut sources = Sources::new(backend);
+            sources.register("pipe", &r, Interest::READ).unwrap();
+            let ready = wait(&mut sources, Some(SOON));
+            (ready, hits())
+        });
+        let ((ready, handled), _) = signal_until_finished(waiter, Duration::from_millis(15));
+        let _w = writer.join().unwrap();
+        assert_eq!(ready, [("pipe", Readiness::READABLE)], "{backend:?}");
+        assert!(handled >= 2, "{backend:?}: only {handled} signals handled");
+    }
+}
+
+#[test]
+fn wait_interruptible_returns_interrupted() {
+    let _w = Watchdog::new(
+        "wait_interruptible_returns_interrupted",
+        Duration::from_secs(30),
+    );
+    install_handler();
+    for backend in BACKENDS {
+        let waiter = thread::spawn(move || {
+            let (idle, _idle_w) = pipe();
+            let mut sources = Sources::new(backend);
+            sources.register((), &idle, Interest::READ).unwrap();
+            let mut events = Events::new();
+            let start = Instant::now();
+            let res = sources.wait_interruptible(&mut events, Some(SOON));
+            (res, start.elapsed(), hits(), events.len())
+        });
+        let ((res, took, handled, events), _) =
+            signal_until_finished(waiter, Duration::from_millis(20));
+        let err = res.expect_err("the signal should interrupt the wait");
+        assert_eq!(err.kind(), ErrorKind::Interrupted, "{backend:?}: {err}");
+        assert!(
+            handled >= 1,
+            "{backend:?}: the handler never ran in the waiter"
+        );
+        assert!(took < Duration::from_secs(4), "{backend:?}: {took:?}");
+        assert_eq!(events, 0);
+    }
+}
+
+#[test]
+fn sources_and_readiness_debug() {
+    // The Debug output names keys by descriptor and flags by name.
+    let (a, _b) = UnixStream::pair().unwrap();
+    let mut sources = Sources::new(Backend::Poll);
+    sources.register("a", &a, Interest::BOTH).unwrap();
+    let shown = format!("{sources:?}");
+    assert!(
+        shown.contains(&a.as_fd().as_raw_fd().to_string()) && shown.contains("BOTH"),
+        "{shown}"
+    );
+    assert_eq!(
+        format!("{:?}", Readiness::READABLE | Readiness::HANGUP),
+        "READABLE | HANGUP"
+    );
+    assert_eq!(format!("{:?}", Readiness::EMPTY), "EMPTY");
+}
