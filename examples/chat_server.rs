@@ -31,6 +31,7 @@ const MAX_LINE: usize = 64 * 1024;
 
 /// The chat protocol. Each connection keeps the start of a line that came in
 /// pieces (longer than the loop's `max_line`), so no line is relayed cut up.
+#[derive(Clone)]
 struct Chat;
 
 impl Protocol for Chat {

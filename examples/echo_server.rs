@@ -2,7 +2,7 @@
 //! listener of UNP 16.6. Stops on SIGINT or SIGTERM and prints what it did.
 //!
 //! ```text
-//! cargo run --example echo_server -- [--bytes | --lines] [--poll | --large] [--blocking-listener] [ADDR]
+//! cargo run --example echo_server -- [--bytes | --lines] [--poll | --large] [--workers N [--reuseport]] [ADDR]
 //! ```
 
 use std::process::ExitCode;
@@ -39,6 +39,11 @@ options:
                          16.6's sleep(5)), to open the race window
   --max-clients N        serve at most N clients at once (default FD_SETSIZE)
   --max-line N           bytes per read, or longest line piece (default 4095)
+  --workers N            run N worker threads, each with its own loop (default 1)
+  --reuseport            one listener per worker (SO_REUSEPORT; Linux, FreeBSD)
+                         instead of all workers sharing one
+  --accept-batch N       accept up to N connections per readiness of the listener
+                         (default 1, the book's one accept per select)
   -h, --help             print this help
 
 try:  nc 127.0.0.1 9877     or     cargo run --example echo_client";
@@ -87,6 +92,9 @@ fn parse() -> Result<Option<Args>, String> {
             }
             "--max-clients" => args.config.max_clients = positive(&a, it.next())? as usize,
             "--max-line" => args.config.max_line = positive(&a, it.next())? as usize,
+            "--workers" => args.config.workers = positive(&a, it.next())? as usize,
+            "--reuseport" => args.config.reuseport = true,
+            "--accept-batch" => args.config.accept_batch = positive(&a, it.next())? as usize,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if !addr_seen => {
                 args.addr = s.to_string();

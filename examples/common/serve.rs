@@ -93,7 +93,11 @@ fn backend_name(backend: Backend) -> &'static str {
 
 /// Runs `server` until SIGINT or SIGTERM: prints `NAME: listening on ADDR (…)`
 /// first, `NAME: stopped; counters:` and the counters last.
-pub fn run<P: Protocol>(name: &str, server: Server<P>, backend: Backend) -> ExitCode {
+pub fn run<P: Protocol + Clone + Send + 'static>(
+    name: &str,
+    server: Server<P>,
+    backend: Backend,
+) -> ExitCode {
     let _ = STOP.set(server.shutdown_handle());
     if let Err(e) = install_handlers() {
         errln(format_args!("{name}: sigaction: {e}"));
@@ -106,7 +110,7 @@ pub fn run<P: Protocol>(name: &str, server: Server<P>, backend: Backend) -> Exit
         )),
         Err(e) => errln(format_args!("{name}: getsockname: {e}")),
     }
-    let result = server.run_with(backend);
+    let result = server.run_workers(backend);
     match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
         Ok(signal) => errln(format_args!("{name}: {signal}, shutting down")),
         Err(_) => errln(format_args!("{name}: shutting down")),
@@ -142,11 +146,16 @@ pub const LOOP_OPTIONS: &str = "  --poll                use poll(2) instead of s
   --max-clients N       serve at most N clients at once (default FD_SETSIZE)
   --write-timeout MS    close a client whose output stays unsent this long
                         (default 10000)
+  --workers N           run N worker threads, each with its own loop (default 1)
+  --reuseport           one listener per worker (SO_REUSEPORT; Linux, FreeBSD)
+                        instead of all workers sharing one
+  --accept-batch N      accept up to N connections per readiness of the
+                        listener (default 1, the book's one accept per select)
   -h, --help            print this help";
 
 /// The common `main` of a protocol example: parse, bind, run. A usage error exits
 /// 2, naming the problem; `--help` prints `usage`.
-pub fn main<P: Protocol>(
+pub fn main<P: Protocol + Clone + Send + 'static>(
     name: &str,
     usage: &str,
     default_addr: &str,
@@ -160,6 +169,9 @@ pub fn main<P: Protocol>(
                 let ms = positive(option, args.next())?;
                 config.write_timeout = std::time::Duration::from_millis(ms);
             }
+            "--workers" => config.workers = positive(option, args.next())? as usize,
+            "--reuseport" => config.reuseport = true,
+            "--accept-batch" => config.accept_batch = positive(option, args.next())? as usize,
             _ => return Ok(false),
         }
         Ok(true)

@@ -10,6 +10,7 @@
 mod kv;
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kv::{Next, Session, Store};
 use unp_select::server::{Config, ConnId, Context, Frame, Protocol};
@@ -29,29 +30,52 @@ decr, touch, gat, gats, flush_all, version, verbosity, stats, quit. Values up to
 
 try:  printf 'set k 0 0 5\\r\\nhello\\r\\nget k\\r\\n' | nc -q1 127.0.0.1 11211";
 
-/// The store, shared by every connection of the loop, and one reply buffer.
+/// The store, shared by every connection and every worker, and one reply buffer
+/// per worker.
 struct Kv {
-    store: Store,
+    store: Arc<Mutex<Store>>,
     out: Vec<u8>,
+}
+
+impl Clone for Kv {
+    fn clone(&self) -> Kv {
+        Kv {
+            store: Arc::clone(&self.store),
+            out: Vec::new(),
+        }
+    }
+}
+
+impl Kv {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while the lock was held lost that connection only; the store's
+        // items are whole (each command changes them at its end).
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Protocol for Kv {
     type Conn = Session;
 
     fn connect(&mut self, ctx: &mut Context<'_>) -> Session {
-        self.store.connected();
+        self.store().connected();
         ctx.set_frame(Frame::Line);
         Session::new()
     }
 
     fn receive(&mut self, session: &mut Session, msg: &[u8], ctx: &mut Context<'_>) {
         let now = kv::unix_now();
-        self.out.clear();
-        let next = match ctx.frame() {
-            Frame::Exact(_) => session.on_data(&mut self.store, msg, now, &mut self.out),
-            _ => session.on_line(&mut self.store, msg, now, &mut self.out),
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let next = {
+            let mut store = self.store();
+            match ctx.frame() {
+                Frame::Exact(_) => session.on_data(&mut store, msg, now, &mut out),
+                _ => session.on_line(&mut store, msg, now, &mut out),
+            }
         };
-        ctx.send(&self.out);
+        ctx.send(&out);
+        self.out = out;
         match next {
             Next::Line => ctx.set_frame(Frame::Line),
             Next::Exact(n) => ctx.set_frame(Frame::Exact(n)),
@@ -60,7 +84,7 @@ impl Protocol for Kv {
     }
 
     fn disconnect(&mut self, _: Session, _: ConnId) {
-        self.store.disconnected();
+        self.store().disconnected();
     }
 }
 
@@ -69,7 +93,7 @@ fn main() -> ExitCode {
     // Lines (commands) up to memcached's 2048 bytes; a longer one comes in pieces.
     let config = Config::default().with_max_line(kv::MAX_LINE);
     serve::main("kv_server", &usage, "127.0.0.1:11211", config, || Kv {
-        store: Store::new(),
+        store: Arc::new(Mutex::new(Store::new())),
         out: Vec::new(),
     })
 }

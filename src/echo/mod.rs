@@ -117,6 +117,7 @@ use crate::select::FD_SETSIZE;
 #[cfg(doc)]
 use crate::select::{FdSet, LargeFdSet};
 use crate::server::{self, Context, Frame, Protocol, Server};
+use crate::sources::Backend;
 
 pub use crate::server::{
     EmptyAccepts, ShutdownHandle, StatsHandle, ACCEPT_BACKOFF, LISTENQ, MAXLINE, RESOURCE_BACKOFF,
@@ -206,6 +207,15 @@ pub struct Config {
     /// `LISTENQ` (1024); the kernel caps it (Linux: `net.core.somaxconn`).
     /// [`EchoServer::new`] leaves the listener it is given as it is.
     pub backlog: u32,
+    /// Connections accepted per readiness of the listener; see
+    /// [`server::Config::accept_batch`]. Default 1, as the book.
+    pub accept_batch: usize,
+    /// Worker threads, each with its own loop; see [`server::Config::workers`].
+    /// Default 1.
+    pub workers: usize,
+    /// One listener per worker with `SO_REUSEPORT`; see
+    /// [`server::Config::reuseport`]. Default `false`.
+    pub reuseport: bool,
 }
 
 impl Default for Config {
@@ -218,6 +228,9 @@ impl Default for Config {
             max_line: MAXLINE - 1,
             write_timeout: Duration::from_secs(10),
             backlog: LISTENQ,
+            accept_batch: 1,
+            workers: 1,
+            reuseport: false,
         }
     }
 }
@@ -273,6 +286,27 @@ impl Config {
         self
     }
 
+    /// Sets [`accept_batch`](Self::accept_batch).
+    #[must_use]
+    pub fn with_accept_batch(mut self, n: usize) -> Config {
+        self.accept_batch = n;
+        self
+    }
+
+    /// Sets [`workers`](Self::workers).
+    #[must_use]
+    pub fn with_workers(mut self, n: usize) -> Config {
+        self.workers = n;
+        self
+    }
+
+    /// Sets [`reuseport`](Self::reuseport).
+    #[must_use]
+    pub fn with_reuseport(mut self, on: bool) -> Config {
+        self.reuseport = on;
+        self
+    }
+
     /// The loop's configuration for this echo: back-pressure as soon as anything
     /// is unsent, [`LINES_PER_TURN`] lines per turn.
     fn server(&self) -> server::Config {
@@ -285,11 +319,14 @@ impl Config {
             .with_max_unsent(0)
             .with_write_timeout(self.write_timeout)
             .with_backlog(self.backlog)
+            .with_accept_batch(self.accept_batch)
+            .with_workers(self.workers)
+            .with_reuseport(self.reuseport)
     }
 }
 
 /// The echo protocol: every message straight back.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct EchoProtocol {
     frame: Frame,
 }
@@ -407,7 +444,7 @@ impl EchoServer {
     /// # Examples
     /// See the [module documentation](self).
     pub fn run(self) -> io::Result<Stats> {
-        self.server.run().map(Stats::from)
+        self.server.run_workers(Backend::Select).map(Stats::from)
     }
 
     /// Runs the same select(2) loop over [`LargeFdSet`]s, which grow past
@@ -436,7 +473,9 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_large(self) -> io::Result<Stats> {
-        self.server.run_large().map(Stats::from)
+        self.server
+            .run_workers(Backend::LargeSelect)
+            .map(Stats::from)
     }
 
     /// Runs the poll(2) loop (`tcpservpoll01`) until shutdown: the same loop as
@@ -465,7 +504,7 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_poll(self) -> io::Result<Stats> {
-        self.server.run_poll().map(Stats::from)
+        self.server.run_workers(Backend::Poll).map(Stats::from)
     }
 }
 

@@ -96,6 +96,7 @@
 //!   [send(2)](https://man7.org/linux/man-pages/man2/send.2.html) (`MSG_NOSIGNAL`)
 
 mod conn;
+mod hub;
 mod protocol;
 mod serve;
 mod stats;
@@ -107,6 +108,7 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 use crate::select::FD_SETSIZE;
@@ -191,6 +193,22 @@ pub struct Config {
     /// the kernel caps it (Linux: `net.core.somaxconn`). [`Server::new`] leaves the
     /// listener it is given as it is.
     pub backlog: u32,
+    /// How many connections one readiness of the listener may accept, until
+    /// `accept` finds the queue empty (nginx's `multi_accept`, bounded). Default
+    /// 1, the book's shape: one `accept` per `select`. The connections already
+    /// served still get their turn in the same loop turn.
+    pub accept_batch: usize,
+    /// How many worker threads [`Server::run_workers`] runs, each with its own loop
+    /// and its own connections. Default 1.
+    pub workers: usize,
+    /// With more than one worker: give each its own listener on the same address
+    /// (`SO_REUSEPORT` on Linux, `SO_REUSEPORT_LB` on FreeBSD), and let the kernel
+    /// spread connections over them, instead of every worker watching one listener
+    /// and racing for each connection (the thundering herd of UNP 30.6). Needs
+    /// [`Server::bind`]. Where the kernel has no such balancing (Apple, NetBSD,
+    /// OpenBSD), the workers share one listener whatever this says. Default
+    /// `false`.
+    pub reuseport: bool,
 }
 
 impl Default for Config {
@@ -205,6 +223,9 @@ impl Default for Config {
             max_output: 16 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             backlog: LISTENQ,
+            accept_batch: 1,
+            workers: 1,
+            reuseport: false,
         }
     }
 }
@@ -274,14 +295,54 @@ impl Config {
         self
     }
 
+    /// Sets [`accept_batch`](Self::accept_batch).
+    #[must_use]
+    pub fn with_accept_batch(mut self, n: usize) -> Config {
+        self.accept_batch = n;
+        self
+    }
+
+    /// Sets [`workers`](Self::workers).
+    #[must_use]
+    pub fn with_workers(mut self, n: usize) -> Config {
+        self.workers = n;
+        self
+    }
+
+    /// Sets [`reuseport`](Self::reuseport).
+    #[must_use]
+    pub fn with_reuseport(mut self, on: bool) -> Config {
+        self.reuseport = on;
+        self
+    }
+
     fn check(&self) -> io::Result<()> {
-        if self.max_clients == 0 || self.max_line == 0 || self.messages_per_turn == 0 {
+        let ones = [
+            self.max_clients,
+            self.max_line,
+            self.messages_per_turn,
+            self.accept_batch,
+            self.workers,
+        ];
+        if ones.contains(&0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "server: max_clients, max_line and messages_per_turn must be at least 1",
+                "server: max_clients, max_line, messages_per_turn, accept_batch and \
+                 workers must be at least 1",
+            ));
+        }
+        if self.workers > usize::from(u16::MAX) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "server: at most 65535 workers",
             ));
         }
         Ok(())
+    }
+
+    /// Whether the workers get one listener each.
+    fn listener_per_worker(&self) -> bool {
+        self.reuseport && self.workers > 1 && crate::sys::BALANCED_REUSEPORT
     }
 }
 
@@ -308,6 +369,16 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(on),
             Listener::Unix(l) => l.set_nonblocking(on),
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr(),
+            Listener::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a Unix-domain listener has no TCP address",
+            )),
         }
     }
 }
@@ -392,7 +463,8 @@ impl ShutdownHandle {
 /// See the [module documentation](self) for what the loop does and an example.
 #[derive(Debug)]
 pub struct Server<P> {
-    listener: Listener,
+    /// One listener, or one per worker (`SO_REUSEPORT`).
+    listeners: Vec<Listener>,
     protocol: P,
     config: Config,
     shutdown: ShutdownHandle,
@@ -444,10 +516,26 @@ impl<P: Protocol> Server<P> {
         config: Config,
     ) -> io::Result<Server<P>> {
         config.check()?;
-        let listener = listener.into();
-        listener.set_nonblocking(config.nonblocking_listener)?;
+        if config.listener_per_worker() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "server: reuseport makes one listener per worker, which Server::bind does; \
+                 Server::new has only the one it is given",
+            ));
+        }
+        Server::with_listeners(vec![listener.into()], protocol, config)
+    }
+
+    fn with_listeners(
+        listeners: Vec<Listener>,
+        protocol: P,
+        config: Config,
+    ) -> io::Result<Server<P>> {
+        for listener in &listeners {
+            listener.set_nonblocking(config.nonblocking_listener)?;
+        }
         Ok(Server {
-            listener,
+            listeners,
             protocol,
             config,
             shutdown: ShutdownHandle::new()?,
@@ -466,10 +554,35 @@ impl<P: Protocol> Server<P> {
     /// See the [module documentation](self).
     pub fn bind(addr: impl ToSocketAddrs, protocol: P, config: Config) -> io::Result<Server<P>> {
         config.check()?;
-        let listener = TcpListener::bind(addr)?;
         let backlog = libc::c_int::try_from(config.backlog).unwrap_or(libc::c_int::MAX);
-        crate::sys::listen(listener.as_fd(), backlog)?;
-        Server::new(listener, protocol, config)
+        let reuseport = config.listener_per_worker();
+        // As std's bind: the first address that binds.
+        let mut last = None;
+        let mut first = None;
+        for a in addr.to_socket_addrs()? {
+            match crate::sys::bind_tcp(&a, backlog, reuseport) {
+                Ok(l) => {
+                    first = Some(l);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(first) = first else {
+            return Err(last.unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
+            }));
+        };
+        let mut listeners = vec![Listener::Tcp(first)];
+        if reuseport {
+            // The others on the address the first got (its port, if 0 was asked).
+            let bound = listeners[0].local_addr()?;
+            for _ in 1..config.workers {
+                let l = crate::sys::bind_tcp(&bound, backlog, true)?;
+                listeners.push(Listener::Tcp(l));
+            }
+        }
+        Server::with_listeners(listeners, protocol, config)
     }
 
     /// Binds a Unix-domain listener to `path` and serves `protocol` on it, with
@@ -485,7 +598,8 @@ impl<P: Protocol> Server<P> {
         let listener = UnixListener::bind(path)?;
         let backlog = libc::c_int::try_from(config.backlog).unwrap_or(libc::c_int::MAX);
         crate::sys::listen(listener.as_fd(), backlog)?;
-        Server::new(listener, protocol, config)
+        // One listener: SO_REUSEPORT is for TCP.
+        Server::with_listeners(vec![listener.into()], protocol, config)
     }
 
     /// The TCP address the listener is bound to.
@@ -497,18 +611,12 @@ impl<P: Protocol> Server<P> {
     /// # Examples
     /// See the [module documentation](self).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.listener {
-            Listener::Tcp(l) => l.local_addr(),
-            Listener::Unix(_) => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a Unix-domain listener has no TCP address",
-            )),
-        }
+        self.listeners[0].local_addr()
     }
 
-    /// The listening socket.
+    /// The listening socket (the first worker's, with `SO_REUSEPORT`).
     pub fn listener(&self) -> &Listener {
-        &self.listener
+        &self.listeners[0]
     }
 
     /// The configuration.
@@ -603,6 +711,149 @@ impl<P: Protocol> Server<P> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_with(self, backend: Backend) -> io::Result<Stats> {
-        serve::Loop::new(self, backend)?.run()
+        if self.config.workers > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "server: more than one worker runs with run_workers (the protocol must be \
+                 Clone + Send)",
+            ));
+        }
+        let Server {
+            mut listeners,
+            protocol,
+            config,
+            shutdown,
+            stats,
+        } = self;
+        let worker = serve::Worker {
+            index: 0,
+            listener: Arc::new(listeners.remove(0)),
+            protocol,
+            config,
+            shutdown,
+            stats: stats.start(1).remove(0),
+            hub: None,
+        };
+        serve::Loop::new(worker, backend)?.run()
+    }
+}
+
+impl<P: Protocol + Clone + Send + 'static> Server<P> {
+    /// Runs [`Config::workers`] loops, each on its own thread with its own
+    /// connections and its own clone of the protocol, until shutdown; returns their
+    /// counters added up ([`StatsHandle::per_worker`] has each one's). With one
+    /// worker it is [`run_with`](Self::run_with) on the calling thread.
+    ///
+    /// The workers watch one listener and race for each connection (the loser's
+    /// `accept` finds the queue empty, counted in [`Stats::empty_accepts`]), or,
+    /// with [`Config::reuseport`], each watches its own listener and the kernel
+    /// picks. Output to a connection of another worker
+    /// ([`Context::broadcast`], [`Context::send_to`]) goes through that worker's
+    /// inbox. State the workers share (a store) is the protocol's, behind an `Arc`.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); the first worker that fails stops the others, and its
+    /// error is returned. `Other` if a worker thread panicked (a bug in this crate:
+    /// a protocol's panics are caught).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use std::net::TcpStream;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    /// use unp_select::sources::Backend;
+    ///
+    /// #[derive(Clone)]
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         ctx.send(line);
+    ///     }
+    /// }
+    ///
+    /// let config = Config::default().with_workers(2);
+    /// let server = Server::bind("127.0.0.1:0", Echo, config)?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let stats = server.stats_handle();
+    /// let thread = std::thread::spawn(move || server.run_workers(Backend::Poll));
+    /// for i in 0..10 {
+    ///     let mut conn = TcpStream::connect(addr)?;
+    ///     conn.write_all(format!("{i}\n").as_bytes())?;
+    ///     let mut echo = String::new();
+    ///     BufReader::new(&conn).read_line(&mut echo)?;
+    ///     assert_eq!(echo, format!("{i}\n"));
+    /// }
+    /// stop.shutdown();
+    /// let total = thread.join().unwrap()?;
+    /// assert_eq!(total.accepted, 10);
+    /// assert_eq!(stats.per_worker().iter().map(|w| w.accepted).sum::<u64>(), 10);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run_workers(self, backend: Backend) -> io::Result<Stats> {
+        let n = self.config.workers;
+        if n == 1 {
+            return self.run_with(backend);
+        }
+        let Server {
+            listeners,
+            protocol,
+            config,
+            shutdown,
+            stats,
+        } = self;
+        let hub = Arc::new(hub::Hub::new(n)?);
+        let slots = stats.start(n);
+        let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
+        let mut threads = Vec::with_capacity(n);
+        for (index, slot) in slots.into_iter().enumerate() {
+            let worker = serve::Worker {
+                index: index as u16, // at most u16::MAX workers (Config::check)
+                listener: Arc::clone(&listeners[index % listeners.len()]),
+                protocol: protocol.clone(),
+                config: config.clone(),
+                shutdown: shutdown.clone(),
+                stats: slot,
+                hub: Some(Arc::clone(&hub)),
+            };
+            let stop = shutdown.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("unp-select worker {index}"))
+                .spawn(move || {
+                    let result = serve::Loop::new(worker, backend).and_then(serve::Loop::run);
+                    if result.is_err() {
+                        stop.shutdown(); // one broken worker stops them all
+                    }
+                    result
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    shutdown.shutdown();
+                    threads.into_iter().for_each(|t| drop(t.join()));
+                    return Err(e);
+                }
+            }
+        }
+        let mut total = Stats::default();
+        let mut first_error = None;
+        for t in threads {
+            match t.join() {
+                Ok(Ok(s)) => total += s,
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(io::Error::other("a server worker panicked"));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
     }
 }

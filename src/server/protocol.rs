@@ -3,7 +3,10 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use super::conn::{Conn, Ending};
+use super::hub::{Hub, Post};
 
 /// How the loop cuts a connection's input into messages for
 /// [`Protocol::receive`]. A protocol may change it between messages
@@ -32,9 +35,9 @@ pub enum Frame {
     Exact(usize),
 }
 
-/// A connection's name, for [`Context::send_to`]: its slot in the loop's
-/// `client[]` and a generation, so an id whose connection closed never reaches a
-/// later connection that got the same slot.
+/// A connection's name, for [`Context::send_to`]: its worker, its slot in that
+/// worker's `client[]`, and a generation, so an id whose connection closed never
+/// reaches a later connection that got the same slot.
 ///
 /// # Examples
 /// ```
@@ -46,26 +49,32 @@ pub enum Frame {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
+    pub(super) worker: u16,
     pub(super) index: u32,
     pub(super) gen: u32,
 }
 
 impl ConnId {
-    /// The connection's index in the loop's `client[]` (reused after it closes).
+    /// The connection's index in its worker's `client[]` (reused after it closes).
     pub fn index(self) -> usize {
         self.index as usize
+    }
+
+    /// The worker that serves the connection (0 with one worker).
+    pub fn worker(self) -> usize {
+        usize::from(self.worker)
     }
 }
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}#{})", self.index, self.gen)
+        write!(f, "ConnId({self})")
     }
 }
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.index, self.gen)
+        write!(f, "{}.{}#{}", self.worker, self.index, self.gen)
     }
 }
 
@@ -186,6 +195,8 @@ pub struct Context<'a> {
     /// Other connections that got output: flushed on the next turn.
     pub(super) woken: &'a mut Vec<usize>,
     pub(super) max_output: usize,
+    /// The other workers, if there are any.
+    pub(super) hub: Option<&'a Hub>,
 }
 
 impl Context<'_> {
@@ -256,39 +267,48 @@ impl Context<'_> {
     /// Queues `data` for connection `id`; returns whether it is still there (an id
     /// of a connection that closed, or that is closing, gets nothing). `send_to`
     /// this connection's own id is [`send`](Self::send).
+    ///
+    /// A connection of another worker gets `data` through that worker's inbox, at
+    /// its next turn; `true` then says only that it was posted.
     pub fn send_to(&mut self, id: ConnId, data: &[u8]) -> bool {
         if id == self.id {
             self.send(data);
             return true;
         }
+        if id.worker != self.id.worker {
+            return self.post(id.worker(), || Post::To(id, data.into()));
+        }
         let max_output = self.max_output;
         let Some(conn) = self.other_mut(id) else {
             return false;
         };
-        conn.queue(data);
-        let at = conn.queued_end();
-        conn.ends.push_back(at);
-        if conn.unsent() > max_output {
-            conn.overflowed = true;
-        }
+        queue_for(conn, data, max_output);
         self.woken.push(id.index());
         true
     }
 
-    /// Queues `data` for every other open connection (not this one); returns how
-    /// many.
+    /// Queues `data` for every other open connection, of every worker (not this
+    /// one); returns how many of this worker's got it (the others' are posted to
+    /// their workers, one copy for all).
     pub fn broadcast(&mut self, data: &[u8]) -> usize {
         let mut sent = 0;
         for index in 0..self.conns.len() {
-            let Some(conn) = self.conns[index].as_ref() else {
+            if index == self.id.index() {
+                continue;
+            }
+            let Some(conn) = self.conns[index].as_mut() else {
                 continue;
             };
-            let id = ConnId {
-                index: index as u32,
-                gen: conn.gen,
-            };
-            if id != self.id && self.send_to(id, data) {
+            if conn.ending == Ending::Open {
+                queue_for(conn, data, self.max_output);
+                self.woken.push(index);
                 sent += 1;
+            }
+        }
+        if let Some(hub) = self.hub {
+            let shared: Arc<[u8]> = data.into();
+            for worker in (0..hub.workers()).filter(|&w| w != self.id.worker()) {
+                hub.post(worker, Post::All(Arc::clone(&shared)));
             }
         }
         sent
@@ -307,11 +327,15 @@ impl Context<'_> {
         }
     }
 
-    /// Closes connection `id` the same way; returns whether it was open.
+    /// Closes connection `id` the same way; returns whether it was open (for a
+    /// connection of another worker: that the request was posted).
     pub fn close_other(&mut self, id: ConnId) -> bool {
         if id == self.id {
             self.close();
             return true;
+        }
+        if id.worker != self.id.worker {
+            return self.post(id.worker(), || Post::Close(id));
         }
         let Some(conn) = self.other_mut(id) else {
             return false;
@@ -332,9 +356,20 @@ impl Context<'_> {
         }
     }
 
-    /// How many connections are open, this one included.
+    /// How many connections this worker has open, this one included.
     pub fn connections(&self) -> usize {
         self.conns.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// Posts to another worker; false if there is no such worker.
+    fn post(&mut self, worker: usize, post: impl FnOnce() -> Post) -> bool {
+        match self.hub {
+            Some(hub) if worker < hub.workers() => {
+                hub.post(worker, post());
+                true
+            }
+            _ => false,
+        }
     }
 
     fn this(&self) -> Option<&Conn> {
@@ -359,5 +394,16 @@ impl fmt::Debug for Context<'_> {
             .field("frame", &self.frame())
             .field("unsent", &self.unsent())
             .finish_non_exhaustive()
+    }
+}
+
+/// Queues `data` for `conn` as one message; marks it for closing past
+/// `max_output`.
+pub(super) fn queue_for(conn: &mut Conn, data: &[u8], max_output: usize) {
+    conn.queue(data);
+    let at = conn.queued_end();
+    conn.ends.push_back(at);
+    if conn.unsent() > max_output {
+        conn.overflowed = true;
     }
 }

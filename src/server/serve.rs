@@ -9,19 +9,24 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
 use super::conn::{next_message, Conn, Ending};
-use super::protocol::{ConnId, Context, Frame, Protocol};
-use super::stats::{add, bump, Stats, StatsHandle};
-use super::{Config, Listener, Server, ShutdownHandle, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
+use super::hub::{Hub, Post};
+use super::protocol::{queue_for, ConnId, Context, Frame, Protocol};
+use super::stats::{add, bump, publish, Stats};
+use super::{Config, Listener, ShutdownHandle, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
 use crate::accept::{self, Accept, FdReserve};
 use crate::poll::{poll, PollFd, PollFlags};
 use crate::sources::{Backend, Events, Interest, Readiness, Sources};
 
 /// The listener's key in the loop's [`Sources`]; connection `i` is `FIRST_CONN + i`.
 const LISTENER: usize = 0;
-/// The wake-up socket's key.
+/// The shutdown waker's key.
 const WAKE: usize = 1;
-const FIRST_CONN: usize = 2;
+/// The key of this worker's inbox (posts from other workers).
+const INBOX: usize = 2;
+const FIRST_CONN: usize = 3;
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -91,13 +96,31 @@ enum Read {
     Reset,
 }
 
-/// The loop's state.
+/// What one worker gets: its listener (shared, or its own with `SO_REUSEPORT`),
+/// its copy of the protocol, and its place among the workers.
+pub(super) struct Worker<P> {
+    pub(super) index: u16,
+    pub(super) listener: Arc<Listener>,
+    pub(super) protocol: P,
+    pub(super) config: Config,
+    pub(super) shutdown: ShutdownHandle,
+    /// Where this worker publishes its counters.
+    pub(super) stats: Arc<Mutex<Stats>>,
+    /// The other workers' inboxes (none with one worker).
+    pub(super) hub: Option<Arc<Hub>>,
+}
+
+/// One worker's loop.
 pub(super) struct Loop<P: Protocol> {
-    listener: Listener,
+    worker: u16,
+    listener: Arc<Listener>,
     protocol: P,
     config: Config,
     shutdown: ShutdownHandle,
-    stats_handle: StatsHandle,
+    stats_slot: Arc<Mutex<Stats>>,
+    hub: Option<Arc<Hub>>,
+    /// Scratch: what the inbox held.
+    posts: Vec<Post>,
     /// A duplicate of the wake-up socket below `FD_SETSIZE`, watched when the
     /// waker's own descriptor is too high for select.
     wake: Option<UnixStream>,
@@ -129,14 +152,16 @@ pub(super) struct Loop<P: Protocol> {
 }
 
 impl<P: Protocol> Loop<P> {
-    pub(super) fn new(server: Server<P>, backend: Backend) -> io::Result<Loop<P>> {
-        let Server {
+    pub(super) fn new(worker: Worker<P>, backend: Backend) -> io::Result<Loop<P>> {
+        let Worker {
+            index,
             listener,
             protocol,
             config,
             shutdown,
             stats,
-        } = server;
+            hub,
+        } = worker;
         let mut sources = Sources::new(backend);
         sources
             .register(LISTENER, &listener, Interest::READ)
@@ -145,12 +170,18 @@ impl<P: Protocol> Loop<P> {
                 io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
             })?;
         let wake = Self::watch_wake(&shutdown, &mut sources)?;
+        if let Some(hub) = &hub {
+            sources.register(INBOX, &hub.inbox(usize::from(index)).waker, Interest::READ)?;
+        }
         Ok(Loop {
+            worker: index,
             listener,
             protocol,
             config,
             shutdown,
-            stats_handle: stats,
+            stats_slot: stats,
+            hub,
+            posts: Vec::new(),
             wake,
             sources,
             events: Events::new(),
@@ -220,8 +251,13 @@ impl<P: Protocol> Loop<P> {
             }
 
             if events.iter().any(|(&key, _)| key == WAKE) {
-                self.reset_wake();
-                continue; // the loop condition sees the request
+                if self.shutdown.is_requested() {
+                    // Not read: every worker watches this waker, and each must see
+                    // it readable.
+                    break;
+                }
+                self.reset_wake(); // a wake-up without a request: cannot happen
+                continue;
             }
             // UNP 6.8: serve what is already in our buffers before sleeping again
             // (what this turn leaves there waits for the next one).
@@ -236,24 +272,28 @@ impl<P: Protocol> Loop<P> {
                     return Err(io::Error::from_raw_os_error(libc::EBADF));
                 }
                 match key {
-                    LISTENER => self.accept_one()?,
+                    LISTENER => self.accept_some()?,
+                    INBOX => self.read_inbox(),
                     _ => self.serve(key - FIRST_CONN, readiness)?,
                 }
             }
 
             deadline = self.timers();
-            if self.stats != self.published && self.stats_handle.publish(&self.stats) {
+            if self.stats != self.published && publish(&self.stats_slot, &self.stats) {
                 self.published = self.stats;
             }
         }
         self.events = events;
         self.close_all();
-        self.stats_handle.publish(&self.stats);
+        publish(&self.stats_slot, &self.stats);
         Ok(self.stats)
     }
 
-    /// The listener is readable: (optionally wait, as UNP 16.6 does, then) accept.
-    fn accept_one(&mut self) -> io::Result<()> {
+    /// The listener is readable: (optionally wait, as UNP 16.6 does, then) accept
+    /// up to [`Config::accept_batch`] connections, until the queue is empty. An
+    /// accept that finds the queue empty counts only as the batch's first (the race
+    /// of UNP 16.6, or another worker was faster); later, it just ends the batch.
+    fn accept_some(&mut self) -> io::Result<()> {
         if let Some(delay) = self.config.accept_delay {
             // UNP 16.6's sleep(5), the race window; a shutdown ends it.
             let fd = match &self.wake {
@@ -265,37 +305,99 @@ impl<P: Protocol> Loop<P> {
                 return Ok(());
             }
         }
-        let outcome = match crate::sys::accept_cloexec(self.listener.as_fd(), true) {
-            Ok((fd, _)) => {
-                self.add_client(fd);
-                return Ok(());
-            }
-            Err(e) => accept::classify(e)?,
-        };
-        match outcome {
-            Accept::NotNow(e) => self.stats.empty_accepts.count(&e),
-            // accept_cloexec's connections are handled above.
-            Accept::Connection(..) => {}
-            Accept::OutOfResources(e) => {
-                bump(&mut self.stats.out_of_resources);
-                let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-                let shed = match self.reserve.as_mut() {
-                    Some(reserve) if out_of_fds => reserve.shed(&self.listener),
-                    _ => Err(e), // out of memory: shedding frees nothing
-                };
-                if let Ok(true) = shed {
-                    bump(&mut self.stats.shed);
+        for n in 0..self.config.accept_batch {
+            let outcome = match crate::sys::accept_cloexec(self.listener.as_fd(), true) {
+                Ok((fd, _)) => {
+                    self.add_client(fd);
+                    continue;
                 }
-                let armed = self.reserve.as_ref().is_some_and(FdReserve::is_armed);
-                if shed.is_err() || !armed {
-                    // Could not shed, or the spare is gone: stop watching the
-                    // listener for a while rather than spin on it (`timers` re-arms).
-                    let _ = self.sources.set_interest(&self.listener, Interest::NONE);
-                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                Err(e) => accept::classify(e)?,
+            };
+            if let Accept::NotNow(e) = &outcome {
+                if n == 0 || e.raw_os_error() == Some(libc::EINTR) {
+                    self.stats.empty_accepts.count(e);
+                }
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    break;
+                }
+                continue; // a connection that vanished: the queue may hold more
+            }
+            self.accept_failed(outcome);
+            break;
+        }
+        Ok(())
+    }
+
+    /// `accept` ran out of descriptors or memory (UNP: `err_sys`, the server dies).
+    fn accept_failed(&mut self, outcome: Accept) {
+        let Accept::OutOfResources(e) = outcome else {
+            return; // connections and "not now" are the caller's
+        };
+        bump(&mut self.stats.out_of_resources);
+        let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        let shed = match self.reserve.as_mut() {
+            Some(reserve) if out_of_fds => reserve.shed(&*self.listener),
+            _ => Err(e), // out of memory: shedding frees nothing
+        };
+        if let Ok(true) = shed {
+            bump(&mut self.stats.shed);
+        }
+        let armed = self.reserve.as_ref().is_some_and(FdReserve::is_armed);
+        if shed.is_err() || !armed {
+            // Could not shed, or the spare is gone: stop watching the
+            // listener for a while rather than spin on it (`timers` re-arms).
+            let _ = self.sources.set_interest(&*self.listener, Interest::NONE);
+            self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+        }
+    }
+
+    /// Posts from other workers: broadcasts, messages to one connection, closes.
+    fn read_inbox(&mut self) {
+        let Some(hub) = self.hub.clone() else {
+            return;
+        };
+        let mut posts = mem::take(&mut self.posts);
+        hub.take(usize::from(self.worker), &mut posts);
+        let max_output = self.config.max_output;
+        for post in posts.drain(..) {
+            match post {
+                Post::All(data) => {
+                    for (i, slot) in self.client.iter_mut().enumerate() {
+                        if let Some(conn) = slot.as_mut().filter(|c| c.ending == Ending::Open) {
+                            queue_for(conn, &data, max_output);
+                            self.backlog.push(i);
+                        }
+                    }
+                }
+                Post::To(id, data) => {
+                    if let Some(conn) = self.open_conn(id) {
+                        queue_for(conn, &data, max_output);
+                        self.backlog.push(id.index());
+                    }
+                }
+                Post::Close(id) => {
+                    if let Some(conn) = self.open_conn(id) {
+                        conn.ending = Ending::Close;
+                        self.backlog.push(id.index());
+                    }
                 }
             }
         }
-        Ok(())
+        self.posts = posts;
+    }
+
+    /// Connection `id` of this worker, if it is open and not ending.
+    fn open_conn(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let conn = self.client.get_mut(id.index())?.as_mut()?;
+        (conn.gen == id.gen && conn.ending == Ending::Open).then_some(conn)
+    }
+
+    fn conn_id(&self, i: usize, gen: u32) -> ConnId {
+        ConnId {
+            worker: self.worker,
+            index: i as u32,
+            gen,
+        }
     }
 
     /// UNP: find the first free `client[i]`, save the descriptor, add it to `allset`.
@@ -323,10 +425,7 @@ impl<P: Protocol> Loop<P> {
         self.next_gen = self.next_gen.wrapping_add(1);
         self.client[i] = Some(Conn::new(fd, gen));
         bump(&mut self.stats.accepted);
-        let id = ConnId {
-            index: i as u32,
-            gen,
-        };
+        let id = self.conn_id(i, gen);
         self.ends.clear();
         let mut ctx = Context {
             id,
@@ -336,6 +435,7 @@ impl<P: Protocol> Loop<P> {
             ends: &mut self.ends,
             woken: &mut self.woken,
             max_output: self.config.max_output,
+            hub: self.hub.as_deref(),
         };
         let protocol = &mut self.protocol;
         let state = guarded(|| protocol.connect(&mut ctx));
@@ -463,10 +563,11 @@ impl<P: Protocol> Loop<P> {
     /// many messages were delivered and whether whole messages may be left.
     fn deliver(&mut self, i: usize, source: Source) -> io::Result<(usize, bool)> {
         let conn = self.client[i].as_mut().expect("served connection is open");
-        let (eof, max_line) = (conn.eof, self.config.max_line);
+        let (eof, max_line, gen) = (conn.eof, self.config.max_line, conn.gen);
         let id = ConnId {
+            worker: self.worker,
             index: i as u32,
-            gen: conn.gen,
+            gen,
         };
         let mut scanned = conn.scanned;
         let input = mem::take(&mut conn.input);
@@ -485,6 +586,7 @@ impl<P: Protocol> Loop<P> {
             ends: &mut self.ends,
             woken: &mut self.woken,
             max_output: self.config.max_output,
+            hub: self.hub.as_deref(),
         };
         ctx.ends.clear();
         let (mut pos, mut count, mut panicked) = (0, 0, false);
@@ -677,10 +779,7 @@ impl<P: Protocol> Loop<P> {
             Close::Protocol => &mut self.stats.closed_protocol,
             Close::Panic => &mut self.stats.closed_panic,
         });
-        let id = ConnId {
-            index: i as u32,
-            gen: conn.gen,
-        };
+        let id = self.conn_id(i, conn.gen);
         drop(conn); // closes the descriptor
         if let Some(state) = self.state[i].take() {
             let protocol = &mut self.protocol;
@@ -694,10 +793,7 @@ impl<P: Protocol> Loop<P> {
             if let Some(conn) = self.client[i].take() {
                 self.sources.unregister(&conn.fd);
                 bump(&mut self.stats.closed_shutdown);
-                let id = ConnId {
-                    index: i as u32,
-                    gen: conn.gen,
-                };
+                let id = self.conn_id(i, conn.gen);
                 drop(conn);
                 if let Some(state) = self.state[i].take() {
                     let protocol = &mut self.protocol;
@@ -721,7 +817,7 @@ impl<P: Protocol> Loop<P> {
                 if !self.reserve.as_ref().is_some_and(FdReserve::is_armed) {
                     self.reserve = FdReserve::new().ok(); // re-arm if fds are back
                 }
-                let _ = self.sources.set_interest(&self.listener, Interest::READ);
+                let _ = self.sources.set_interest(&*self.listener, Interest::READ);
             } else {
                 soonest(until);
             }

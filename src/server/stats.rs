@@ -173,11 +173,52 @@ impl Stats {
     }
 }
 
-/// Reads a running server's [`Stats`] from any thread.
+impl std::ops::AddAssign for Stats {
+    /// Adds every counter (saturating): the server's total from its workers'.
+    fn add_assign(&mut self, o: Stats) {
+        let e = &mut self.empty_accepts;
+        for (a, b) in [
+            (&mut e.would_block, o.empty_accepts.would_block),
+            (&mut e.aborted, o.empty_accepts.aborted),
+            (&mut e.protocol, o.empty_accepts.protocol),
+            (&mut e.interrupted, o.empty_accepts.interrupted),
+            (&mut e.other, o.empty_accepts.other),
+            (&mut self.accepted, o.accepted),
+            (&mut self.refused, o.refused),
+            (&mut self.out_of_resources, o.out_of_resources),
+            (&mut self.shed, o.shed),
+            (&mut self.backoffs, o.backoffs),
+            (&mut self.closed_eof, o.closed_eof),
+            (&mut self.closed_reset, o.closed_reset),
+            (&mut self.closed_policy, o.closed_policy),
+            (&mut self.closed_protocol, o.closed_protocol),
+            (&mut self.closed_panic, o.closed_panic),
+            (&mut self.closed_shutdown, o.closed_shutdown),
+            (&mut self.messages_received, o.messages_received),
+            (&mut self.messages_sent, o.messages_sent),
+            (&mut self.bytes_received, o.bytes_received),
+            (&mut self.bytes_sent, o.bytes_sent),
+        ] {
+            add(a, b);
+        }
+    }
+}
+
+impl std::iter::Sum for Stats {
+    fn sum<I: Iterator<Item = Stats>>(iter: I) -> Stats {
+        iter.fold(Stats::default(), |mut total, s| {
+            total += s;
+            total
+        })
+    }
+}
+
+/// Reads a running server's [`Stats`] from any thread: the total, or each
+/// worker's.
 ///
-/// The loop publishes its counters at the end of every turn in which they changed,
-/// unless a reader holds the lock at that moment (it never waits for one; the next
-/// turn publishes). So a snapshot is at most one turn old.
+/// Each worker publishes its counters at the end of every turn in which they
+/// changed, unless a reader holds its lock at that moment (it never waits for one;
+/// the next turn publishes). So a snapshot is at most one turn old.
 ///
 /// # Examples
 /// ```
@@ -190,33 +231,54 @@ impl Stats {
 /// while stats.snapshot().accepted == 0 {
 ///     std::thread::sleep(std::time::Duration::from_millis(1));
 /// }
+/// assert_eq!(stats.per_worker().len(), 1);
 /// stop.shutdown();
 /// assert_eq!(thread.join().unwrap()?.accepted, 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct StatsHandle {
-    shared: Arc<Mutex<Stats>>,
+    workers: Arc<Mutex<Vec<Arc<Mutex<Stats>>>>>,
 }
 
 impl StatsHandle {
-    /// The counters as the loop last published them.
+    /// The counters of every worker added up, as last published (zero before the
+    /// server runs).
     pub fn snapshot(&self) -> Stats {
-        match self.shared.lock() {
-            Ok(stats) => *stats,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
+        self.per_worker().into_iter().sum()
     }
 
-    /// Publishes `stats` unless a reader holds the lock.
-    pub(super) fn publish(&self, stats: &Stats) -> bool {
-        match self.shared.try_lock() {
-            Ok(mut shared) => {
-                *shared = *stats;
-                true
-            }
-            Err(_) => false,
+    /// Each worker's counters, by worker index (empty before the server runs).
+    pub fn per_worker(&self) -> Vec<Stats> {
+        let workers = lock(&self.workers).clone();
+        workers.iter().map(|w| *lock(w)).collect()
+    }
+
+    /// `n` fresh places for the workers to publish in.
+    pub(super) fn start(&self, n: usize) -> Vec<Arc<Mutex<Stats>>> {
+        let slots: Vec<_> = (0..n)
+            .map(|_| Arc::new(Mutex::new(Stats::default())))
+            .collect();
+        *lock(&self.workers) = slots.clone();
+        slots
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Publishes `stats` in `slot` unless a reader holds it; returns whether it did.
+pub(super) fn publish(slot: &Mutex<Stats>, stats: &Stats) -> bool {
+    match slot.try_lock() {
+        Ok(mut shared) => {
+            *shared = *stats;
+            true
         }
+        Err(_) => false,
     }
 }
 

@@ -35,3 +35,62 @@ pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()>
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
     Ok(())
 }
+
+/// Whether this platform has a listen option that lets several sockets bind one
+/// address *and* spreads incoming connections over them: `SO_REUSEPORT` on Linux
+/// (3.9+), `SO_REUSEPORT_LB` on FreeBSD (12+). Apple's and NetBSD's
+/// `SO_REUSEPORT` let sockets share an address but give every connection to one
+/// of them, so it is not used there.
+pub(crate) const BALANCED_REUSEPORT: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd"
+));
+
+/// A TCP listener on `addr` with `backlog`: `socket`, `SO_REUSEADDR` (as `std`
+/// sets it), with `reuseport` the balancing option of [`BALANCED_REUSEPORT`]
+/// (`Unsupported` where there is none), `bind`, `listen`. Close-on-exec.
+pub(crate) fn bind_tcp(
+    addr: &std::net::SocketAddr,
+    backlog: libc::c_int,
+    reuseport: bool,
+) -> io::Result<std::net::TcpListener> {
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType};
+    use nix::sys::socket::{SockaddrIn, SockaddrIn6};
+    use std::net::SocketAddr;
+    use std::os::fd::AsFd;
+
+    if reuseport && !BALANCED_REUSEPORT {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no SO_REUSEPORT that balances connections on this platform",
+        ));
+    }
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let fd = {
+        let fd = socket(family, SockType::Stream, SockFlag::empty(), None)?;
+        super::fd::set_cloexec(fd.as_fd())?;
+        fd
+    };
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if reuseport {
+        setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
+    #[cfg(target_os = "freebsd")]
+    if reuseport {
+        setsockopt(&fd, sockopt::ReusePortLb, &true)?;
+    }
+    match addr {
+        SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(*a))?,
+        SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(*a))?,
+    }
+    listen(fd.as_fd(), backlog)?;
+    Ok(std::net::TcpListener::from(fd))
+}
