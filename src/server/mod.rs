@@ -461,7 +461,6 @@ impl ShutdownHandle {
 /// A listener and a protocol, served by the hardened loop.
 ///
 /// See the [module documentation](self) for what the loop does and an example.
-#[derive(Debug)]
 pub struct Server<P> {
     /// One listener, or one per worker (`SO_REUSEPORT`).
     listeners: Vec<Listener>,
@@ -469,6 +468,16 @@ pub struct Server<P> {
     config: Config,
     shutdown: ShutdownHandle,
     stats: StatsHandle,
+}
+
+/// Shows the listeners and the configuration (the protocol need not be `Debug`).
+impl<P> std::fmt::Debug for Server<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listeners", &self.listeners)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Protocol> Server<P> {
@@ -847,7 +856,10 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                     first_error.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_error.get_or_insert(io::Error::new(io::ErrorKind::Other, "a server worker panicked"));
+                    first_error.get_or_insert(io::Error::new(
+                        io::ErrorKind::Other,
+                        "a server worker panicked",
+                    ));
                 }
             }
         }
