@@ -25,7 +25,13 @@ use common::examples::example;
 use common::Watchdog;
 
 /// The three loops.
-const LOOPS: [&[&str]; 3] = [&[], &["--poll"], &["--large"]];
+const LOOPS: [&[&str]; 5] = [
+    &[],
+    &["--poll"],
+    &["--large"],
+    &["--workers", "2"],
+    &["--poll", "--workers", "2", "--reuseport"],
+];
 
 /// How long an outside client may run before the test calls it a deadlock.
 const TOOL_LIMIT: Duration = Duration::from_secs(60);

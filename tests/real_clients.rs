@@ -379,6 +379,10 @@ enum Loop {
     Select,
     Large,
     Poll,
+    /// Two workers on one listener (select).
+    Workers,
+    /// Two workers with a listener each (`SO_REUSEPORT`, poll).
+    WorkersReuseport,
 }
 
 const MODES: [Echo; 2] = [Echo::Bytes, Echo::Lines];
@@ -390,13 +394,18 @@ struct Running {
 }
 
 fn start(lp: Loop, config: Config) -> Running {
+    let config = match lp {
+        Loop::Workers => config.with_workers(2),
+        Loop::WorkersReuseport => config.with_workers(2).with_reuseport(true),
+        _ => config,
+    };
     let server = EchoServer::bind("127.0.0.1:0", config).expect("bind");
     let addr = server.local_addr().unwrap();
     let stop = server.shutdown_handle();
     let thread = thread::spawn(move || match lp {
-        Loop::Select => server.run(),
+        Loop::Select | Loop::Workers => server.run(),
         Loop::Large => server.run_large(),
-        Loop::Poll => server.run_poll(),
+        Loop::Poll | Loop::WorkersReuseport => server.run_poll(),
     });
     Running { addr, stop, thread }
 }
@@ -541,6 +550,15 @@ fn strcliselect02_poll() {
     every_input_every_mode(Loop::Poll, &pipelined_inputs(), strcliselect02_waiting);
 }
 
+#[test]
+fn str_cli_and_strcliselect02_with_two_workers() {
+    let _dog = Watchdog::new("two workers", Duration::from_secs(180));
+    for lp in [Loop::Workers, Loop::WorkersReuseport] {
+        every_input_every_mode(lp, &inputs(), str_cli_waiting);
+        every_input_every_mode(lp, &pipelined_inputs(), strcliselect02_waiting);
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // External clients against the example binary
 // ---------------------------------------------------------------------------------
@@ -560,14 +578,17 @@ fn counter(report: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
-/// The six servers: three loops, two echo modes.
-const SERVERS: [&[&str]; 6] = [
+/// The eight servers: three loops, two echo modes, and two workers (sharing one
+/// listener, or one each with `SO_REUSEPORT`).
+const SERVERS: [&[&str]; 8] = [
     &["--bytes"],
     &["--bytes", "--large"],
     &["--bytes", "--poll"],
     &["--lines"],
     &["--lines", "--large"],
     &["--lines", "--poll"],
+    &["--bytes", "--workers", "2"],
+    &["--lines", "--poll", "--workers", "2", "--reuseport"],
 ];
 
 /// Panics with a clear message when `tool` cannot be run.
