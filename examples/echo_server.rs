@@ -6,15 +6,14 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle};
+use unp_select::echo::{Config, Echo, EchoServer};
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/serve.rs"]
+mod serve;
 use cli::{errln, outln};
 
 const USAGE: &str = "\
@@ -106,37 +105,6 @@ fn parse() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-/// The running server's handle, for the signal handler.
-static STOP: OnceLock<ShutdownHandle> = OnceLock::new();
-/// The signal that stopped the server, for the message at exit.
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(signo: libc::c_int) {
-    // Async-signal-safe: an atomic store, an atomic load, and ShutdownHandle's one
-    // send(2).
-    SIGNAL.store(signo, Ordering::SeqCst);
-    if let Some(stop) = STOP.get() {
-        stop.shutdown();
-    }
-}
-
-/// SIGINT and SIGTERM run `on_signal` on this (the only) thread, without
-/// SA_RESTART: a blocking `accept` or `select` then fails with EINTR and the loop
-/// sees the request at once, even with `--blocking-listener`.
-fn install_handlers() -> nix::Result<()> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: `on_signal` is async-signal-safe (see there), and no other code of
-        // this program installs handlers for these signals.
-        unsafe { sigaction(signal, &action) }?;
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(Some(args)) => args,
@@ -156,8 +124,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _ = STOP.set(server.shutdown_handle());
-    if let Err(e) = install_handlers() {
+    if let Err(e) = serve::stop_on_signals(server.shutdown_handle()) {
         errln(format_args!("echo_server: sigaction: {e}"));
         return ExitCode::FAILURE;
     }
@@ -186,10 +153,7 @@ fn main() -> ExitCode {
         Mechanism::Large => server.run_large(),
         Mechanism::Poll => server.run_poll(),
     };
-    match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
-        Ok(signal) => errln(format_args!("echo_server: {signal}, shutting down")),
-        Err(_) => errln(format_args!("echo_server: shutting down")),
-    }
+    serve::stopped_note("echo_server");
     match result {
         Ok(stats) => {
             outln(format_args!("echo_server: stopped; counters:\n{stats}"));

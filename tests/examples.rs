@@ -22,14 +22,25 @@ fn output(cmd: &mut Command) -> Output {
 #[test]
 fn every_example_has_help() {
     let _dog = Watchdog::new("help", Duration::from_secs(30));
-    for name in ["accept_race", "echo_server", "echo_client", "rst_client"] {
+    for name in [
+        "accept_race",
+        "echo_server",
+        "echo_client",
+        "rst_client",
+        "chat_server",
+        "kv_server",
+    ] {
         let out = output(example(name).arg("--help"));
         assert!(out.status.success(), "{name} --help failed");
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.starts_with("usage:"), "{name}: {text}");
     }
-    let out = output(example("echo_server").arg("--bogus"));
-    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+    for name in ["echo_server", "chat_server", "kv_server"] {
+        let out = output(example(name).arg("--bogus"));
+        assert_eq!(out.status.code(), Some(2), "{name}: a bad flag is a usage error");
+        let out = output(example(name).args(["--workers", "0"]));
+        assert_eq!(out.status.code(), Some(2), "{name}: --workers 0 is a usage error");
+    }
 }
 
 /// Runs example `name` with `args` and standard input closed; returns its exit code,

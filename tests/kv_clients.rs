@@ -1,5 +1,6 @@
 //! Clients nobody here wrote against the example `kv_server` (memcached's text
-//! protocol), on all three loops: the default select(2), `--poll` and `--large`.
+//! protocol), on all three loops (the default select(2), `--poll`, `--large`) and
+//! with two workers (one listener, and one each with `--reuseport`).
 //!
 //! * [`raw_protocol_on_every_loop`]: std sockets, no outside program: pipelined
 //!   commands, binary values, a long multi-get, `quit`, the SIGTERM report.
@@ -209,62 +210,12 @@ fn raw_protocol_on_every_loop() {
     }
 }
 
-/// Panics with a clear message when `cmd` cannot be run successfully.
-fn require(cmd: &mut Command, how: &str) {
-    let what = format!("{cmd:?}");
-    match cmd.stdout(Stdio::null()).stderr(Stdio::null()).status() {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("{what}: {s}: {how}, or leave this ignored test out"),
-        Err(e) => panic!("{what}: {e}: {how}, or leave this ignored test out"),
-    }
-}
+use common::tools::require;
 
 /// Runs `cmd`; it must exit successfully within `TOOL_LIMIT`. Returns (stdout,
 /// stderr).
 fn run_tool(what: &str, cmd: &mut Command) -> (Vec<u8>, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: spawn: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut v = Vec::new();
-        stdout.read_to_end(&mut v).map(|_| v)
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let t = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if t.elapsed() > TOOL_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let out = out.join().unwrap().unwrap();
-    let err = err.join().unwrap();
-    match status {
-        None => panic!(
-            "{what}: still running after {TOOL_LIMIT:?}; stdout: {}; stderr: {err}",
-            String::from_utf8_lossy(&out)
-        ),
-        Some(s) if !s.success() => panic!(
-            "{what}: {s}; stdout: {}; stderr: {err}",
-            String::from_utf8_lossy(&out)
-        ),
-        Some(_) => {}
-    }
-    (out, err)
+    common::tools::run_tool(what, cmd, &[], TOOL_LIMIT)
 }
 
 fn script() -> PathBuf {

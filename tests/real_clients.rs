@@ -20,7 +20,7 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -593,59 +593,16 @@ const SERVERS: [&[&str]; 8] = [
 
 /// Panics with a clear message when `tool` cannot be run.
 fn require(tool: &str, version_arg: &str, package: &str) {
-    if let Err(e) = Command::new(tool).arg(version_arg).output() {
-        panic!("{tool} cannot be run ({e}): install it (apt-get install {package}) or leave this ignored test out");
-    }
+    common::tools::require(
+        Command::new(tool).arg(version_arg),
+        &format!("install it (apt-get install {package})"),
+    );
 }
 
 /// Runs `cmd` with `input` on its stdin and returns its stdout; the process must exit
 /// successfully within `limit`, or it is killed and the test fails (a deadlock).
 fn run_tool(what: &str, cmd: &mut Command, input: &[u8], limit: Duration) -> Vec<u8> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: spawn: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = thread::spawn(move || stdin.write_all(&input));
-    let mut stdout = child.stdout.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut v = Vec::new();
-        stdout.read_to_end(&mut v).map(|_| v)
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let t = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let out = out.join().unwrap().unwrap();
-    let err = err.join().unwrap();
-    let fed = feeder.join().unwrap();
-    match status {
-        None => panic!(
-            "{what}: still running after {limit:?} (deadlock?); {} bytes of output so far; stderr: {err}",
-            out.len()
-        ),
-        Some(s) if !s.success() => panic!("{what}: {s}; stderr: {err}"),
-        Some(_) => {}
-    }
-    fed.unwrap_or_else(|e| panic!("{what}: writing its stdin: {e}"));
-    out
+    common::tools::run_tool(what, cmd, input, limit).0
 }
 
 /// Every input through `client` (a command for a port) against the six servers.

@@ -67,6 +67,22 @@ extern "C" fn on_signal(signo: libc::c_int) {
     }
 }
 
+/// SIGINT and SIGTERM stop the server `stop` belongs to: their handler (installed
+/// without SA_RESTART, so a blocking `accept` or `select` fails with EINTR and the
+/// loop sees the request at once) calls `stop.shutdown()`.
+pub fn stop_on_signals(stop: ShutdownHandle) -> nix::Result<()> {
+    let _ = STOP.set(stop);
+    install_handlers()
+}
+
+/// Says on stderr which signal stopped `name`.
+pub fn stopped_note(name: &str) {
+    match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
+        Ok(signal) => errln(format_args!("{name}: {signal}, shutting down")),
+        Err(_) => errln(format_args!("{name}: shutting down")),
+    }
+}
+
 /// SIGINT and SIGTERM run `on_signal`, without SA_RESTART.
 fn install_handlers() -> nix::Result<()> {
     let action = SigAction::new(
@@ -98,8 +114,7 @@ pub fn run<P: Protocol + Clone + Send + 'static>(
     server: Server<P>,
     backend: Backend,
 ) -> ExitCode {
-    let _ = STOP.set(server.shutdown_handle());
-    if let Err(e) = install_handlers() {
+    if let Err(e) = stop_on_signals(server.shutdown_handle()) {
         errln(format_args!("{name}: sigaction: {e}"));
         return ExitCode::FAILURE;
     }
@@ -111,10 +126,7 @@ pub fn run<P: Protocol + Clone + Send + 'static>(
         Err(e) => errln(format_args!("{name}: getsockname: {e}")),
     }
     let result = server.run_workers(backend);
-    match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
-        Ok(signal) => errln(format_args!("{name}: {signal}, shutting down")),
-        Err(_) => errln(format_args!("{name}: shutting down")),
-    }
+    stopped_note(name);
     match result {
         Ok(stats) => {
             let counters = stats.to_string();

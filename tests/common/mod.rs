@@ -10,6 +10,7 @@ pub mod fds;
 pub mod load;
 pub mod server;
 pub mod signals;
+pub mod tools;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
