@@ -37,9 +37,17 @@ fn every_example_has_help() {
     }
     for name in ["echo_server", "chat_server", "kv_server"] {
         let out = output(example(name).arg("--bogus"));
-        assert_eq!(out.status.code(), Some(2), "{name}: a bad flag is a usage error");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name}: a bad flag is a usage error"
+        );
         let out = output(example(name).args(["--workers", "0"]));
-        assert_eq!(out.status.code(), Some(2), "{name}: --workers 0 is a usage error");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name}: --workers 0 is a usage error"
+        );
     }
 }
 

@@ -9,64 +9,16 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
+use common::server::Running;
 use common::Watchdog;
 use unp_select::echo::{Config as EchoConfig, Echo, EchoServer};
-use unp_select::server::{
-    Config, ConnId, Context, Frame, Protocol, Server, ShutdownHandle, Stats, StatsHandle,
-};
+use unp_select::server::{Config, ConnId, Context, Frame, Protocol, Server};
 use unp_select::sources::Backend;
 
 const BACKENDS: [Backend; 3] = [Backend::Select, Backend::LargeSelect, Backend::Poll];
-
-struct Running {
-    addr: SocketAddr,
-    stop: ShutdownHandle,
-    stats: StatsHandle,
-    thread: JoinHandle<io::Result<Stats>>,
-}
-
-impl Running {
-    fn start<P: Protocol + Send + 'static>(
-        protocol: P,
-        config: Config,
-        backend: Backend,
-    ) -> Running {
-        let server = Server::bind("127.0.0.1:0", protocol, config).expect("bind");
-        let addr = server.local_addr().expect("local_addr");
-        let (stop, stats) = (server.shutdown_handle(), server.stats_handle());
-        let thread = thread::spawn(move || server.run_with(backend));
-        Running {
-            addr,
-            stop,
-            stats,
-            thread,
-        }
-    }
-
-    fn finish(self) -> Stats {
-        self.stop.shutdown();
-        self.thread
-            .join()
-            .expect("server panicked")
-            .expect("run failed")
-    }
-
-    /// Waits until the live counters satisfy `done` (at most 5 s).
-    fn wait_for(&self, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
-        let start = Instant::now();
-        loop {
-            let s = self.stats.snapshot();
-            if done(&s) {
-                return s;
-            }
-            assert!(start.elapsed() < Duration::from_secs(5), "{what}: {s:?}");
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
@@ -82,6 +34,7 @@ fn read_line(r: &mut impl BufRead) -> String {
 
 /// A line protocol with commands: `all text` broadcasts, `body N` reads N bytes and answers their length,
 /// `bye` closes, `half` half-closes, `panic` panics, anything else is echoed.
+#[derive(Clone)]
 struct Commands;
 
 impl Protocol for Commands {

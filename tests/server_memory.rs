@@ -5,68 +5,25 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::alloc::{count_live_bytes, live_bytes, Counting};
 use common::Watchdog;
 use unp_select::echo::{Config, Echo, EchoServer};
-
-/// Counts the live heap bytes of the threads that turned counting on.
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-fn note(delta: isize) {
-    // `try_with`: the thread-local may be gone while a thread shuts down.
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        LIVE.fetch_add(delta, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged;
-// the bookkeeping touches a const-initialized thread-local and an atomic, which
-// never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size() as isize);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size() as isize);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size as isize - layout.size() as isize);
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note(-(layout.size() as isize));
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 /// Waits until the server thread's live heap stops changing; returns it.
 fn settled_live() -> isize {
-    let mut last = LIVE.load(Ordering::SeqCst);
+    let mut last = live_bytes();
     let start = Instant::now();
     loop {
         thread::sleep(Duration::from_millis(50));
-        let now = LIVE.load(Ordering::SeqCst);
+        let now = live_bytes();
         if now == last || start.elapsed() > Duration::from_secs(3) {
             return now;
         }
@@ -103,9 +60,9 @@ fn an_idle_connection_holds_no_buffer_after_a_line_in_pieces() {
             EchoServer::bind("127.0.0.1:0", Config::default().with_echo(Echo::Lines)).unwrap();
         let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
         let thread = thread::spawn(move || {
-            COUNTING.with(|on| on.set(true));
+            count_live_bytes(true);
             let stats = run(server);
-            COUNTING.with(|on| on.set(false));
+            count_live_bytes(false);
             stats
         });
         const N: usize = 20;

@@ -7,13 +7,12 @@ mod common;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
+use common::server::Running;
 use common::Watchdog;
-use unp_select::server::{
-    Config, Context, Frame, Protocol, Server, ShutdownHandle, Stats, StatsHandle,
-};
+use unp_select::server::{Config, Context, Frame, Protocol, Server};
 use unp_select::sources::Backend;
 
 /// Lines back (`echo`), to every other client of every worker (`all ...`), or a
@@ -41,47 +40,6 @@ impl Protocol for Lines {
     }
 }
 
-struct Running {
-    addr: SocketAddr,
-    stop: ShutdownHandle,
-    stats: StatsHandle,
-    thread: JoinHandle<io::Result<Stats>>,
-}
-
-impl Running {
-    fn start(config: Config, backend: Backend) -> Running {
-        let server = Server::bind("127.0.0.1:0", Lines, config).expect("bind");
-        let addr = server.local_addr().unwrap();
-        let (stop, stats) = (server.shutdown_handle(), server.stats_handle());
-        let thread = thread::spawn(move || server.run_workers(backend));
-        Running {
-            addr,
-            stop,
-            stats,
-            thread,
-        }
-    }
-
-    /// Stops the server; every worker must be done within 100 ms.
-    fn finish(self) -> Stats {
-        let t = Instant::now();
-        self.stop.shutdown();
-        while !self.thread.is_finished() {
-            assert!(
-                t.elapsed() < Duration::from_secs(2),
-                "workers still running"
-            );
-            thread::sleep(Duration::from_millis(1));
-        }
-        let took = t.elapsed();
-        assert!(took < Duration::from_millis(100), "stopped after {took:?}");
-        let total = self.thread.join().unwrap().expect("run_workers");
-        let per: Stats = self.stats.per_worker().into_iter().sum();
-        assert_eq!(per, total, "the workers' counters add up to the total");
-        total
-    }
-}
-
 fn client(addr: SocketAddr) -> BufReader<TcpStream> {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -103,7 +61,7 @@ fn workers_share_the_load_and_stop_together() {
     for (name, reuseport) in CONFIGS {
         for backend in [Backend::Select, Backend::Poll] {
             let config = Config::default().with_workers(2).with_reuseport(reuseport);
-            let s = Running::start(config, backend);
+            let s = Running::start(Lines, config, backend);
             // 40 clients at once, then 160 more one after the other.
             let mut held: Vec<_> = (0..40).map(|_| client(s.addr)).collect();
             for (i, c) in held.iter_mut().enumerate() {
@@ -136,7 +94,7 @@ fn a_broadcast_reaches_the_clients_of_every_worker() {
     let _dog = Watchdog::new("broadcast across workers", Duration::from_secs(60));
     for (name, reuseport) in CONFIGS {
         let config = Config::default().with_workers(2).with_reuseport(reuseport);
-        let s = Running::start(config, Backend::Poll);
+        let s = Running::start(Lines, config, Backend::Poll);
         let mut clients: Vec<_> = (0..12).map(|_| client(s.addr)).collect();
         let mut workers = Vec::new();
         for c in &mut clients {
@@ -245,7 +203,7 @@ fn a_competing_accepter_never_stalls_a_worker() {
 fn a_panic_loses_one_connection_not_its_worker() {
     let _dog = Watchdog::new("panic with workers", Duration::from_secs(60));
     let config = Config::default().with_workers(2).with_reuseport(true);
-    let s = Running::start(config, Backend::Select);
+    let s = Running::start(Lines, config, Backend::Select);
     let mut good: Vec<_> = (0..8).map(|_| client(s.addr)).collect();
     let mut bad = client(s.addr);
     bad.get_mut().write_all(b"panic\n").unwrap();

@@ -4,6 +4,7 @@
 //! and streaming clients (`clients`).
 #![allow(dead_code)]
 
+pub mod alloc;
 pub mod clients;
 pub mod examples;
 pub mod fds;

@@ -117,3 +117,76 @@ impl Server {
         (stats.expect("server run() failed"), cpu)
     }
 }
+
+/// A [`unp_select::server::Server`] with the test's protocol, in its own thread.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub stop: ShutdownHandle,
+    pub stats: unp_select::server::StatsHandle,
+    pub thread: JoinHandle<io::Result<unp_select::server::Stats>>,
+}
+
+impl Running {
+    /// Binds 127.0.0.1:0 and runs `protocol` with `run_workers(backend)`.
+    pub fn start<P>(
+        protocol: P,
+        config: unp_select::server::Config,
+        backend: unp_select::sources::Backend,
+    ) -> Running
+    where
+        P: unp_select::server::Protocol + Clone + Send + 'static,
+    {
+        let server =
+            unp_select::server::Server::bind("127.0.0.1:0", protocol, config).expect("bind");
+        let addr = server.local_addr().expect("local_addr");
+        let (stop, stats) = (server.shutdown_handle(), server.stats_handle());
+        let thread = thread::spawn(move || server.run_workers(backend));
+        Running {
+            addr,
+            stop,
+            stats,
+            thread,
+        }
+    }
+
+    /// Waits until the live counters satisfy `done` (at most 5 s).
+    pub fn wait_for(
+        &self,
+        what: &str,
+        done: impl Fn(&unp_select::server::Stats) -> bool,
+    ) -> unp_select::server::Stats {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.stats.snapshot();
+            if done(&s) {
+                return s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}: {s:?}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Stops the server: every worker must be done within 100 ms, and the workers'
+    /// counters must add up to the total it returns.
+    pub fn finish(self) -> unp_select::server::Stats {
+        let t = std::time::Instant::now();
+        self.stop.shutdown();
+        while !self.thread.is_finished() {
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "workers still running"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let took = t.elapsed();
+        assert!(took < Duration::from_millis(100), "stopped after {took:?}");
+        let total = self
+            .thread
+            .join()
+            .expect("server panicked")
+            .expect("run failed");
+        let per: unp_select::server::Stats = self.stats.per_worker().into_iter().sum();
+        assert_eq!(per, total, "the workers' counters add up to the total");
+        total
+    }
+}
