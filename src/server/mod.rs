@@ -35,6 +35,22 @@
 //! - **One loop, three waits**: [`Server::run`] (select over [`FdSet`]),
 //!   [`Server::run_large`] (select over [`LargeFdSet`]), [`Server::run_poll`].
 //! - **TCP or Unix-domain** listeners (UNP chapter 15): [`Listener`].
+//! - **Past one core**: [`Config::workers`] loops on as many threads
+//!   ([`Server::run_workers`]), over one shared nonblocking listener or one
+//!   listener each with `SO_REUSEPORT` ([`Config::reuseport`]); a broadcast
+//!   reaches the connections of every worker. [`Config::accept_batch`] accepts
+//!   several connections per readiness of the listener.
+//!
+//! # Workers and UNP 16.6
+//! With several workers on one listener, the race of UNP 16.6 is the normal case:
+//! the kernel wakes every worker whose `select` watches the listener, one wins the
+//! connection, and the others' `accept` finds the queue empty (`EAGAIN`, counted in
+//! [`Stats::empty_accepts`]; on Linux most losers go back to sleep inside `select`
+//! without returning, so the herd shows as context switches more than as empty
+//! accepts). The nonblocking listener is what keeps a loser from sleeping in
+//! `accept` while its connections starve. With `SO_REUSEPORT` each worker has its
+//! own accept queue: there is no race and no herd, but a connection waits in the
+//! queue of the worker the kernel's hash chose, busy or not.
 //!
 //! The loop keeps the book's shape:
 //!
