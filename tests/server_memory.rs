@@ -36,7 +36,7 @@ fn echo(c: &mut TcpStream, pieces: &[&[u8]]) {
     for piece in pieces {
         c.write_all(piece).unwrap();
         want += piece.len();
-        thread::sleep(Duration::from_millis(10)); // each piece its own read
+        thread::sleep(Duration::from_millis(5)); // each piece its own read
     }
     let mut got = vec![0; want];
     c.read_exact(&mut got).unwrap();
@@ -65,7 +65,7 @@ fn an_idle_connection_holds_no_buffer_after_a_line_in_pieces() {
             count_live_bytes(false);
             stats
         });
-        const N: usize = 20;
+        const N: usize = 10;
         let mut clients: Vec<TcpStream> =
             (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
         for c in &mut clients {
