@@ -38,11 +38,13 @@ fn path(name: &str) -> PathBuf {
     dir.join("examples").join(name)
 }
 
-/// A running `echo_server` example on 127.0.0.1 and the address it printed; killed
-/// when dropped, if it is still running (a failed test leaves no server behind).
+/// A running server example (`echo_server`, `chat_server`) on 127.0.0.1 and the
+/// address it printed; killed when dropped, if it is still running (a failed test
+/// leaves no server behind).
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    name: String,
     stdout: BufReader<ChildStdout>,
 }
 
@@ -50,19 +52,31 @@ impl ServerProcess {
     /// Builds and starts `echo_server ARGS 127.0.0.1:0`, and reads its first line:
     /// "echo_server: listening on 127.0.0.1:PORT (…)".
     pub fn start(args: &[&str]) -> ServerProcess {
-        let mut child = example("echo_server")
-            .args(args)
+        ServerProcess::start_example("echo_server", args)
+    }
+
+    /// Builds and starts example `name` with `ARGS 127.0.0.1:0`, and reads its
+    /// first line: "NAME: listening on 127.0.0.1:PORT (…)".
+    pub fn start_example(name: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(name, example(name).args(args))
+    }
+
+    /// Starts `cmd`, a command for example `name` (from [`example`], with its
+    /// options and whatever else the caller set, such as a `pre_exec`), with
+    /// `127.0.0.1:0` as its last argument, and reads its first line.
+    pub fn spawn(name: &str, cmd: &mut Command) -> ServerProcess {
+        let mut child = cmd
             .arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spawn echo_server");
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut first = String::new();
         stdout
             .read_line(&mut first)
-            .expect("echo_server's first line");
+            .unwrap_or_else(|e| panic!("{name}'s first line: {e}"));
         let addr = first
             .split_whitespace()
             .nth(3)
@@ -71,6 +85,7 @@ impl ServerProcess {
         ServerProcess {
             child,
             addr,
+            name: name.to_string(),
             stdout,
         }
     }
@@ -85,7 +100,10 @@ impl ServerProcess {
         // SAFETY: kill only sends a signal to our own child process.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
         assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
-        let status = self.child.wait().expect("wait for echo_server");
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("wait for {}: {e}", self.name));
         let mut rest = String::new();
         let _ = self.stdout.read_to_string(&mut rest);
         (status, rest)
