@@ -43,11 +43,11 @@ impl Protocol for Chat {
     }
 
     fn receive(&mut self, partial: &mut Vec<u8>, piece: &[u8], ctx: &mut Context<'_>) {
-        if !piece.ends_with(b"\n") {
+        let newline = piece.ends_with(b"\n");
+        if partial.len() + piece.len() - usize::from(newline) > MAX_LINE {
+            ctx.close(); // too long: nothing of it is relayed
+        } else if !newline {
             // A piece of a long line, or an unterminated last line: keep it.
-            if partial.len() + piece.len() > MAX_LINE {
-                ctx.close();
-            }
             partial.extend_from_slice(piece);
         } else if partial.is_empty() {
             ctx.broadcast(piece); // the usual case: no copy before the queues

@@ -431,28 +431,6 @@ const BUG_ROWS: &[Row] = &[
     row("write", "EIO", "2", Expect::Retry).matching("write(2, "),
 ];
 
-/// Cases that fail because a server misbehaves, not fixed yet: (server, system
-/// call, errno, the row's `when`). They are left out of the tables above, so those
-/// stay green, and run by `open_bugs`, which asserts the right behaviour and fails
-/// until the server is fixed.
-const OPEN_BUGS: &[(Target, &str, &str, &str)] = &[
-    // chat_server and kv_server (examples/common/serve.rs) print the counters with
-    // one `outln("{name}: stopped; counters:\n{counters}")`. The name is a format
-    // argument, so stdout's LineWriter holds "NAME" when ": stopped; counters:\n"
-    // comes; the write of that line fails (EIO), formatting stops, the line stays
-    // buffered and std writes it again at exit: stdout ends with the header and no
-    // counters (echo_server's literal header goes straight to write(2) and is
-    // dropped whole).
-    (Target::Chat, "write", "EIO", "3"),
-    (Target::Kv, "write", "EIO", "3"),
-];
-
-fn open_bug(case: &Case) -> bool {
-    OPEN_BUGS.iter().any(|&(target, sys, errno, when)| {
-        (target, sys, errno, when) == (case.target, case.row.sys, case.row.errno, case.row.when)
-    })
-}
-
 /// The rows' `when`, re-tuned for chat's and kv's workloads: (server, system call,
 /// echo's `when`, this server's). A row not listed keeps echo's.
 const PLANS: &[(Target, &str, &str, &str)] = &[
@@ -581,39 +559,9 @@ fn fixed_bugs_stay_fixed() {
     );
 }
 
-#[test]
-#[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
-/// The cases of `OPEN_BUGS`: fails until those bugs are fixed.
-fn open_bugs() {
-    let _w = Watchdog::new("open_bugs", LIMIT);
-    let tables = [
-        WAIT_ROWS,
-        ACCEPT_ROWS,
-        RECV_ROWS,
-        SEND_ROWS,
-        CLOSE_ROWS,
-        FCNTL_ROWS,
-        START_ROWS,
-    ];
-    let all = [ECHO, ECHO_LINES, Target::Chat, Target::Kv];
-    let cases: Vec<Case> = tables
-        .iter()
-        .flat_map(|rows| every(rows, &all))
-        .filter(open_bug)
-        .collect();
-    assert!(!cases.is_empty() || OPEN_BUGS.is_empty());
-    run_cases("open bugs", &cases);
-}
-
-/// Runs `cases` but the open bugs (see `open_bugs`).
-fn run_table(title: &str, cases: &[Case]) {
-    let cases: Vec<Case> = cases.iter().copied().filter(|c| !open_bug(c)).collect();
-    run_cases(title, &cases);
-}
-
 /// Runs every case, two at a time, prints the measured table and fails with every
 /// case that did not pass.
-fn run_cases(title: &str, cases: &[Case]) {
+fn run_table(title: &str, cases: &[Case]) {
     let strace = strace();
     let started = Instant::now();
     let next = AtomicUsize::new(0);

@@ -36,9 +36,15 @@ pub fn parse_addr(args: impl IntoIterator<Item = String>) -> Result<Option<Targe
 }
 
 /// A line to stdout, flushed.
+///
+/// The text is formatted first and written with one `write_all`: if that write
+/// fails, all of it is dropped. (Formatting straight into stdout's line buffer would
+/// leave a failed line's start buffered, for std to write again at exit without the
+/// rest.)
 pub fn outln(line: fmt::Arguments<'_>) {
+    let text = format!("{line}\n");
     let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// A line to stderr, in one `write(2)`, so lines from two sources never interleave.
