@@ -317,7 +317,7 @@ fn every_line_reaches_every_other_client_in_order() {
 const ACTIVE: usize = 4;
 const STAMPED_LEN: usize = 2000;
 const TICK: Duration = Duration::from_millis(2);
-const CHAT_FOR: Duration = Duration::from_secs(3);
+const CHAT_FOR: Duration = Duration::from_millis(2200);
 /// The write timeout the slow-reader runs give the server.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -417,6 +417,7 @@ impl SockDiag {
 }
 
 /// What one latency run saw.
+#[derive(Default)]
 struct LatencyRun {
     /// Sender's write to another active client's read, each line; sorted.
     latencies: Vec<Duration>,
@@ -430,7 +431,9 @@ struct LatencyRun {
 
 impl LatencyRun {
     fn percentile(&self, p: usize) -> Duration {
-        self.latencies[(self.latencies.len() * p / 100).min(self.latencies.len() - 1)]
+        let last = self.latencies.len().saturating_sub(1);
+        let i = (self.latencies.len() * p / 100).min(last);
+        self.latencies.get(i).copied().unwrap_or_default()
     }
 }
 
@@ -619,7 +622,13 @@ fn a_slow_reader_neither_slows_the_others_nor_stays() {
         let label = loop_name(mode);
         let mut misses = Vec::new();
         for attempt in 1..=3 {
-            let quiet = latency_run(mode, false);
+            // The run without a slow reader is the baseline the summary prints:
+            // only in the soak (UNP_SOAK=1), to keep `cargo test` short.
+            let quiet = if common::load::level() == common::load::Level::Soak {
+                latency_run(mode, false)
+            } else {
+                LatencyRun::default()
+            };
             let slow = latency_run(mode, true);
             let summary = format!(
                 "{label}, run {attempt}: latency without a slow reader p50 {:?} p99 {:?} \
