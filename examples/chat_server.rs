@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         "chat_server",
         &usage,
         "127.0.0.1:9878",
-        Config::default(),
+        Config::default().with_nodelay(true),
         || Chat,
     )
 }

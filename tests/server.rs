@@ -403,3 +403,48 @@ fn lines_echoed_counts_only_what_the_kernel_took() {
         drop(c);
     }
 }
+
+/// The socket of this process whose peer is `peer` (the server's side of a client's
+/// connection, when the server runs in this process).
+#[cfg(target_os = "linux")]
+fn server_side_of(peer: SocketAddr) -> Option<std::os::fd::BorrowedFd<'static>> {
+    use nix::sys::socket::{getpeername, SockaddrStorage};
+    for entry in std::fs::read_dir("/proc/self/fd").ok()? {
+        let fd: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let Ok(addr) = getpeername::<SockaddrStorage>(fd) else {
+            continue;
+        };
+        let matches = match (addr.as_sockaddr_in(), peer) {
+            (Some(a), SocketAddr::V4(p)) => a.ip() == *p.ip() && a.port() == p.port(),
+            _ => false,
+        };
+        if matches {
+            // SAFETY: the descriptor is open (we just asked it for its peer) and the
+            // server keeps it open while the client is connected, which outlasts
+            // every use in the test.
+            return Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+        }
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn nodelay_is_set_on_accepted_tcp_connections_when_asked() {
+    use nix::sys::socket::{getsockopt, sockopt::TcpNoDelay};
+    let _dog = Watchdog::new("nodelay", Duration::from_secs(30));
+    for nodelay in [false, true] {
+        let s = Running::start(
+            Commands,
+            Config::default().with_nodelay(nodelay),
+            Backend::Poll,
+        );
+        let mut c = BufReader::new(connect(s.addr));
+        read_line(&mut c); // accepted and greeted
+        let local = c.get_ref().local_addr().unwrap();
+        let server_fd = server_side_of(local).expect("the server's side of the connection");
+        assert_eq!(getsockopt(&server_fd, TcpNoDelay).unwrap(), nodelay);
+        drop(c);
+        s.finish();
+    }
+}

@@ -91,7 +91,9 @@ impl Protocol for Kv {
 fn main() -> ExitCode {
     let usage = format!("{USAGE}\n\noptions:\n{}", serve::LOOP_OPTIONS);
     // Lines (commands) up to memcached's 2048 bytes; a longer one comes in pieces.
-    let config = Config::default().with_max_line(kv::MAX_LINE);
+    let config = Config::default()
+        .with_max_line(kv::MAX_LINE)
+        .with_nodelay(true); // as memcached: a reply goes out at once
     serve::main("kv_server", &usage, "127.0.0.1:11211", config, || Kv {
         store: Arc::new(Mutex::new(Store::new())),
         out: Vec::new(),

@@ -413,6 +413,10 @@ impl<P: Protocol> Loop<P> {
         }) else {
             return self.refuse(fd); // UNP: err_quit("too many clients")
         };
+        if self.config.nodelay && matches!(*self.listener, Listener::Tcp(_)) {
+            // Only latency is at stake: a failure leaves Nagle's algorithm on.
+            let _ = crate::sys::set_nodelay(fd.as_fd());
+        }
         if crate::sys::prepare_nosigpipe(fd.as_raw_fd()).is_err()
             || self
                 .sources

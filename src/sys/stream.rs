@@ -27,6 +27,13 @@ pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `setsockopt(TCP_NODELAY, 1)`: small writes go out at once instead of waiting
+/// for the peer's ACK of earlier ones (Nagle's algorithm, RFC 896).
+pub(crate) fn set_nodelay(fd: BorrowedFd<'_>) -> io::Result<()> {
+    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true)?;
+    Ok(())
+}
+
 /// `listen(2)` again on a listening socket: sets its backlog (Linux, the BSDs and
 /// Apple all accept a second `listen` and take the new value; the kernel silently caps
 /// it at `somaxconn` / `kern.ipc.soacceptqueue`).
