@@ -448,3 +448,35 @@ fn nodelay_is_set_on_accepted_tcp_connections_when_asked() {
         s.finish();
     }
 }
+
+/// Closes every connection at once, without a word.
+#[derive(Clone)]
+struct Closer;
+
+impl Protocol for Closer {
+    type Conn = ();
+    fn connect(&mut self, ctx: &mut Context<'_>) {
+        ctx.close();
+    }
+    fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+}
+
+#[test]
+fn a_close_in_connect_closes_at_once_without_input() {
+    let _dog = Watchdog::new("close in connect", Duration::from_secs(30));
+    for backend in BACKENDS {
+        let s = Running::start(Closer, Config::default(), backend);
+        let mut c = connect(s.addr);
+        let t = std::time::Instant::now();
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).unwrap(); // EOF, not the 5 s read timeout
+        assert!(all.is_empty());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{backend:?}: {:?}",
+            t.elapsed()
+        );
+        let stats = s.finish();
+        assert_eq!(stats.closed_protocol, 1, "{backend:?}: {stats:?}");
+    }
+}

@@ -291,7 +291,7 @@ impl<P: Protocol> Loop<P> {
 
     /// The listener is readable: (optionally wait, as UNP 16.6 does, then) accept
     /// up to [`Config::accept_batch`] connections, until the queue is empty. An
-    /// accept that finds the queue empty counts only as the batch's first (the race
+    /// `EAGAIN` counts as an empty accept only as the batch's first call (the race
     /// of UNP 16.6, or another worker was faster); later, it just ends the batch.
     fn accept_some(&mut self) -> io::Result<()> {
         if let Some(delay) = self.config.accept_delay {
@@ -314,11 +314,12 @@ impl<P: Protocol> Loop<P> {
                 Err(e) => accept::classify(e)?,
             };
             if let Accept::NotNow(e) = &outcome {
-                if n == 0 || e.raw_os_error() == Some(libc::EINTR) {
+                let would_block = e.kind() == io::ErrorKind::WouldBlock;
+                if n == 0 || !would_block {
                     self.stats.empty_accepts.count(e);
                 }
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    break;
+                if would_block {
+                    break; // the queue is empty: the batch is done
                 }
                 continue; // a connection that vanished: the queue may hold more
             }
@@ -447,13 +448,13 @@ impl<P: Protocol> Loop<P> {
             conn.ends.extend(self.ends.drain(..)); // a greeting's messages
         }
         self.ends.clear();
-        let woken = mem::take(&mut self.woken);
-        self.backlog.extend(woken);
+        self.backlog.extend(self.woken.drain(..));
         match state {
             Ok(state) => {
                 self.state[i] = Some(state);
-                if self.client[i].as_ref().is_some_and(|c| c.unsent() > 0) {
-                    self.backlog.push(i); // a greeting: sent next turn
+                let conn = self.client[i].as_ref();
+                if conn.is_some_and(|c| c.unsent() > 0 || c.ending != Ending::Open) {
+                    self.backlog.push(i); // a greeting to send, or a close: next turn
                 }
             }
             Err(()) => self.close(i, Close::Panic),
@@ -619,8 +620,7 @@ impl<P: Protocol> Loop<P> {
         self.state[i] = state;
         add(&mut self.stats.messages_received, count as u64);
         let more = count == quota && pos < data.len();
-        let woken = mem::take(&mut self.woken);
-        self.backlog.extend(woken);
+        self.backlog.extend(self.woken.drain(..));
         // One send, while the input the output may come from is still here.
         self.flush(i, data, borrowed)?;
         // Keep what was not delivered, in the connection's own buffer.
