@@ -448,7 +448,7 @@ impl<P: Protocol> Loop<P> {
             conn.ends.extend(self.ends.drain(..)); // a greeting's messages
         }
         self.ends.clear();
-        self.backlog.extend(self.woken.drain(..));
+        self.backlog.append(&mut self.woken);
         match state {
             Ok(state) => {
                 self.state[i] = Some(state);
@@ -620,7 +620,7 @@ impl<P: Protocol> Loop<P> {
         self.state[i] = state;
         add(&mut self.stats.messages_received, count as u64);
         let more = count == quota && pos < data.len();
-        self.backlog.extend(self.woken.drain(..));
+        self.backlog.append(&mut self.woken);
         // One send, while the input the output may come from is still here.
         self.flush(i, data, borrowed)?;
         // Keep what was not delivered, in the connection's own buffer.
