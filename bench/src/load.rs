@@ -6,6 +6,9 @@
 //! another connection's, reordered or replayed stops the run with an error. One
 //! thread multiplexes all connections with epoll (mio): when a read completes `c`
 //! lines, their round trips are recorded and `c` new lines go out in one write.
+//!
+//! [`drive`] runs any [`Client`]: the echo lines here, the memcached requests of
+//! the kv comparison (`crate::kv::client`).
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
@@ -184,9 +187,54 @@ pub fn connect(addr: SocketAddr, n: usize, line: usize, depth: usize) -> io::Res
 
 /// Closes connections with a reset (SO_LINGER 0): no TIME_WAIT left behind to
 /// exhaust ephemeral ports over many runs.
-pub fn close_all(conns: Vec<Conn>) {
+pub fn close_all<C: Client>(conns: Vec<C>) {
     for c in conns {
-        let _ = unp_select::abort(c.stream);
+        let _ = unp_select::abort(c.into_stream());
+    }
+}
+
+/// One connection of a closed-loop load: requests out, replies checked.
+pub trait Client {
+    fn stream(&self) -> &TcpStream;
+    fn into_stream(self) -> TcpStream;
+    /// Whether requests wait for the kernel to take them.
+    fn has_output(&self) -> bool;
+    /// Writes what the kernel takes of the queued requests.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Queues `n` more requests (sent at `now`) and writes what the kernel takes.
+    fn send(&mut self, n: usize, now: Instant) -> io::Result<()>;
+    /// Checks `data` against the expected replies; calls `done` with the send time
+    /// of every request it completed (oldest first) and returns how many.
+    fn take(&mut self, data: &[u8], done: impl FnMut(Instant)) -> io::Result<usize>;
+    fn in_flight(&self) -> u64;
+    /// `e`, naming this connection.
+    fn err(&self, e: io::Error) -> io::Error;
+}
+
+impl Client for Conn {
+    fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+    fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+    fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Conn::flush(self)
+    }
+    fn send(&mut self, n: usize, now: Instant) -> io::Result<()> {
+        Conn::send(self, n, now)
+    }
+    fn take(&mut self, data: &[u8], done: impl FnMut(Instant)) -> io::Result<usize> {
+        Conn::take(self, data, done)
+    }
+    fn in_flight(&self) -> u64 {
+        Conn::in_flight(self)
+    }
+    fn err(&self, e: io::Error) -> io::Error {
+        Conn::err(self, e)
     }
 }
 
@@ -207,8 +255,8 @@ pub struct Tally {
 
 /// Runs the closed loop: `depth` lines in flight on every connection until
 /// `shared.stop`, then waits (at most 10 s) for every echo still in flight.
-pub fn drive(
-    conns: &mut [Conn],
+pub fn drive<C: Client>(
+    conns: &mut [C],
     depth: usize,
     shared: &Shared,
     from: Instant,
@@ -219,7 +267,7 @@ pub fn drive(
     let mut poll = Poll::new()?;
     for (i, c) in conns.iter().enumerate() {
         poll.registry().register(
-            &mut SourceFd(&c.stream.as_raw_fd()),
+            &mut SourceFd(&c.stream().as_raw_fd()),
             Token(i),
             Interest::READABLE | Interest::WRITABLE,
         )?;
@@ -244,7 +292,7 @@ pub fn drive(
                 break;
             }
             if at.elapsed() > Duration::from_secs(10) {
-                let missing: u64 = conns.iter().map(Conn::in_flight).sum();
+                let missing: u64 = conns.iter().map(C::in_flight).sum();
                 return Err(io::Error::new(
                     ErrorKind::TimedOut,
                     format!("{missing} echoes still missing 10 s after the load stopped"),
@@ -265,7 +313,7 @@ pub fn drive(
         work.append(&mut again);
         for ev in events.iter() {
             let i = ev.token().0;
-            if ev.is_writable() && !conns[i].out.is_empty() {
+            if ev.is_writable() && conns[i].has_output() {
                 conns[i].flush()?;
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -274,7 +322,7 @@ pub fn drive(
         }
         for &i in &work {
             let c = &mut conns[i];
-            let n = match (&c.stream).read(&mut buf) {
+            let n = match c.stream().read(&mut buf) {
                 Ok(0) => {
                     return Err(c.err(io::Error::new(
                         ErrorKind::UnexpectedEof,

@@ -5,14 +5,18 @@
 //!                                                                   # and rewrites docs/benchmarks.{md,svg}
 //! cargo run --release --manifest-path bench/Cargo.toml -- --quick   # CI's smoke run
 //! cargo run --release --manifest-path bench/Cargo.toml -- --help
+//! cargo run --release --manifest-path bench/Cargo.toml -- kv        # kv_server against memcached
+//! cargo run --release --manifest-path bench/Cargo.toml -- kv --quick
 //! ```
 //!
 //! Modules: [`servers`] (ours, C, mio, tokio, each its own process pinned to one
 //! CPU), [`load`] (closed-loop pipelined clients that check every byte),
 //! [`orchestrate`] (rounds alternating between servers), [`tracing`] (/proc,
-//! `perf stat`, `strace -c`, `perf record`), [`report`] (markdown and SVG) and
-//! [`micro`] (the criterion table).
+//! `perf stat`, `strace -c`, `perf record`), [`report`] (markdown and SVG),
+//! [`micro`] (the criterion table) and [`kv`] (the crate's `kv_server` against
+//! memcached).
 
+mod kv;
 mod load;
 mod micro;
 mod orchestrate;
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("serve") => servers::serve_main(&args[1..]),
         Some("profile") => orchestrate::profile_main(&args[1..], bench_dir()),
+        Some("kv") => kv::main(&args[1..], bench_dir(), &docs_dir()),
         Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
         Some("-h") | Some("--help") => {
             println!("{}", orchestrate::USAGE);

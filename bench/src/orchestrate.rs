@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::load::{self, Shared};
+use crate::load::{self, Client, Shared};
 use crate::servers::{self, Kind, Mode, Server};
 use crate::tracing::{self, Calls, PerfStat, Strace};
 use crate::{invalid, other_err, raise_nofile};
@@ -22,6 +22,7 @@ usage: echo-bench [OPTIONS]             the comparison; writes docs/benchmarks.{
        echo-bench profile [--server K] [--mode M] [--depth D] [--conns N] [--secs S]
                                         perf record -g on one server under load; prints the
                                         flat profile (default: ours lines 8 50 2)
+       echo-bench kv [--quick] [...]    kv_server against memcached -t 1 (kv --help)
        echo-bench micro-docs            rewrite the micro-benchmark table of
                                         docs/benchmarks.md from bench/target/criterion
 
@@ -268,7 +269,7 @@ fn sh(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-fn loadavg() -> String {
+pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".to_string())
@@ -278,7 +279,7 @@ pub fn date() -> String {
     sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
 }
 
-fn machine() -> Machine {
+pub fn machine() -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -342,24 +343,66 @@ fn one_run(
     perf: bool,
 ) -> io::Result<Run> {
     let server = Server::start(kind, cell.mode, c_bin, cpus.server)?;
-    let mut perf_error = None;
-    let mut perf = if perf {
-        PerfStat::attach(server.pid, cpus.client)
-            .map_err(|e| perf_error = Some(format!("perf stat: {e}")))
-            .ok()
-    } else {
-        None
+    let (perf, perf_error) = attach_perf(perf, server.pid, cpus.client, &tracing::PERF_SYSCALLS);
+    let conns = load::connect(server.addr, cell.conns, o.line, cell.depth)?;
+    let w = Windows {
+        ramp: o.ramp,
+        window: o.window,
+        perf_window: o.perf_window,
+        strace_window: o.strace_window,
     };
-    let mut conns = load::connect(server.addr, cell.conns, o.line, cell.depth)?;
+    measure(&server, conns, cell.depth, &w, perf, perf_error)
+}
+
+/// How long the parts of a run last, seconds.
+pub struct Windows {
+    /// Load before the measured window.
+    pub ramp: f64,
+    /// The measured window (rate, CPU, waits, latencies).
+    pub window: f64,
+    /// perf stat's window, after the measured one.
+    pub perf_window: f64,
+    /// strace's window, in the runs of their own.
+    pub strace_window: f64,
+}
+
+/// `perf stat` on `pid` counting `names` by name (if `perf`), or why not.
+pub fn attach_perf(
+    perf: bool,
+    pid: u32,
+    cpu: Option<usize>,
+    names: &[&str],
+) -> (Option<PerfStat>, Option<String>) {
+    if !perf {
+        return (None, None);
+    }
+    match PerfStat::attach(pid, cpu, names) {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(format!("perf stat: {e}"))),
+    }
+}
+
+/// Drives `conns` (connected to `server`, `depth` requests in flight on each)
+/// and measures the server over `w.window` after `w.ramp`, then counts its
+/// syscalls with `perf` for `w.perf_window`; stops the load and the server. A
+/// "line" of the returned run is one request and its reply.
+pub fn measure<C: Client + Send>(
+    server: &Server,
+    mut conns: Vec<C>,
+    depth: usize,
+    w: &Windows,
+    mut perf: Option<PerfStat>,
+    mut perf_error: Option<String>,
+) -> io::Result<Run> {
     let shared = Shared::default();
     let start = Instant::now();
-    let from = start + Duration::from_secs_f64(o.ramp);
-    let until = from + Duration::from_secs_f64(o.window);
+    let from = start + Duration::from_secs_f64(w.ramp);
+    let until = from + Duration::from_secs_f64(w.window);
     let pid = server.pid;
     let cpu_now = || tracing::proc_cpu(pid).ok_or_else(|| other_err("no /proc/PID/stat"));
     let waits = || (tracing::wait_of(pid), tracing::wait_of_self());
     let (tally, measured, counted) = thread::scope(|s| {
-        let load = s.spawn(|| load::drive(&mut conns, cell.depth, &shared, from, until));
+        let load = s.spawn(|| load::drive(&mut conns, depth, &shared, from, until));
         let measured = (|| {
             sleep_until(from);
             let (w0, c0) = (waits(), cpu_now()?);
@@ -375,7 +418,7 @@ fn one_run(
         let counted = perf.as_mut().map(|p| {
             p.enable()?;
             let l0 = shared.live.load(Ordering::Relaxed);
-            thread::sleep(Duration::from_secs_f64(o.perf_window));
+            thread::sleep(Duration::from_secs_f64(w.perf_window));
             p.disable()?;
             Ok::<_, io::Error>(shared.live.load(Ordering::Relaxed) - l0)
         });
@@ -398,9 +441,8 @@ fn one_run(
         },
         _ => None,
     };
-    drop(server);
     if lines == 0 {
-        return Err(other_err("no line echoed in the measured window"));
+        return Err(other_err("no reply in the measured window"));
     }
     Ok(Run {
         lines_per_sec: lines as f64 / secs,
@@ -424,16 +466,37 @@ fn strace_run(
     cpus: Cpus,
 ) -> io::Result<(Calls, u64)> {
     let server = Server::start(kind, cell.mode, c_bin, cpus.server)?;
-    let mut conns = load::connect(server.addr, cell.conns, o.line, cell.depth)?;
+    let conns = load::connect(server.addr, cell.conns, o.line, cell.depth)?;
+    strace_measure(
+        &server,
+        conns,
+        cell.depth,
+        o.ramp,
+        o.strace_window,
+        cpus.client,
+    )
+}
+
+/// Drives `conns` for `ramp` seconds, then counts the server's syscalls with
+/// `strace -c -f` (pinned to `cpu`) for `window` seconds; returns the counts and
+/// the replies meanwhile.
+pub fn strace_measure<C: Client + Send>(
+    server: &Server,
+    mut conns: Vec<C>,
+    depth: usize,
+    ramp: f64,
+    window: f64,
+    cpu: Option<usize>,
+) -> io::Result<(Calls, u64)> {
     let shared = Shared::default();
     let far = Instant::now() + Duration::from_secs(3600);
     let (tally, counted) = thread::scope(|s| {
-        let load = s.spawn(|| load::drive(&mut conns, cell.depth, &shared, far, far));
+        let load = s.spawn(|| load::drive(&mut conns, depth, &shared, far, far));
         let counted = (|| {
-            thread::sleep(Duration::from_secs_f64(o.ramp));
-            let strace = Strace::attach(server.pid, cpus.client)?;
+            thread::sleep(Duration::from_secs_f64(ramp));
+            let strace = Strace::attach(server.pid, cpu)?;
             let l0 = shared.live.load(Ordering::Relaxed);
-            thread::sleep(Duration::from_secs_f64(o.strace_window));
+            thread::sleep(Duration::from_secs_f64(window));
             let l1 = shared.live.load(Ordering::Relaxed);
             Ok::<_, io::Error>((strace.finish()?, l1 - l0))
         })();

@@ -29,7 +29,7 @@ pub fn min_max(v: &[f64]) -> (f64, f64) {
 }
 
 /// "median (min–max)", or the one value.
-fn spread(v: &[f64], fmt: impl Fn(f64) -> String) -> String {
+pub(crate) fn spread(v: &[f64], fmt: impl Fn(f64) -> String) -> String {
     let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if finite.is_empty() {
         return "–".into();
@@ -60,7 +60,7 @@ pub fn thousands(x: f64) -> String {
     out
 }
 
-fn f2(x: f64) -> String {
+pub(crate) fn f2(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.2}")
     } else {
@@ -68,7 +68,7 @@ fn f2(x: f64) -> String {
     }
 }
 
-fn f3(x: f64) -> String {
+pub(crate) fn f3(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.3}")
     } else {
@@ -76,7 +76,7 @@ fn f3(x: f64) -> String {
     }
 }
 
-fn pct2(a: f64, b: f64) -> String {
+pub(crate) fn pct2(a: f64, b: f64) -> String {
     let p = |x: f64| {
         if x.is_finite() {
             format!("{:.0}%", x * 100.0)
@@ -87,7 +87,7 @@ fn pct2(a: f64, b: f64) -> String {
     format!("{} / {}", p(a), p(b))
 }
 
-fn us(x: f64) -> String {
+pub(crate) fn us(x: f64) -> String {
     if !x.is_finite() {
         "–".into()
     } else if x < 100.0 {
@@ -99,20 +99,20 @@ fn us(x: f64) -> String {
 
 /// Which way is better.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Better {
+pub(crate) enum Better {
     Lower,
     Higher,
 }
 
 /// One metric of ours against an opponent in one cell.
-struct Cmp {
-    ratio: f64,
-    held: bool,
-    overlap: bool,
+pub(crate) struct Cmp {
+    pub ratio: f64,
+    pub held: bool,
+    pub overlap: bool,
 }
 
 impl Cmp {
-    fn new(ours: &[f64], them: &[f64], better: Better, bound: f64) -> Option<Cmp> {
+    pub(crate) fn new(ours: &[f64], them: &[f64], better: Better, bound: f64) -> Option<Cmp> {
         let (a, b) = (median(ours), median(them));
         if !a.is_finite() || !b.is_finite() || b <= 0.0 {
             return None;
@@ -130,7 +130,7 @@ impl Cmp {
         })
     }
 
-    fn cell(&self) -> String {
+    pub(crate) fn cell(&self) -> String {
         let mark = if self.held { "held" } else { "**missed**" };
         let o = if self.overlap { " ≈" } else { "" };
         format!("{} {mark}{o}", ratio(self.ratio))
@@ -138,7 +138,7 @@ impl Cmp {
 }
 
 /// A ratio with 2 decimals, or 3 where 2 would round it to 1.00.
-fn ratio(x: f64) -> String {
+pub(crate) fn ratio(x: f64) -> String {
     if (x - 1.0).abs() < 0.005 && x != 1.0 {
         format!("{x:.3}")
     } else {
@@ -152,7 +152,7 @@ fn metric(runs: &[Run], f: impl Fn(&Run) -> Option<f64>) -> Vec<f64> {
 
 /// The calls that wait for readiness, and the reads (perf counts their EAGAIN
 /// returns).
-const WAITS: [&str; 6] = [
+pub(crate) const WAITS: [&str; 6] = [
     "pselect6",
     "poll",
     "ppoll",
@@ -160,12 +160,12 @@ const WAITS: [&str; 6] = [
     "epoll_pwait",
     "epoll_pwait2",
 ];
-const READS: [&str; 2] = ["read", "recvfrom"];
+pub(crate) const READS: [&str; 2] = ["read", "recvfrom"];
 
 impl Run {
     /// Calls (or, with `errors`, their EAGAIN returns) of the named syscalls per
     /// line, from perf stat.
-    fn per_line(&self, names: &[&str], errors: bool) -> Option<f64> {
+    pub(crate) fn per_line(&self, names: &[&str], errors: bool) -> Option<f64> {
         let (calls, lines) = self.syscalls.as_ref()?;
         let n: u64 = calls
             .by_name

@@ -38,9 +38,17 @@ fn schedstat_wait(path: &str) -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
-/// Run-queue wait of process `pid`'s main thread (the servers are single-threaded).
+/// Run-queue wait of every thread of process `pid` (memcached has several; the
+/// echo servers one).
 pub fn wait_of(pid: u32) -> Option<f64> {
-    schedstat_wait(&format!("/proc/{pid}/schedstat"))
+    let mut sum = 0.0;
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        sum += schedstat_wait(&format!("{}/schedstat", e.path().display())).unwrap_or(0.0);
+    }
+    Some(sum)
 }
 
 /// Run-queue wait of every thread of this process (the load generator).
@@ -131,7 +139,7 @@ pub struct Calls {
 }
 
 /// The syscalls `perf stat` counts by name: the calls of the echo loops.
-const PERF_SYSCALLS: [&str; 13] = [
+pub const PERF_SYSCALLS: [&str; 13] = [
     "pselect6",
     "poll",
     "ppoll",
@@ -157,8 +165,31 @@ pub struct PerfStat {
     fifos: [PathBuf; 2],
 }
 
+/// The same for the kv comparison: kv_server's loop (select or poll, recv, send)
+/// and memcached's (libevent's epoll_wait, read, sendmsg).
+pub const KV_SYSCALLS: [&str; 17] = [
+    "pselect6",
+    "poll",
+    "ppoll",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_ctl",
+    "read",
+    "recvfrom",
+    "recvmsg",
+    "write",
+    "writev",
+    "sendto",
+    "sendmsg",
+    "accept4",
+    "futex",
+    "clock_gettime",
+];
+
 impl PerfStat {
-    pub fn attach(pid: u32, cpu: Option<usize>) -> io::Result<PerfStat> {
+    /// Attaches to `pid` (every thread), counting all syscalls and `names` by name.
+    pub fn attach(pid: u32, cpu: Option<usize>, names: &[&str]) -> io::Result<PerfStat> {
         let out = temp(&format!("perf-{pid}.csv"));
         let fifos = [temp(&format!("ctl-{pid}")), temp(&format!("ack-{pid}"))];
         for f in &fifos {
@@ -177,7 +208,7 @@ impl PerfStat {
                 fifos[1].display()
             ))
             .args(["-e", "raw_syscalls:sys_enter"]);
-        for name in PERF_SYSCALLS {
+        for name in names {
             cmd.args(["-e", &format!("syscalls:sys_enter_{name}")]);
         }
         // The reads that found nothing (EAGAIN).

@@ -4,6 +4,7 @@
 //! `serve KIND MODE ADDR`.
 
 mod echobuf;
+pub mod kv;
 mod mio_echo;
 mod tokio_echo;
 
@@ -199,31 +200,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if let Some(cpu) = cpu {
-            // SAFETY: the closure only calls sched_setaffinity (a system call, async-
-            // signal-safe) on stack data, between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == -1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
+        pin_command(&mut cmd, cpu);
         let mut child = cmd
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", kind.name())))?;
-        let stdout = child.stdout.take().expect("stdout was piped");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+        let line = first_line(&mut child);
         let mut words = line.strip_prefix("ready ").unwrap_or("").split_whitespace();
         let addr = words.next().and_then(|a| a.parse().ok());
         let pid = words.next().and_then(|p| p.parse().ok());
@@ -238,6 +219,51 @@ impl Server {
                 )))
             }
         }
+    }
+}
+
+/// Has `cmd`'s process pinned to `cpu` (as `taskset -c CPU` would); its threads
+/// inherit the mask.
+pub fn pin_command(cmd: &mut Command, cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        // SAFETY: the closure only calls sched_setaffinity (a system call, async-
+        // signal-safe) on stack data, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// The first line `child` writes to its (piped) stdout, waiting at most 10 s;
+/// empty if none came. The rest of its stdout is drained and dropped.
+pub fn first_line(child: &mut Child) -> String {
+    let Some(stdout) = child.stdout.take() else {
+        return String::new();
+    };
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = io::copy(&mut r, &mut io::sink());
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default()
+}
+
+impl Server {
+    /// A server started elsewhere (the kv comparison's), listening on `addr`;
+    /// killed when dropped.
+    pub fn adopt(child: Child, addr: SocketAddr) -> Server {
+        let pid = child.id();
+        Server { child, addr, pid }
     }
 }
 
