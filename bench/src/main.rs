@@ -13,12 +13,14 @@
 //! `perf stat`, `strace -c`, `perf record`), [`report`] (markdown and SVG) and
 //! [`micro`] (the criterion table).
 
+mod churn;
 mod load;
 mod micro;
 mod orchestrate;
 mod report;
 mod servers;
 mod tracing;
+mod workers;
 
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Some("serve") => servers::serve_main(&args[1..]),
         Some("profile") => orchestrate::profile_main(&args[1..], bench_dir()),
         Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
+        Some("churn") => churn::main(&args[1..], bench_dir(), &docs_dir()),
         Some("-h") | Some("--help") => {
             println!("{}", orchestrate::USAGE);
             return ExitCode::SUCCESS;
