@@ -46,7 +46,10 @@ usage: echo-bench churn [OPTIONS]   connection churn, accept bursts and workers;
   --batches A,B,..   accept_batch values of ours (default 1,4,16,64)
   --burst N          simultaneous connects of the burst (default 200)
   --no-workers       skip the workers part
-  --no-churn         skip the churn and burst parts";
+  --no-churn         skip the churn and burst parts
+  --profile SERVER   instead: perf record -g on one server (c, c-loop, mio, tokio,
+                     ours-bN, ours-bN-wW-shared|reuseport) under 2 s of churn at the
+                     first --slots value (normal close); prints the flat profile";
 
 /// How a client closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,6 +83,7 @@ pub struct Opts {
     burst: usize,
     churn: bool,
     workers: bool,
+    profile: Option<String>,
     worker_counts: Vec<usize>,
     worker_slots: usize,
     pipe_conns: usize,
@@ -117,12 +121,13 @@ impl Opts {
             burst: 200,
             churn: true,
             workers: true,
+            profile: None,
             worker_counts: vec![1, 2, 4],
             worker_slots: 50,
             pipe_conns: 500,
             pipe_depth: 8,
             line: 64,
-            retry_budget: 40,
+            retry_budget: 80,
             args: args.to_vec(),
         };
         let mut it = args.iter();
@@ -162,6 +167,7 @@ impl Opts {
                 "--burst" => o.burst = list(val()?)?[0],
                 "--no-workers" => o.workers = false,
                 "--no-churn" => o.churn = false,
+                "--profile" => o.profile = Some(val()?.clone()),
                 s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
             }
         }
@@ -257,6 +263,9 @@ pub struct Gen {
     pub first_error: Option<String>,
     /// Connections still in flight when the generator gave up (after the stop).
     pub unfinished: u64,
+    /// Connections of the whole run (window or not) that took 200 ms or more: a
+    /// SYN or ACK the listen queue dropped costs about 1 s (retransmission).
+    pub slow: u64,
 }
 
 fn errno() -> i32 {
@@ -492,6 +501,9 @@ pub fn drive(
             }
             if done {
                 let now = Instant::now();
+                if now - x.t0 >= Duration::from_millis(200) {
+                    g.slow += 1;
+                }
                 if once || (now >= from && now < until) {
                     let ns = (now - x.t0).as_nanos().min(u128::from(u32::MAX)) as u32;
                     g.latencies.push(ns);
@@ -605,7 +617,8 @@ impl Window {
     }
 
     fn syscall(&self, names: &[&str]) -> Option<f64> {
-        let (c, units) = self.syscalls.as_ref()?;
+        // perf counted nothing at all: its window failed, not the server.
+        let (c, units) = self.syscalls.as_ref().filter(|(c, _)| c.total > 0)?;
         let n: u64 = c
             .by_name
             .iter()
@@ -616,7 +629,7 @@ impl Window {
     }
 
     fn syscalls_total(&self) -> Option<f64> {
-        let (c, units) = self.syscalls.as_ref()?;
+        let (c, units) = self.syscalls.as_ref().filter(|(c, _)| c.total > 0)?;
         Some(c.total as f64 / (*units).max(1) as f64)
     }
 }
@@ -637,6 +650,8 @@ pub struct ChurnRun {
     pub p99_us: f64,
     pub max_us: f64,
     pub overflows: u64,
+    /// Connections of ours that took 200 ms or more, or never finished.
+    pub slow: u64,
     pub errors: u64,
     pub first_error: Option<String>,
 }
@@ -720,6 +735,7 @@ fn churn_run(cx: &Ctx<'_>, spec: Spec, slots: usize, close: Close) -> io::Result
             .max()
             .map_or(f64::NAN, |&m| f64::from(m) / 1e3),
         overflows: ov1 - ov0,
+        slow: gen.slow + gen.unfinished,
         errors: gen.errors,
         first_error: gen.first_error,
     })
@@ -910,6 +926,9 @@ pub fn main(args: &[String], bench_dir: &Path, docs: &Path) -> io::Result<()> {
         return Ok(());
     }
     let o = Opts::parse(args)?;
+    if let Some(name) = &o.profile {
+        return profile(&o, name, bench_dir);
+    }
     let r = run(&o, bench_dir)?;
     let (churn_md, workers_md) = (churn_markdown(&r, &o), workers_markdown(&r, &o));
     println!("{churn_md}\n{workers_md}");
@@ -928,6 +947,79 @@ pub fn main(args: &[String], bench_dir: &Path, docs: &Path) -> io::Result<()> {
         eprintln!("echo-bench churn: wrote docs/benchmarks.md");
     }
     eprintln!("echo-bench churn: done in {:.0} s", r.elapsed.as_secs_f64());
+    Ok(())
+}
+
+/// The spec named `name` (as `Spec::name` prints it).
+fn spec_named(name: &str) -> Option<Spec> {
+    let mut all = vec![
+        Spec::C { accept_loop: false },
+        Spec::C { accept_loop: true },
+        Spec::Mio,
+        Spec::Tokio,
+    ];
+    for batch in [1, 2, 4, 8, 16, 32, 64, 128, 256] {
+        for workers in [1, 2, 4, 8] {
+            for reuseport in [false, true] {
+                all.push(Spec::Ours {
+                    batch,
+                    workers,
+                    reuseport,
+                });
+            }
+        }
+    }
+    all.into_iter().find(|s| s.name() == name)
+}
+
+/// `churn --profile SERVER`: perf record -g on one server under churn.
+fn profile(o: &Opts, name: &str, bench_dir: &Path) -> io::Result<()> {
+    let spec = spec_named(name).ok_or_else(|| invalid(format!("--profile: no server {name}")))?;
+    raise_nofile()?;
+    let cpus = Cpus::pick();
+    if let Some(cpu) = cpus.client {
+        crate::servers::pin_to(cpu)?;
+    }
+    let bins = workers::build(bench_dir)?;
+    let slots = o.slots[0];
+    let server = Proc::start(spec, false, &bins, cpus.server)?;
+    let shared = Shared::default();
+    let far = Instant::now() + Duration::from_secs(3600);
+    let secs = 2.0;
+    let (gen, prof) = thread::scope(|s| {
+        let gen = s.spawn(|| {
+            drive(
+                server.addr,
+                slots,
+                Close::Normal,
+                o.line,
+                &shared,
+                far,
+                far,
+                false,
+            )
+        });
+        thread::sleep(Duration::from_secs_f64(o.ramp));
+        let (l0, c0) = (
+            shared.live.load(Ordering::Relaxed),
+            tracing::proc_cpu(server.pid),
+        );
+        let prof = tracing::profile(server.pid, secs, cpus.client);
+        let (l1, c1) = (
+            shared.live.load(Ordering::Relaxed),
+            tracing::proc_cpu(server.pid),
+        );
+        shared.stop.store(true, Ordering::Relaxed);
+        let cpu = c0.zip(c1).map_or(f64::NAN, |(a, b)| b - a);
+        (join(gen), prof.map(|p| (p, l1 - l0, cpu)))
+    });
+    gen?;
+    let (text, conns, cpu) = prof?;
+    println!(
+        "{}, churn {slots} slots, {secs} s under perf record -g: {conns} connections, {:.1} µs CPU/conn\n{text}",
+        spec.label(),
+        cpu * 1e6 / conns.max(1) as f64
+    );
     Ok(())
 }
 
@@ -1017,11 +1109,12 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
                             |r| &r.w,
                             |r| {
                                 format!(
-                                    "{} p99 {:.0} µs max {:.0} µs ovf {} err {}",
+                                    "{} p99 {:.0} µs max {:.0} µs ovf {} slow {} err {}",
                                     show_window(&r.w, "conn"),
                                     r.p99_us,
                                     r.max_us,
                                     r.overflows,
+                                    r.slow,
                                     r.errors
                                 )
                             },
@@ -1215,15 +1308,18 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
          connection; `syscalls/conn` is every system call of the server \
          (`perf stat -e raw_syscalls:sys_enter`), `waits/conn` its select/poll/epoll_wait calls, \
          `accept4/conn` its accept calls (failed ones included); `p99`/`max` are connect-to-echo times \
-         in the window; `ovf` is `ListenOverflows` (/proc/net/netstat, whole network \
-         namespace) over the run.\n",
+         in the window; `ovf` is `ListenOverflows` (/proc/net/netstat, over the run) \
+         — the whole network namespace counts, other jobs' listeners too — and `≥200 ms` the \
+         connections of this run that took 200 ms or more or never finished: a SYN or \
+         ACK dropped by a full queue of *this* server costs about 1 s, so `ovf` > 0 with \
+         `≥200 ms` = 0 is someone else's overflow.\n",
         o.line
     );
     for &slots in &o.slots {
         for &close in &o.closes {
             let _ = writeln!(
                 s,
-                "**{slots} slot(s), {}**\n\n| server | conns/s | CPU µs/conn | syscalls/conn | waits/conn | accept4/conn | vol. switches/conn | p99 µs | max µs | ovf |\n|---|---|---|---|---|---|---|---|---|---|",
+                "**{slots} slot(s), {}**\n\n| server | conns/s | CPU µs/conn | syscalls/conn | waits/conn | accept4/conn | vol. switches/conn | p99 µs | max µs | ovf | ≥200 ms |\n|---|---|---|---|---|---|---|---|---|---|---|",
                 if close == Close::Normal { "normal close" } else { "reset (`SO_LINGER {1,0}`)" }
             );
             for &spec in &r.churn_specs {
@@ -1232,7 +1328,7 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     spec.label(),
                     range(runs.iter().map(|x| x.w.per_sec), 0),
                     range(runs.iter().map(|x| x.w.cpu_us), 2),
@@ -1242,7 +1338,8 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
                     range(runs.iter().map(|x| x.w.vol_switches), 2),
                     range(runs.iter().map(|x| x.p99_us), 0),
                     range(runs.iter().map(|x| x.max_us), 0),
-                    runs.iter().map(|x| x.overflows).sum::<u64>()
+                    runs.iter().map(|x| x.overflows).sum::<u64>(),
+                    runs.iter().map(|x| x.slow).sum::<u64>()
                 );
             }
             s.push('\n');
