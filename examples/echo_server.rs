@@ -2,7 +2,7 @@
 //! listener of UNP 16.6. Stops on SIGINT or SIGTERM and prints what it did.
 //!
 //! ```text
-//! cargo run --example echo_server -- [--bytes | --lines] [--poll | --large] [--workers N [--reuseport]] [ADDR]
+//! cargo run --example echo_server -- [--bytes | --lines] [--poll | --large] [--workers N [--shared-listener]] [ADDR]
 //! ```
 
 use std::process::ExitCode;
@@ -39,8 +39,9 @@ options:
   --max-clients N        serve at most N clients at once (default FD_SETSIZE)
   --max-line N           bytes per read, or longest line piece (default 4095)
   --workers N            run N worker threads, each with its own loop (default 1)
-  --reuseport            one listener per worker (SO_REUSEPORT; Linux, FreeBSD)
-                         instead of all workers sharing one
+  --shared-listener      all workers watch one listener (the default, where the
+                         kernel balances, is one each: SO_REUSEPORT on Linux,
+                         SO_REUSEPORT_LB on FreeBSD; --reuseport says so)
   --accept-batch N       accept up to N connections per readiness of the listener
                          (default 1, the book's one accept per select)
   -h, --help             print this help
@@ -93,6 +94,7 @@ fn parse() -> Result<Option<Args>, String> {
             "--max-line" => args.config.max_line = positive(&a, it.next())? as usize,
             "--workers" => args.config.workers = positive(&a, it.next())? as usize,
             "--reuseport" => args.config.reuseport = true,
+            "--shared-listener" => args.config.reuseport = false,
             "--accept-batch" => args.config.accept_batch = positive(&a, it.next())? as usize,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if !addr_seen => {

@@ -1,6 +1,6 @@
 //! Clients nobody here wrote against the example `kv_server` (memcached's text
 //! protocol), on all three loops (the default select(2), `--poll`, `--large`) and
-//! with two workers (one listener, and one each with `--reuseport`).
+//! with two workers (one listener each, and one shared with `--shared-listener`).
 //!
 //! * [`raw_protocol_on_every_loop`]: std sockets, no outside program: pipelined
 //!   commands, binary values, a long multi-get, `quit`, the SIGTERM report.
@@ -30,8 +30,8 @@ const LOOPS: [&[&str]; 5] = [
     &[],
     &["--poll"],
     &["--large"],
-    &["--workers", "2"],
-    &["--poll", "--workers", "2", "--reuseport"],
+    &["--workers", "2", "--shared-listener"],
+    &["--poll", "--workers", "2"],
 ];
 
 /// How long an outside client may run before the test calls it a deadlock.

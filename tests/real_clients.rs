@@ -395,7 +395,7 @@ struct Running {
 
 fn start(lp: Loop, config: Config) -> Running {
     let config = match lp {
-        Loop::Workers => config.with_workers(2),
+        Loop::Workers => config.with_workers(2).with_reuseport(false),
         Loop::WorkersReuseport => config.with_workers(2).with_reuseport(true),
         _ => config,
     };
@@ -587,8 +587,8 @@ const SERVERS: [&[&str]; 8] = [
     &["--lines"],
     &["--lines", "--large"],
     &["--lines", "--poll"],
-    &["--bytes", "--workers", "2"],
-    &["--lines", "--poll", "--workers", "2", "--reuseport"],
+    &["--bytes", "--workers", "2", "--shared-listener"],
+    &["--lines", "--poll", "--workers", "2"],
 ];
 
 /// Panics with a clear message when `tool` cannot be run.

@@ -104,8 +104,8 @@ fn frames_replies_and_exact_bodies() {
         }
         assert_eq!(read_line(&mut r), "body of 5\n");
         drop((w, r));
+        s.wait_for("the client's EOF", |s| s.closed_eof == 1);
         let stats = s.finish();
-        assert_eq!(stats.closed_eof, 1, "{backend:?} {stats:?}");
         assert_eq!(stats.messages_received, 6, "{backend:?} {stats:?}");
     }
 }

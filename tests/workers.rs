@@ -221,16 +221,24 @@ fn a_panic_loses_one_connection_not_its_worker() {
 }
 
 #[test]
-fn more_workers_than_one_need_run_workers_and_reuseport_needs_bind() {
+fn more_workers_than_one_need_run_workers_and_new_shares_its_listener() {
+    let _dog = Watchdog::new("run_with and new", Duration::from_secs(30));
     let config = Config::default().with_workers(2);
     let server = Server::bind("127.0.0.1:0", Lines, config.clone()).unwrap();
     let err = server.run_with(Backend::Poll).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-    if cfg!(target_os = "linux") {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = Server::new(listener, Lines, config.with_reuseport(true)).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-    }
+    // Server::new has the one listener it is given: two workers share it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(listener, Lines, config.with_reuseport(true)).unwrap();
+    let (stop, stats) = (server.shutdown_handle(), server.stats_handle());
+    let thread = thread::spawn(move || server.run_workers(Backend::Select));
+    let mut c = client(addr);
+    assert_eq!(roundtrip(&mut c, "shared\n"), "shared\n");
+    drop(c);
+    stop.shutdown();
+    assert_eq!(thread.join().unwrap().unwrap().accepted, 1);
+    assert_eq!(stats.per_worker().len(), 2);
     let zero = Config::default().with_workers(0);
     let err = Server::bind("127.0.0.1:0", Lines, zero).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);

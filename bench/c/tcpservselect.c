@@ -28,6 +28,10 @@
  *
  *   cc -O2 -o tcpservselect tcpservselect.c && ./tcpservselect [-l] 127.0.0.1:9877
  *
+ * With -DACCEPT_LOOP, one readiness of the listener accepts until accept(2) finds
+ * the queue empty (EAGAIN), instead of the book's one accept per select: the
+ * opponent of the connection-churn benchmark (bench/src/churn.rs).
+ *
  * It prints "ready IP:PORT PID" once listening (port 0 picks a free port), and runs
  * until killed.
  */
@@ -209,7 +213,15 @@ int main(int argc, char **argv)
         }
 
         if (FD_ISSET(listenfd, &rset)) {
+#ifdef ACCEPT_LOOP
+          for (;;) { /* -DACCEPT_LOOP: accept until the queue is empty */
+#endif
             connfd = accept4(listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#ifdef ACCEPT_LOOP
+            if (connfd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EMFILE ||
+                                 errno == ENFILE))
+                break;
+#endif
             if (connfd == -1) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
                     errno != EPROTO && errno != EINTR && errno != EMFILE && errno != ENFILE)
@@ -235,6 +247,9 @@ int main(int argc, char **argv)
                         maxi = i;
                 }
             }
+#ifdef ACCEPT_LOOP
+          }
+#endif
             nready--;
         }
 

@@ -13,9 +13,10 @@
 //! CPU), [`load`] (closed-loop pipelined clients that check every byte),
 //! [`orchestrate`] (rounds alternating between servers), [`tracing`] (/proc,
 //! `perf stat`, `strace -c`, `perf record`), [`report`] (markdown and SVG),
-//! [`micro`] (the criterion table) and [`kv`] (the crate's `kv_server` against
-//! memcached).
+//! [`micro`] (the criterion table), [`kv`] (the crate's `kv_server` against
+//! memcached) and [`churn`] (connection churn, accept bursts, workers).
 
+mod churn;
 mod kv;
 mod load;
 mod micro;
@@ -23,6 +24,7 @@ mod orchestrate;
 mod report;
 mod servers;
 mod tracing;
+mod workers;
 
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Some("profile") => orchestrate::profile_main(&args[1..], bench_dir()),
         Some("kv") => kv::main(&args[1..], bench_dir(), &docs_dir()),
         Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
+        Some("churn") => churn::main(&args[1..], bench_dir(), &docs_dir()),
         Some("-h") | Some("--help") => {
             println!("{}", orchestrate::USAGE);
             return ExitCode::SUCCESS;

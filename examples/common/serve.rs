@@ -159,8 +159,9 @@ pub const LOOP_OPTIONS: &str = "  --poll                use poll(2) instead of s
   --write-timeout MS    close a client whose output stays unsent this long
                         (default 10000)
   --workers N           run N worker threads, each with its own loop (default 1)
-  --reuseport           one listener per worker (SO_REUSEPORT; Linux, FreeBSD)
-                        instead of all workers sharing one
+  --shared-listener     all workers watch one listener (the default, where the
+                        kernel balances, is one each: SO_REUSEPORT on Linux,
+                        SO_REUSEPORT_LB on FreeBSD; --reuseport says so)
   --accept-batch N      accept up to N connections per readiness of the
                         listener (default 1, the book's one accept per select)
   -h, --help            print this help";
@@ -183,6 +184,7 @@ pub fn main<P: Protocol + Clone + Send + 'static>(
             }
             "--workers" => config.workers = positive(option, args.next())? as usize,
             "--reuseport" => config.reuseport = true,
+            "--shared-listener" => config.reuseport = false,
             "--accept-batch" => config.accept_batch = positive(option, args.next())? as usize,
             _ => return Ok(false),
         }

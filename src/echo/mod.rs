@@ -214,7 +214,8 @@ pub struct Config {
     /// Default 1.
     pub workers: usize,
     /// One listener per worker with `SO_REUSEPORT`; see
-    /// [`server::Config::reuseport`]. Default `false`.
+    /// [`server::Config::reuseport`]. Default `true` (it matters only with more
+    /// than one worker).
     pub reuseport: bool,
 }
 
@@ -230,7 +231,7 @@ impl Default for Config {
             backlog: LISTENQ,
             accept_batch: 1,
             workers: 1,
-            reuseport: false,
+            reuseport: true,
         }
     }
 }

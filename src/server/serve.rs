@@ -128,6 +128,10 @@ pub(super) struct Loop<P: Protocol> {
     events: Events<usize>,
     reserve: Option<FdReserve>,
     accept_paused_until: Option<Instant>,
+    /// How many connections the next readiness of the listener may accept (see
+    /// `accept_some`), and the turn whose batch took all it could.
+    accept_quota: usize,
+    full_batch_in: Option<u64>,
     /// UNP's `client[]`, grown on demand up to `max_clients` entries.
     client: Vec<Option<Conn>>,
     /// The protocol's state of each connection, by the same index.
@@ -188,6 +192,8 @@ impl<P: Protocol> Loop<P> {
             // Without a spare descriptor the server still runs; it backs off instead.
             reserve: FdReserve::new().ok(),
             accept_paused_until: None,
+            accept_quota: 1,
+            full_batch_in: None,
             client: Vec::new(),
             state: Vec::new(),
             next_gen: 0,
@@ -290,9 +296,15 @@ impl<P: Protocol> Loop<P> {
     }
 
     /// The listener is readable: (optionally wait, as UNP 16.6 does, then) accept
-    /// up to [`Config::accept_batch`] connections, until the queue is empty. An
-    /// `EAGAIN` counts as an empty accept only as the batch's first call (the race
-    /// of UNP 16.6, or another worker was faster); later, it just ends the batch.
+    /// a batch of connections, until the queue is empty. An `EAGAIN` counts as an
+    /// empty accept only as the batch's first call (the race of UNP 16.6, or
+    /// another worker was faster); later, it just ends the batch.
+    ///
+    /// The batch adapts, up to [`Config::accept_batch`]: one connection while
+    /// connections come one at a time (so no `accept` is spent finding the queue
+    /// empty: the book's one accept per select), doubled each time the listener is
+    /// readable again right after a batch that took all it could, back to one when
+    /// a batch finds the queue empty.
     fn accept_some(&mut self) -> io::Result<()> {
         if let Some(delay) = self.config.accept_delay {
             // UNP 16.6's sleep(5), the race window; a shutdown ends it.
@@ -305,7 +317,12 @@ impl<P: Protocol> Loop<P> {
                 return Ok(());
             }
         }
-        for n in 0..self.config.accept_batch {
+        if self.full_batch_in == Some(self.turn.wrapping_sub(1)) {
+            self.accept_quota = (self.accept_quota * 2).min(self.config.accept_batch);
+        } else {
+            self.accept_quota = 1;
+        }
+        for n in 0..self.accept_quota {
             let outcome = match crate::sys::accept_cloexec(self.listener.as_fd(), true) {
                 Ok((fd, _)) => {
                     self.add_client(fd);
@@ -319,13 +336,17 @@ impl<P: Protocol> Loop<P> {
                     self.stats.empty_accepts.count(e);
                 }
                 if would_block {
-                    break; // the queue is empty: the batch is done
+                    self.full_batch_in = None;
+                    return Ok(()); // the queue is empty: the batch is done
                 }
                 continue; // a connection that vanished: the queue may hold more
             }
             self.accept_failed(outcome);
-            break;
+            self.full_batch_in = None;
+            return Ok(());
         }
+        // All it could take: the queue may hold more.
+        self.full_batch_in = Some(self.turn);
         Ok(())
     }
 

@@ -109,11 +109,15 @@ impl Kind {
     }
 }
 
-/// `echo-bench serve KIND MODE ADDR`: runs one Rust server until killed.
+/// `echo-bench serve KIND MODE ADDR [--workers N] [--reuseport] [--accept-batch N]
+/// [--stats]`: runs one Rust server until killed (the options are for ours, poll and
+/// large; see `crate::workers::ServeOpts`).
 pub fn serve_main(args: &[String]) -> io::Result<()> {
+    let (args, extra) = args.split_at(args.len().min(3));
     let [kind, mode, addr] = args else {
-        return Err(invalid("serve KIND MODE ADDR"));
+        return Err(invalid("serve KIND MODE ADDR [OPTIONS]"));
     };
+    let mut extra = crate::workers::ServeOpts::parse(extra)?;
     let kind = Kind::from_name(kind)
         .filter(|&k| k != Kind::C)
         .ok_or_else(|| invalid(format!("unknown Rust server {kind}")))?;
@@ -129,7 +133,8 @@ pub fn serve_main(args: &[String]) -> io::Result<()> {
                     Mode::Bytes => Echo::Bytes,
                 })
                 .with_max_clients(if kind == Kind::Ours { FD_SETSIZE } else { 4096 });
-            let server = EchoServer::bind(addr.as_str(), config)?;
+            let server = EchoServer::bind(addr.as_str(), extra.apply(config))?;
+            extra.watch(&server)?;
             ready(server.local_addr()?);
             let stats = match kind {
                 Kind::Ours => server.run()?,
@@ -137,6 +142,7 @@ pub fn serve_main(args: &[String]) -> io::Result<()> {
                 _ => server.run_large()?,
             };
             eprintln!("{stats:?}");
+            extra.finish();
             Ok(())
         }
         Kind::Mio => mio_echo::run(addr, mode, ready),
