@@ -437,6 +437,10 @@ const PLANS: &[(Target, &str, &str, &str)] = &[
     // Chat's hellos are sends 1-10 (client k's to the k clients before it): the
     // closing faults go to two receivers in the exchange.
     (Target::Chat, "sendto", "4..8+4", "12..17+5"),
+    // chat and kv set TCP_NODELAY on each accepted connection (calls 2 and 3 for
+    // clients 0 and 1): client 2's SO_LINGER is call 4.
+    (Target::Chat, "setsockopt", "2", "4"),
+    (Target::Kv, "setsockopt", "2", "4"),
 ];
 
 // ---- the tests ----------------------------------------------------------------------
@@ -528,7 +532,10 @@ fn close_errors() {
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn linger_errors() {
     let _w = Watchdog::new("linger_errors", LIMIT);
-    let rows: Vec<Row> = LINGER_ROWS.iter().map(|r| r.args(LINGER_ARGS)).collect();
+    let rows: Vec<Row> = LINGER_ROWS
+        .iter()
+        .map(|r| r.args(LINGER_ARGS).matching("SO_LINGER"))
+        .collect();
     // Each run probes five clients for 400 ms: chat and kv get three errnos, one
     // per mode.
     let mut cases = every(&rows, &[ECHO]);
