@@ -680,6 +680,14 @@ fn worker_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     let mut add = |target: Target, mode: Mode, workers: Workers, only: &[&str]| {
         for &row in &rows {
+            // Chat checks who relays what to whom: with two workers, which client a
+            // worker's N-th accept or read is depends on how the connections
+            // spread, and a client shed or closed at its hello (or one of the
+            // fresh pair) fails the relay checks in a way no count can plan.
+            // Chat's shed and close-a-client rows run with one worker.
+            if target == Target::Chat && matches!(row.expect, Expect::Shed | Expect::CloseClient) {
+                continue;
+            }
             if only.is_empty() || only.contains(&row.sys) {
                 cases.push(Case {
                     row,
@@ -705,37 +713,6 @@ fn worker_cases() -> Vec<Case> {
     cases
 }
 
-/// Open server bugs with workers that this suite found: (server, system call,
-/// errno; `*` = any). Those cases are kept out of `worker_errors`, which stays
-/// green, and run by `worker_open_bugs`, which asserts the correct behaviour and
-/// fails until the server is fixed.
-///
-/// 1. A lost inbox wake-up is never repeated. `Hub::post` ignores the error of the
-///    wake-up `send` (`sendto(fd, "\1", 1, MSG_NOSIGNAL)` on the inbox socket pair),
-///    and wakes only when the inbox was empty; after one failed wake-up (ENOMEM,
-///    ENOBUFS; injected: EAGAIN, EINTR, EPIPE, ECONNRESET too) the inbox is never
-///    readable again, so every later broadcast to that worker's clients stays in
-///    its inbox until shutdown. chat's `sendto` rows fail with "client N: nothing
-///    for 5s, missing 5 of client M, ...".
-/// 2. A broadcast reaches a client that connected after it was sent. The worker
-///    that gets the listener and its inbox ready in the same turn accepts first
-///    (the listener's key comes first) and then delivers the post to the new
-///    connection as well: "client 3: hello: data for the sender of a line" (it got
-///    client 2's hello, sent before it connected). Any chat row, a few % of runs.
-/// 3. An error reading the inbox's waker is ignored (`Hub::take`: `let _ =
-///    inbox.waker.reset()`): `recvfrom` EBADF on it does not stop the server, as
-///    EBADF on a connection does ("the server did not exit within 10 s", about one
-///    run in 15 of chat's `recvfrom` EBADF row, when the fault lands there).
-const WORKER_OPEN_BUGS: &[(Target, &str, &str)] = &[(Target::Chat, "*", "*")];
-
-fn open_bug(case: &Case) -> bool {
-    WORKER_OPEN_BUGS.iter().any(|&(target, sys, errno)| {
-        target == case.target
-            && (sys == "*" || sys == case.row.sys)
-            && (errno == "*" || errno == case.row.errno)
-    })
-}
-
 #[test]
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 /// The same faults with two worker threads: whichever worker a fault lands in,
@@ -743,21 +720,7 @@ fn open_bug(case: &Case) -> bool {
 /// were, and a fatal one stops both workers (exit 1, stderr names the errno).
 fn worker_errors() {
     let _w = Watchdog::new("worker_errors", LIMIT);
-    let cases: Vec<Case> = worker_cases()
-        .into_iter()
-        .filter(|c| !open_bug(c))
-        .collect();
-    run_table("--workers 2", &cases);
-}
-
-#[test]
-#[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
-/// `WORKER_OPEN_BUGS`: fails until those server bugs are fixed.
-fn worker_open_bugs() {
-    let _w = Watchdog::new("worker_open_bugs", LIMIT);
-    let cases: Vec<Case> = worker_cases().into_iter().filter(open_bug).collect();
-    assert!(!cases.is_empty(), "no open bug left: remove this test");
-    run_table("--workers 2, open bugs", &cases);
+    run_table("--workers 2", &worker_cases());
 }
 
 /// Runs every case, two at a time, prints the measured table and fails with every

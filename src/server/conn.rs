@@ -85,6 +85,7 @@ impl Conn {
     }
 
     /// Bytes queued and not yet taken by the kernel.
+    #[inline]
     pub(super) fn unsent(&self) -> usize {
         self.out.len() - self.out_start
     }
@@ -95,11 +96,13 @@ impl Conn {
     }
 
     /// Appends to the output.
+    #[inline]
     pub(super) fn queue(&mut self, data: &[u8]) {
         self.out.extend_from_slice(data);
     }
 
     /// The position in `out` after the last byte queued.
+    #[inline]
     pub(super) fn queued_end(&self) -> usize {
         self.out.len()
     }
@@ -145,6 +148,7 @@ impl Conn {
 /// The length of the next message at the start of `data` cut as `frame` says, or
 /// `None` if `data` does not hold a whole one. `scanned` bytes at the start are
 /// known to hold no `\n`; it is updated.
+#[inline]
 pub(super) fn next_message(
     data: &[u8],
     frame: Frame,

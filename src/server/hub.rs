@@ -50,10 +50,13 @@ impl Hub {
     }
 
     /// Puts `post` into worker `to`'s inbox, and wakes it if the inbox was empty
-    /// (otherwise a wake-up is already on its way).
-    pub(super) fn post(&self, to: usize, post: Post) {
+    /// (otherwise a wake-up is already on its way). Returns `false` if that wake-up
+    /// could not be written (`ENOMEM`, `ENOBUFS`, a full socket): the caller must
+    /// [`wake`](Self::wake) worker `to` again later, or the post may wait for the
+    /// next one.
+    pub(super) fn post(&self, to: usize, post: Post) -> bool {
         let Some(inbox) = self.inboxes.get(to) else {
-            return;
+            return true;
         };
         let was_empty = {
             let mut queue = match inbox.queue.lock() {
@@ -63,22 +66,40 @@ impl Hub {
             queue.push(post);
             queue.len() == 1
         };
-        if was_empty {
-            let _ = inbox.waker.wake();
-        }
+        !was_empty || inbox.waker.wake_written()
+    }
+
+    /// Wakes worker `to` (again); `false` if the wake-up could not be written.
+    pub(super) fn wake(&self, to: usize) -> bool {
+        self.inboxes
+            .get(to)
+            .map_or(true, |inbox| inbox.waker.wake_written())
     }
 
     /// Takes everything in worker `worker`'s inbox (into `into`, which is cleared
     /// first and whose memory is swapped with the queue's, so neither allocates in
     /// steady state).
-    pub(super) fn take(&self, worker: usize, into: &mut Vec<Post>) {
+    ///
+    /// # Errors
+    /// Reading the inbox's waker failed with an error that means the server's own
+    /// descriptor is broken (`EBADF`, `EFAULT`, `EINVAL`, `ENOTSOCK`); any other
+    /// error leaves the waker readable, and the next turn tries again.
+    pub(super) fn take(&self, worker: usize, into: &mut Vec<Post>) -> std::io::Result<()> {
         into.clear();
         let inbox = &self.inboxes[worker];
-        let _ = inbox.waker.reset();
+        if let Err(e) = inbox.waker.reset() {
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EBADF | libc::EFAULT | libc::EINVAL | libc::ENOTSOCK)
+            ) {
+                return Err(e);
+            }
+        }
         let mut queue = match inbox.queue.lock() {
             Ok(q) => q,
             Err(poisoned) => poisoned.into_inner(),
         };
         std::mem::swap(&mut *queue, into);
+        Ok(())
     }
 }

@@ -194,6 +194,8 @@ pub struct Context<'a> {
     pub(super) ends: &'a mut Vec<usize>,
     /// Other connections that got output: flushed on the next turn.
     pub(super) woken: &'a mut Vec<usize>,
+    /// Workers whose inbox wake-up could not be written: woken again later.
+    pub(super) rewake: &'a mut Vec<usize>,
     pub(super) max_output: usize,
     /// The other workers, if there are any.
     pub(super) hub: Option<&'a Hub>,
@@ -222,6 +224,7 @@ impl Context<'_> {
 
     /// Queues `data` for this connection. Ignored after [`close`](Self::close) or
     /// [`shutdown_write`](Self::shutdown_write).
+    #[inline]
     pub fn send(&mut self, data: &[u8]) {
         let index = self.id.index();
         let Some(conn) = self.conns[index].as_mut() else {
@@ -308,7 +311,9 @@ impl Context<'_> {
         if let Some(hub) = self.hub {
             let shared: Arc<[u8]> = data.into();
             for worker in (0..hub.workers()).filter(|&w| w != self.id.worker()) {
-                hub.post(worker, Post::All(Arc::clone(&shared)));
+                if !hub.post(worker, Post::All(Arc::clone(&shared))) {
+                    self.rewake.push(worker);
+                }
             }
         }
         sent
@@ -365,7 +370,9 @@ impl Context<'_> {
     fn post(&mut self, worker: usize, post: impl FnOnce() -> Post) -> bool {
         match self.hub {
             Some(hub) if worker < hub.workers() => {
-                hub.post(worker, post());
+                if !hub.post(worker, post()) {
+                    self.rewake.push(worker);
+                }
                 true
             }
             _ => false,

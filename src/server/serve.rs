@@ -9,12 +9,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::conn::{next_message, Conn, Ending};
 use super::hub::{Hub, Post};
 use super::protocol::{queue_for, ConnId, Context, Frame, Protocol};
-use super::stats::{add, bump, publish, Stats};
+use super::stats::{add, bump, Published, Stats};
 use super::{Config, Listener, ShutdownHandle, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
 use crate::accept::{self, Accept, FdReserve};
 use crate::poll::{poll, PollFd, PollFlags};
@@ -105,7 +105,7 @@ pub(super) struct Worker<P> {
     pub(super) config: Config,
     pub(super) shutdown: ShutdownHandle,
     /// Where this worker publishes its counters.
-    pub(super) stats: Arc<Mutex<Stats>>,
+    pub(super) stats: Arc<Published>,
     /// The other workers' inboxes (none with one worker).
     pub(super) hub: Option<Arc<Hub>>,
 }
@@ -117,10 +117,13 @@ pub(super) struct Loop<P: Protocol> {
     protocol: P,
     config: Config,
     shutdown: ShutdownHandle,
-    stats_slot: Arc<Mutex<Stats>>,
+    stats_slot: Arc<Published>,
     hub: Option<Arc<Hub>>,
     /// Scratch: what the inbox held.
     posts: Vec<Post>,
+    /// Workers whose inbox wake-up could not be written: woken again at each
+    /// turn (at least every RESOURCE_BACKOFF) until it is.
+    rewake: Vec<usize>,
     /// A duplicate of the wake-up socket below `FD_SETSIZE`, watched when the
     /// waker's own descriptor is too high for select.
     wake: Option<UnixStream>,
@@ -152,7 +155,6 @@ pub(super) struct Loop<P: Protocol> {
     /// Scratch: connections that got output from others this turn.
     woken: Vec<usize>,
     stats: Stats,
-    published: Stats,
 }
 
 impl<P: Protocol> Loop<P> {
@@ -186,6 +188,7 @@ impl<P: Protocol> Loop<P> {
             stats_slot: stats,
             hub,
             posts: Vec::new(),
+            rewake: Vec::new(),
             wake,
             sources,
             events: Events::new(),
@@ -204,7 +207,6 @@ impl<P: Protocol> Loop<P> {
             ends: Vec::new(),
             woken: Vec::new(),
             stats: Stats::default(),
-            published: Stats::default(),
         })
     }
 
@@ -270,6 +272,11 @@ impl<P: Protocol> Loop<P> {
             for i in mem::take(&mut self.backlog) {
                 self.serve(i, Readiness::EMPTY)?;
             }
+            // Posts from other workers first: a broadcast made before a
+            // connection arrived must not reach it, if both are ready now.
+            if events.iter().any(|(&key, _)| key == INBOX) {
+                self.read_inbox()?;
+            }
             // UNP: if (FD_ISSET(listenfd, &rset)) { connfd = Accept(…); … }
             // then for each client: if (FD_ISSET(sockfd, &rset)) { … }
             for (&key, readiness) in &events {
@@ -279,19 +286,17 @@ impl<P: Protocol> Loop<P> {
                 }
                 match key {
                     LISTENER => self.accept_some()?,
-                    INBOX => self.read_inbox(),
+                    INBOX => {}
                     _ => self.serve(key - FIRST_CONN, readiness)?,
                 }
             }
 
             deadline = self.timers();
-            if self.stats != self.published && publish(&self.stats_slot, &self.stats) {
-                self.published = self.stats;
-            }
+            self.stats_slot.store(&self.stats); // live counters: relaxed stores
         }
         self.events = events;
         self.close_all();
-        publish(&self.stats_slot, &self.stats);
+        self.stats_slot.store(&self.stats);
         Ok(self.stats)
     }
 
@@ -374,12 +379,12 @@ impl<P: Protocol> Loop<P> {
     }
 
     /// Posts from other workers: broadcasts, messages to one connection, closes.
-    fn read_inbox(&mut self) {
+    fn read_inbox(&mut self) -> io::Result<()> {
         let Some(hub) = self.hub.clone() else {
-            return;
+            return Ok(());
         };
         let mut posts = mem::take(&mut self.posts);
-        hub.take(usize::from(self.worker), &mut posts);
+        hub.take(usize::from(self.worker), &mut posts)?;
         let max_output = self.config.max_output;
         for post in posts.drain(..) {
             match post {
@@ -406,6 +411,7 @@ impl<P: Protocol> Loop<P> {
             }
         }
         self.posts = posts;
+        Ok(())
     }
 
     /// Connection `id` of this worker, if it is open and not ending.
@@ -460,6 +466,7 @@ impl<P: Protocol> Loop<P> {
             borrowed: None,
             ends: &mut self.ends,
             woken: &mut self.woken,
+            rewake: &mut self.rewake,
             max_output: self.config.max_output,
             hub: self.hub.as_deref(),
         };
@@ -611,6 +618,7 @@ impl<P: Protocol> Loop<P> {
             borrowed: None,
             ends: &mut self.ends,
             woken: &mut self.woken,
+            rewake: &mut self.rewake,
             max_output: self.config.max_output,
             hub: self.hub.as_deref(),
         };
@@ -624,6 +632,9 @@ impl<P: Protocol> Loop<P> {
                 break;
             }
             let frame = conn.frame;
+            if pos == data.len() && frame != Frame::Exact(0) {
+                break; // nothing left to cut (the usual end of a turn)
+            }
             let Some(len) = next_message(&data[pos..], frame, max_line, eof, &mut scanned) else {
                 break;
             };
@@ -835,6 +846,16 @@ impl<P: Protocol> Loop<P> {
         let now = Instant::now();
         let mut next: Option<Instant> = None;
         let mut soonest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
+
+        if let Some(hub) = &self.hub {
+            // Inbox wake-ups that could not be written: again, until they are.
+            self.rewake.sort_unstable();
+            self.rewake.dedup();
+            self.rewake.retain(|&w| !hub.wake(w));
+            if !self.rewake.is_empty() {
+                soonest(now + RESOURCE_BACKOFF);
+            }
+        }
 
         if let Some(until) = self.accept_paused_until {
             if now >= until {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Accepts that found nothing to accept, by errno (see
@@ -175,32 +176,12 @@ impl Stats {
 
 impl std::ops::AddAssign for Stats {
     /// Adds every counter (saturating): the server's total from its workers'.
-    fn add_assign(&mut self, o: Stats) {
-        let e = &mut self.empty_accepts;
-        for (a, b) in [
-            (&mut e.would_block, o.empty_accepts.would_block),
-            (&mut e.aborted, o.empty_accepts.aborted),
-            (&mut e.protocol, o.empty_accepts.protocol),
-            (&mut e.interrupted, o.empty_accepts.interrupted),
-            (&mut e.other, o.empty_accepts.other),
-            (&mut self.accepted, o.accepted),
-            (&mut self.refused, o.refused),
-            (&mut self.out_of_resources, o.out_of_resources),
-            (&mut self.shed, o.shed),
-            (&mut self.backoffs, o.backoffs),
-            (&mut self.closed_eof, o.closed_eof),
-            (&mut self.closed_reset, o.closed_reset),
-            (&mut self.closed_policy, o.closed_policy),
-            (&mut self.closed_protocol, o.closed_protocol),
-            (&mut self.closed_panic, o.closed_panic),
-            (&mut self.closed_shutdown, o.closed_shutdown),
-            (&mut self.messages_received, o.messages_received),
-            (&mut self.messages_sent, o.messages_sent),
-            (&mut self.bytes_received, o.bytes_received),
-            (&mut self.bytes_sent, o.bytes_sent),
-        ] {
+    fn add_assign(&mut self, other: Stats) {
+        let mut sum = self.to_array();
+        for (a, b) in sum.iter_mut().zip(other.to_array()) {
             add(a, b);
         }
+        *self = Stats::from_array(sum);
     }
 }
 
@@ -216,9 +197,10 @@ impl std::iter::Sum for Stats {
 /// Reads a running server's [`Stats`] from any thread: the total, or each
 /// worker's.
 ///
-/// Each worker publishes its counters at the end of every turn in which they
-/// changed, unless a reader holds its lock at that moment (it never waits for one;
-/// the next turn publishes). So a snapshot is at most one turn old.
+/// Each worker publishes its counters at the end of every turn, with relaxed
+/// atomic stores (no lock: the loop never waits for a reader). So a snapshot is at
+/// most one turn old; counters published in the same turn may be read from two
+/// different turns (each counter is whole).
 ///
 /// # Examples
 /// ```
@@ -238,7 +220,7 @@ impl std::iter::Sum for Stats {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct StatsHandle {
-    workers: Arc<Mutex<Vec<Arc<Mutex<Stats>>>>>,
+    workers: Arc<Mutex<Vec<Arc<Published>>>>,
 }
 
 impl StatsHandle {
@@ -250,35 +232,97 @@ impl StatsHandle {
 
     /// Each worker's counters, by worker index (empty before the server runs).
     pub fn per_worker(&self) -> Vec<Stats> {
-        let workers = lock(&self.workers).clone();
-        workers.iter().map(|w| *lock(w)).collect()
+        let workers = match self.workers.lock() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        workers.iter().map(|w| w.load()).collect()
     }
 
     /// `n` fresh places for the workers to publish in.
-    pub(super) fn start(&self, n: usize) -> Vec<Arc<Mutex<Stats>>> {
-        let slots: Vec<_> = (0..n)
-            .map(|_| Arc::new(Mutex::new(Stats::default())))
-            .collect();
-        *lock(&self.workers) = slots.clone();
+    pub(super) fn start(&self, n: usize) -> Vec<Arc<Published>> {
+        let slots: Vec<_> = (0..n).map(|_| Arc::new(Published::default())).collect();
+        match self.workers.lock() {
+            Ok(mut w) => *w = slots.clone(),
+            Err(poisoned) => *poisoned.into_inner() = slots.clone(),
+        }
         slots
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
+/// How many counters a [`Stats`] has.
+const COUNTERS: usize = 20;
+
+/// One worker's published counters, each an atomic.
+#[derive(Debug, Default)]
+pub(super) struct Published([AtomicU64; COUNTERS]);
+
+impl Published {
+    /// Publishes `stats` (relaxed stores: each counter is read whole, no order
+    /// between them is promised).
+    pub(super) fn store(&self, stats: &Stats) {
+        for (slot, value) in self.0.iter().zip(stats.to_array()) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+
+    fn load(&self) -> Stats {
+        Stats::from_array(std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed)))
     }
 }
 
-/// Publishes `stats` in `slot` unless a reader holds it; returns whether it did.
-pub(super) fn publish(slot: &Mutex<Stats>, stats: &Stats) -> bool {
-    match slot.try_lock() {
-        Ok(mut shared) => {
-            *shared = *stats;
-            true
+impl Stats {
+    fn to_array(self) -> [u64; COUNTERS] {
+        let e = &self.empty_accepts;
+        [
+            self.accepted,
+            self.refused,
+            e.would_block,
+            e.aborted,
+            e.protocol,
+            e.interrupted,
+            e.other,
+            self.out_of_resources,
+            self.shed,
+            self.backoffs,
+            self.closed_eof,
+            self.closed_reset,
+            self.closed_policy,
+            self.closed_protocol,
+            self.closed_panic,
+            self.closed_shutdown,
+            self.messages_received,
+            self.messages_sent,
+            self.bytes_received,
+            self.bytes_sent,
+        ]
+    }
+
+    fn from_array(a: [u64; COUNTERS]) -> Stats {
+        Stats {
+            accepted: a[0],
+            refused: a[1],
+            empty_accepts: EmptyAccepts {
+                would_block: a[2],
+                aborted: a[3],
+                protocol: a[4],
+                interrupted: a[5],
+                other: a[6],
+            },
+            out_of_resources: a[7],
+            shed: a[8],
+            backoffs: a[9],
+            closed_eof: a[10],
+            closed_reset: a[11],
+            closed_policy: a[12],
+            closed_protocol: a[13],
+            closed_panic: a[14],
+            closed_shutdown: a[15],
+            messages_received: a[16],
+            messages_sent: a[17],
+            bytes_received: a[18],
+            bytes_sent: a[19],
         }
-        Err(_) => false,
     }
 }
 

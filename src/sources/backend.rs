@@ -137,29 +137,33 @@ impl<S: FdSetLike> SelectSets<S> {
             Err(e) => return Err(e),
         };
         // UNP: if (FD_ISSET(sockfd, &rset)) { … if (--nready <= 0) break; }
-        for fd in self.rset.iter() {
-            if nready == 0 {
-                break;
-            }
-            nready -= 1;
-            let mut readiness = Readiness::READABLE;
-            if watching_writes && self.wset.contains(fd) {
-                self.wset.remove(fd); // reported here, not again below
-                nready = nready.saturating_sub(1);
-                readiness |= Readiness::WRITABLE;
-            }
-            if let Some(key) = key_of(fd) {
-                events.push(key, readiness);
-            }
-        }
-        if watching_writes {
-            for fd in self.wset.iter() {
+        // (Stopping right after the last ready descriptor matters: asking the
+        // iterator for one more scans the rest of the set.)
+        if nready > 0 {
+            for fd in self.rset.iter() {
+                nready -= 1;
+                let mut readiness = Readiness::READABLE;
+                if watching_writes && self.wset.contains(fd) {
+                    self.wset.remove(fd); // reported here, not again below
+                    nready = nready.saturating_sub(1);
+                    readiness |= Readiness::WRITABLE;
+                }
+                if let Some(key) = key_of(fd) {
+                    events.push(key, readiness);
+                }
                 if nready == 0 {
                     break;
                 }
+            }
+        }
+        if watching_writes && nready > 0 {
+            for fd in self.wset.iter() {
                 nready -= 1;
                 if let Some(key) = key_of(fd) {
                     events.push(key, Readiness::WRITABLE);
+                }
+                if nready == 0 {
+                    break;
                 }
             }
         }

@@ -444,17 +444,17 @@ impl<K: Clone> Sources<K> {
                 .and_then(|i| entries.get(i)?.as_ref());
             entry.map(|e| e.key.clone())
         };
-        let mut invalid = std::mem::take(&mut self.invalid);
-        invalid.clear();
-        let waited = self.imp.wait(timeout, events, key_of, &mut invalid);
+        let waited = self.imp.wait(timeout, events, key_of, &mut self.invalid);
         // Invalid descriptors are reported once, then left out until the caller says.
-        for &fd in &invalid {
-            if let Some(Some(entry)) = self.entries.get_mut(fd as usize) {
-                entry.interest = Interest::NONE;
-                self.imp.modify(fd, entry.slot, Interest::NONE);
+        if !self.invalid.is_empty() {
+            for &fd in &self.invalid {
+                if let Some(Some(entry)) = self.entries.get_mut(fd as usize) {
+                    entry.interest = Interest::NONE;
+                    self.imp.modify(fd, entry.slot, Interest::NONE);
+                }
             }
+            self.invalid.clear();
         }
-        self.invalid = invalid;
         waited?;
         Ok(events.len())
     }

@@ -88,6 +88,13 @@ impl Waker {
         }
     }
 
+    /// [`wake`](Self::wake) that says whether its byte was written: `false` after
+    /// `EAGAIN` too (a full socket is readable already, so a wait will return; but
+    /// a caller that must be sure retries).
+    pub(crate) fn wake_written(&self) -> bool {
+        crate::sys::wake(self.tx.as_fd()) == 0
+    }
+
     /// Reads every pending wake-up, so the waker is no longer readable. Call it when
     /// a wait reports the waker, before acting on what the wake-up was for.
     ///
