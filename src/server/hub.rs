@@ -103,3 +103,35 @@ impl Hub {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(hub: &Hub, worker: usize) -> Vec<Post> {
+        let mut posts = Vec::new();
+        hub.take(worker, &mut posts).unwrap();
+        posts
+    }
+
+    #[test]
+    fn a_post_wakes_an_empty_inbox_and_is_taken_once() {
+        let hub = Hub::new(2).unwrap();
+        assert!(hub.post(1, Post::All(Arc::from(&b"x"[..]))));
+        assert!(hub.post(1, Post::All(Arc::from(&b"y"[..])))); // no second wake-up
+        assert_eq!(take(&hub, 1).len(), 2);
+        assert!(take(&hub, 1).is_empty());
+        assert!(take(&hub, 0).is_empty());
+    }
+
+    #[test]
+    fn a_wake_up_that_cannot_be_written_says_so_and_can_be_repeated() {
+        let hub = Hub::new(2).unwrap();
+        // Fill the inbox's socket with wake-ups: the post's own then finds it full.
+        while hub.inbox(1).waker.wake_written() {}
+        assert!(!hub.post(1, Post::All(Arc::from(&b"x"[..]))));
+        assert!(!hub.wake(1));
+        assert_eq!(take(&hub, 1).len(), 1); // reads the socket empty
+        assert!(hub.wake(1));
+    }
+}

@@ -293,6 +293,12 @@ impl Context<'_> {
     /// Queues `data` for every other open connection, of every worker (not this
     /// one); returns how many of this worker's got it (the others' are posted to
     /// their workers, one copy for all).
+    ///
+    /// "Open" means accepted: a connection still in the listen queue misses it, as
+    /// with any select server. With several workers each worker delivers a post
+    /// to the connections it has accepted when it reads the post (it reads posts
+    /// before it accepts), so a client whose `connect` returned just before the
+    /// broadcast may miss it if its worker had not accepted it yet.
     pub fn broadcast(&mut self, data: &[u8]) -> usize {
         let mut sent = 0;
         for index in 0..self.conns.len() {
