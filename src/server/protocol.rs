@@ -2,7 +2,6 @@
 //! [`Context`].
 
 use std::fmt;
-
 use std::sync::Arc;
 
 use super::conn::{Conn, Ending};
