@@ -21,7 +21,7 @@
 //!   check).
 //! - **Back-pressure**: output the kernel does not take stays queued; while more
 //!   than [`Config::max_unsent`] bytes wait, the connection is not read. Output
-//!   stuck for [`Config::write_timeout`], or more than [`Config::max_output`] of
+//!   not all sent within [`Config::write_timeout`], or more than [`Config::max_output`] of
 //!   it, closes the connection: a slow reader never slows the others.
 //! - **Kernel out of memory** (`ENOMEM`, `ENOBUFS`) in `select`, `poll`, `recv` or
 //!   `send`: nothing is lost; the loop, or that connection, waits
@@ -201,8 +201,9 @@ pub struct Config {
     /// ([`Stats::closed_policy`]): the memory a slow reader can hold when others
     /// write to it. Default 16 MiB.
     pub max_output: usize,
-    /// How long output may stay unsent (the peer does not read) before the
-    /// connection is closed. Default 10 seconds; a duration too long to add to an
+    /// How long a connection may go without all its output sent, counted from when
+    /// output first stayed unsent until none is left (a peer that reads, but never
+    /// catches up, is closed too), before the connection is closed. Default 10 seconds; a duration too long to add to an
     /// [`Instant`](std::time::Instant) (such as `Duration::MAX`) never expires.
     pub write_timeout: Duration,
     /// The listen backlog [`Server::bind`] asks for. Default [`LISTENQ`] (1024);

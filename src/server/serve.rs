@@ -322,7 +322,11 @@ impl<P: Protocol> Loop<P> {
                 return Ok(());
             }
         }
-        if self.full_batch_in == Some(self.turn.wrapping_sub(1)) {
+        if !self.config.nonblocking_listener {
+            // A second accept on a blocking listener would sleep until the next
+            // connection, freezing every client: one per readiness, as the book.
+            self.accept_quota = 1;
+        } else if self.full_batch_in == Some(self.turn.wrapping_sub(1)) {
             self.accept_quota = (self.accept_quota * 2).min(self.config.accept_batch);
         } else {
             self.accept_quota = 1;
@@ -511,27 +515,37 @@ impl<P: Protocol> Loop<P> {
             return Ok(());
         }
         let readable = readiness.is_read_closed() || mem::take(&mut conn.retry_read);
-        let paused =
-            conn.eof || conn.ending == Ending::Close || conn.unsent() > self.config.max_unsent;
+        // Input is delivered unless the connection is closing or its output is
+        // over `max_unsent` (back-pressure); it is read unless, also, EOF came.
+        let held = conn.unsent() > self.config.max_unsent;
+        let can_deliver = conn.ending != Ending::Close && !held;
+        let can_read = can_deliver && !conn.eof;
         let has_input = !conn.input.is_empty();
         let now = Instant::now();
         let mut parked = false;
         let mut more = false;
         let mut delivered = 0;
-        if !paused && has_input {
+        if can_deliver && has_input {
             (delivered, more) = self.deliver(i, Source::Input)?;
         }
-        if !paused && delivered == 0 && readable {
+        if can_read && delivered == 0 && readable {
             match self.read(i)? {
                 Read::Data(source) => (_, more) = self.deliver(i, source)?,
                 Read::Park => parked = true,
                 Read::Reset => {}
             }
         } else if delivered == 0 {
-            // Nothing delivered and nothing read: only output to send. Input left
-            // waiting (back-pressure held it) is delivered on the next turn.
+            // Nothing delivered and nothing read: only output to send.
             self.flush(i, &[], None)?;
-            more = paused && has_input;
+            if let Some(conn) = self.client[i].as_mut() {
+                if conn.ending == Ending::Close || (conn.eof && can_deliver) {
+                    // Closing, or EOF with no whole message left: what is left
+                    // can never be delivered (a shorter rest is dropped).
+                    conn.input = Vec::new();
+                }
+                // Input that back-pressure held is delivered once output drains.
+                more = held && !conn.input.is_empty();
+            }
         }
         self.after_turn(i, now, parked, more)
     }
@@ -702,6 +716,9 @@ impl<P: Protocol> Loop<P> {
                 conn.queue(&data[n..]);
                 conn.ends
                     .extend(self.ends[done..].iter().map(|&end| end - n));
+                if conn.unsent() > self.config.max_output {
+                    conn.overflowed = true;
+                }
             }
             add(&mut self.stats.bytes_sent, n as u64);
             sent
