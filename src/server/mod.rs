@@ -203,8 +203,9 @@ pub struct Config {
     pub max_output: usize,
     /// How long a connection may go without all its output sent, counted from when
     /// output first stayed unsent until none is left (a peer that reads, but never
-    /// catches up, is closed too), before the connection is closed. Default 10 seconds; a duration too long to add to an
-    /// [`Instant`](std::time::Instant) (such as `Duration::MAX`) never expires.
+    /// catches up, is closed too), before the connection is closed. Default 10
+    /// seconds; a duration too long to add to an [`Instant`](std::time::Instant)
+    /// (such as `Duration::MAX`) never expires.
     pub write_timeout: Duration,
     /// The listen backlog [`Server::bind`] asks for. Default [`LISTENQ`] (1024);
     /// the kernel caps it (Linux: `net.core.somaxconn`). [`Server::new`] leaves the
