@@ -101,3 +101,63 @@ pub(crate) fn bind_tcp(
     listen(fd.as_fd(), backlog)?;
     Ok(std::net::TcpListener::from(fd))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn recv_reads_what_is_there_and_says_eagain_on_nothing() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 8];
+        let e = recv(b.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        a.write_all(b"hi").unwrap();
+        assert_eq!(recv(b.as_fd(), &mut buf).unwrap(), 2);
+        drop(a);
+        assert_eq!(recv(b.as_fd(), &mut buf).unwrap(), 0); // end of file
+    }
+
+    #[test]
+    fn shutdown_write_sends_eof_and_keeps_reading() {
+        let (a, b) = UnixStream::pair().unwrap();
+        shutdown_write(a.as_fd()).unwrap();
+        assert_eq!(recv(b.as_fd(), &mut [0u8; 4]).unwrap(), 0);
+        (&b).write_all(b"x").unwrap();
+        assert_eq!(recv(a.as_fd(), &mut [0u8; 4]).unwrap(), 1);
+    }
+
+    #[test]
+    fn listen_and_nodelay_need_the_right_socket() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        // A connected Unix stream cannot listen (EINVAL) and has no TCP_NODELAY.
+        assert!(listen(a.as_fd(), 16).is_err());
+        assert!(set_nodelay(a.as_fd()).is_err());
+        let l = bind_tcp(&"127.0.0.1:0".parse().unwrap(), 16, false).unwrap();
+        listen(l.as_fd(), 1024).unwrap(); // a second listen sets the backlog
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        set_nodelay(c.as_fd()).unwrap();
+        assert!(c.nodelay().unwrap());
+    }
+
+    #[test]
+    fn bind_tcp_with_reuseport_shares_the_address_where_the_kernel_balances() {
+        let any = "127.0.0.1:0".parse().unwrap();
+        if !BALANCED_REUSEPORT {
+            let e = bind_tcp(&any, 16, true).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+            return;
+        }
+        let first = bind_tcp(&any, 16, true).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = bind_tcp(&addr, 16, true).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        // Without the option the address is taken.
+        let e = bind_tcp(&addr, 16, false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+    }
+}

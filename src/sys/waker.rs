@@ -28,3 +28,30 @@ pub(crate) fn wake(fd: BorrowedFd<'_>) -> i32 {
     Errno::set_raw(saved);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn wake_writes_a_byte_keeps_errno_and_reports_a_full_socket() {
+        let (rx, tx) = UnixStream::pair().unwrap();
+        tx.set_nonblocking(true).unwrap();
+        Errno::set_raw(libc::EDOM);
+        assert_eq!(wake(tx.as_fd()), 0);
+        assert_eq!(Errno::last_raw(), libc::EDOM);
+        while wake(tx.as_fd()) == 0 {}
+        assert_eq!(wake(tx.as_fd()), libc::EAGAIN);
+        assert_eq!(Errno::last_raw(), libc::EDOM);
+        drop(rx);
+    }
+
+    #[test]
+    fn wake_on_a_closed_peer_is_epipe_not_sigpipe() {
+        let (rx, tx) = UnixStream::pair().unwrap();
+        drop(rx);
+        assert_eq!(wake(tx.as_fd()), libc::EPIPE);
+    }
+}
