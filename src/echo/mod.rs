@@ -309,7 +309,8 @@ impl Config {
     }
 
     /// The loop's configuration for this echo: back-pressure as soon as anything
-    /// is unsent, [`LINES_PER_TURN`] lines per turn.
+    /// is unsent, [`LINES_PER_TURN`] lines per turn, and the book's socket (no
+    /// `TCP_NODELAY`) and stop (at once, no drain).
     fn server(&self) -> server::Config {
         server::Config::default()
             .with_nonblocking_listener(self.nonblocking_listener)
@@ -318,6 +319,8 @@ impl Config {
             .with_max_line(self.max_line)
             .with_messages_per_turn(LINES_PER_TURN)
             .with_max_unsent(0)
+            .with_nodelay(false)
+            .with_drain_timeout(std::time::Duration::ZERO)
             .with_write_timeout(self.write_timeout)
             .with_backlog(self.backlog)
             .with_accept_batch(self.accept_batch)
@@ -340,7 +343,7 @@ impl Protocol for EchoProtocol {
     }
 
     fn receive(&mut self, _: &mut (), msg: &[u8], ctx: &mut Context<'_>) {
-        ctx.send(msg); // UNP: Writen(sockfd, buf, n)
+        let _ = ctx.send(msg); // UNP: Writen(sockfd, buf, n)
     }
 }
 
