@@ -15,14 +15,31 @@
 //! - **Out of descriptors** (`EMFILE`): the pending connection is shed with a
 //!   reserve descriptor ([`FdReserve`](crate::FdReserve)); if that fails, the
 //!   listener rests for [`ACCEPT_BACKOFF`]. `max_clients` more are refused (reset).
-//! - **Fair turns**: per turn, a connection gets at most one `read`, at most
-//!   [`Config::messages_per_turn`] messages, and one `send`. Messages left in its
-//!   buffer are served next turn before the loop sleeps (UNP 6.8's `readlinebuf`
-//!   check).
-//! - **Back-pressure**: output the kernel does not take stays queued; while more
-//!   than [`Config::max_unsent`] bytes wait, the connection is not read. Output
-//!   not all sent within [`Config::write_timeout`], or more than [`Config::max_output`] of
-//!   it, closes the connection: a slow reader never slows the others.
+//! - **Fair turns**: per turn, a connection gets at most one `read`, messages
+//!   up to [`Config::input_per_turn`] bytes of its input (64 KiB: the requests
+//!   one read brought, however many frames each is), and one `send` for all
+//!   they produced (one `sendmsg` when the output is in several pieces), so
+//!   pipelined requests are answered together, whatever Nagle's algorithm does.
+//!   Messages left in its buffer are served next turn before the loop sleeps
+//!   (UNP 6.8's `readlinebuf` check). Output from others never costs a
+//!   connection its own readiness.
+//! - **Back-pressure per message**: output the kernel does not take stays
+//!   queued; after each message, while more than [`Config::max_unsent`] bytes
+//!   wait, the connection's further messages wait in its buffer and it is not
+//!   read. A reply is never cut: a [`Context::send`] past [`Config::max_output`]
+//!   is refused with a reason ([`SendError`]), and a large reply is streamed
+//!   piece by piece ([`Context::wait_drained`], [`Protocol::drained`]) in
+//!   bounded memory. Output not all sent within [`Config::write_timeout`], or
+//!   output from others past [`Config::max_output`], closes the connection: a
+//!   slow reader never slows the others. All connections' unsent output together
+//!   is bounded too ([`Config::max_output_total`]): past it, input waits.
+//! - **Shared output**: a connection's queue holds copies of small writes and
+//!   references to shared buffers ([`Context::send_shared`]; a
+//!   [`Context::broadcast`] shares one copy among its receivers).
+//! - **Timers**: an idle time-out ([`Config::idle_timeout`]) and a timer per
+//!   connection for the protocol ([`Context::set_timer`], [`Protocol::timer`]),
+//!   kept in a heap: a turn looks only at what is due.
+//! - **Close reasons**: [`Protocol::disconnect`] learns why ([`CloseReason`]).
 //! - **Kernel out of memory** (`ENOMEM`, `ENOBUFS`) in `select`, `poll`, `recv` or
 //!   `send`: nothing is lost; the loop, or that connection, waits
 //!   [`RESOURCE_BACKOFF`] and tries again.
@@ -30,8 +47,10 @@
 //!   itself is broken (`EBADF`, `EFAULT`, `EINVAL`, `ENOTSOCK`) end
 //!   [`Server::run`]. A protocol that panics loses that connection
 //!   ([`Stats::closed_panic`]).
-//! - **Shutdown** through a [`Waker`] ([`ShutdownHandle`]),
-//!   from any thread or a signal handler; live [`Stats`] through a [`StatsHandle`].
+//! - **Graceful shutdown** through a [`Waker`] ([`ShutdownHandle`]), from any
+//!   thread or a signal handler: the loop stops accepting and reading, delivers
+//!   what is queued for up to [`Config::drain_timeout`], then closes; a second
+//!   request stops it at once. Live [`Stats`] through a [`StatsHandle`].
 //! - **One loop, three waits**: [`Server::run`] (select over [`FdSet`]),
 //!   [`Server::run_large`] (select over [`LargeFdSet`]), [`Server::run_poll`].
 //! - **TCP or Unix-domain** listeners (UNP chapter 15): [`Listener`].
@@ -77,7 +96,7 @@
 //!         ctx.set_frame(Frame::Line);
 //!     }
 //!     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
-//!         ctx.send(&line.to_ascii_uppercase());
+//!         let _ = ctx.send(&line.to_ascii_uppercase());
 //!     }
 //! }
 //!
@@ -191,9 +210,10 @@ pub struct Config {
     /// (the `sleep(5)` of UNP 16.6), to open the race window on purpose. A shutdown
     /// ends the wait. Default `None`.
     pub accept_delay: Option<Duration>,
-    /// Most connections served at once (the length of `client[]`, which grows on
-    /// demand up to it); more are refused (reset). Default [`FD_SETSIZE`], as in
-    /// the book. [`Server::run`] also refuses any descriptor `>= FD_SETSIZE`.
+    /// Most connections served at once, counted across all workers (each
+    /// worker's `client[]` grows on demand up to it); more are refused (reset).
+    /// Default [`FD_SETSIZE`], as in the book. [`Server::run`] also refuses any
+    /// descriptor `>= FD_SETSIZE`.
     pub max_clients: usize,
     /// The longest line ([`Frame::Line`]; a longer one comes in pieces of this
     /// size), and the most bytes one read delivers ([`Frame::Bytes`]). Default
@@ -648,8 +668,10 @@ impl<P: Protocol> Server<P> {
     /// it is.
     ///
     /// # Errors
-    /// `InvalidInput` if `max_clients`, `max_line` or `messages_per_turn` is 0; the
-    /// errors of `ioctl` (`FIONBIO`) and `socketpair` (for the waker) otherwise.
+    /// `InvalidInput`, naming the field, if `max_clients`, `max_line`,
+    /// `input_per_turn`, `messages_per_turn`, `accept_batch` or `workers` is 0, or
+    /// `workers` is over 65,535; the errors of `ioctl` (`FIONBIO`) and
+    /// `socketpair` (for the wakers) otherwise.
     ///
     /// # Examples
     /// A Unix-domain server (UNP chapter 15):
@@ -662,7 +684,7 @@ impl<P: Protocol> Server<P> {
     /// impl Protocol for Hello {
     ///     type Conn = ();
     ///     fn connect(&mut self, ctx: &mut Context<'_>) {
-    ///         ctx.send(b"hello\n");
+    ///         let _ = ctx.send(b"hello\n");
     ///         ctx.close();
     ///     }
     ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
@@ -867,7 +889,7 @@ impl<P: Protocol> Server<P> {
     /// impl Protocol for Greet {
     ///     type Conn = ();
     ///     fn connect(&mut self, ctx: &mut Context<'_>) {
-    ///         ctx.send(b"hi\n");
+    ///         let _ = ctx.send(b"hi\n");
     ///         ctx.close();
     ///     }
     ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
@@ -950,7 +972,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
     ///         ctx.set_frame(Frame::Line);
     ///     }
     ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
-    ///         ctx.send(line);
+    ///         let _ = ctx.send(line);
     ///     }
     /// }
     ///

@@ -507,8 +507,8 @@ impl Context<'_> {
     /// before it accepts), so a client whose `connect` returned just before the
     /// broadcast may miss it if its worker had not accepted it yet.
     pub fn broadcast(&mut self, data: &[u8]) -> usize {
-        let shared: Option<Arc<[u8]>> = (data.len() >= SHARE_MIN || self.table.hub.is_some())
-            .then(|| data.into());
+        let shared: Option<Arc<[u8]>> =
+            (data.len() >= SHARE_MIN || self.table.hub.is_some()).then(|| data.into());
         let sent = match &shared {
             Some(shared) => self.table.queue_all(Some(self.id.index()), shared),
             None => self.table.queue_all_copies(self.id.index(), data),

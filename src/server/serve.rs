@@ -506,7 +506,10 @@ impl<P: Protocol> Loop<P> {
         bump(&mut table.stats.accepted);
         table.now = Instant::now();
         let id = table.conn_id(i, gen);
-        let idle = self.config.idle_timeout.and_then(|t| table.now.checked_add(t));
+        let idle = self
+            .config
+            .idle_timeout
+            .and_then(|t| table.now.checked_add(t));
         table.set_timer(id, Timer::Idle, idle);
         let mut ctx = Context::new(table, id, &[]);
         let protocol = &mut self.protocol;
@@ -543,8 +546,11 @@ impl<P: Protocol> Loop<P> {
         }
         conn.served_in = self.turn;
         let gen = conn.gen;
-        self.table.set_timer(self.table.conn_id(i, gen), Timer::Park, None);
-        let conn = self.table.client[i].as_mut().expect("served connection is open");
+        self.table
+            .set_timer(self.table.conn_id(i, gen), Timer::Park, None);
+        let conn = self.table.client[i]
+            .as_mut()
+            .expect("served connection is open");
         if conn.overflowed {
             self.close(i, CloseReason::MaxOutput);
             return Ok(());
@@ -592,7 +598,9 @@ impl<P: Protocol> Loop<P> {
     /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
     /// connection has no input waiting, else after its input.
     fn read(&mut self, i: usize) -> io::Result<Read> {
-        let conn = self.table.client[i].as_mut().expect("served connection is open");
+        let conn = self.table.client[i]
+            .as_mut()
+            .expect("served connection is open");
         let room = conn.read_room(self.config.max_line);
         let into_buf = conn.input.is_empty();
         let result = if into_buf {
@@ -650,7 +658,9 @@ impl<P: Protocol> Loop<P> {
     /// the output once, and keeps what is left of the input. Returns how many
     /// messages were delivered.
     fn deliver(&mut self, i: usize, source: Source) -> io::Result<usize> {
-        let conn = self.table.client[i].as_mut().expect("served connection is open");
+        let conn = self.table.client[i]
+            .as_mut()
+            .expect("served connection is open");
         let (eof, max_line, gen) = (conn.eof, self.config.max_line, conn.gen);
         let mut scanned = conn.scanned;
         let input = mem::take(&mut conn.input);
@@ -659,7 +669,8 @@ impl<P: Protocol> Loop<P> {
             Source::LoopBuf(n) => &buf[..n],
             Source::Input => &input,
         };
-        let (byte_quota, message_quota) = (self.config.input_per_turn, self.config.messages_per_turn);
+        let (byte_quota, message_quota) =
+            (self.config.input_per_turn, self.config.messages_per_turn);
         let max_unsent = self.config.max_unsent;
         let id = self.table.conn_id(i, gen);
         let mut state = self.state[i].take();
@@ -667,10 +678,7 @@ impl<P: Protocol> Loop<P> {
         // `used` counts each message as at least one byte, so empty messages
         // (`Frame::Exact(0)`) end too.
         let (mut pos, mut used, mut count, mut panicked, mut stopped) = (0, 0, 0, false, false);
-        loop {
-            let Some(conn) = ctx.table.client[i].as_ref() else {
-                break;
-            };
+        while let Some(conn) = ctx.table.client[i].as_ref() {
             let frame = conn.frame;
             if pos == data.len() && frame != Frame::Exact(0) {
                 break; // nothing left to cut (the usual end of a turn)
