@@ -314,8 +314,13 @@ impl<P: Protocol> Loop<P> {
         for i in backlog {
             self.serve(i, Readiness::EMPTY)?;
         }
-        if !self.over_total && !self.held.is_empty() && !self.totals.over() {
-            self.backlog.append(&mut self.held);
+        if !self.held.is_empty() {
+            if self.totals.over() {
+                self.held.sort_unstable();
+                self.held.dedup();
+            } else {
+                self.backlog.append(&mut self.held);
+            }
         }
         self.timers();
         self.stats_slot.store(&self.table.stats); // live counters: relaxed stores
