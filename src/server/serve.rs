@@ -477,19 +477,13 @@ impl<P: Protocol> Loop<P> {
         if !self.totals.admit() {
             return self.refuse(fd); // UNP: err_quit("too many clients")
         }
-        let table = &mut self.table;
-        let free = table.client.iter().position(Option::is_none);
-        let Some(i) = free.or_else(|| {
-            // client[] grows up to max_clients instead of being allocated whole.
-            (table.client.len() < self.config.max_clients).then(|| {
-                table.client.push(None);
-                self.state.push(None);
-                table.client.len() - 1
-            })
-        }) else {
+        let Some(i) = self.table.free_slot(self.config.max_clients) else {
             self.totals.release();
             return self.refuse(fd);
         };
+        if self.state.len() < self.table.client.len() {
+            self.state.resize_with(self.table.client.len(), || None);
+        }
         if self.config.nodelay && matches!(*self.listener, Listener::Tcp(_)) {
             // Only latency is at stake: a failure leaves Nagle's algorithm on.
             let _ = crate::sys::set_nodelay(fd.as_fd());
@@ -501,6 +495,7 @@ impl<P: Protocol> Loop<P> {
                 .is_err()
         {
             self.totals.release();
+            self.table.release_slot(i);
             return self.refuse(fd); // e.g. connfd >= FD_SETSIZE
         }
         let gen = self.next_gen;
@@ -945,6 +940,7 @@ impl<P: Protocol> Loop<P> {
         let Some(mut conn) = table.client[i].take() else {
             return;
         };
+        table.release_slot(i);
         table.open -= 1;
         self.totals.release();
         self.totals.charge(&mut conn.charged, 0);
