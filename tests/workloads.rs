@@ -1,8 +1,11 @@
 //! The server loop (`unp_select::server`) under the workloads that found its
 //! defects, on real loopback sockets: pipelined requests, large replies to a client
-//! that reads, a flooding client among others, zero-copy output counted as unsent,
-//! a second server on a port in use, a chat line without its newline at end of
-//! file, and output still queued at shutdown.
+//! that reads (queued, or streamed past max_output), a flooding client among
+//! others, zero-copy output counted as unsent, a second server on a port in use, a
+//! chat line without its newline at end of file, output still queued at shutdown,
+//! and the memory a broadcast to idle receivers takes; and the features that came
+//! with the fix: idle timeouts, protocol timers, close reasons, refused sends,
+//! `max_clients` across workers.
 //!
 //! Each test says how it failed before the loop was rewritten (`Failed before:`).
 //! Thresholds separate the broken from the fixed behaviour by an order of
@@ -11,6 +14,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::examples::ServerProcess;
 use common::server::Running;
 use common::Watchdog;
-use unp_select::server::{Config, Context, Frame, Protocol, Server};
+use unp_select::server::{CloseReason, Config, ConnId, Context, Frame, Protocol, Server};
 use unp_select::sources::Backend;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -100,7 +104,7 @@ impl Protocol for Resp {
         *lines += 1;
         if *lines == 7 {
             *lines = 0;
-            ctx.send(b"+OK\r\n");
+            ctx.send(b"+OK\r\n").expect("a reply under max_output");
         }
     }
 }
@@ -157,7 +161,7 @@ impl Protocol for Large {
     fn receive(&mut self, _: &mut (), _: &[u8], ctx: &mut Context<'_>) {
         let mut reply = vec![b'x'; LARGE];
         reply[LARGE - 1] = b'\n';
-        ctx.send(&reply);
+        ctx.send(&reply).expect("a reply under max_output");
     }
 }
 
@@ -180,6 +184,88 @@ fn pipelined_large_replies_all_reach_a_client_that_reads() {
     drop(conn);
     let stats = server.finish();
     assert_eq!(stats.closed_policy, 0, "{stats:?}");
+}
+
+/// The size of [`Streamed`]'s reply: 17 MB, more than `max_output` (16 MiB).
+const STREAMED: usize = 17_000_000;
+
+/// Byte `i` of a streamed reply: a pattern that shows a lost or repeated piece.
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// Answers `get` with [`STREAMED`] bytes, produced while the client reads them
+/// (`wait_drained`, `drained`); anything else with `pong`.
+#[derive(Clone)]
+struct Streamed;
+
+impl Protocol for Streamed {
+    type Conn = usize; // bytes of the reply left to send
+
+    fn connect(&mut self, ctx: &mut Context<'_>) -> usize {
+        ctx.set_frame(Frame::Line);
+        0
+    }
+
+    fn receive(&mut self, left: &mut usize, line: &[u8], ctx: &mut Context<'_>) {
+        if line == b"get\n" {
+            *left = STREAMED;
+            self.drained(left, ctx);
+        } else {
+            ctx.send(b"pong\n").expect("a reply under max_output");
+        }
+    }
+
+    fn drained(&mut self, left: &mut usize, ctx: &mut Context<'_>) {
+        while *left > 0 && ctx.unsent() < 256 * 1024 {
+            let n = (*left).min(64 * 1024);
+            let at = STREAMED - *left;
+            let piece: Vec<u8> = (at..at + n).map(pattern).collect();
+            ctx.send(&piece).expect("a piece under max_output");
+            *left -= n;
+        }
+        if *left > 0 {
+            ctx.wait_drained();
+        }
+    }
+}
+
+// Failed before: did not compile (Context::wait_drained and Protocol::drained are
+// new); a reply past max_output could only be queued whole, and closed the
+// connection.
+#[test]
+fn a_streamed_reply_larger_than_max_output_reaches_the_client_whole() {
+    let _serial = serial();
+    let _dog = Watchdog::new("streamed_reply", Duration::from_secs(30));
+    let server = Running::start(Streamed, Config::default(), Backend::Poll);
+    let mut conn = connect_rcvbuf(server.addr, 256 * 1024);
+    // The ping waits until the stream has ended: its answer comes last.
+    conn.write_all(b"get\nping\n").unwrap();
+    let mut buf = vec![0; 256 * 1024];
+    let mut got = 0;
+    while got < STREAMED {
+        let n = buf.len().min(STREAMED - got);
+        let n = match conn.read(&mut buf[..n]) {
+            Ok(0) => panic!("end of file after {got} bytes of {STREAMED}"),
+            Ok(n) => n,
+            Err(e) => panic!("after {got} bytes of {STREAMED}: {e}"),
+        };
+        if let Some(bad) = (0..n).find(|&k| buf[k] != pattern(got + k)) {
+            panic!("byte {} of the reply is wrong", got + bad);
+        }
+        got += n;
+    }
+    let mut pong = [0; 5];
+    conn.read_exact(&mut pong).expect("the answer to the ping");
+    assert_eq!(&pong, b"pong\n");
+    drop(conn);
+    let stats = server.finish();
+    assert_eq!(
+        (stats.sends_refused, stats.closed_policy),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.messages_received, 2, "{stats:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -310,7 +396,7 @@ impl Protocol for Head {
     }
 
     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
-        ctx.send(&line[..3]);
+        ctx.send(&line[..3]).expect("a reply under max_output");
         let unsent = ctx.unsent();
         self.0.lock().unwrap().push(unsent);
     }
@@ -442,7 +528,8 @@ impl Protocol for Bulk {
     }
 
     fn receive(&mut self, _: &mut (), _: &[u8], ctx: &mut Context<'_>) {
-        ctx.send(&vec![b'y'; BULK]);
+        ctx.send(&vec![b'y'; BULK])
+            .expect("a reply under max_output");
     }
 }
 
@@ -489,5 +576,516 @@ fn shutdown_delivers_queued_output_to_a_slow_reader() {
     assert_eq!(
         got, BULK,
         "bytes of the reply after shutdown; server: {stats:?}"
+    );
+}
+
+/// Runs `Bulk` with `config`, and a client that asks for its reply and reads
+/// nothing (a small receive buffer, so most of the reply stays queued). Returns
+/// the server's thread, its handle, and the client.
+fn bulk_unread(
+    config: Config,
+) -> (
+    thread::JoinHandle<io::Result<unp_select::server::Stats>>,
+    unp_select::server::ShutdownHandle,
+    TcpStream,
+) {
+    let server = Server::bind("127.0.0.1:0", Bulk, config).expect("bind");
+    let (addr, stop, stats) = (
+        server.local_addr().unwrap(),
+        server.shutdown_handle(),
+        server.stats_handle(),
+    );
+    let run = thread::spawn(move || server.run_poll());
+    let mut conn = connect_rcvbuf(addr, 64 * 1024);
+    conn.write_all(b"get\n").unwrap();
+    let t = Instant::now();
+    while stats.snapshot().messages_received < 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the request did not come"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    (run, stop, conn)
+}
+
+/// Waits for `run` to end, at most `limit`; returns how long it took.
+fn ends_within(
+    run: &thread::JoinHandle<io::Result<unp_select::server::Stats>>,
+    limit: Duration,
+) -> Duration {
+    let t = Instant::now();
+    while !run.is_finished() {
+        assert!(t.elapsed() < limit, "the server still runs after {limit:?}");
+        thread::sleep(Duration::from_millis(2));
+    }
+    t.elapsed()
+}
+
+// Failed before: did not compile (Stats::undelivered is new); the first shutdown
+// stopped at once, output queued or not.
+#[test]
+fn a_second_shutdown_stops_at_once_and_counts_the_output_left() {
+    let _serial = serial();
+    let _dog = Watchdog::new("second_shutdown", Duration::from_secs(30));
+    let (run, stop, conn) = bulk_unread(Config::default());
+    stop.shutdown();
+    // Draining (for up to drain_timeout, 5 s) a reply that is not read.
+    thread::sleep(Duration::from_millis(300));
+    assert!(!run.is_finished(), "the server stopped without draining");
+    stop.shutdown();
+    let took = ends_within(&run, Duration::from_secs(2));
+    let stats = run.join().unwrap().expect("run");
+    assert!(
+        took < Duration::from_millis(500),
+        "a second shutdown took {took:?}"
+    );
+    assert_eq!(
+        (stats.closed_shutdown, stats.undelivered),
+        (1, 1),
+        "{stats:?}"
+    );
+    drop(conn);
+}
+
+// Failed before: did not compile (Config::drain_timeout is new).
+#[test]
+fn a_drain_ends_after_drain_timeout() {
+    let _serial = serial();
+    let _dog = Watchdog::new("drain_timeout", Duration::from_secs(30));
+    let config = Config::default().with_drain_timeout(Duration::from_millis(300));
+    let (run, stop, conn) = bulk_unread(config);
+    let t = Instant::now();
+    stop.shutdown();
+    ends_within(&run, Duration::from_secs(3));
+    let took = t.elapsed();
+    let stats = run.join().unwrap().expect("run");
+    assert!(
+        took >= Duration::from_millis(250),
+        "the drain ended after {took:?}"
+    );
+    assert_eq!(
+        (stats.closed_shutdown, stats.undelivered),
+        (1, 1),
+        "{stats:?}"
+    );
+    drop(conn);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Idle timeouts, timers, close reasons, refused sends, max_clients.
+
+/// A line protocol whose connections may name themselves (`name X`, answered
+/// `ok`), and that notes why each connection closed, by name (`""` if unnamed).
+/// `bye` closes, `panic` panics, `big` answers 8 MB, `flood X` sends 20 MiB to
+/// connection X; `send N` sends N bytes and then the result of that send;
+/// anything else is echoed.
+#[derive(Clone, Default)]
+struct Named {
+    ids: Arc<Mutex<HashMap<String, ConnId>>>,
+    closed: Arc<Mutex<HashMap<String, CloseReason>>>,
+}
+
+impl Named {
+    /// Why connection `name` closed, once it has (at most 5 s).
+    fn reason(&self, name: &str) -> CloseReason {
+        let t = Instant::now();
+        loop {
+            if let Some(&reason) = self.closed.lock().unwrap().get(name) {
+                return reason;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "{name:?} still open");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Protocol for Named {
+    type Conn = String; // the connection's name
+
+    fn connect(&mut self, ctx: &mut Context<'_>) -> String {
+        ctx.set_frame(Frame::Line);
+        String::new()
+    }
+
+    fn receive(&mut self, name: &mut String, line: &[u8], ctx: &mut Context<'_>) {
+        let text = String::from_utf8_lossy(line);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words[..] {
+            ["name", n] => {
+                *name = n.to_string();
+                self.ids.lock().unwrap().insert(n.to_string(), ctx.id());
+                ctx.send(b"ok\n").expect("a reply under max_output");
+            }
+            ["bye"] => ctx.close(),
+            ["panic"] => panic!("a protocol bug (on purpose)"),
+            ["big"] => ctx.send(&vec![b'b'; BULK]).expect("8 MB under max_output"),
+            ["flood", to] => {
+                let id = self.ids.lock().unwrap()[to];
+                let mib = vec![b'f'; 1 << 20];
+                for _ in 0..20 {
+                    ctx.send_to(id, &mib);
+                }
+            }
+            ["send", n] => {
+                let result = ctx.send(&vec![b's'; n.parse().unwrap()]);
+                ctx.send(format!("{result:?}\n").as_bytes())
+                    .expect("a reply under max_output");
+            }
+            _ => ctx.send(line).expect("an echo under max_output"),
+        }
+    }
+
+    fn disconnect(&mut self, name: String, _: ConnId, reason: CloseReason) {
+        self.closed.lock().unwrap().insert(name, reason);
+    }
+}
+
+/// A line client with a read timeout.
+struct Client {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn new(stream: TcpStream) -> Client {
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.stream.write_all(text.as_bytes()).expect("write");
+    }
+
+    fn line(&mut self) -> io::Result<String> {
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        Ok(line)
+    }
+
+    /// Sends `name X` and waits for `ok`.
+    fn named(addr: SocketAddr, name: &str) -> Client {
+        Client::named_on(connect(addr), name)
+    }
+
+    fn named_on(stream: TcpStream, name: &str) -> Client {
+        let mut c = Client::new(stream);
+        c.send(&format!("name {name}\n"));
+        assert_eq!(c.line().expect("ok"), "ok\n");
+        c
+    }
+
+    fn set_timeout(&self, t: Duration) {
+        self.stream.set_read_timeout(Some(t)).unwrap();
+    }
+}
+
+// Failed before: did not compile (Config::idle_timeout is new); a client that
+// sent a byte every 300 ms, and never a whole line, held its slot forever.
+#[test]
+fn a_trickling_client_is_closed_by_the_idle_timeout() {
+    let _serial = serial();
+    let _dog = Watchdog::new("idle_trickle", Duration::from_secs(30));
+    let named = Named::default();
+    let config = Config::default().with_idle_timeout(Some(Duration::from_secs(1)));
+    let server = Running::start(named.clone(), config, Backend::Poll);
+    let start = Instant::now();
+    let conn = connect(server.addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickler = {
+        let (mut conn, stop) = (conn.try_clone().unwrap(), stop.clone());
+        thread::spawn(move || {
+            // At most 5 s; a write fails once the server has closed.
+            while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(5) {
+                if conn.write_all(b"x").is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    let stats = server.wait_for("closed idle", |s| s.closed_idle == 1);
+    let after = start.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    trickler.join().unwrap();
+    assert!(
+        after >= Duration::from_millis(900),
+        "closed after {after:?}, before the idle timeout (1 s)"
+    );
+    assert_eq!(named.reason(""), CloseReason::IdleTimeout);
+    assert_eq!(stats.closed_idle, 1, "{stats:?}");
+    // The client sees the close: end of file, or a reset after its late bytes.
+    let mut rest = Vec::new();
+    let _ = (&conn).read_to_end(&mut rest);
+    assert!(rest.is_empty(), "the client got {rest:?}");
+    server.finish();
+}
+
+// Failed before: did not compile (Config::idle_timeout is new).
+#[test]
+fn a_connection_that_keeps_sending_messages_is_not_idle() {
+    let _serial = serial();
+    let _dog = Watchdog::new("idle_busy", Duration::from_secs(30));
+    let named = Named::default();
+    let config = Config::default().with_idle_timeout(Some(Duration::from_millis(500)));
+    let server = Running::start(named.clone(), config, Backend::Poll);
+    let mut busy = Client::named(server.addr, "busy");
+    // Four idle timeouts long, a message every 150 ms.
+    for i in 0..14 {
+        thread::sleep(Duration::from_millis(150));
+        let ping = format!("ping {i}\n");
+        busy.send(&ping);
+        assert_eq!(busy.line().expect("the echo"), ping);
+    }
+    let stats = server.stats.snapshot();
+    assert_eq!(stats.closed_idle, 0, "{stats:?}");
+    assert!(named.closed.lock().unwrap().is_empty());
+    drop(busy);
+    assert_eq!(named.reason("busy"), CloseReason::Eof);
+    server.finish();
+}
+
+/// `arm MS` sets the timer, `cancel` cancels it, anything else is echoed; the
+/// timer answers `fired`.
+#[derive(Clone)]
+struct Ticker;
+
+impl Protocol for Ticker {
+    type Conn = ();
+
+    fn connect(&mut self, ctx: &mut Context<'_>) {
+        ctx.set_frame(Frame::Line);
+    }
+
+    fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+        let text = String::from_utf8_lossy(line);
+        if let Some(ms) = text.trim_end().strip_prefix("arm ") {
+            ctx.set_timer(Duration::from_millis(ms.parse().unwrap()));
+        } else if text == "cancel\n" {
+            ctx.cancel_timer();
+        } else {
+            ctx.send(line).expect("an echo under max_output");
+        }
+    }
+
+    fn timer(&mut self, _: &mut (), ctx: &mut Context<'_>) {
+        ctx.send(b"fired\n").expect("a reply under max_output");
+    }
+}
+
+// Failed before: did not compile (Context::set_timer, cancel_timer and
+// Protocol::timer are new).
+#[test]
+fn a_protocol_timer_fires_once_and_can_be_rearmed_replaced_and_cancelled() {
+    let _serial = serial();
+    let _dog = Watchdog::new("timers", Duration::from_secs(30));
+    let server = Running::start(Ticker, Config::default(), Backend::Poll);
+    let mut c = Client::new(connect(server.addr));
+    let quiet = Duration::from_millis(500);
+    let expect_quiet = |c: &mut Client, what: &str| {
+        c.set_timeout(quiet);
+        match c.line() {
+            Err(e) if common::is_timeout(&e) => {}
+            other => panic!("{what}: got {other:?}"),
+        }
+        c.set_timeout(Duration::from_secs(5));
+    };
+
+    for round in 0..2 {
+        let t = Instant::now();
+        c.send("arm 100\n");
+        assert_eq!(c.line().expect("the timer"), "fired\n", "round {round}");
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(90), "fired after {took:?}");
+        expect_quiet(&mut c, "a timer that fired once");
+    }
+
+    // Replaced: the second setting counts, once.
+    let t = Instant::now();
+    c.send("arm 10000\narm 100\n");
+    assert_eq!(c.line().expect("the replaced timer"), "fired\n");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    expect_quiet(&mut c, "a replaced timer");
+
+    // Cancelled: nothing comes.
+    c.send("arm 200\ncancel\nping\n");
+    assert_eq!(c.line().expect("the echo"), "ping\n");
+    expect_quiet(&mut c, "a cancelled timer");
+    drop(c);
+    server.finish();
+}
+
+// Failed before: did not compile (Protocol::disconnect had no reason).
+#[test]
+fn every_close_reason_reaches_disconnect() {
+    let _serial = serial();
+    let _dog = Watchdog::new("close_reasons", Duration::from_secs(30));
+    let named = Named::default();
+    let config = Config::default().with_write_timeout(Duration::from_millis(300));
+    let server = Running::start(named.clone(), config, Backend::Poll);
+    let addr = server.addr;
+
+    drop(Client::named(addr, "eof"));
+    assert_eq!(named.reason("eof"), CloseReason::Eof);
+
+    let reset = Client::named(addr, "reset");
+    drop(reset.reader);
+    unp_select::linger::abort(reset.stream).expect("abort");
+    assert_eq!(named.reason("reset"), CloseReason::Reset);
+
+    let mut bye = Client::named(addr, "bye");
+    bye.send("bye\n");
+    assert_eq!(named.reason("bye"), CloseReason::Protocol);
+
+    let mut panics = Client::named(addr, "panic");
+    panics.send("panic\n");
+    assert_eq!(named.reason("panic"), CloseReason::Panic);
+
+    // 8 MB that a client with a small receive buffer never reads: stalled past
+    // the write timeout (300 ms).
+    let mut stall = Client::named_on(connect_rcvbuf(addr, 64 * 1024), "stall");
+    stall.send("big\n");
+    assert_eq!(named.reason("stall"), CloseReason::WriteTimeout);
+
+    // 20 MiB sent to a client that reads nothing: past max_output (16 MiB).
+    let _sink = Client::named_on(connect_rcvbuf(addr, 64 * 1024), "sink");
+    let mut flooder = Client::named(addr, "flooder");
+    flooder.send("flood sink\n");
+    assert_eq!(named.reason("sink"), CloseReason::MaxOutput);
+
+    let _last = Client::named(addr, "last");
+    let stats = server.finish();
+    assert_eq!(named.reason("last"), CloseReason::Shutdown);
+    assert_eq!(named.reason("flooder"), CloseReason::Shutdown);
+    assert_eq!(
+        (
+            stats.closed_eof,
+            stats.closed_reset,
+            stats.closed_protocol,
+            stats.closed_panic,
+            stats.closed_policy,
+            stats.closed_shutdown
+        ),
+        (1, 1, 1, 1, 2, 2),
+        "{stats:?}"
+    );
+}
+
+// Failed before: did not compile (send returned nothing); a send past max_output
+// closed the connection.
+#[test]
+fn a_send_past_max_output_is_refused_and_the_connection_stays() {
+    let _serial = serial();
+    let _dog = Watchdog::new("send_refused", Duration::from_secs(30));
+    let config = Config::default().with_max_output(1 << 20);
+    let server = Running::start(Named::default(), config, Backend::Poll);
+    let mut c = Client::new(connect(server.addr));
+    c.send("send 2000000\n");
+    assert_eq!(c.line().expect("the result"), "Err(MaxOutput)\n");
+    c.send("send 1000\n");
+    let line = c.line().expect("1000 bytes and the result");
+    assert_eq!(line, format!("{}Ok(())\n", "s".repeat(1000)));
+    c.send("ping\n");
+    assert_eq!(c.line().expect("the echo"), "ping\n");
+    let stats = server.stats.snapshot();
+    assert_eq!(
+        (stats.sends_refused, stats.closed_policy),
+        (1, 0),
+        "{stats:?}"
+    );
+    drop(c);
+    server.finish();
+}
+
+// Failed before: 5 or 6 of 8 concurrent clients were accepted (max_clients 3
+// counted per worker: each of the 2 workers took up to 3).
+#[test]
+fn max_clients_counts_the_clients_of_all_workers() {
+    let _serial = serial();
+    let _dog = Watchdog::new("max_clients_workers", Duration::from_secs(30));
+    let config = Config::default().with_workers(2).with_max_clients(3);
+    let server = Running::start(Named::default(), config, Backend::Poll);
+    let clients: Vec<TcpStream> = (0..8).map(|_| connect(server.addr)).collect();
+    let stats = server.wait_for("all 8 accepted or refused", |s| s.accepted + s.refused == 8);
+    assert_eq!((stats.accepted, stats.refused), (3, 5), "{stats:?}");
+    let served = clients
+        .into_iter()
+        .filter_map(|s| {
+            let mut c = Client::new(s);
+            c.stream.write_all(b"hi\n").ok()?;
+            c.line().ok().filter(|l| l == "hi\n")
+        })
+        .count();
+    assert_eq!(served, 3, "clients served");
+    server.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 9. Memory of shared output.
+
+/// `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).expect(name);
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Receivers of the broadcast, none of which reads.
+const RECEIVERS: usize = 30;
+
+/// What the sender broadcasts to them: 40 MiB.
+const FLOOD: usize = 40 << 20;
+
+// Failed before: chat_server's peak resident memory grew by 492 MiB, 3 runs of 3
+// (each line copied into each of the 30 receivers' queues, up to max_output, 16
+// MiB, each); after: 19 MiB.
+#[test]
+fn a_broadcast_to_idle_receivers_shares_one_copy_of_each_line() {
+    let _serial = serial();
+    let _dog = Watchdog::new("broadcast_memory", Duration::from_secs(180)); // builds
+    let server = ServerProcess::start_example("chat_server", &["--write-timeout", "1000"]);
+    let pid = server.child.id();
+    let receivers: Vec<TcpStream> = (0..RECEIVERS)
+        .map(|_| connect_rcvbuf(server.addr, 64 * 1024))
+        .collect();
+    let mut sender = connect(server.addr);
+    // All connected (and their first turn taken) before the baseline.
+    sender.write_all(b"hello\n").unwrap();
+    let mut first = [0; 6];
+    for mut r in &receivers {
+        r.read_exact(&mut first).expect("the first line");
+    }
+    let (base, _) = memory_kib(pid);
+
+    // 40 MiB of lines of 1 KiB (about 2 s here; at most 10 s on a loaded machine):
+    // enough to fill every receiver's queue to max_output (16 MiB) if each line
+    // were copied into each queue.
+    let line = [&[b'm'; 1023][..], b"\n"].concat();
+    let chunk = line.repeat(64);
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < FLOOD && start.elapsed() < Duration::from_secs(10) {
+        match sender.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) => panic!("the sender after {sent} bytes: {e}"),
+        }
+    }
+    let (_, peak) = memory_kib(pid);
+    let grew_mib = peak.saturating_sub(base) / 1024;
+    drop(sender);
+    drop(receivers);
+    let (status, counters) = server.terminate();
+    assert!(status.success(), "chat_server: {status}");
+    assert!(
+        sent >= FLOOD,
+        "the sender got only {sent} bytes through in 10 s"
+    );
+    assert!(
+        grew_mib < 128,
+        "peak memory grew by {grew_mib} MiB for {RECEIVERS} idle receivers \
+         ({sent} bytes broadcast); counters:\n{counters}"
     );
 }
