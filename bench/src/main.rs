@@ -17,11 +17,14 @@
 //! memcached) and [`churn`] (connection churn, accept bursts, workers).
 
 mod churn;
+mod exchange;
 mod kv;
 mod load;
+mod memory;
 mod micro;
 mod orchestrate;
 mod report;
+mod resp;
 mod servers;
 mod tracing;
 mod workers;
@@ -86,6 +89,8 @@ fn main() -> ExitCode {
         Some("kv") => kv::main(&args[1..], bench_dir(), &docs_dir()),
         Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
         Some("churn") => churn::main(&args[1..], bench_dir(), &docs_dir()),
+        Some("resp") => resp::main(&args[1..], &docs_dir()),
+        Some("memory") => memory::main(&args[1..], bench_dir(), &docs_dir()),
         Some("-h") | Some("--help") => {
             println!("{}", orchestrate::USAGE);
             return ExitCode::SUCCESS;
