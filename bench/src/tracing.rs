@@ -78,6 +78,11 @@ pub fn proc_mem_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Open descriptors of `pid` (the entries of /proc/PID/fd).
+pub fn proc_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
 /// Whether `tool --version` (or `-V`) runs.
 pub fn have(tool: &str) -> bool {
     let flag = if tool == "strace" { "-V" } else { "--version" };

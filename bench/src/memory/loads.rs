@@ -19,7 +19,7 @@ use unp_select::poll::{poll, PollFd, PollFlags};
 use crate::exchange::show;
 use crate::other_err;
 use crate::servers::Server;
-use crate::tracing::proc_mem_kib;
+use crate::tracing::{proc_fds, proc_mem_kib};
 
 /// (VmRSS, VmHWM) of `server`, KiB.
 fn mem(server: &Server) -> io::Result<(u64, u64)> {
@@ -50,21 +50,11 @@ fn settle(server: &Server, limit: Duration) -> io::Result<u64> {
     }
 }
 
-/// Connections of `socks` the server closed (FIN or RST seen), without reading.
-fn closed_by_peer(socks: &[TcpStream]) -> io::Result<usize> {
-    // POLLRDHUP: the peer's FIN, seen before the data queued ahead of it is read.
-    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
-    let mut n = 0;
-    for chunk in socks.chunks(512) {
-        let mut fds: Vec<PollFd> = chunk
-            .iter()
-            .map(|s| PollFd::new(s.as_raw_fd(), rdhup))
-            .collect();
-        poll(&mut fds, Some(Duration::ZERO))?;
-        let gone = rdhup | PollFlags::POLLHUP | PollFlags::POLLERR;
-        n += fds.iter().filter(|f| f.revents().intersects(gone)).count();
-    }
-    Ok(n)
+/// Open descriptors of `server`: the connections it closed are the drop between
+/// two counts. (A closed connection's FIN can wait behind data its client has not
+/// read, so the client side cannot tell.)
+fn fds(server: &Server) -> io::Result<usize> {
+    proc_fds(server.pid).ok_or_else(|| other_err("no /proc/PID/fd: the server exited"))
 }
 
 /// Opens `n` connections to `addr` (blocking; the listen queue holds them until
@@ -78,6 +68,21 @@ fn open(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
         socks.push(s);
     }
     Ok(socks)
+}
+
+/// Waits (at most 10 s) until `server` has at least `n` descriptors and their
+/// count stopped growing (it accepted the connections just opened); returns it.
+fn wait_fds(server: &Server, n: usize) -> io::Result<usize> {
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut last = fds(server)?;
+    loop {
+        thread::sleep(Duration::from_millis(50));
+        let now = fds(server)?;
+        if (now == last && now >= n) || Instant::now() > until {
+            return Ok(now);
+        }
+        last = now;
+    }
 }
 
 fn abort_all(socks: Vec<TcpStream>) {
@@ -99,10 +104,11 @@ pub struct Stalled {
     pub peak: u64,
     /// VmRSS once every connection was reset (settled).
     pub after: u64,
-    /// Bytes the server took of the `wanted`.
+    /// Bytes written of the `wanted` (into the server or its socket buffers).
     pub sent: u64,
     pub wanted: u64,
-    /// Connections the server closed, and that got a reply before their last byte.
+    /// Connections the server closed (its descriptors), and that got a reply
+    /// before their last byte.
     pub closed: usize,
     pub answered: usize,
     /// Seconds the writes took.
@@ -122,6 +128,7 @@ pub fn stalled_sets(
     thread::sleep(Duration::from_millis(100));
     let before = settle(server, Duration::from_secs(2))?;
     let socks = open(server.addr, conns)?;
+    let accepted = wait_fds(server, conns)?;
     let body = vec![b'x'; value];
     let headers: Vec<Vec<u8>> = (0..conns)
         .map(|i| format!("set stall:{i:06} 0 0 {value}\r\n").into_bytes())
@@ -168,7 +175,7 @@ pub fn stalled_sets(
     let secs = start.elapsed().as_secs_f64();
     let loaded = settle(server, Duration::from_secs(5))?;
     let (_, peak) = mem(server)?;
-    let closed = closed_by_peer(&socks)?;
+    let closed = accepted.saturating_sub(fds(server)?);
     let mut answered = 0;
     let mut buf = [0u8; 256];
     for s in &socks {
@@ -376,8 +383,9 @@ pub struct Flood {
     /// Bytes the server took from the sender.
     pub sent: u64,
     pub secs: f64,
-    /// Receivers the server closed, and whether it closed the sender.
-    pub receivers_closed: usize,
+    /// Connections the server closed by the end of the flood, and whether the
+    /// sender's writes failed.
+    pub closed: usize,
     pub sender_closed: bool,
 }
 
@@ -415,6 +423,7 @@ pub fn chat_flood(server: &Server, receivers: usize, secs: f64) -> io::Result<Fl
         line.push(b'\n');
         lines.extend_from_slice(&line);
     }
+    let served = fds(server)?;
     tx.set_nonblocking(true)?;
     let (mut off, mut sent, mut sender_closed) = (0usize, 0u64, false);
     let start = Instant::now();
@@ -435,8 +444,7 @@ pub fn chat_flood(server: &Server, receivers: usize, secs: f64) -> io::Result<Fl
     }
     let secs = start.elapsed().as_secs_f64();
     let (end_rss, peak) = mem(server)?;
-    let receivers_closed = closed_by_peer(&rx)?;
-    sender_closed |= closed_by_peer(std::slice::from_ref(&tx))? > 0;
+    let closed = served.saturating_sub(fds(server)?);
     abort_all(rx);
     let _ = unp_select::abort(tx);
     let after = settle(server, Duration::from_secs(3))?;
@@ -448,7 +456,7 @@ pub fn chat_flood(server: &Server, receivers: usize, secs: f64) -> io::Result<Fl
         after,
         sent,
         secs,
-        receivers_closed,
+        closed,
         sender_closed,
     })
 }

@@ -305,16 +305,16 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
             match res {
                 Ok(m) => {
                     eprintln!(
-                        "  chat {r}: empty {:.1} MiB, peak {:.1} MiB, at the end {:.1} MiB, after close {:.1} MiB; {:.0} MB taken from the sender in {:.1} s; {} of {} receivers closed{}",
+                        "  chat {r}: empty {:.1} MiB, peak {:.1} MiB, at the end {:.1} MiB, after close {:.1} MiB; {:.0} MB taken from the sender in {:.1} s; {} of {} connections closed{}",
                         mib(m.empty),
                         mib(m.peak),
                         mib(m.end),
                         mib(m.after),
                         m.sent as f64 / 1e6,
                         m.secs,
-                        m.receivers_closed,
-                        m.receivers,
-                        if m.sender_closed { ", the sender closed" } else { "" }
+                        m.closed,
+                        m.receivers + 1,
+                        if m.sender_closed { ", the sender's writes failed" } else { "" }
                     );
                     flood.push(m);
                 }

@@ -77,14 +77,15 @@ fn stalled(s: &mut String, r: &MemResults) {
         "Every connection sends `set stall:N 0 0 LEN` and all of its LEN-byte value \
          but the last byte, then waits. VmRSS (MiB) before any connection, with every \
          connection stalled, its peak (VmHWM) and after every connection was reset; \
-         median (min–max) over the rounds. Taken: the share of the bytes the server \
-         accepted before the run moved on; closed: connections the server closed; \
+         median (min–max) over the rounds. Written: the share of the bytes the client \
+         could write (into the server or its socket buffers) before the run moved on; \
+         closed: connections the server closed (the drop in its open descriptors); \
          answered: connections that got a reply before their last byte (memcached's \
          `SERVER_ERROR out of memory` once its 64 MB are taken).\n"
     );
     let _ = writeln!(
         s,
-        "| server | connections × value | before | stalled | peak | after close | taken | closed | answered |"
+        "| server | connections × value | before | stalled | peak | after close | written | closed | answered |"
     );
     let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (&kind, runs) in &r.stalled {
@@ -197,13 +198,14 @@ fn flood(s: &mut String, r: &MemResults) {
          server rather than in the kernel) read one line and then nothing; one sender \
          writes 128-byte lines as fast as chat_server takes them for {:.0} s. VmRSS (MiB) of the empty \
          server, its peak (VmHWM) and VmRSS at the end of the flood, and after every \
-         connection was reset. No memcached counterpart: the bounds are the loop's, \
+         connection was reset; connections closed: the drop in the server's open \
+         descriptors during the flood. No memcached counterpart: the bounds are the loop's, \
          {}.\n",
         r.receivers, r.flood[0].secs, r.bounds
     );
     let _ = writeln!(
         s,
-        "| round | empty | peak | at the end | after close | taken from the sender | receivers closed | sender closed |"
+        "| round | empty | peak | at the end | after close | taken from the sender | connections closed | sender's writes failed |"
     );
     let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|--:|---|");
     for (i, m) in r.flood.iter().enumerate() {
@@ -216,8 +218,8 @@ fn flood(s: &mut String, r: &MemResults) {
             mib(&[m.end]),
             mib(&[m.after]),
             m.sent as f64 / 1e6,
-            m.receivers_closed,
-            m.receivers,
+            m.closed,
+            m.receivers + 1,
             if m.sender_closed { "yes" } else { "no" }
         );
     }
