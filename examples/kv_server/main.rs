@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kv::{Next, Session, Store};
-use unp_select::server::{Config, ConnId, Context, Frame, Protocol};
+use unp_select::server::{CloseReason, Config, ConnId, Context, Frame, Protocol};
 
 #[path = "../common/cli.rs"]
 mod cli;
@@ -74,7 +74,7 @@ impl Protocol for Kv {
                 _ => session.on_line(&mut store, msg, now, &mut out),
             }
         };
-        ctx.send(&out);
+        let _ = ctx.send(&out);
         self.out = out;
         match next {
             Next::Line => ctx.set_frame(Frame::Line),
@@ -83,7 +83,7 @@ impl Protocol for Kv {
         }
     }
 
-    fn disconnect(&mut self, _: Session, _: ConnId) {
+    fn disconnect(&mut self, _: Session, _: ConnId, _: CloseReason) {
         self.store().disconnected();
     }
 }
