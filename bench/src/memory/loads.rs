@@ -348,6 +348,11 @@ pub fn big_get(
             Ok(0) => ended = Some(format!("closed by the server after {got} bytes")),
             Ok(n) => ended = take(&buf[..n], &mut got),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                ended = Some(format!(
+                    "no byte for 5 s after {got} bytes (connection open)"
+                ));
+            }
             Err(e) => ended = Some(format!("{e} after {got} bytes")),
         }
     }

@@ -204,11 +204,13 @@ fn mib(kib: u64) -> f64 {
 /// The output bounds of `Config::default()`, which chat_server runs with.
 fn chat_bounds(receivers: usize) -> String {
     let c = unp_select::server::Config::default();
+    let m = |b: usize| b as f64 / 1048576.0;
     format!(
         "`Config::default()`: max_output {:.0} MiB per connection (× {receivers} receivers: \
-         {:.0} MiB), write_timeout {} s",
-        c.max_output as f64 / 1048576.0,
-        (c.max_output * receivers) as f64 / 1048576.0,
+         {:.0} MiB), max_output_total {:.0} MiB for all connections, write_timeout {} s",
+        m(c.max_output),
+        m(c.max_output * receivers),
+        m(c.max_output_total),
         c.write_timeout.as_secs_f64()
     )
 }

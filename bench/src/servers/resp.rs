@@ -183,12 +183,17 @@ impl Protocol for Resp {
             Step::More => return,
             Step::Run => self.command(&mut reading.args),
             Step::Error(e) => {
-                ctx.send(e.as_bytes());
+                // Closing anyway: a refused error reply changes nothing.
+                let _ = ctx.send(e.as_bytes());
                 ctx.close();
                 return;
             }
         }
-        ctx.send(&self.out);
+        // A client that lets more than max_output of replies pile up unread is
+        // closed, as Redis closes one past its client-output-buffer-limit.
+        if ctx.send(&self.out).is_err() {
+            ctx.close();
+        }
     }
 }
 
