@@ -7,6 +7,10 @@
 //! cargo run --release --manifest-path bench/Cargo.toml -- --help
 //! cargo run --release --manifest-path bench/Cargo.toml -- kv        # kv_server against memcached
 //! cargo run --release --manifest-path bench/Cargo.toml -- kv --quick
+//! cargo run --release --manifest-path bench/Cargo.toml -- resp      # a RESP store against redis-server
+//! cargo run --release --manifest-path bench/Cargo.toml -- resp --quick
+//! cargo run --release --manifest-path bench/Cargo.toml -- memory    # RSS under hostile clients
+//! cargo run --release --manifest-path bench/Cargo.toml -- memory --quick
 //! ```
 //!
 //! Modules: [`servers`] (ours, C, mio, tokio, each its own process pinned to one
@@ -14,7 +18,10 @@
 //! [`orchestrate`] (rounds alternating between servers), [`tracing`] (/proc,
 //! `perf stat`, `strace -c`, `perf record`), [`report`] (markdown and SVG),
 //! [`micro`] (the criterion table), [`kv`] (the crate's `kv_server` against
-//! memcached) and [`churn`] (connection churn, accept bursts, workers).
+//! memcached), [`resp`] (a RESP store on `Server<P>` against redis-server),
+//! [`memory`] (resident memory under hostile clients), [`exchange`] (the
+//! checked request/reply connection of the kv and RESP loads) and [`churn`]
+//! (connection churn, accept bursts, workers).
 
 mod churn;
 mod exchange;

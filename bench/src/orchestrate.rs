@@ -23,6 +23,11 @@ usage: echo-bench [OPTIONS]             the comparison; writes docs/benchmarks.{
                                         perf record -g on one server under load; prints the
                                         flat profile (default: ours lines 8 50 2)
        echo-bench kv [--quick] [...]    kv_server against memcached -t 1 (kv --help)
+       echo-bench resp [--quick] [...]  a RESP store on Server<P> against redis-server
+                                        (resp --help)
+       echo-bench memory [--quick] [...]
+                                        memory under hostile clients: kv_server against
+                                        memcached, chat_server flooded (memory --help)
        echo-bench micro-docs            rewrite the micro-benchmark table of
                                         docs/benchmarks.md from bench/target/criterion
 

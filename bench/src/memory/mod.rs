@@ -163,7 +163,6 @@ pub struct MemResults {
     /// The loop's output bounds chat_server runs with.
     pub bounds: String,
     pub receivers: usize,
-    pub notes: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -197,6 +196,11 @@ fn start(kind: KvKind, kv_bin: &Path, cpus: Cpus) -> io::Result<Server> {
     }
 }
 
+/// `e`, saying what it happened in.
+fn context(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -228,7 +232,6 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
         "echo-bench memory: {} cores, {}, load average {}; {memcached}; server on CPU {:?}",
         machine.nproc, machine.kernel, machine.load_start, cpus.server
     );
-    let mut notes = Vec::new();
     if (o.conns as u64) + 64 > nofile {
         return Err(invalid(format!(
             "--conns {}: RLIMIT_NOFILE is {nofile}",
@@ -259,7 +262,7 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
                 match res {
                     Ok(m) => {
                         eprintln!(
-                            "  stall {} {r}: {:.1} MiB, with {} stalled sets {:.1} MiB, peak {:.1} MiB, after close {:.1} MiB ({:.0}% of {:.0} MB taken in {:.1} s, {} closed, {} answered)",
+                            "  stall {} {r}: {:.1} MiB, with {} stalled sets {:.1} MiB, peak {:.1} MiB, after close {:.1} MiB ({:.0}% of {:.0} MB written in {:.1} s, {} closed, {} answered)",
                             kind.name(),
                             mib(m.before),
                             m.conns,
@@ -274,7 +277,7 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
                         );
                         stalled.entry(kind).or_insert_with(Vec::new).push(m);
                     }
-                    Err(e) => notes.push(format!("stall {} {r}: {e}", kind.name())),
+                    Err(e) => return Err(context(e, format!("stall {} {r}", kind.name()))),
                 }
             }
             if o.parts.contains(&Part::BigGet) {
@@ -297,7 +300,7 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
                         );
                         big.entry(kind).or_insert_with(Vec::new).push(m);
                     }
-                    Err(e) => notes.push(format!("bigget {} {r}: {e}", kind.name())),
+                    Err(e) => return Err(context(e, format!("bigget {} {r}", kind.name()))),
                 }
             }
         }
@@ -320,7 +323,7 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
                     );
                     flood.push(m);
                 }
-                Err(e) => notes.push(format!("chat {r}: {e}")),
+                Err(e) => return Err(context(e, format!("chat {r}"))),
             }
         }
     }
@@ -339,7 +342,6 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
         flood,
         bounds: chat_bounds(o.receivers),
         receivers: o.receivers,
-        notes,
         elapsed: began.elapsed(),
     })
 }

@@ -58,9 +58,6 @@ pub fn markdown(r: &MemResults) -> String {
         std::iter::empty(),
     );
     let _ = writeln!(s, "| run | {} |\n", r.opts);
-    for n in &r.notes {
-        let _ = writeln!(s, "Note: {n}\n");
-    }
     stalled(&mut s, r);
     big(&mut s, r);
     flood(&mut s, r);
