@@ -858,8 +858,13 @@ impl<P: Protocol> Loop<P> {
         if parked {
             self.park(i);
         }
-        let table = &mut self.table;
-        let Some(conn) = table.client[i].as_mut() else {
+        let Table {
+            client,
+            timers,
+            now,
+            ..
+        } = &mut self.table;
+        let Some(conn) = client[i].as_mut() else {
             return; // closed during the turn (panic)
         };
         if conn.reset {
@@ -873,15 +878,12 @@ impl<P: Protocol> Loop<P> {
         if conn.ending == Ending::Close {
             conn.streaming = false; // closing ends a stream
         }
-        let gen = conn.gen;
-        let id = table.conn_id(i, gen);
-        let draining = self.draining.is_some();
-        let conn = table.client[i].as_mut().expect("open");
+        let (gen, draining) = (conn.gen, self.draining.is_some());
+        let write = conn.deadline(Timer::Write);
         if unsent == 0 {
-            if conn.deadline(Timer::Write).wanted().is_some() {
-                table.set_timer(id, Timer::Write, None);
+            if write.wanted().is_some() {
+                timers.set(write, None, i, gen, Timer::Write);
             }
-            let conn = table.client[i].as_mut().expect("open");
             if !conn.streaming {
                 match conn.ending {
                     Ending::Close => return self.close(i, CloseReason::Protocol),
@@ -899,12 +901,11 @@ impl<P: Protocol> Loop<P> {
                     return self.close(i, CloseReason::Shutdown);
                 }
             }
-        } else if conn.deadline(Timer::Write).wanted().is_none() {
+        } else if write.wanted().is_none() {
             // Output stays unsent from now: the write timeout runs.
-            let at = table.now.checked_add(self.config.write_timeout);
-            table.set_timer(id, Timer::Write, at);
+            let at = now.checked_add(self.config.write_timeout);
+            timers.set(write, at, i, gen, Timer::Write);
         }
-        let conn = table.client[i].as_mut().expect("open");
         let parked = conn.deadline(Timer::Park).wanted().is_some();
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
