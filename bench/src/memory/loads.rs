@@ -337,7 +337,7 @@ pub fn big_get(
     let slow_bytes = got;
     let (_, slow_peak) = mem(server)?;
     s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
     let until = Instant::now() + limit;
     while ended.is_none() {
         if Instant::now() > until {
@@ -350,7 +350,7 @@ pub fn big_get(
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 ended = Some(format!(
-                    "no byte for 5 s after {got} bytes (connection open)"
+                    "no byte for 3 s after {got} bytes (connection open)"
                 ));
             }
             Err(e) => ended = Some(format!("{e} after {got} bytes")),
