@@ -252,10 +252,11 @@ impl Session {
                 let reply = if data.len() != len + 2 || !data.ends_with(b"\r\n") {
                     BAD_CHUNK
                 } else {
-                    drop(_held); // the block's bytes become the item's
-                    store
-                        .store(kind, &self.key, &data[..len], flags, exp, cas, now)
-                        .reply()
+                    // The block is held until the item is made of it: both are in
+                    // memory at once.
+                    let outcome = store.store(kind, &self.key, &data[..len], flags, exp, cas, now);
+                    drop(_held);
+                    outcome.reply()
                 };
                 say(out, noreply, reply);
                 Next::Line
