@@ -44,6 +44,8 @@ options:
                          SO_REUSEPORT_LB on FreeBSD; --reuseport says so)
   --accept-batch N       accept up to N connections per readiness of the listener
                          (default 1, the book's one accept per select)
+  --idle-timeout SECS    close a client that sends nothing whole and reads no
+                         echo for SECS seconds (default: never, as the book)
   -h, --help             print this help
 
 try:  nc 127.0.0.1 9877     or     cargo run --example echo_client";
@@ -96,6 +98,14 @@ fn parse() -> Result<Option<Args>, String> {
             "--reuseport" => args.config.reuseport = true,
             "--shared-listener" => args.config.reuseport = false,
             "--accept-batch" => args.config.accept_batch = positive(&a, it.next())? as usize,
+            "--idle-timeout" => {
+                let secs = it.next().and_then(|v| v.parse::<f64>().ok());
+                let timeout = secs.and_then(|s| Duration::try_from_secs_f64(s).ok());
+                match timeout.filter(|t| !t.is_zero()) {
+                    Some(t) => args.config.idle_timeout = Some(t),
+                    None => return Err(format!("{a} needs a number of seconds above 0")),
+                }
+            }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if !addr_seen => {
                 args.addr = s.to_string();

@@ -83,7 +83,7 @@
 //!         let text = line.strip_suffix(b"\n").unwrap_or(line);
 //!         let mut reply: Vec<u8> = text.iter().rev().copied().collect();
 //!         reply.push(b'\n');
-//!         ctx.send(&reply);
+//!         let _ = ctx.send(&reply);
 //!     }
 //! }
 //!

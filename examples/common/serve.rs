@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use unp_select::server::{Protocol, Server, ShutdownHandle};
@@ -60,7 +61,8 @@ static STOP: OnceLock<ShutdownHandle> = OnceLock::new();
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(signo: libc::c_int) {
-    // Async-signal-safe: atomic stores and loads, and the waker's one send(2).
+    // Async-signal-safe: atomic stores and loads, and the wakers' send(2)s. The
+    // first signal drains the server (`--drain-timeout`), a second stops it at once.
     SIGNAL.store(signo, Ordering::SeqCst);
     if let Some(stop) = STOP.get() {
         stop.shutdown();
@@ -143,6 +145,17 @@ pub fn run<P: Protocol + Clone + Send + 'static>(
     }
 }
 
+/// A number of seconds (fractions allowed) for option `name`; zero only if
+/// `zero_ok`.
+fn seconds(name: &str, value: Option<String>, zero_ok: bool) -> Result<Duration, String> {
+    let secs = value.as_deref().map(str::parse::<f64>);
+    match secs.map(|s| s.map(Duration::try_from_secs_f64)) {
+        Some(Ok(Ok(d))) if zero_ok || !d.is_zero() => Ok(d),
+        Some(Ok(Ok(_))) => Err(format!("{name} must be more than 0")),
+        _ => Err(format!("{name} needs a number of seconds")),
+    }
+}
+
 /// A positive number for option `name`.
 pub fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
     match value.map(|v| v.parse::<u64>()) {
@@ -164,6 +177,14 @@ pub const LOOP_OPTIONS: &str = "  --poll                use poll(2) instead of s
                         SO_REUSEPORT_LB on FreeBSD; --reuseport says so)
   --accept-batch N      accept up to N connections per readiness of the
                         listener (default 1, the book's one accept per select)
+  --idle-timeout SECS   close a client that sends no whole request and reads
+                        nothing for SECS seconds (default: never)
+  --drain-timeout SECS  on SIGINT/SIGTERM, stop accepting and reading, and
+                        deliver queued replies for up to SECS seconds before
+                        closing (default 5; 0 stops at once, as a second
+                        signal does)
+  --no-nodelay          leave Nagle's algorithm on (TCP_NODELAY is set by
+                        default, as memcached and redis do)
   -h, --help            print this help";
 
 /// The common `main` of a protocol example: parse, bind, run. A usage error exits
@@ -207,6 +228,9 @@ pub fn main_with_options<P: Protocol + Clone + Send + 'static>(
             "--reuseport" => config.reuseport = true,
             "--shared-listener" => config.reuseport = false,
             "--accept-batch" => config.accept_batch = positive(option, args.next())? as usize,
+            "--idle-timeout" => config.idle_timeout = Some(seconds(option, args.next(), false)?),
+            "--drain-timeout" => config.drain_timeout = seconds(option, args.next(), true)?,
+            "--no-nodelay" => config.nodelay = false,
             _ => return options(option, args),
         }
         Ok(true)

@@ -18,11 +18,11 @@ mod store;
 
 use std::cell::Cell;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use commands::{Next, Session, MAX_LINE};
+use commands::{Next, Reply, Session, MAX_LINE};
 use store::{unix_now, Store, DEFAULT_LIMIT};
-use unp_select::server::{Config, ConnId, Context, Frame, Protocol};
+use unp_select::server::{CloseReason, Config, ConnId, Context, Frame, Protocol, SendError};
 
 #[path = "../common/cli.rs"]
 mod cli;
@@ -53,6 +53,9 @@ const KEEP_REPLY_BUFFER: usize = 64 * 1024;
 struct Kv {
     store: Arc<Mutex<Store>>,
     out: Vec<u8>,
+    /// A multi-get waits for the output to drain once this much is unsent
+    /// (`Config::max_unsent`).
+    max_unsent: usize,
 }
 
 impl Clone for Kv {
@@ -60,22 +63,106 @@ impl Clone for Kv {
         Kv {
             store: Arc::clone(&self.store),
             out: Vec::new(),
+            max_unsent: self.max_unsent,
         }
     }
 }
 
 impl Kv {
-    fn new(limit: u64) -> Kv {
+    fn new(limit: u64, max_unsent: usize) -> Kv {
         Kv {
             store: Arc::new(Mutex::new(Store::with_limit(limit, unix_now()))),
             out: Vec::new(),
+            max_unsent,
         }
     }
 
-    fn store(&self) -> MutexGuard<'_, Store> {
-        // A panic while the lock was held lost that connection only; the store's
-        // items are whole (each command changes them at its end).
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs `step` on the store with a reply to `ctx`, sends what it put, and
+    /// does what it answered.
+    fn serve(
+        &mut self,
+        ctx: &mut Context<'_>,
+        step: impl FnOnce(&mut Store, u64, &mut ToLoop<'_, '_>) -> Next,
+    ) {
+        let now = unix_now();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let mut reply = ToLoop {
+            ctx,
+            buf: &mut out,
+            full_at: self.max_unsent,
+            refused: false,
+        };
+        let next = {
+            // A panic while the lock was held lost that connection only; the
+            // store's items are whole (each command changes them at its end).
+            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            step(&mut store, now, &mut reply)
+        };
+        reply.flush();
+        let refused = reply.refused;
+        if out.capacity() <= KEEP_REPLY_BUFFER {
+            self.out = out; // kept for the next reply, unless it grew large
+        }
+        if refused {
+            // Part of a reply could not be queued (past max_output): the client
+            // would misread what follows.
+            ctx.close();
+            return;
+        }
+        match next {
+            Next::Line => ctx.set_frame(Frame::Line),
+            Next::Exact(n) => ctx.set_frame(Frame::Exact(n)),
+            Next::Drain => ctx.wait_drained(),
+            Next::Close => ctx.close(),
+        }
+    }
+}
+
+/// A session's reply on its way to the loop: text gathered in the worker's
+/// buffer, values of 64 bytes or more shared with the store (no copy).
+struct ToLoop<'a, 'c> {
+    ctx: &'a mut Context<'c>,
+    buf: &'a mut Vec<u8>,
+    full_at: usize,
+    /// The loop refused some output.
+    refused: bool,
+}
+
+impl ToLoop<'_, '_> {
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let sent = self.ctx.send(self.buf);
+            self.check(sent);
+            self.buf.clear();
+        }
+    }
+
+    fn check(&mut self, sent: Result<(), SendError>) {
+        // A closing connection takes nothing more; that is no error here.
+        if let Err(SendError::MaxOutput) = sent {
+            self.refused = true;
+        }
+    }
+}
+
+impl Reply for ToLoop<'_, '_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn put_value(&mut self, value: &Arc<[u8]>) {
+        if value.len() < 64 {
+            self.buf.extend_from_slice(value); // a reference would cost as much
+        } else {
+            self.flush();
+            let sent = self.ctx.send_shared(Arc::clone(value));
+            self.check(sent);
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.ctx.unsent() + self.buf.len() >= self.full_at
     }
 }
 
@@ -83,40 +170,31 @@ impl Protocol for Kv {
     type Conn = Session;
 
     fn connect(&mut self, ctx: &mut Context<'_>) -> Session {
-        self.store().connected();
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .connected();
         ctx.set_frame(Frame::Line);
         Session::new()
     }
 
     fn receive(&mut self, session: &mut Session, msg: &[u8], ctx: &mut Context<'_>) {
-        let now = unix_now();
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        let mut next = {
-            let mut store = self.store();
-            let mut next = match ctx.frame() {
-                Frame::Exact(_) => session.on_data(&mut store, msg, now, &mut out),
-                _ => session.on_line(&mut store, msg, now, &mut out),
-            };
-            // A Vec is never full: a multi-get is answered whole.
-            while next == Next::Drain {
-                next = session.resume(&mut store, now, &mut out);
+        let data = matches!(ctx.frame(), Frame::Exact(_));
+        self.serve(ctx, |store, now, reply| {
+            if data {
+                session.on_data(store, msg, now, reply)
+            } else {
+                session.on_line(store, msg, now, reply)
             }
-            next
-        };
-        ctx.send(&out);
-        if out.capacity() <= KEEP_REPLY_BUFFER {
-            self.out = out;
-        }
-        match std::mem::replace(&mut next, Next::Line) {
-            Next::Line | Next::Drain => ctx.set_frame(Frame::Line),
-            Next::Exact(n) => ctx.set_frame(Frame::Exact(n)),
-            Next::Close => ctx.close(),
-        }
+        });
     }
 
-    fn disconnect(&mut self, session: Session, _: ConnId) {
-        let mut store = self.store();
+    fn drained(&mut self, session: &mut Session, ctx: &mut Context<'_>) {
+        self.serve(ctx, |store, now, reply| session.resume(store, now, reply));
+    }
+
+    fn disconnect(&mut self, session: Session, _: ConnId, _: CloseReason) {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         store.disconnected();
         drop(session); // gives back a data block's reservation
     }
@@ -124,8 +202,10 @@ impl Protocol for Kv {
 
 fn main() -> ExitCode {
     let usage = format!("{USAGE}\n\noptions:\n{OPTIONS}\n{}", serve::LOOP_OPTIONS);
-    // Lines (commands) up to MAX_LINE; a longer one comes in pieces.
-    let config = Config::default().with_max_line(MAX_LINE).with_nodelay(true); // as memcached: a reply goes out at once
+    // Lines (commands) up to MAX_LINE; a longer one comes in pieces. TCP_NODELAY
+    // is on (the loop's default), as memcached sets it: a reply goes out at once.
+    let config = Config::default().with_max_line(MAX_LINE);
+    let max_unsent = config.max_unsent;
     let limit = Cell::new(DEFAULT_LIMIT);
     let options = |option: &str, args: &mut dyn Iterator<Item = String>| {
         match option {
@@ -146,6 +226,6 @@ fn main() -> ExitCode {
         "127.0.0.1:11211",
         config,
         options,
-        || Kv::new(limit.get()),
+        || Kv::new(limit.get(), max_unsent),
     )
 }
