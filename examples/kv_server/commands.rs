@@ -254,7 +254,7 @@ impl Session {
                 } else {
                     // The block is held until the item is made of it: both are in
                     // memory at once.
-                    let outcome = store.store(kind, &self.key, &data[..len], flags, exp, cas, now);
+                    let outcome = store.store(kind, &self.key, data, flags, exp, cas, now);
                     drop(_held);
                     outcome.reply()
                 };

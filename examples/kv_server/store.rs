@@ -442,19 +442,22 @@ impl Store {
         self.item_bytes = self.item_bytes - old + new;
     }
 
-    /// A storage command whose data block (`data`, without its `"\r\n"`) arrived.
+    /// A storage command whose data block arrived: `block` is the data and its
+    /// `"\r\n"`, as a value is kept (one copy, the one the item keeps).
     #[allow(clippy::too_many_arguments)]
     pub fn store(
         &mut self,
         kind: Kind,
         key: &[u8],
-        data: &[u8],
+        block: &[u8],
         flags: u32,
         exp: Expiry,
         cas_unique: u64,
         now: u64,
     ) -> Outcome {
         self.stats.cmd_set += 1;
+        debug_assert!(block.ends_with(b"\r\n"));
+        let data = &block[..block.len() - 2];
         let old = self.live(key, now);
         match (kind, old) {
             (Kind::Add, Some(pos)) => {
@@ -480,20 +483,15 @@ impl Store {
                 return Outcome::NotStored;
             }
             let old_data = &item.value[..item.data_len()];
-            let value: Arc<[u8]> = if kind == Kind::Append {
-                old_data
-                    .iter()
-                    .chain(data)
-                    .chain(b"\r\n")
-                    .copied()
-                    .collect()
+            let mut joined = Vec::with_capacity(old_data.len() + block.len());
+            if kind == Kind::Append {
+                joined.extend_from_slice(old_data);
+                joined.extend_from_slice(block);
             } else {
-                data.iter()
-                    .chain(old_data)
-                    .chain(b"\r\n")
-                    .copied()
-                    .collect()
-            };
+                joined.extend_from_slice(data);
+                joined.extend_from_slice(&item.value);
+            }
+            let value: Arc<[u8]> = joined.into();
             let more = charge(key.len(), value.len() - 2).saturating_sub(item.charge());
             self.items.touch(pos);
             if !self.make_room(more, false, Some(pos), now) {
@@ -526,7 +524,7 @@ impl Store {
             }
             return Outcome::OutOfMemory;
         }
-        let value: Arc<[u8]> = data.iter().chain(b"\r\n").copied().collect();
+        let value: Arc<[u8]> = block.into();
         match old {
             Some(pos) => {
                 self.replace_value(pos, value);
@@ -677,12 +675,19 @@ mod tests {
         store.store(
             Kind::Set,
             key.as_bytes(),
-            &vec![b'v'; len],
+            &block(len),
             0,
             Expiry::Never,
             0,
             NOW,
         )
+    }
+
+    /// A data block: `len` bytes and "\r\n".
+    fn block(len: usize) -> Vec<u8> {
+        let mut b = vec![b'v'; len];
+        b.extend_from_slice(b"\r\n");
+        b
     }
 
     fn has(store: &mut Store, key: &str) -> bool {
@@ -745,15 +750,7 @@ mod tests {
         assert_eq!(set(&mut store, "a", 6000), Outcome::Stored);
         assert_eq!(store.used(), used - charge(1, 5000) + charge(1, 6000));
         // Append past the limit: out of memory, the old value stays.
-        let r = store.store(
-            Kind::Append,
-            b"a",
-            &[b'x'; 20_000],
-            0,
-            Expiry::Never,
-            0,
-            NOW,
-        );
+        let r = store.store(Kind::Append, b"a", &block(20_000), 0, Expiry::Never, 0, NOW);
         assert_eq!(r, Outcome::OutOfMemory);
         assert_eq!(store.get(b"a", None, NOW).unwrap().value.len(), 6002);
         // A failed set drops the old value (memcached's rule).
@@ -768,7 +765,7 @@ mod tests {
         let r = store.store(
             Kind::Set,
             b"old",
-            &[b'o'; 3000],
+            &block(3000),
             0,
             Expiry::At(NOW + 1),
             0,
@@ -778,7 +775,7 @@ mod tests {
         let r = store.store(
             Kind::Set,
             b"new",
-            &[b'n'; 6000],
+            &block(6000),
             0,
             Expiry::Never,
             0,
