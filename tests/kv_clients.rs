@@ -149,8 +149,10 @@ fn exchange(addr: SocketAddr, what: &str, request: &[u8], expected: &[u8]) {
         .unwrap_or_else(|e| panic!("{what}: write: {e}"));
     assert!(
         got == expected,
-        "{what}: got {:?}, want {:?}",
+        "{what}: got {} bytes {:?}, want {} bytes {:?}",
+        got.len(),
         String::from_utf8_lossy(&got[..got.len().min(300)]),
+        expected.len(),
         String::from_utf8_lossy(&expected[..expected.len().min(300)])
     );
 }
