@@ -404,6 +404,12 @@ impl Store {
     /// a new item, the growth of the slab and the index); never `keep`. Whether
     /// they fit.
     fn make_room(&mut self, need: u64, new_item: bool, keep: Option<u32>, now: u64) -> bool {
+        // What no eviction frees: if even that leaves no room, evict nothing.
+        let kept = keep.map_or(0, |pos| self.items.get(pos).charge());
+        let floor = self.table_bytes() + self.in_flight.load(Ordering::Relaxed) + kept;
+        if floor + need > self.limit {
+            return false;
+        }
         loop {
             let growth = if new_item {
                 (self.items.growth() + self.index.growth()) as u64
@@ -737,9 +743,16 @@ mod tests {
         assert_eq!(set(&mut store, "big", 10_000), Outcome::Stored);
         assert!(store.used() <= 64 * 1024);
         assert!(store.used() + charge(3, 200) > 64 * 1024 - 200);
-        // Too large for the whole store: refused, nothing kept of it.
+        // Too large for the whole store: refused, nothing kept of it, and nothing
+        // evicted for it.
+        let (held, evictions) = (store.len(), counter(&store, "evictions"));
         assert_eq!(set(&mut store, "huge", 100_000), Outcome::OutOfMemory);
         assert!(!has(&mut store, "huge"));
+        assert!(store.reserve(100_000, NOW).is_none());
+        assert_eq!(
+            (store.len(), counter(&store, "evictions")),
+            (held, evictions)
+        );
     }
 
     #[test]
@@ -791,10 +804,15 @@ mod tests {
         let mut store = Store::with_limit(100_000, NOW);
         assert_eq!(set(&mut store, "a", 30_000), Outcome::Stored);
         let r1 = store.reserve(60_000, NOW).expect("room");
-        // No room left for another 60,000 while r1 holds: a itself goes first.
+        // No room for another 60,000 while r1 holds, whatever is evicted: refused,
+        // and a stays.
         assert!(store.reserve(60_000, NOW).is_none());
+        assert!(has(&mut store, "a"));
+        // 30,000 more fit once a goes.
+        let r3 = store.reserve(30_000, NOW).expect("room after evicting a");
         assert!(!has(&mut store, "a"));
         assert_eq!(counter(&store, "evictions"), 1);
+        drop(r3);
         drop(r1);
         let r2 = store.reserve(60_000, NOW).expect("room again");
         assert_eq!(store.in_flight.load(Ordering::Relaxed), 60_000);
