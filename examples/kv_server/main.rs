@@ -119,8 +119,12 @@ impl Kv {
     }
 }
 
-/// A session's reply on its way to the loop: text gathered in the worker's
-/// buffer, values of 64 bytes or more shared with the store (no copy).
+/// A value this large or larger is sent from the store without a copy
+/// (`send_shared`); a smaller one is copied into the reply.
+const SHARE_FROM: usize = 4096;
+
+/// A session's reply on its way to the loop: text and small values gathered in
+/// the worker's buffer, large values shared with the store (no copy).
 struct ToLoop<'a, 'c> {
     ctx: &'a mut Context<'c>,
     buf: &'a mut Vec<u8>,
@@ -152,8 +156,10 @@ impl Reply for ToLoop<'_, '_> {
     }
 
     fn put_value(&mut self, value: &Arc<[u8]>) {
-        if value.len() < 64 {
-            self.buf.extend_from_slice(value); // a reference would cost as much
+        if value.len() < SHARE_FROM {
+            // Copied: cheaper than a reference and a chunk of its own, and the
+            // reply stays one message.
+            self.buf.extend_from_slice(value);
         } else {
             self.flush();
             let sent = self.ctx.send_shared(Arc::clone(value));
