@@ -157,7 +157,7 @@ fn seconds(name: &str, value: Option<String>, zero_ok: bool) -> Result<Duration,
 }
 
 /// A positive number for option `name`.
-fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
+pub fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
     match value.map(|v| v.parse::<u64>()) {
         Some(Ok(n)) if n > 0 => Ok(n),
         Some(Ok(_)) => Err(format!("{name} must be at least 1")),
@@ -193,7 +193,28 @@ pub fn main<P: Protocol + Clone + Send + 'static>(
     name: &str,
     usage: &str,
     default_addr: &str,
+    config: unp_select::server::Config,
+    protocol: impl FnOnce() -> P,
+) -> ExitCode {
+    main_with_options(
+        name,
+        usage,
+        default_addr,
+        config,
+        |_, _| Ok(false),
+        protocol,
+    )
+}
+
+/// [`main`] for an example with options of its own: `options` gets each option
+/// the loop does not know and the argument iterator, and says whether it knew it
+/// (as [`parse`]'s `extra`); `protocol` runs after all of them.
+pub fn main_with_options<P: Protocol + Clone + Send + 'static>(
+    name: &str,
+    usage: &str,
+    default_addr: &str,
     mut config: unp_select::server::Config,
+    mut options: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
     protocol: impl FnOnce() -> P,
 ) -> ExitCode {
     let parsed = parse(default_addr, |option, args| {
@@ -210,7 +231,7 @@ pub fn main<P: Protocol + Clone + Send + 'static>(
             "--idle-timeout" => config.idle_timeout = Some(seconds(option, args.next(), false)?),
             "--drain-timeout" => config.drain_timeout = seconds(option, args.next(), true)?,
             "--no-nodelay" => config.nodelay = false,
-            _ => return Ok(false),
+            _ => return options(option, args),
         }
         Ok(true)
     });
