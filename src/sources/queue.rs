@@ -354,3 +354,315 @@ impl<Q: sys::Queue> Queue<Q> {
         Ok(())
     }
 }
+
+/// The shared logic over a scripted kernel: the errors epoll and kqueue can return
+/// (ENOSPC and ENOMEM cannot be provoked on a real system without changing its
+/// limits) and kqueue's two events per descriptor, on any platform.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    /// One call the queue made.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Call {
+        Open,
+        Add(RawFd, Interest, u64),
+        Modify(RawFd, Interest, Interest, u64),
+        Delete(RawFd, Interest),
+    }
+
+    #[derive(Default)]
+    struct Script {
+        calls: Vec<Call>,
+        /// The results of the next add, modify, delete calls, in order (Ok when
+        /// empty).
+        results: VecDeque<io::Result<()>>,
+        /// What the next wait returns.
+        ready: Vec<(u64, Readiness)>,
+    }
+
+    thread_local! {
+        static SCRIPT: RefCell<Script> = RefCell::new(Script::default());
+    }
+
+    fn record(call: Call) -> io::Result<()> {
+        SCRIPT.with(|s| {
+            let mut s = s.borrow_mut();
+            s.calls.push(call);
+            s.results.pop_front().unwrap_or(Ok(()))
+        })
+    }
+
+    fn script(results: Vec<i32>, ready: Vec<(u64, Readiness)>) {
+        SCRIPT.with(|s| {
+            let mut s = s.borrow_mut();
+            s.results = results
+                .into_iter()
+                .map(|e| {
+                    if e == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::from_raw_os_error(e))
+                    }
+                })
+                .collect();
+            s.ready = ready;
+        });
+    }
+
+    fn calls() -> Vec<Call> {
+        SCRIPT.with(|s| std::mem::take(&mut s.borrow_mut().calls))
+    }
+
+    /// A kernel that keeps registrations by number, as kqueue does.
+    struct Mock;
+
+    impl sys::Queue for Mock {
+        type Event = (u64, Readiness);
+        const SUPPORTED: bool = true;
+        const FOLLOWS_FILE: bool = false;
+
+        fn empty() -> (u64, Readiness) {
+            (0, Readiness::EMPTY)
+        }
+        fn open() -> io::Result<Mock> {
+            record(Call::Open).map(|()| Mock)
+        }
+        fn add(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+            record(Call::Add(fd, interest, token))
+        }
+        fn modify(&self, fd: RawFd, from: Interest, to: Interest, token: u64) -> io::Result<()> {
+            record(Call::Modify(fd, from, to, token))
+        }
+        fn delete(&self, fd: RawFd, from: Interest) -> io::Result<()> {
+            record(Call::Delete(fd, from))
+        }
+        fn wait(&self, events: &mut [Self::Event], _: Option<Duration>) -> io::Result<usize> {
+            SCRIPT.with(|s| {
+                let ready = std::mem::take(&mut s.borrow_mut().ready);
+                events[..ready.len()].copy_from_slice(&ready);
+                Ok(ready.len())
+            })
+        }
+        fn decode(event: &Self::Event) -> (u64, Readiness) {
+            *event
+        }
+    }
+
+    /// Registers `fd` under key `fd` in both the queue and the entries.
+    fn register(
+        q: &mut Queue<Mock>,
+        entries: &mut Vec<Option<Entry<RawFd>>>,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let slot = q.add(fd, interest)?;
+        if entries.len() <= fd as usize {
+            entries.resize_with(fd as usize + 1, || None);
+        }
+        entries[fd as usize] = Some(Entry {
+            key: fd,
+            interest,
+            slot,
+        });
+        Ok(())
+    }
+
+    fn wait(q: &mut Queue<Mock>, entries: &[Option<Entry<RawFd>>]) -> Vec<(RawFd, Readiness)> {
+        let mut events = Events::new();
+        let mut invalid = Vec::new();
+        q.wait(Some(Duration::ZERO), &mut events, entries, &mut invalid)
+            .unwrap();
+        let got: Vec<_> = events.iter().map(|(k, r)| (*k, r)).collect();
+        let invalid_keys: Vec<_> = got
+            .iter()
+            .filter(|(_, r)| r.is_invalid())
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(invalid, invalid_keys);
+        got
+    }
+
+    #[test]
+    fn kernel_errors_come_back_from_register_and_keep_nothing() {
+        let mut q = Queue::<Mock>::new();
+        let mut entries = Vec::new();
+        for errno in [libc::ENOSPC, libc::ENOMEM, libc::EPERM] {
+            script(vec![errno], vec![]);
+            let err = register(&mut q, &mut entries, 5, Interest::READ).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(errno));
+            assert!(q.regs.is_empty());
+        }
+        assert_eq!(calls()[0], Call::Open, "opened at the first registration");
+        // A failed open is returned too, and tried again next time.
+        let mut q = Queue::<Mock>::new();
+        script(vec![libc::EMFILE], vec![]);
+        let err = register(&mut q, &mut entries, 5, Interest::READ).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EMFILE));
+        register(&mut q, &mut entries, 5, Interest::READ).unwrap();
+        assert_eq!(q.regs.len(), 1);
+    }
+
+    #[test]
+    fn closed_at_registration_is_invalid_at_the_next_wait_once() {
+        let mut q = Queue::<Mock>::new();
+        let mut entries = Vec::new();
+        register(&mut q, &mut entries, 3, Interest::READ).unwrap();
+        script(vec![libc::EBADF], vec![]);
+        register(&mut q, &mut entries, 4, Interest::READ).unwrap();
+        assert_eq!(wait(&mut q, &entries), [(4, Readiness::INVALID)]);
+        assert_eq!(wait(&mut q, &entries), []);
+        // Not in the kernel: taking it out asks nothing of the kernel.
+        calls();
+        q.modify(1, Interest::NONE).unwrap();
+        assert_eq!(calls(), []);
+    }
+
+    #[test]
+    fn kqueue_reading_and_writing_are_one_event() {
+        let mut q = Queue::<Mock>::new();
+        let mut entries = Vec::new();
+        register(&mut q, &mut entries, 6, Interest::BOTH).unwrap();
+        register(&mut q, &mut entries, 7, Interest::WRITE).unwrap();
+        let t6 = token(6, q.regs[0].generation);
+        let t7 = token(7, q.regs[1].generation);
+        script(
+            vec![],
+            vec![
+                (t6, Readiness::READABLE),
+                (t7, Readiness::WRITABLE),
+                (t6, Readiness::WRITABLE | Readiness::HANGUP),
+            ],
+        );
+        assert_eq!(
+            wait(&mut q, &entries),
+            [
+                (
+                    6,
+                    Readiness::READABLE | Readiness::WRITABLE | Readiness::HANGUP
+                ),
+                (7, Readiness::WRITABLE)
+            ]
+        );
+    }
+
+    #[test]
+    fn interest_changes_and_their_errors() {
+        let mut q = Queue::<Mock>::new();
+        let mut entries = Vec::new();
+        register(&mut q, &mut entries, 8, Interest::READ).unwrap();
+        let first = q.regs[0].generation;
+        calls();
+
+        // The same interest: no call.
+        q.modify(0, Interest::READ).unwrap();
+        assert_eq!(calls(), []);
+        // READ to WRITE: one modify, same generation.
+        q.modify(0, Interest::WRITE).unwrap();
+        let t = token(8, first);
+        assert_eq!(
+            calls(),
+            [Call::Modify(8, Interest::READ, Interest::WRITE, t)]
+        );
+        // ENOMEM from the kernel: returned, nothing changed.
+        script(vec![libc::ENOMEM], vec![]);
+        let err = q.modify(0, Interest::BOTH).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
+        assert_eq!(q.regs[0].armed, Interest::WRITE);
+        calls();
+        // ENOENT (epoll: the number names another file now): added anew, under a
+        // new generation.
+        script(vec![libc::ENOENT], vec![]);
+        q.modify(0, Interest::BOTH).unwrap();
+        let second = q.regs[0].generation;
+        assert_ne!(second, first);
+        assert_eq!(
+            calls(),
+            [
+                Call::Modify(8, Interest::WRITE, Interest::BOTH, t),
+                Call::Add(8, Interest::BOTH, token(8, second)),
+            ]
+        );
+        // NONE: out of the kernel, even if the kernel says the number is closed.
+        script(vec![libc::EBADF], vec![]);
+        q.modify(0, Interest::NONE).unwrap();
+        assert_eq!(q.regs[0].armed, Interest::NONE);
+        // Back: a new registration, under a new generation.
+        calls();
+        q.modify(0, Interest::READ).unwrap();
+        let third = q.regs[0].generation;
+        assert_ne!(third, second);
+        assert_eq!(calls(), [Call::Add(8, Interest::READ, token(8, third))]);
+        // EEXIST (epoll: the file is in the set under this number still, its
+        // removal having failed) is taken over with a modify.
+        script(vec![0, libc::EEXIST], vec![]);
+        q.modify(0, Interest::NONE).unwrap();
+        q.modify(0, Interest::WRITE).unwrap();
+        let fourth = q.regs[0].generation;
+        assert_eq!(q.regs[0].armed, Interest::WRITE);
+        assert_eq!(
+            calls(),
+            [
+                Call::Delete(8, Interest::READ),
+                Call::Add(8, Interest::WRITE, token(8, fourth)),
+                Call::Modify(8, Interest::WRITE, Interest::WRITE, token(8, fourth)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stale_registration_rebuilds_the_set_and_is_never_reported() {
+        let mut q = Queue::<Mock>::new();
+        let mut entries = Vec::new();
+        register(&mut q, &mut entries, 9, Interest::READ).unwrap();
+        register(&mut q, &mut entries, 10, Interest::NONE).unwrap();
+        register(&mut q, &mut entries, 11, Interest::WRITE).unwrap();
+        let g9 = q.regs[0].generation;
+        let g11 = q.regs[2].generation;
+        calls();
+        // An older generation of 9, and a number nobody registered.
+        script(
+            vec![],
+            vec![
+                (token(9, g9.wrapping_sub(1)), Readiness::READABLE),
+                (token(12, 1), Readiness::READABLE),
+            ],
+        );
+        assert_eq!(wait(&mut q, &entries), []);
+        // The wait built the set anew (the armed ones only) and waited again.
+        assert_eq!(
+            calls(),
+            [
+                Call::Open,
+                Call::Add(9, Interest::READ, token(9, g9)),
+                Call::Add(11, Interest::WRITE, token(11, g11)),
+            ]
+        );
+        assert!(!q.rebuild);
+        // Events of the current generation are reported.
+        script(vec![], vec![(token(11, g11), Readiness::WRITABLE)]);
+        assert_eq!(wait(&mut q, &entries), [(11, Readiness::WRITABLE)]);
+        // A rebuild that finds a number closed reports it invalid.
+        q.rebuild = true;
+        script(vec![0, 0, libc::EBADF], vec![]); // open, add 9, add 11
+
+        assert_eq!(wait(&mut q, &entries), [(11, Readiness::INVALID)]);
+    }
+
+    #[test]
+    fn removal_moves_the_last_registration() {
+        let mut q = Queue::<Mock>::new();
+        let mut entries = Vec::new();
+        for fd in [20, 21, 22] {
+            register(&mut q, &mut entries, fd, Interest::READ).unwrap();
+        }
+        calls();
+        assert_eq!(q.remove(0), Some(22));
+        assert_eq!(calls(), [Call::Delete(20, Interest::READ)]);
+        assert_eq!(q.remove(1), None);
+        assert_eq!(q.remove(5), None);
+        assert_eq!(q.regs.len(), 1);
+    }
+}
