@@ -22,7 +22,8 @@ usage: chat_server [OPTIONS] [ADDR]
 A chat server on ADDR (default 127.0.0.1:9878): each line a client sends goes to
 every other connected client; the sender gets nothing back (a last line without a
 newline is relayed with one). A client that does not read is closed after 10
-seconds of unsent output; lines longer than 64 KiB close their sender. Stop it with Ctrl-C or SIGTERM; it then prints its counters.
+seconds of unsent output; lines longer than 64 KiB close their sender. Ctrl-C or
+SIGTERM drains it (a second one stops it at once); it then prints its counters.
 
 try:  nc 127.0.0.1 9878   (in two terminals)";
 

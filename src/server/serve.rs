@@ -477,19 +477,13 @@ impl<P: Protocol> Loop<P> {
         if !self.totals.admit() {
             return self.refuse(fd); // UNP: err_quit("too many clients")
         }
-        let table = &mut self.table;
-        let free = table.client.iter().position(Option::is_none);
-        let Some(i) = free.or_else(|| {
-            // client[] grows up to max_clients instead of being allocated whole.
-            (table.client.len() < self.config.max_clients).then(|| {
-                table.client.push(None);
-                self.state.push(None);
-                table.client.len() - 1
-            })
-        }) else {
+        let Some(i) = self.table.free_slot(self.config.max_clients) else {
             self.totals.release();
             return self.refuse(fd);
         };
+        if self.state.len() < self.table.client.len() {
+            self.state.resize_with(self.table.client.len(), || None);
+        }
         if self.config.nodelay && matches!(*self.listener, Listener::Tcp(_)) {
             // Only latency is at stake: a failure leaves Nagle's algorithm on.
             let _ = crate::sys::set_nodelay(fd.as_fd());
@@ -501,6 +495,7 @@ impl<P: Protocol> Loop<P> {
                 .is_err()
         {
             self.totals.release();
+            self.table.release_slot(i);
             return self.refuse(fd); // e.g. connfd >= FD_SETSIZE
         }
         let gen = self.next_gen;
@@ -863,8 +858,13 @@ impl<P: Protocol> Loop<P> {
         if parked {
             self.park(i);
         }
-        let table = &mut self.table;
-        let Some(conn) = table.client[i].as_mut() else {
+        let Table {
+            client,
+            timers,
+            now,
+            ..
+        } = &mut self.table;
+        let Some(conn) = client[i].as_mut() else {
             return; // closed during the turn (panic)
         };
         if conn.reset {
@@ -878,15 +878,12 @@ impl<P: Protocol> Loop<P> {
         if conn.ending == Ending::Close {
             conn.streaming = false; // closing ends a stream
         }
-        let gen = conn.gen;
-        let id = table.conn_id(i, gen);
-        let draining = self.draining.is_some();
-        let conn = table.client[i].as_mut().expect("open");
+        let (gen, draining) = (conn.gen, self.draining.is_some());
+        let write = conn.deadline(Timer::Write);
         if unsent == 0 {
-            if conn.deadline(Timer::Write).wanted().is_some() {
-                table.set_timer(id, Timer::Write, None);
+            if write.wanted().is_some() {
+                timers.set(write, None, i, gen, Timer::Write);
             }
-            let conn = table.client[i].as_mut().expect("open");
             if !conn.streaming {
                 match conn.ending {
                     Ending::Close => return self.close(i, CloseReason::Protocol),
@@ -904,12 +901,11 @@ impl<P: Protocol> Loop<P> {
                     return self.close(i, CloseReason::Shutdown);
                 }
             }
-        } else if conn.deadline(Timer::Write).wanted().is_none() {
+        } else if write.wanted().is_none() {
             // Output stays unsent from now: the write timeout runs.
-            let at = table.now.checked_add(self.config.write_timeout);
-            table.set_timer(id, Timer::Write, at);
+            let at = now.checked_add(self.config.write_timeout);
+            timers.set(write, at, i, gen, Timer::Write);
         }
-        let conn = table.client[i].as_mut().expect("open");
         let parked = conn.deadline(Timer::Park).wanted().is_some();
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
@@ -945,6 +941,7 @@ impl<P: Protocol> Loop<P> {
         let Some(mut conn) = table.client[i].take() else {
             return;
         };
+        table.release_slot(i);
         table.open -= 1;
         self.totals.release();
         self.totals.charge(&mut conn.charged, 0);

@@ -1,6 +1,8 @@
 //! UNP's `client[]` and what a protocol may touch while it handles a message: the
 //! worker's connections, their timers, the counters, the other workers.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +19,9 @@ pub(super) struct Table {
     pub(super) client: Vec<Option<Conn>>,
     /// How many entries of `client` are open.
     pub(super) open: usize,
+    /// The free entries of `client`, lowest first: UNP's "first free `client[i]`"
+    /// without a walk over every entry.
+    free: BinaryHeap<Reverse<usize>>,
     /// Connections that got output from others: served next turn.
     pub(super) woken: Vec<usize>,
     /// Workers whose inbox wake-up could not be written: woken again later.
@@ -39,6 +44,7 @@ impl Table {
             worker,
             client: Vec::new(),
             open: 0,
+            free: BinaryHeap::new(),
             woken: Vec::new(),
             rewake: Vec::new(),
             timers: Timers::default(),
@@ -48,6 +54,24 @@ impl Table {
             now: Instant::now(),
             ends: Vec::new(),
         }
+    }
+
+    /// The first free entry of `client[]`, growing it up to `max` entries; `None`
+    /// if all `max` are taken.
+    pub(super) fn free_slot(&mut self, max: usize) -> Option<usize> {
+        if let Some(Reverse(i)) = self.free.pop() {
+            return Some(i);
+        }
+        // client[] grows up to max entries instead of being allocated whole.
+        (self.client.len() < max).then(|| {
+            self.client.push(None);
+            self.client.len() - 1
+        })
+    }
+
+    /// Entry `i` is free again.
+    pub(super) fn release_slot(&mut self, i: usize) {
+        self.free.push(Reverse(i));
     }
 
     pub(super) fn conn_id(&self, i: usize, gen: u32) -> ConnId {
