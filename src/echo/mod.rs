@@ -521,7 +521,41 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_poll(self) -> io::Result<Stats> {
-        self.server.run_workers(Backend::Poll).map(Stats::from)
+        self.run_with(Backend::Poll)
+    }
+
+    /// Runs the same loop waiting with `backend`: [`Backend::Epoll`] (Linux) or
+    /// [`Backend::Kqueue`] (the BSDs, macOS), whose cost per wait follows the
+    /// ready descriptors, not the connected ones, besides the three above.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); `Unsupported` for a backend this platform lacks
+    /// ([`Backend::is_supported`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use unp_select::echo::{Config, EchoServer};
+    /// use unp_select::sources::Backend;
+    ///
+    /// let backend = [Backend::Epoll, Backend::Kqueue, Backend::Poll]
+    ///     .into_iter()
+    ///     .find(|b| b.is_supported())
+    ///     .unwrap();
+    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_with(backend));
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.write_all(b"ready")?;
+    /// let mut echo = [0; 5];
+    /// conn.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"ready");
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.bytes_echoed, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run_with(self, backend: Backend) -> io::Result<Stats> {
+        self.server.run_workers(backend).map(Stats::from)
     }
 }
 

@@ -135,6 +135,7 @@ mod hub;
 mod output;
 mod protocol;
 mod serve;
+mod shutdown;
 mod stats;
 mod table;
 mod timers;
@@ -145,7 +146,6 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -153,9 +153,13 @@ use std::time::Duration;
 use crate::select::FD_SETSIZE;
 #[cfg(doc)]
 use crate::select::{FdSet, LargeFdSet};
-use crate::sources::{Backend, Waker};
+use crate::sources::Backend;
+#[cfg(doc)]
+use crate::sources::Waker;
 
 pub use protocol::{CloseReason, ConnId, Context, Frame, Protocol, SendError};
+pub use shutdown::ShutdownHandle;
+pub(crate) use shutdown::Stop;
 pub use stats::{EmptyAccepts, Stats, StatsHandle};
 
 /// How many messages one connection of the book's echo server may have handled in
@@ -531,112 +535,6 @@ impl From<TcpListener> for Listener {
 impl From<UnixListener> for Listener {
     fn from(l: UnixListener) -> Listener {
         Listener::Unix(l)
-    }
-}
-
-/// Stops a running [`Server`]: drains it, then makes `run` return.
-///
-/// `Clone + Send + Sync`. [`shutdown`](Self::shutdown) counts a request and wakes
-/// every worker through its [`Waker`], so it can be called from any thread and
-/// from a signal handler. The first request drains: the loop stops accepting and
-/// reading, delivers the output already queued for up to
-/// [`Config::drain_timeout`], then closes what is left. A second request (or
-/// [`shutdown_now`](Self::shutdown_now)) stops at once.
-///
-/// A server asleep in a *blocking* `accept` (`nonblocking_listener: false`) does
-/// not see the wake-up until `accept` returns: that is the book's bug. A signal
-/// whose handler calls [`shutdown`](Self::shutdown), delivered to the server's
-/// thread and installed without `SA_RESTART`, interrupts that `accept` (`EINTR`),
-/// and the loop then stops; the example `echo_server` does this.
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    /// How many times a stop was asked for (a stop at once counts two).
-    requests: Arc<AtomicUsize>,
-    /// One per worker: each reads its own.
-    wakers: Arc<[Waker]>,
-}
-
-/// What a [`ShutdownHandle`] asks of the loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// Nothing: go on.
-    No,
-    /// Drain, then stop.
-    Drain,
-    /// Stop at once.
-    Now,
-}
-
-impl ShutdownHandle {
-    fn new(workers: usize) -> io::Result<ShutdownHandle> {
-        let wakers = (0..workers.max(1))
-            .map(|_| Waker::new())
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(ShutdownHandle {
-            requests: Arc::new(AtomicUsize::new(0)),
-            wakers: wakers.into(),
-        })
-    }
-
-    /// Asks the server to stop: the first call drains it (see above), a second
-    /// one stops it at once. Calling it after the server ended does nothing.
-    ///
-    /// It is async-signal-safe: it adds to an atomic counter and calls
-    /// [`Waker::wake`] for each worker, which sends one byte, allocates nothing,
-    /// takes no lock and keeps `errno`.
-    ///
-    /// # Examples
-    /// ```
-    /// use unp_select::echo::{Config, EchoServer};
-    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
-    /// let stop = server.shutdown_handle();
-    /// stop.shutdown(); // before it runs: run returns at once
-    /// let stats = server.run()?;
-    /// assert_eq!(stats.accepted, 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn shutdown(&self) {
-        self.request(1);
-    }
-
-    /// Asks the server to stop at once, without draining: connections with output
-    /// still queued are closed ([`Stats::undelivered`]). Async-signal-safe, as
-    /// [`shutdown`](Self::shutdown).
-    ///
-    /// # Examples
-    /// ```
-    /// use unp_select::echo::{Config, EchoServer};
-    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
-    /// server.shutdown_handle().shutdown_now();
-    /// assert_eq!(server.run()?.accepted, 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn shutdown_now(&self) {
-        self.request(2);
-    }
-
-    fn request(&self, n: usize) {
-        self.requests.fetch_add(n, Ordering::SeqCst);
-        for waker in self.wakers.iter() {
-            // A full socket (EAGAIN) is a success; nothing else can fail while the
-            // waker's two ends live, and there is nothing to do about it in a
-            // handler.
-            let _ = waker.wake();
-        }
-    }
-
-    /// What has been asked.
-    pub(crate) fn stop(&self) -> Stop {
-        match self.requests.load(Ordering::SeqCst) {
-            0 => Stop::No,
-            1 => Stop::Drain,
-            _ => Stop::Now,
-        }
-    }
-
-    /// Worker `worker`'s waker.
-    pub(crate) fn waker(&self, worker: usize) -> &Waker {
-        &self.wakers[worker % self.wakers.len()]
     }
 }
 

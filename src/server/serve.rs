@@ -165,14 +165,15 @@ impl<P: Protocol> Loop<P> {
         } = worker;
         let mut sources = Sources::new(backend);
         sources
-            .register(LISTENER, &listener, Interest::READ)
+            .register_owned(LISTENER, &listener, Interest::READ)
             .map_err(|e| {
                 let fd = listener.as_fd().as_raw_fd();
                 io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
             })?;
         let wake = Self::watch_wake(shutdown.waker(usize::from(index)).as_fd(), &mut sources)?;
         if let Some(hub) = &hub {
-            sources.register(INBOX, &hub.inbox(usize::from(index)).waker, Interest::READ)?;
+            let inbox = &hub.inbox(usize::from(index)).waker;
+            sources.register_owned(INBOX, inbox, Interest::READ)?;
         }
         Ok(Loop {
             index,
@@ -212,20 +213,22 @@ impl<P: Protocol> Loop<P> {
         waker: BorrowedFd<'_>,
         sources: &mut Sources<usize>,
     ) -> io::Result<Option<UnixStream>> {
-        let Err(e) = sources.register(WAKE, &waker, Interest::READ) else {
+        let Err(e) = sources.register_owned(WAKE, &waker, Interest::READ) else {
             return Ok(None);
         };
         let dup = UnixStream::from(waker.try_clone_to_owned()?);
-        sources.register(WAKE, &dup, Interest::READ).map_err(|_| {
-            let fd = waker.as_raw_fd();
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "the server's wake-up socket (descriptor {fd}) does not fit an \
+        sources
+            .register_owned(WAKE, &dup, Interest::READ)
+            .map_err(|_| {
+                let fd = waker.as_raw_fd();
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the server's wake-up socket (descriptor {fd}) does not fit an \
                      fd_set and no lower descriptor is free; use run_large or run_poll"
-                ),
-            )
-        })?;
+                    ),
+                )
+            })?;
         Ok(Some(dup))
     }
 
@@ -491,7 +494,7 @@ impl<P: Protocol> Loop<P> {
         if crate::sys::prepare_nosigpipe(fd.as_raw_fd()).is_err()
             || self
                 .sources
-                .register(FIRST_CONN + i, &fd, Interest::READ)
+                .register_owned(FIRST_CONN + i, &fd, Interest::READ)
                 .is_err()
         {
             self.totals.release();
@@ -923,15 +926,26 @@ impl<P: Protocol> Loop<P> {
             }
             if stream_ready || (can_deliver && conn.pending && !self.over_total) {
                 self.backlog.push(i);
+                if interest == Interest::NONE {
+                    // Served next turn whatever the kernel says: leave its
+                    // interest as it is (no call; with epoll, no removal and
+                    // re-adding).
+                    interest = conn.interest;
+                }
             }
             if wants_input && self.over_total {
                 self.held.push(i); // served when the total is back under its bound
             }
         }
         if interest != conn.interest {
-            conn.interest = interest;
-            // Cannot fail: the descriptor is registered.
-            let _ = self.sources.set_interest(&conn.fd, interest);
+            // Select and poll cannot fail here. Epoll and kqueue can, when a
+            // connection watched for nothing is watched again (ENOMEM, ENOSPC):
+            // its interest stays as it was, and it is served again after the
+            // back-off, as for ENOMEM from recv or send.
+            match self.sources.set_interest(&conn.fd, interest) {
+                Ok(()) => conn.interest = interest,
+                Err(_) => self.park(i),
+            }
         }
     }
 

@@ -55,14 +55,20 @@ impl Imp {
     }
 
     /// Starts watching `fd`; returns its slot (poll: its index in the array; epoll
-    /// and kqueue: in their registrations).
-    pub(super) fn add(&mut self, fd: RawFd, interest: Interest) -> io::Result<usize> {
+    /// and kqueue: in their registrations). `checked`: epoll checks each event
+    /// against the file `fd` named (see `Queue`).
+    pub(super) fn add(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        checked: bool,
+    ) -> io::Result<usize> {
         match self {
             Imp::Select(s) => s.add(fd, interest),
             Imp::LargeSelect(s) => s.add(fd, interest),
             Imp::Poll(p) => Ok(p.add(fd, interest)),
-            Imp::Epoll(q) => q.add(fd, interest),
-            Imp::Kqueue(q) => q.add(fd, interest),
+            Imp::Epoll(q) => q.add(fd, interest, checked),
+            Imp::Kqueue(q) => q.add(fd, interest, checked),
         }
     }
 

@@ -586,7 +586,23 @@ impl<K: Clone> Sources<K> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn register(&mut self, key: K, fd: &impl AsFd, interest: Interest) -> io::Result<()> {
-        let fd = fd.as_fd().as_raw_fd();
+        self.add(key, fd.as_fd().as_raw_fd(), interest, true)
+    }
+
+    /// [`register`](Self::register) for a descriptor the crate owns and always
+    /// unregisters before it closes it (the server loop's): epoll then skips the
+    /// check of each event against the file the number named (an `fstat` per
+    /// event), which only a caller that may close first needs.
+    pub(crate) fn register_owned(
+        &mut self,
+        key: K,
+        fd: &impl AsFd,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.add(key, fd.as_fd().as_raw_fd(), interest, false)
+    }
+
+    fn add(&mut self, key: K, fd: RawFd, interest: Interest, checked: bool) -> io::Result<()> {
         let index = Self::index(fd)?;
         if self.entries.get(index).is_some_and(Option::is_some) {
             return Err(io::Error::new(
@@ -594,7 +610,7 @@ impl<K: Clone> Sources<K> {
                 format!("descriptor {fd} is registered already"),
             ));
         }
-        let slot = self.imp.add(fd, interest)?;
+        let slot = self.imp.add(fd, interest, checked)?;
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
         }

@@ -60,6 +60,9 @@ struct Reg {
     armed: Interest,
     /// The file the number named when it was armed (epoll only).
     file: FileId,
+    /// Whether events are checked against `file` (epoll only): not for the
+    /// crate's own descriptors, which it always unregisters before it closes them.
+    checked: bool,
     /// The wait that last reported it, and where in that wait's events.
     turn: u64,
     at: usize,
@@ -96,7 +99,7 @@ fn arm<Q: sys::Queue>(
     *generation = generation.wrapping_add(1);
     let new = *generation;
     let fd = reg.fd;
-    let file = if Q::FOLLOWS_FILE {
+    let file = if Q::FOLLOWS_FILE && reg.checked {
         match sys::file_id(fd) {
             Ok(file) => file,
             Err(e) if is(&e, libc::EBADF) => {
@@ -151,13 +154,19 @@ impl<Q: sys::Queue> Queue<Q> {
     }
 
     /// Registers `fd`; returns its slot.
-    pub(super) fn add(&mut self, fd: RawFd, interest: Interest) -> io::Result<usize> {
+    pub(super) fn add(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        checked: bool,
+    ) -> io::Result<usize> {
         let kernel = open(&mut self.kernel)?;
         let mut reg = Reg {
             fd,
             generation: 0,
             armed: Interest::NONE,
             file: FileId::default(),
+            checked,
             turn: 0,
             at: 0,
         };
@@ -294,7 +303,7 @@ impl<Q: sys::Queue> Queue<Q> {
                     self.rebuild = true;
                     continue;
                 };
-                if Q::FOLLOWS_FILE && sys::file_id(fd).ok() != Some(reg.file) {
+                if Q::FOLLOWS_FILE && reg.checked && sys::file_id(fd).ok() != Some(reg.file) {
                     // The number was closed, or names another file now, while a
                     // `dup` keeps the registered file open. Not this key's
                     // readiness: the source is reported invalid, as a closed
@@ -333,7 +342,7 @@ impl<Q: sys::Queue> Queue<Q> {
             if reg.armed.is_none() {
                 continue;
             }
-            if Q::FOLLOWS_FILE && sys::file_id(reg.fd).ok() != Some(reg.file) {
+            if Q::FOLLOWS_FILE && reg.checked && sys::file_id(reg.fd).ok() != Some(reg.file) {
                 lost.push(slot);
                 continue;
             }
@@ -458,7 +467,7 @@ mod tests {
         fd: RawFd,
         interest: Interest,
     ) -> io::Result<()> {
-        let slot = q.add(fd, interest)?;
+        let slot = q.add(fd, interest, true)?;
         if entries.len() <= fd as usize {
             entries.resize_with(fd as usize + 1, || None);
         }
