@@ -313,7 +313,7 @@ fn connects_completed(addr: SocketAddr, n: usize, within: Duration) -> usize {
                 continue;
             }
             let mut p = [unp_select::PollFd::from_fd(
-                std::os::fd::AsFd::as_fd(fd),
+                fd,
                 unp_select::PollFlags::POLLOUT,
             )];
             if unp_select::poll(&mut p, Some(Duration::ZERO)).unwrap() == 1 {

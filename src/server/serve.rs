@@ -374,7 +374,7 @@ impl<P: Protocol> Loop<P> {
         }
         if let Some(delay) = self.config.accept_delay {
             // UNP 16.6's sleep(5), the race window; a shutdown ends it.
-            let mut wake = [PollFd::from_fd(self.wake_fd(), PollFlags::POLLIN)];
+            let mut wake = [PollFd::from_fd(&self.wake_fd(), PollFlags::POLLIN)];
             if matches!(poll(&mut wake, Some(delay)), Ok(n) if n > 0) {
                 return Ok(());
             }
