@@ -189,6 +189,27 @@ pub fn connect_with<C: Client>(
     Ok(conns)
 }
 
+/// Runs `n` requests on `c` one after another, blocking: the next one once the
+/// reply to the last was checked.
+pub fn one_by_one<C: Client>(c: &mut C, n: u64) -> io::Result<()> {
+    c.stream().set_nonblocking(false)?;
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..n {
+        c.send(1, Instant::now())?;
+        while c.in_flight() > 0 {
+            let k = c.stream().read(&mut buf).map_err(|e| c.err(e))?;
+            if k == 0 {
+                return Err(c.err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                )));
+            }
+            c.take(&buf[..k], |_| {})?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes what the kernel takes of `out` to the nonblocking `stream`, and drops
 /// that from `out`.
 pub fn write_some(mut stream: &TcpStream, out: &mut Vec<u8>) -> io::Result<()> {

@@ -11,6 +11,8 @@
 //! cargo run --release --manifest-path bench/Cargo.toml -- resp --quick
 //! cargo run --release --manifest-path bench/Cargo.toml -- memory    # RSS under hostile clients
 //! cargo run --release --manifest-path bench/Cargo.toml -- memory --quick
+//! cargo run --release --manifest-path bench/Cargo.toml -- c10k      # idle connections
+//! cargo run --release --manifest-path bench/Cargo.toml -- c10k --quick
 //! ```
 //!
 //! Modules: [`servers`] (ours, C, mio, tokio, each its own process pinned to one
@@ -20,9 +22,12 @@
 //! [`micro`] (the criterion table), [`kv`] (the crate's `kv_server` against
 //! memcached), [`resp`] (a RESP store on `Server<P>` against redis-server),
 //! [`memory`] (resident memory under hostile clients), [`exchange`] (the
-//! checked request/reply connection of the kv and RESP loads) and [`churn`]
-//! (connection churn, accept bursts, workers).
+//! checked request/reply connection of the kv and RESP loads), [`churn`]
+//! (connection churn, accept bursts, workers) and [`c10k`] (the cost of a request
+//! with up to 10,000 idle connections open). [`cli`] holds the options every
+//! part shares, [`echo`] the echo comparison itself.
 
+mod c10k;
 mod churn;
 mod cli;
 mod echo;
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
         Some("churn") => churn::main(&args[1..], bench_dir(), &docs_dir()),
         Some("resp") => resp::main(&args[1..], &docs_dir()),
+        Some("c10k") => c10k::main(&args[1..], bench_dir(), &docs_dir()),
         Some("memory") => memory::main(&args[1..], bench_dir(), &docs_dir()),
         Some("-h") | Some("--help") => {
             println!("{}", echo::USAGE);

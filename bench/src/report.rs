@@ -242,9 +242,11 @@ impl LogAxis {
         if !lo.is_finite() {
             return LogAxis { lo: 0.1, hi: 10.0 };
         }
+        let (lo, hi) = (lo.log10().floor(), hi.log10().ceil());
         LogAxis {
-            lo: 10f64.powf(lo.log10().floor()),
-            hi: 10f64.powf(hi.log10().ceil()),
+            lo: 10f64.powf(lo),
+            // One decade at least (a single value, or a power of 10).
+            hi: 10f64.powf(hi.max(lo + 1.0)),
         }
     }
 

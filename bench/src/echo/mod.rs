@@ -30,6 +30,9 @@ usage: echo-bench [OPTIONS]             the comparison; writes docs/benchmarks.{
        echo-bench kv [--quick] [...]    kv_server against memcached -t 1 (kv --help)
        echo-bench resp [--quick] [...]  a RESP store on Server<P> against redis-server
                                         (resp --help)
+       echo-bench c10k [--quick] [...] 0 to 10,000 idle connections: kv_server on each
+                                        backend against memcached -t 1, echo_server
+                                        against mio (c10k --help)
        echo-bench memory [--quick] [...]
                                         memory under hostile clients: kv_server against
                                         memcached, chat_server flooded (memory --help)

@@ -288,6 +288,27 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM and waits, at most `limit`, for the server to exit (then
+    /// kills it): a server run under a tool that writes its report at the exit.
+    pub fn stop(mut self, limit: Duration) -> io::Result<()> {
+        use nix::sys::signal::{kill, Signal};
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let until = std::time::Instant::now() + limit;
+        while self.child.try_wait()?.is_none() {
+            if std::time::Instant::now() > until {
+                return Err(other_err(format!(
+                    "no exit within {} s of SIGTERM",
+                    limit.as_secs()
+                )));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
