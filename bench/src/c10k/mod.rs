@@ -405,13 +405,13 @@ pub fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
     let cpus = s.cpus;
     s.notes.push(format!(
         "descriptors: {} idle connections need as many in the server and in this \
-         client; the bench raised its soft RLIMIT_NOFILE from {soft} to {} (the hard \
-         limit is {hard}), and the servers it starts inherit it",
+         client; the bench set its soft RLIMIT_NOFILE to the hard limit, {} (it was \
+         {soft}; the hard limit is {hard}), and the servers it starts inherit it",
         o.idle.last().copied().unwrap_or(0),
         s.nofile
     ));
     eprintln!(
-        "echo-bench c10k: RLIMIT_NOFILE soft {soft} raised to {} (hard {hard})",
+        "echo-bench c10k: soft RLIMIT_NOFILE set to {} (it was {soft}; hard {hard})",
         s.nofile
     );
     let want = |g: Group| o.kinds.iter().any(|k| k.group() == g);
