@@ -35,6 +35,10 @@ pub(super) enum Stage {
     Made,
     /// The protocol has its state: served as any connection.
     Open,
+    /// Not a connection: a descriptor the protocol watches
+    /// ([`Context::watch`](super::Context::watch)); the loop neither reads nor
+    /// writes it, it calls [`Protocol::ready`](super::Protocol::ready).
+    Watched,
 }
 
 /// Who is at the other end, and the connection paired with this one.

@@ -8,12 +8,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{Conn, Ending};
+use super::conn::{Conn, Ending, Stage};
 use super::dial::ConnectError;
 use super::hub::Post;
 use super::output::SHARE_MIN;
 use super::table::Table;
 use super::timers::Timer;
+use crate::sources::Interest;
 
 /// How the loop cuts a connection's input into messages for
 /// [`Protocol::receive`]. A protocol may change it between messages
@@ -259,6 +260,14 @@ pub trait Protocol {
     /// closes once its output is sent. The default does nothing.
     fn connect_failed(&mut self, id: ConnId, error: ConnectError) {
         let _ = (id, error);
+    }
+
+    /// A descriptor watched with [`Context::watch`] is ready as `readiness` says;
+    /// `ctx.id()` is the watch's id. Read it with [`Context::read_watched`]. The
+    /// wait is level-triggered: a descriptor left readable is reported again at the
+    /// next turn. The default does nothing.
+    fn ready(&mut self, readiness: crate::sources::Readiness, ctx: &mut Context<'_>) {
+        let _ = (readiness, ctx);
     }
 
     /// The connection is gone, for `reason`. The default does nothing.
@@ -640,6 +649,86 @@ impl Context<'_> {
     /// connections are open; the stream is closed then.
     pub fn adopt(&mut self, stream: impl Into<OwnedFd>) -> io::Result<ConnId> {
         self.table.adopt(stream.into())
+    }
+
+    /// Watches `fd`, a descriptor the protocol hands over (a pipe, a Unix socket
+    /// from another process, an eventfd), for `interest`: the loop calls
+    /// [`Protocol::ready`] when it is ready, until
+    /// [`unwatch`](Self::unwatch) or the server stops (then it is closed). The
+    /// loop neither reads nor writes it; it counts in
+    /// [`Config::max_clients`](super::Config::max_clients), in this worker.
+    ///
+    /// # Errors
+    /// `Other` if `max_clients` entries are taken; those of registering it
+    /// (select: a descriptor `>= FD_SETSIZE`; epoll: `EPERM` for a regular file)
+    /// come later, as an unwatch: the descriptor is closed.
+    ///
+    /// # Examples
+    /// Lines written into a pipe (by another thread, a child process, a signal
+    /// handler) go to every connection:
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use unp_select::server::{Context, Protocol};
+    /// use unp_select::sources::{Interest, Readiness};
+    ///
+    /// struct Announce {
+    ///     pipe: Option<OwnedFd>, // the read end, watched at the first connection
+    /// }
+    /// impl Protocol for Announce {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Some(pipe) = self.pipe.take() {
+    ///             let _ = ctx.watch(pipe, Interest::READ);
+    ///         }
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    ///     fn ready(&mut self, _: Readiness, ctx: &mut Context<'_>) {
+    ///         let mut buf = [0; 512];
+    ///         match ctx.read_watched(&mut buf) {
+    ///             Ok(0) | Err(_) => {
+    ///                 let id = ctx.id();
+    ///                 ctx.unwatch(id); // writer gone
+    ///             }
+    ///             Ok(n) => {
+    ///                 ctx.broadcast(&buf[..n]);
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn watch(&mut self, fd: impl Into<OwnedFd>, interest: Interest) -> io::Result<ConnId> {
+        self.table.watch(fd.into(), interest)
+    }
+
+    /// Stops watching `id` ([`watch`](Self::watch)) and closes its descriptor, at
+    /// the end of this turn. Returns whether it was watched.
+    pub fn unwatch(&mut self, id: ConnId) -> bool {
+        if id.worker != self.id.worker {
+            return false;
+        }
+        match self.table.get_mut(id) {
+            Some(conn) if conn.stage == Stage::Watched => {
+                conn.ending = Ending::Close;
+                self.table.woken.push(id.index());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One `read(2)` from the descriptor this [`Protocol::ready`] call is about
+    /// (nonblocking if the descriptor is).
+    ///
+    /// # Errors
+    /// `read(2)`'s; `InvalidInput` outside a `ready` call.
+    pub fn read_watched(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.this() {
+            Some(conn) if conn.stage == Stage::Watched => crate::sys::read(conn.fd.as_fd(), buf),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read_watched is for a watched descriptor's ready call",
+            )),
+        }
     }
 
     /// Pairs this connection with `other` (of this worker): while either has more

@@ -505,7 +505,10 @@ impl<P: Protocol> Loop<P> {
     fn greet(&mut self, i: usize, id: ConnId) {
         let table = &mut self.table;
         table.now = Instant::now();
-        let idle = self.config.idle_timeout.and_then(|t| table.now.checked_add(t));
+        let idle = self
+            .config
+            .idle_timeout
+            .and_then(|t| table.now.checked_add(t));
         table.set_timer(id, Timer::Idle, idle);
         if let Some(conn) = table.client[i].as_mut() {
             conn.stage = Stage::Open;
@@ -547,16 +550,26 @@ impl<P: Protocol> Loop<P> {
             let id = table.conn_id(i, gen);
             let conn = table.client[i].as_mut().expect("looked up");
             let connecting = conn.stage == Stage::Connecting;
-            let interest = if connecting {
-                Interest::WRITE
-            } else {
-                Interest::READ
+            let interest = match conn.stage {
+                Stage::Connecting => Interest::WRITE,
+                Stage::Watched => conn.interest,
+                _ => Interest::READ,
             };
-            if let Err(e) = self.sources.register_owned(FIRST_CONN + i, &conn.fd, interest) {
-                self.fail_dial(i, id, ConnectError::from(e));
+            if let Err(e) = self
+                .sources
+                .register_owned(FIRST_CONN + i, &conn.fd, interest)
+            {
+                if conn.stage == Stage::Watched {
+                    self.table.remove(i); // closed: the protocol sees no more `ready`
+                } else {
+                    self.fail_dial(i, id, ConnectError::from(e));
+                }
                 continue;
             }
             conn.interest = interest;
+            if conn.stage == Stage::Watched {
+                continue;
+            }
             if connecting {
                 let at = Instant::now().checked_add(self.config.connect_timeout);
                 table.set_timer(id, Timer::Connect, at);
@@ -670,6 +683,10 @@ impl<P: Protocol> Loop<P> {
             .as_mut()
             .expect("served connection is open");
         let (stage, gen) = (conn.stage, conn.gen);
+        if stage == Stage::Watched {
+            self.serve_watch(i, readiness);
+            return Ok(());
+        }
         match stage {
             // Woken (output queued for it) before its connect ended: wait on.
             Stage::Connecting if readiness.is_empty() => return Ok(()),
@@ -1088,6 +1105,33 @@ impl<P: Protocol> Loop<P> {
         }
     }
 
+    /// A watched descriptor is ready: the protocol's [`Protocol::ready`]; or it is
+    /// to be unwatched: closed, without a word to the protocol (it asked).
+    fn serve_watch(&mut self, i: usize, readiness: Readiness) {
+        let Some(conn) = self.table.client[i].as_ref() else {
+            return;
+        };
+        if conn.ending == Ending::Close {
+            if let Some(conn) = self.table.remove(i) {
+                self.sources.unregister(&conn.fd);
+            }
+            return;
+        }
+        if readiness.is_empty() {
+            return; // woken for nothing it takes
+        }
+        let id = self.table.conn_id(i, conn.gen);
+        self.table.now = Instant::now();
+        let mut ctx = Context::new(&mut self.table, id, &[]);
+        let protocol = &mut self.protocol;
+        if guarded(|| protocol.ready(readiness, &mut ctx)).is_err() {
+            if let Some(conn) = self.table.remove(i) {
+                self.sources.unregister(&conn.fd);
+            }
+        }
+        self.backlog.append(&mut self.table.woken);
+    }
+
     /// The peer's end of file reached the protocol's [`Protocol::end_of_input`],
     /// once, after every message was delivered.
     fn tell_end_of_input(&mut self, i: usize) {
@@ -1104,6 +1148,12 @@ impl<P: Protocol> Loop<P> {
     fn close(&mut self, i: usize, why: CloseReason) {
         let table = &mut self.table;
         if let Some(conn) = table.client[i].as_ref() {
+            if conn.stage == Stage::Watched {
+                if let Some(conn) = table.remove(i) {
+                    self.sources.unregister(&conn.fd);
+                }
+                return;
+            }
             if conn.stage == Stage::Connecting {
                 // Never established: not a connection to close, a connect that failed.
                 let id = table.conn_id(i, conn.gen);
