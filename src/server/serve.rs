@@ -633,6 +633,7 @@ impl<P: Protocol> Loop<P> {
 
     /// Connection `i`'s output is within `max_unsent`: a partner whose input
     /// waited on it is served again.
+    #[cold]
     fn wake_partner(&mut self, i: usize) {
         let max_unsent = self.config.max_unsent;
         let Some(conn) = self.table.client[i].as_ref() else {
@@ -682,7 +683,7 @@ impl<P: Protocol> Loop<P> {
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
-        let (stage, gen) = (conn.stage, conn.gen);
+        let (stage, gen, paired) = (conn.stage, conn.gen, conn.link.partner.is_some());
         if stage == Stage::Watched {
             self.serve_watch(i, readiness);
             return Ok(());
@@ -697,7 +698,7 @@ impl<P: Protocol> Loop<P> {
                 self.greet(i, id);
             }
         }
-        let partner_full = self.partner_full(i);
+        let partner_full = paired && self.partner_full(i);
         let Some(conn) = self.table.client[i].as_mut() else {
             return Ok(()); // the protocol panicked in `connect`
         };
@@ -748,6 +749,7 @@ impl<P: Protocol> Loop<P> {
 
     /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
     /// connection has no input waiting, else after its input.
+    #[inline]
     fn read(&mut self, i: usize) -> io::Result<Read> {
         let conn = self.table.client[i]
             .as_mut()
@@ -1005,13 +1007,22 @@ impl<P: Protocol> Loop<P> {
     }
 
     /// After a turn: close, or watch the connection for what it waits for.
+    #[inline]
     fn after_turn(&mut self, i: usize, parked: bool) {
         if parked {
             self.park(i);
         }
-        self.tell_end_of_input(i);
-        self.wake_partner(i);
-        let partner_full = self.partner_full(i);
+        let Some(conn) = self.table.client[i].as_ref() else {
+            return; // closed during the turn (panic)
+        };
+        let (eof, paired) = (conn.eof && !conn.eof_told, conn.link.partner.is_some());
+        if eof {
+            self.tell_end_of_input(i);
+        }
+        if paired {
+            self.wake_partner(i);
+        }
+        let partner_full = paired && self.partner_full(i);
         let Table {
             client,
             timers,
@@ -1134,6 +1145,7 @@ impl<P: Protocol> Loop<P> {
 
     /// The peer's end of file reached the protocol's [`Protocol::end_of_input`],
     /// once, after every message was delivered.
+    #[cold]
     fn tell_end_of_input(&mut self, i: usize) {
         let Some(conn) = self.table.client[i].as_mut() else {
             return;
