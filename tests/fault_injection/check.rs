@@ -57,7 +57,7 @@ pub(crate) fn check(
     let names_errno = stderr.contains(&format!("(os error {errno})"))
         || stderr.contains(&format!("{}: ", row.errno));
     match row.expect {
-        Expect::Fatal | Expect::NoStart => {
+        Expect::Fatal | Expect::NoStart | Expect::NoLoop => {
             if status.code() != Some(1) {
                 return Err(format!("expected exit 1, got {status}"));
             }
@@ -76,10 +76,12 @@ pub(crate) fn check(
             if let Some(bad) = w.clients.iter().find_map(|c| c.failure.as_ref()) {
                 return Err(format!("a client saw wrong data: {bad}"));
             }
-            let how = if row.expect == Expect::Fatal {
-                "stops"
-            } else {
-                "does not start"
+            let listened = stdout.iter().any(|l| l.contains("listening"));
+            let how = match row.expect {
+                Expect::Fatal => "stops",
+                Expect::NoLoop if listened => "stops before serving (address printed)",
+                Expect::NoLoop => "stops before serving",
+                _ => "does not start",
             };
             return Ok(format!("{how}: exit 1, stderr names {}", row.errno));
         }
@@ -358,6 +360,10 @@ pub(crate) fn check(
             want.push(("refused", 3));
             want_turned_away = 3;
         }
+        Expect::Refuse => {
+            want.push(("refused", faults));
+            want_turned_away = faults;
+        }
         _ => unreachable!(),
     }
     if row.expect == Expect::CloseIgnored {
@@ -494,6 +500,7 @@ pub(crate) fn check(
         Expect::CloseClient => "closes that client only",
         Expect::CloseIgnored => "ignores the error",
         Expect::LingerFin => "refused with FIN",
+        Expect::Refuse => "refuses that connection (RST)",
         Expect::NeverCalled => "never called, nothing lost",
         _ => "",
     };

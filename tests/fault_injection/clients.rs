@@ -277,7 +277,7 @@ pub(crate) fn was_reset(why: &str) -> bool {
 pub(crate) fn turns_away(expect: Expect) -> bool {
     matches!(
         expect,
-        Expect::Shed | Expect::ShedReopenFails | Expect::LingerFin
+        Expect::Shed | Expect::ShedReopenFails | Expect::LingerFin | Expect::Refuse
     )
 }
 

@@ -61,9 +61,9 @@ fn linger_errors() {
         .iter()
         .map(|r| r.args(LINGER_ARGS).matching("SO_LINGER"))
         .collect();
-    // Each run probes five clients for 400 ms: chat and kv get three errnos, one
+    // Each run probes five clients for 400 ms: chat and kv get four errnos, one
     // per mode.
     let mut cases = every(&rows, &[ECHO]);
-    cases.extend(spread(&rows[..3], &OTHERS));
+    cases.extend(spread(&rows[..Mode::ALL.len()], &OTHERS));
     run_table("setsockopt(SO_LINGER)", &cases);
 }

@@ -3,7 +3,8 @@
 
 use super::*;
 
-/// Runs every case, two at a time, prints the measured table and fails with every
+/// Runs every case, three at a time (the runs mostly wait: for replies, EOFs and
+/// back-offs), prints the measured table and fails with every
 /// case that did not pass.
 pub(crate) fn run_table(title: &str, cases: &[Case]) {
     let strace = strace();
@@ -11,7 +12,7 @@ pub(crate) fn run_table(title: &str, cases: &[Case]) {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Result<String, String>)>> = Mutex::new(Vec::new());
     thread::scope(|s| {
-        for _ in 0..2 {
+        for _ in 0..3 {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&case) = cases.get(i) else {
@@ -524,7 +525,10 @@ fn run_case(strace: &PathBuf, case: Case) -> Result<String, String> {
     let listening = format!("{name}: listening on ");
     let mut addr: Option<SocketAddr> = None;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let starts = !matches!(row.expect, Expect::NoStart | Expect::NoAddress);
+    let starts = !matches!(
+        row.expect,
+        Expect::NoStart | Expect::NoLoop | Expect::NoAddress
+    );
     while starts && addr.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -540,7 +544,7 @@ fn run_case(strace: &PathBuf, case: Case) -> Result<String, String> {
     let mut notes = Vec::new();
     let mut report = Workload::default();
     let status = match (row.expect, addr) {
-        (Expect::NoStart, _) => traced.wait(Duration::from_secs(10)),
+        (Expect::NoStart | Expect::NoLoop, _) => traced.wait(Duration::from_secs(10)),
         (Expect::NoAddress, _) => {
             // No address line: check it is alive and stops cleanly.
             thread::sleep(Duration::from_millis(300));

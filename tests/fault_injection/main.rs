@@ -4,13 +4,15 @@
 //!
 //! One row is (system call, errno, which calls). A case is a row run against one
 //! server (`Target`: `echo_server` in byte or line mode, `chat_server`, `kv_server`)
-//! in one loop mode (select, poll, large). Every row runs against `echo_server` in
-//! every mode (byte echo; the `recvfrom`/`sendto` and `pselect6`/`poll` rows also in
-//! line mode), and against `chat_server` and `kv_server` as each test says (`every`:
-//! all modes; `spread`: the rows shared out over the modes); the `sendmsg` rows only
-//! against the servers that make that call (chat), and the others are checked to
-//! make none. The call numbers (`when`) are tuned to echo's workload; `PLANS`
-//! re-tunes them for the others'.
+//! in one loop mode (select, poll, large, epoll). Every row runs against
+//! `echo_server` in every mode (byte echo; the `recvfrom`/`sendto` and
+//! `pselect6`/`poll`/`epoll_wait` rows also in line mode), and against `chat_server`
+//! and `kv_server` as each test says (`every`: all modes; `spread`: the rows shared
+//! out over the modes); the `sendmsg` rows only against the servers that make that
+//! call (chat), and the others are checked to make none; the rows of epoll's own
+//! calls (`epoll_ctl`, `epoll_create1`) in epoll mode only, against all four. The
+//! call numbers (`when`) are tuned to echo's workload; `PLANS` re-tunes them for
+//! the others'.
 //!
 //! Each run: five clients connect one after the other (so the accept order is
 //! known) and say hello, then all of them at once do their exchange in pieces and
@@ -34,7 +36,7 @@
 //!
 //! Layout: this file has what a row and a case are (modes, servers, expectations);
 //! one module per family of system calls holds its rows and its test (`wait`,
-//! `accept`, `recv`, `send`, `close`, `startup`, `fixed_bugs`, `workers`); the
+//! `accept`, `recv`, `send`, `close`, `epoll`, `startup`, `fixed_bugs`, `workers`); the
 //! harness runs a case under strace (`harness`), reads the trace (`trace`) and
 //! judges the outcome (`check`); the clients are in `clients` (echo, kv), `chat` and
 //! `fresh` (the check after the faults).
@@ -53,6 +55,7 @@ mod trace;
 // One module per system call family: its rows and its test.
 mod accept;
 mod close;
+mod epoll;
 mod fixed_bugs;
 mod recv;
 mod send;
@@ -89,7 +92,7 @@ use common::Watchdog;
 // ---- the rows ---------------------------------------------------------------------
 
 /// The readiness call of the mode: glibc's `select` is `pselect6` on x86_64, `poll` is
-/// `poll`.
+/// `poll`, epoll's is `epoll_wait`.
 const WAIT: &str = "WAIT";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,16 +100,18 @@ enum Mode {
     Select,
     Poll,
     Large,
+    Epoll,
 }
 
 impl Mode {
-    const ALL: [Mode; 3] = [Mode::Select, Mode::Poll, Mode::Large];
+    const ALL: [Mode; 4] = [Mode::Select, Mode::Poll, Mode::Large, Mode::Epoll];
 
     fn flag(self) -> Option<&'static str> {
         match self {
             Mode::Select => None,
             Mode::Poll => Some("--poll"),
             Mode::Large => Some("--large"),
+            Mode::Epoll => Some("--epoll"),
         }
     }
 
@@ -115,12 +120,14 @@ impl Mode {
             Mode::Select => "select",
             Mode::Poll => "poll",
             Mode::Large => "large",
+            Mode::Epoll => "epoll",
         }
     }
 
     fn syscall(self, sys: &'static str) -> &'static str {
         match (sys, self) {
             (WAIT, Mode::Poll) => "poll",
+            (WAIT, Mode::Epoll) => "epoll_wait",
             (WAIT, _) => "pselect6",
             (s, _) => s,
         }
@@ -256,6 +263,13 @@ enum Expect {
     Fatal,
     /// The server refuses to start: exit 1, stderr names the errno.
     NoStart,
+    /// The loop cannot be set up (epoll's descriptor, or its listener's
+    /// registration): the server exits 1 without serving anyone, stderr names the
+    /// errno. (It has printed its address by then.)
+    NoLoop,
+    /// A connection cannot be watched (its `epoll_ctl` registration failed): refused
+    /// with a reset (`refused` == faults), the others lose nothing.
+    Refuse,
     /// `getsockname` failed: the server runs without printing its address.
     NoAddress,
     /// `close` failed: ignored. strace skipped the real close, so those clients see
@@ -379,7 +393,7 @@ fn every(rows: &[Row], targets: &[Target]) -> Vec<Case> {
     cases
 }
 
-/// The rows shared out over the modes (row `i` in mode `i % 3`), against each of
+/// The rows shared out over the modes (row `i` in mode `i % 4`), against each of
 /// `targets`: every row once per server, every mode with some rows.
 fn spread(rows: &[Row], targets: &[Target]) -> Vec<Case> {
     let mut cases = Vec::new();

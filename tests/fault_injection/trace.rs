@@ -234,6 +234,8 @@ pub(crate) fn errno_number(name: &str) -> i32 {
         "EALREADY" => libc::EALREADY,
         "EINPROGRESS" => libc::EINPROGRESS,
         "EDQUOT" => libc::EDQUOT,
+        "EEXIST" => libc::EEXIST,
+        "ELOOP" => libc::ELOOP,
         other => panic!("errno {other} is not in the test's table"),
     }
 }

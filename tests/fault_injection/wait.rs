@@ -18,5 +18,5 @@ pub(crate) const WAIT_ROWS: &[Row] = &[
 fn select_and_poll_errors() {
     let _w = Watchdog::new("select_and_poll_errors", LIMIT);
     let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv];
-    run_table("pselect6/poll", &every(WAIT_ROWS, &targets));
+    run_table("pselect6/poll/epoll_wait", &every(WAIT_ROWS, &targets));
 }

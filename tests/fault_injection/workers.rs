@@ -68,7 +68,8 @@ pub(crate) fn worker_rows() -> Vec<Row> {
 
 /// Rows × (server, mode, workers) with `--workers 2`: echo (bytes and lines) in
 /// select and poll over the shared listener, echo in large select with
-/// `--reuseport`, kv in poll.
+/// `--reuseport`, kv in poll over the shared listener and in epoll with
+/// `--reuseport` (an epoll descriptor per worker).
 pub(crate) fn worker_cases() -> Vec<Case> {
     let rows = worker_rows();
     let mut cases = Vec::new();
@@ -95,6 +96,7 @@ pub(crate) fn worker_cases() -> Vec<Case> {
     }
     add(ECHO, Mode::Large, Workers::Reuseport, &[]);
     add(Target::Kv, Mode::Poll, Workers::Shared, &[]);
+    add(Target::Kv, Mode::Epoll, Workers::Reuseport, &[]);
     // Not chat: its workload knows a client is in once another client got its
     // hello, which needs the connections accepted in the order they connected.
     // Two workers take them from two queues (or race for one), so a client still
