@@ -161,12 +161,18 @@ impl<P: Protocol> Loop<P> {
             hub,
             totals,
         } = worker;
-        let mut sources = Sources::new(backend);
+        // Made now, so that epoll_create1's or kqueue's error is its own.
+        let mut sources = Sources::try_new(backend)?;
         sources
             .register_owned(LISTENER, &listener, Interest::READ)
-            .map_err(|e| {
-                let fd = listener.as_fd().as_raw_fd();
-                io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+            .map_err(|e| match e.kind() {
+                // Too high for select: an error of ours, without an errno; say
+                // which descriptor. Anything else keeps its errno as it is.
+                io::ErrorKind::InvalidInput => {
+                    let fd = listener.as_fd().as_raw_fd();
+                    io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+                }
+                _ => e,
             })?;
         let wake = Self::watch_wake(shutdown.waker(usize::from(index)).as_fd(), &mut sources)?;
         if let Some(hub) = &hub {
@@ -212,6 +218,9 @@ impl<P: Protocol> Loop<P> {
         let Err(e) = sources.register_owned(WAKE, &waker, Interest::READ) else {
             return Ok(None);
         };
+        if e.kind() != io::ErrorKind::InvalidInput {
+            return Err(e); // the kernel's (ENOMEM, …): its errno kept
+        }
         let dup = UnixStream::from(waker.try_clone_to_owned()?);
         sources
             .register_owned(WAKE, &dup, Interest::READ)
@@ -280,7 +289,10 @@ impl<P: Protocol> Loop<P> {
             wait_failed(e, &mut self.table.stats)?;
             return Ok(true);
         }
-        if events.iter().any(|(&key, _)| key == WAKE) {
+        if events
+            .iter()
+            .any(|(&key, readiness)| key == WAKE && !readiness.is_invalid())
+        {
             // A shutdown request: read it, and look at what it asks next turn.
             let _ = match &self.wake {
                 Some(dup) => crate::sources::waker_reset(dup),
@@ -1226,7 +1238,15 @@ impl<P: Protocol> Loop<P> {
                 if !a.reserve.as_ref().is_some_and(FdReserve::is_armed) {
                     a.reserve = FdReserve::new().ok(); // re-arm if fds are back
                 }
-                let _ = self.sources.set_interest(&*self.listener, Interest::READ);
+                if self
+                    .sources
+                    .set_interest(&*self.listener, Interest::READ)
+                    .is_err()
+                {
+                    // Epoll or kqueue out of memory: rest again rather than stop
+                    // accepting for good.
+                    self.accepting.paused_until = Some(now + ACCEPT_BACKOFF);
+                }
             }
         }
         while let Some(due) = self.table.timers.pop_due(now) {
