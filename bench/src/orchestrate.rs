@@ -273,7 +273,7 @@ pub fn measure<C: Client + Send>(
         _ => None,
     };
     if lines == 0 {
-        return Err(other_err("no reply in the measured window"));
+        return Err(io::Error::other(NoReply));
     }
     Ok(Run {
         lines_per_sec: lines as f64 / secs,
@@ -332,8 +332,9 @@ pub type Runs<C, K> = BTreeMap<(C, K), Vec<Run>>;
 /// Runs every cell `c.rounds` times: each of its servers (`kinds_of`) once per
 /// round, the order rotating by one server each round, so that none always runs
 /// first or last. A run disturbed by other jobs ([`Run::disturbed`]) is run
-/// again, at most twice, and `c.retry_budget` times in all. Prints each run (`name`
-/// names it); notes what was repeated and the first perf failures.
+/// again, at most twice, and `c.retry_budget` times in all; a run with no reply
+/// in its window ([`NoReply`]) at most twice, whatever the budget. Prints each
+/// run (`name` names it); notes what was repeated and the first perf failures.
 pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
     cells: &[C],
     kinds_of: impl Fn(C) -> Vec<K>,
@@ -345,7 +346,7 @@ pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
 ) -> io::Result<Runs<C, K>> {
     let (rounds, budget) = (c.rounds, c.retry_budget);
     let mut runs: Runs<C, K> = BTreeMap::new();
-    let (mut retries, mut perf_errors) = (0usize, 0usize);
+    let (mut retries, mut perf_errors, mut stalled) = (0usize, 0usize, 0usize);
     for &cell in cells {
         let kinds = kinds_of(cell);
         for round in 0..rounds {
@@ -353,10 +354,16 @@ pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
             for j in 0..n {
                 let kind = kinds[(j + round) % n];
                 let what = format!("{}, round {}/{rounds}", name(kind, cell), round + 1);
-                let mut tries = 0;
+                let (mut tries, mut stalls) = (0, 0);
                 let r = loop {
-                    let r = one(kind, cell)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
+                    let r = match one(kind, cell) {
+                        Err(e) if NoReply::is(&e) && stalls < MAX_RETRIES => {
+                            stalls += 1;
+                            eprintln!("  {what:<42} {e} (again)");
+                            continue;
+                        }
+                        r => r.map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?,
+                    };
                     eprintln!("  {what:<42} {}", fmt_run(&r, unit));
                     if r.disturbed() && tries < MAX_RETRIES && retries < budget {
                         tries += 1;
@@ -372,9 +379,17 @@ pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
                         notes.push(format!("{what}: {e}"));
                     }
                 }
+                stalled += stalls;
                 runs.entry((cell, kind)).or_default().push(r);
             }
         }
+    }
+    if stalled > 0 {
+        notes.push(format!(
+            "{stalled} run(s) got no reply in their measured window (a stall of the \
+             machine, or of a server) and were run again (at most {MAX_RETRIES} times \
+             per run, with or without the repeat budget)"
+        ));
     }
     if retries > 0 {
         notes.push(format!(
@@ -549,6 +564,26 @@ impl Session {
         }
     }
 }
+
+/// The error of a run in which no reply came back in the whole measured window;
+/// [`rounds`] runs it again. Seen on this shared machine with every server, mio
+/// and memcached too, while other jobs held the CPUs.
+#[derive(Debug)]
+pub struct NoReply;
+
+impl NoReply {
+    fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<NoReply>())
+    }
+}
+
+impl std::fmt::Display for NoReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no reply in the measured window")
+    }
+}
+
+impl std::error::Error for NoReply {}
 
 /// What opens every part's report.
 pub struct Header {

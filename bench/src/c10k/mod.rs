@@ -385,8 +385,8 @@ fn loaded<C: Client + Send>(
     let (mem, idle_conns) = Memory::of(server, idle, || connect(idle, 1))?;
     let (p, perf_error) = attach_perf(perf, server.pid, cpus.client);
     let conns = connect(o.active, o.depth)?;
-    let run = measure(server, conns, o.depth, &o.c.windows, p, perf_error)?;
-    let one = if perf {
+    let run = measure(server, conns, o.depth, &o.c.windows, p, perf_error);
+    let one = if perf && run.is_ok() {
         let conn = connect(1, 1)?
             .pop()
             .ok_or_else(|| other_err("no connection"))?;
@@ -394,8 +394,9 @@ fn loaded<C: Client + Send>(
     } else {
         Err("perf stat is off".into())
     };
+    // Reset, also after a failed run: no TIME_WAIT left by thousands of them.
     load::close_all(idle_conns);
-    Ok((run, Extra { mem, one }))
+    Ok((run?, Extra { mem, one }))
 }
 
 pub fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
