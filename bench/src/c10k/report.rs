@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 
 use super::{Extra, Group, Results, Srv};
 use crate::orchestrate::Run;
+use crate::report::svg_open;
 use crate::report::{
-    col, cpu, f2, f3, median, preamble, rate, ratio, spread, sys, thousands, tick_label, Better,
-    ByCell, Cmp, LogAxis, WAITS,
+    col, cpu, f2, f3, median, preamble, rate, ratio, spread, sys, thousands, Better, ByCell, Cmp,
+    LogAxis, WAITS,
 };
 
 impl Results {
@@ -370,17 +371,11 @@ pub fn svg(r: &Results) -> String {
         .collect();
     let h = top + panels.len() as f64 * (ph + 50.0);
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">Server CPU µs per request against idle connections (medians, log scales): {}</text>"#,
-        w / 2.0,
+    let title = format!(
+        "Server CPU µs per request against idle connections (medians, log scales): {}",
         r.head.machine.date
     );
+    svg_open(&mut s, w, h, &title);
     // The x axis: idle counts, 0 drawn at the left edge.
     let xs: Vec<f64> = r.idle.iter().map(|&n| (n as f64).max(1.0)).collect();
     let xaxis = LogAxis::new(xs.iter().copied().filter(|&x| x > 1.0));
@@ -410,17 +405,7 @@ pub fn svg(r: &Results) -> String {
                 Group::Echo => "echo_server and mio (64-byte lines)",
             }
         );
-        for t in yaxis.ticks() {
-            let y = py(t);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e4e4e4"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-                w - right,
-                left - 5.0,
-                y + 4.0,
-                tick_label(t)
-            );
-        }
+        yaxis.grid(&mut s, left, w - right, py);
         for &n in &r.idle {
             let x = px(n);
             let _ = writeln!(

@@ -4,9 +4,10 @@ use std::fmt::Write as _;
 
 use super::{Cell, Results};
 use crate::orchestrate::Run;
+use crate::report::svg_open;
 use crate::report::{
-    cpu, f2, f3, median, pct2, preamble, rate, ratio, spread, strace_table, sys, thousands,
-    tick_label, us, Better, ByCell, Cmp, LogAxis, WAITS,
+    cpu, f2, f3, median, pct2, preamble, rate, ratio, spread, strace_table, sys, thousands, us,
+    Better, ByCell, Cmp, LogAxis, WAITS,
 };
 use crate::servers::{Kind, Mode};
 
@@ -426,23 +427,13 @@ pub fn svg(r: &Results) -> String {
     let (w, ph, left, right, top) = (980.0, 230.0, 70.0, 20.0, 70.0);
     let h = top + panels.len() as f64 * (ph + 60.0) + 10.0;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">Echo servers, medians over the rounds (log scales; lines/s higher is better, the others lower): {}, {} × {}</text>"#,
-        w / 2.0,
+    let title = format!(
+        "Echo servers, medians over the rounds (log scales; lines/s higher is better, the others lower): {}, {} × {}",
         r.head.machine.date,
         r.head.machine.nproc,
-        r.head
-            .machine
-            .cpu
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
+        r.head.machine.cpu
     );
+    svg_open(&mut s, w, h, &title);
     // Legend.
     let mut lx = left;
     for &kind in &r.kinds {
@@ -472,17 +463,7 @@ pub fn svg(r: &Results) -> String {
         );
         let (py0, py1) = (y0 + 22.0, y0 + 22.0 + ph - 40.0);
         let py = |v: f64| py1 - axis.frac(v) * (py1 - py0);
-        for t in axis.ticks() {
-            let y = py(t);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e4e4e4"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-                w - right,
-                left - 5.0,
-                y + 4.0,
-                tick_label(t)
-            );
-        }
+        axis.grid(&mut s, left, w - right, py);
         let n = cells.len().max(1) as f64;
         let gw = (w - left - right) / n;
         let bw = (gw - 8.0) / r.kinds.len().max(1) as f64;
