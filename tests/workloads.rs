@@ -1146,7 +1146,9 @@ fn a_watched_descriptor_does_not_hold_the_drain() {
     let server = Server::bind("127.0.0.1:0", Watcher { pipe: Some(r) }, config).unwrap();
     let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(server.run_poll()));
+    std::thread::spawn(move || {
+        let _ = tx.send(server.run_poll());
+    });
     let mut c = TcpStream::connect(addr).unwrap();
     let mut hi = [0; 3];
     c.read_exact(&mut hi).unwrap();
