@@ -947,7 +947,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 .spawn(move || {
                     let result = serve::Loop::new(worker, backend).and_then(serve::Loop::run);
                     if result.is_err() {
-                        stop.shutdown(); // one broken worker stops them all
+                        stop.drain(); // one broken worker stops them all
                     }
                     result
                 });

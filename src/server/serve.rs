@@ -256,6 +256,9 @@ impl<P: Protocol> Loop<P> {
                 Err(e) => break Err(e),
             }
         };
+        if !self.table.dialed.is_empty() {
+            self.watch_dialed(); // counted as connected before they are closed
+        }
         self.close_all();
         self.stats_slot.store(&self.table.stats);
         result.map(|()| self.table.stats)
@@ -348,9 +351,15 @@ impl<P: Protocol> Loop<P> {
         self.draining = Some(until);
         let _ = self.sources.set_interest(&*self.listener, Interest::NONE);
         self.accepting.paused_until = None;
-        let open = self.table.client.iter().enumerate();
-        self.backlog
-            .extend(open.filter(|(_, c)| c.is_some()).map(|(i, _)| i));
+        for i in 0..self.table.client.len() {
+            match self.table.client[i].as_ref().map(|c| c.stage) {
+                None => {}
+                // Nothing to deliver on these: they go now, so that the drain
+                // ends when the last connection's output is out.
+                Some(Stage::Watched | Stage::Connecting) => self.close(i, CloseReason::Shutdown),
+                Some(_) => self.backlog.push(i),
+            }
+        }
     }
 
     /// The soonest of every deadline: timers, the listener's back-off, the end of
@@ -1147,7 +1156,11 @@ impl<P: Protocol> Loop<P> {
         self.table.now = Instant::now();
         let mut ctx = Context::new(&mut self.table, id, &[]);
         let protocol = &mut self.protocol;
-        if guarded(|| protocol.ready(readiness, &mut ctx)).is_err() {
+        let panicked = guarded(|| protocol.ready(readiness, &mut ctx)).is_err();
+        let closing = self.table.client[i]
+            .as_ref()
+            .is_some_and(|c| c.ending == Ending::Close);
+        if panicked || closing {
             if let Some(conn) = self.table.remove(i) {
                 self.sources.unregister(&conn.fd);
             }
