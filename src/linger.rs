@@ -177,6 +177,12 @@ pub fn linger(fd: &(impl AsFd + ?Sized)) -> io::Result<Option<Duration>> {
 /// value, `impl Into<OwnedFd>` (a `TcpStream`, a `UnixStream`, an `OwnedFd`), because
 /// its job is to close it; every other function borrows it, `&(impl AsFd + ?Sized)`.
 ///
+/// The reset goes out when the **last** descriptor of the socket closes: `abort` on
+/// one of two descriptors of a socket (a `try_clone`, a `dup`, one inherited by a
+/// child) sets the option and closes its own descriptor only, and the peer sees
+/// nothing yet; the reset is sent when the other is dropped (then, since the
+/// option is set on the shared socket, a reset rather than a FIN).
+///
 /// On a **listening** socket there is no peer; closing a listener always resets the
 /// connections still waiting in its accept queue, and on Linux (measured) this happens
 /// with or without the linger option: a client whose connection was queued but not

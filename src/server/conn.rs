@@ -35,6 +35,10 @@ pub(super) enum Stage {
     Made,
     /// The protocol has its state: served as any connection.
     Open,
+    /// Not a connection: a descriptor the protocol watches
+    /// ([`Context::watch`](super::Context::watch)); the loop neither reads nor
+    /// writes it, it calls [`Protocol::ready`](super::Protocol::ready).
+    Watched,
 }
 
 /// Who is at the other end, and the connection paired with this one.
@@ -128,6 +132,12 @@ impl Conn {
     #[inline]
     pub(super) fn unsent(&self) -> usize {
         self.out.unsent()
+    }
+
+    /// Whether output from others may be queued: open, not closing, and not past
+    /// `max_output` already (closed at its next turn).
+    pub(super) fn takes_output(&self) -> bool {
+        self.ending == Ending::Open && !self.overflowed
     }
 
     /// Timer `timer`'s deadline.

@@ -6,9 +6,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use super::conn::Stage;
+use super::conn::{Ending, Stage};
 use super::protocol::ConnId;
 use super::table::Table;
+use crate::sources::Interest;
 
 impl Table {
     /// Starts a nonblocking connect to `addr` in a new entry of `client[]`; the loop
@@ -30,6 +31,19 @@ impl Table {
         crate::sys::prepare_nosigpipe(fd.as_raw_fd())?;
         self.take_in(fd, Stage::Made, false)
             .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "max_clients connections are open"))
+    }
+
+    /// Watches `fd` for `interest` for the protocol (see [`Stage::Watched`]): it
+    /// takes no output and no input of the loop's.
+    pub(super) fn watch(&mut self, fd: OwnedFd, interest: Interest) -> io::Result<ConnId> {
+        let id = self.take_in(fd, Stage::Watched, false).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::Other, "max_clients connections are open")
+        })?;
+        let conn = self.client[id.index()].as_mut().expect("just taken in");
+        conn.interest = interest;
+        conn.ending = Ending::ShutdownWrite; // no output: send_to and broadcast skip it
+        conn.fin_sent = true;
+        Ok(id)
     }
 
     fn take_in(&mut self, fd: OwnedFd, stage: Stage, outgoing: bool) -> Option<ConnId> {
@@ -152,12 +166,20 @@ mod tests {
         let sort = |errno| ConnectError::from(io::Error::from_raw_os_error(errno));
         assert!(matches!(sort(libc::ECONNREFUSED), ConnectError::Refused(_)));
         assert!(matches!(sort(libc::ETIMEDOUT), ConnectError::TimedOut(_)));
-        assert!(matches!(sort(libc::EHOSTUNREACH), ConnectError::Unreachable(_)));
+        assert!(matches!(
+            sort(libc::EHOSTUNREACH),
+            ConnectError::Unreachable(_)
+        ));
         assert!(matches!(sort(libc::ECONNRESET), ConnectError::Reset(_)));
-        assert!(matches!(sort(libc::EMFILE), ConnectError::OutOfResources(_)));
+        assert!(matches!(
+            sort(libc::EMFILE),
+            ConnectError::OutOfResources(_)
+        ));
         assert!(matches!(sort(libc::EACCES), ConnectError::Other(_)));
         let late = ConnectError::from(io::Error::new(io::ErrorKind::TimedOut, "late"));
         assert!(matches!(late, ConnectError::TimedOut(_)));
-        assert!(sort(libc::ECONNREFUSED).to_string().starts_with("connection refused"));
+        assert!(sort(libc::ECONNREFUSED)
+            .to_string()
+            .starts_with("connection refused"));
     }
 }

@@ -696,6 +696,11 @@ impl<P: Protocol> Server<P> {
     /// Binds a Unix-domain listener to `path` and serves `protocol` on it, with
     /// [`Config::backlog`]. The caller removes the socket file afterwards.
     ///
+    /// # Platform-specific behavior
+    /// std's `UnixListener::bind` listens with the largest backlog Linux allows
+    /// (`-1`, read as `net.core.somaxconn`, 4096 since 5.4); the second `listen`
+    /// here sets [`Config::backlog`] instead, so the default 1024 is lower there.
+    ///
     /// # Errors
     /// Those of [`UnixListener::bind`], `listen(2)` and [`Server::new`].
     ///
@@ -942,7 +947,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 .spawn(move || {
                     let result = serve::Loop::new(worker, backend).and_then(serve::Loop::run);
                     if result.is_err() {
-                        stop.shutdown(); // one broken worker stops them all
+                        stop.drain(); // one broken worker stops them all
                     }
                     result
                 });

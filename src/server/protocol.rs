@@ -8,12 +8,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{Conn, Ending};
+use super::conn::{Conn, Ending, Stage};
 use super::dial::ConnectError;
 use super::hub::Post;
 use super::output::SHARE_MIN;
 use super::table::Table;
 use super::timers::Timer;
+use crate::sources::Interest;
 
 /// How the loop cuts a connection's input into messages for
 /// [`Protocol::receive`]. A protocol may change it between messages
@@ -41,8 +42,9 @@ pub enum Frame {
     /// Exactly this many bytes. The connection buffers up to this many (the loop
     /// reads the whole length into one buffer, so bound `n` by what one connection
     /// may hold; a protocol that accepts large messages should count them against
-    /// a budget of its own). `Exact(0)` delivers one empty message at once. At end
-    /// of file a shorter rest is dropped.
+    /// a budget of its own). `Exact(0)` delivers empty messages until the frame
+    /// changes (each counts as one byte of the turn's quota). At end of file a
+    /// shorter rest is dropped.
     Exact(usize),
 }
 
@@ -119,7 +121,8 @@ pub enum CloseReason {
     Shutdown,
     /// The protocol panicked while handling the connection.
     Panic,
-    /// The protocol closed it ([`Context::close`], [`Context::close_other`]).
+    /// The protocol closed it ([`Context::close`], [`Context::close_other`]), or
+    /// the connection it was paired with ([`Context::pair`]) went.
     Protocol,
 }
 
@@ -255,10 +258,19 @@ pub trait Protocol {
 
     /// A connection opened with [`Context::connect`] was not established: refused,
     /// timed out ([`Config::connect_timeout`](super::Config::connect_timeout)),
-    /// unreachable, reset. Its id is dead; the connection paired with it, if any,
+    /// unreachable, reset, or still connecting when the server stopped (also an
+    /// adopted one, [`Context::adopt`], that the loop could not watch). Its id is dead; the connection paired with it, if any,
     /// closes once its output is sent. The default does nothing.
     fn connect_failed(&mut self, id: ConnId, error: ConnectError) {
         let _ = (id, error);
+    }
+
+    /// A descriptor watched with [`Context::watch`] is ready as `readiness` says;
+    /// `ctx.id()` is the watch's id. Read it with [`Context::read_watched`]. The
+    /// wait is level-triggered: a descriptor left readable is reported again at the
+    /// next turn. The default does nothing.
+    fn ready(&mut self, readiness: crate::sources::Readiness, ctx: &mut Context<'_>) {
+        let _ = (readiness, ctx);
     }
 
     /// The connection is gone, for `reason`. The default does nothing.
@@ -451,6 +463,9 @@ impl Context<'_> {
     /// ```
     pub fn send_shared(&mut self, data: Arc<[u8]>) -> Result<(), SendError> {
         self.writable(data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
         self.copy_borrowed();
         let conn = self.this_mut().ok_or(SendError::Closing)?;
         conn.out.share(data);
@@ -512,6 +527,9 @@ impl Context<'_> {
         let Some(conn) = self.other_mut(id) else {
             return false;
         };
+        if data.is_empty() {
+            return true;
+        }
         conn.out.copy(data);
         end_message(conn, max_output);
         self.table.woken.push(id.index());
@@ -529,6 +547,9 @@ impl Context<'_> {
     /// before it accepts), so a client whose `connect` returned just before the
     /// broadcast may miss it if its worker had not accepted it yet.
     pub fn broadcast(&mut self, data: &[u8]) -> usize {
+        if data.is_empty() {
+            return 0;
+        }
         let shared: Option<Arc<[u8]>> =
             (data.len() >= SHARE_MIN || self.table.hub.is_some()).then(|| data.into());
         let sent = match &shared {
@@ -642,16 +663,102 @@ impl Context<'_> {
         self.table.adopt(stream.into())
     }
 
+    /// Watches `fd`, a descriptor the protocol hands over (a pipe, a Unix socket
+    /// from another process, an eventfd), for `interest`: the loop calls
+    /// [`Protocol::ready`] when it is ready, until
+    /// [`unwatch`](Self::unwatch) or the server stops (then it is closed). The
+    /// loop neither reads nor writes it; it counts in
+    /// [`Config::max_clients`](super::Config::max_clients), in this worker.
+    ///
+    /// # Errors
+    /// `Other` if `max_clients` entries are taken; those of registering it
+    /// (select: a descriptor `>= FD_SETSIZE`; epoll: `EPERM` for a regular file)
+    /// come later, as an unwatch: the descriptor is closed.
+    ///
+    /// # Examples
+    /// Lines written into a pipe (by another thread, a child process, a signal
+    /// handler) go to every connection:
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use unp_select::server::{Context, Protocol};
+    /// use unp_select::sources::{Interest, Readiness};
+    ///
+    /// struct Announce {
+    ///     pipe: Option<OwnedFd>, // the read end, watched at the first connection
+    /// }
+    /// impl Protocol for Announce {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Some(pipe) = self.pipe.take() {
+    ///             let _ = ctx.watch(pipe, Interest::READ);
+    ///         }
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    ///     fn ready(&mut self, _: Readiness, ctx: &mut Context<'_>) {
+    ///         let mut buf = [0; 512];
+    ///         match ctx.read_watched(&mut buf) {
+    ///             Ok(0) | Err(_) => {
+    ///                 let id = ctx.id();
+    ///                 ctx.unwatch(id); // writer gone
+    ///             }
+    ///             Ok(n) => {
+    ///                 ctx.broadcast(&buf[..n]);
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn watch(&mut self, fd: impl Into<OwnedFd>, interest: Interest) -> io::Result<ConnId> {
+        self.table.watch(fd.into(), interest)
+    }
+
+    /// Stops watching `id` ([`watch`](Self::watch)) and closes its descriptor, at
+    /// the end of this turn. Returns whether it was watched.
+    pub fn unwatch(&mut self, id: ConnId) -> bool {
+        if id.worker != self.id.worker {
+            return false;
+        }
+        match self.table.get_mut(id) {
+            Some(conn) if conn.stage == Stage::Watched => {
+                conn.ending = Ending::Close;
+                self.table.woken.push(id.index());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One `read(2)` from the descriptor this [`Protocol::ready`] call is about
+    /// (nonblocking if the descriptor is).
+    ///
+    /// # Errors
+    /// `read(2)`'s; `InvalidInput` outside a `ready` call.
+    pub fn read_watched(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.this() {
+            Some(conn) if conn.stage == Stage::Watched => crate::sys::read(conn.fd.as_fd(), buf),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read_watched is for a watched descriptor's ready call",
+            )),
+        }
+    }
+
     /// Pairs this connection with `other` (of this worker): while either has more
     /// than [`Config::max_unsent`](super::Config::max_unsent) bytes unsent, the
     /// other is not read, so a relay's memory stays bounded whichever side is
     /// slow; when either closes, the other closes once its output is sent; and at
     /// end of input a paired connection stays open until its own side is
-    /// half-closed too (see [`Protocol::end_of_input`]). Returns whether `other`
-    /// is there to pair with.
+    /// half-closed too (see [`Protocol::end_of_input`]). Returns whether they were
+    /// paired: not if `other` is gone, of another worker, a watched descriptor, or
+    /// either is paired already.
     pub fn pair(&mut self, other: ConnId) -> bool {
         let me = self.id;
-        if other == me || other.worker != me.worker || self.table.get_mut(other).is_none() {
+        let free = |c: &Conn| c.link.partner.is_none() && c.stage != Stage::Watched;
+        let mine = self.this().is_some_and(free);
+        if other == me || other.worker != me.worker || !mine {
+            return false;
+        }
+        if !self.table.get_mut(other).is_some_and(|c| free(c)) {
             return false;
         }
         if let Some(conn) = self.table.get_mut(other) {
@@ -693,10 +800,12 @@ impl Context<'_> {
         crate::sys::local_addr(conn.fd.as_fd())
     }
 
-    /// Asks the server to stop, as [`ShutdownHandle::shutdown`](super::ShutdownHandle::shutdown)
-    /// does (a drain, then the end of `run`): a protocol's SHUTDOWN command.
+    /// Asks the server to stop with a drain, as a first
+    /// [`ShutdownHandle::shutdown`](super::ShutdownHandle::shutdown) does: a
+    /// protocol's SHUTDOWN command. Asking again does not turn the drain into a
+    /// stop at once.
     pub fn shutdown_server(&mut self) {
-        self.table.shutdown.shutdown();
+        self.table.shutdown.drain();
     }
 
     /// Half-closes connection `id` (of this worker) as

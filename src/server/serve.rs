@@ -161,12 +161,18 @@ impl<P: Protocol> Loop<P> {
             hub,
             totals,
         } = worker;
-        let mut sources = Sources::new(backend);
+        // Made now, so that epoll_create1's or kqueue's error is its own.
+        let mut sources = Sources::try_new(backend)?;
         sources
             .register_owned(LISTENER, &listener, Interest::READ)
-            .map_err(|e| {
-                let fd = listener.as_fd().as_raw_fd();
-                io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+            .map_err(|e| match e.kind() {
+                // Too high for select: an error of ours, without an errno; say
+                // which descriptor. Anything else keeps its errno as it is.
+                io::ErrorKind::InvalidInput => {
+                    let fd = listener.as_fd().as_raw_fd();
+                    io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+                }
+                _ => e,
             })?;
         let wake = Self::watch_wake(shutdown.waker(usize::from(index)).as_fd(), &mut sources)?;
         if let Some(hub) = &hub {
@@ -212,6 +218,9 @@ impl<P: Protocol> Loop<P> {
         let Err(e) = sources.register_owned(WAKE, &waker, Interest::READ) else {
             return Ok(None);
         };
+        if e.kind() != io::ErrorKind::InvalidInput {
+            return Err(e); // the kernel's (ENOMEM, …): its errno kept
+        }
         let dup = UnixStream::from(waker.try_clone_to_owned()?);
         sources
             .register_owned(WAKE, &dup, Interest::READ)
@@ -247,6 +256,9 @@ impl<P: Protocol> Loop<P> {
                 Err(e) => break Err(e),
             }
         };
+        if !self.table.dialed.is_empty() {
+            self.watch_dialed(); // counted as connected before they are closed
+        }
         self.close_all();
         self.stats_slot.store(&self.table.stats);
         result.map(|()| self.table.stats)
@@ -280,7 +292,10 @@ impl<P: Protocol> Loop<P> {
             wait_failed(e, &mut self.table.stats)?;
             return Ok(true);
         }
-        if events.iter().any(|(&key, _)| key == WAKE) {
+        if events
+            .iter()
+            .any(|(&key, readiness)| key == WAKE && !readiness.is_invalid())
+        {
             // A shutdown request: read it, and look at what it asks next turn.
             let _ = match &self.wake {
                 Some(dup) => crate::sources::waker_reset(dup),
@@ -336,9 +351,15 @@ impl<P: Protocol> Loop<P> {
         self.draining = Some(until);
         let _ = self.sources.set_interest(&*self.listener, Interest::NONE);
         self.accepting.paused_until = None;
-        let open = self.table.client.iter().enumerate();
-        self.backlog
-            .extend(open.filter(|(_, c)| c.is_some()).map(|(i, _)| i));
+        for i in 0..self.table.client.len() {
+            match self.table.client[i].as_ref().map(|c| c.stage) {
+                None => {}
+                // Nothing to deliver on these: they go now, so that the drain
+                // ends when the last connection's output is out.
+                Some(Stage::Watched | Stage::Connecting) => self.close(i, CloseReason::Shutdown),
+                Some(_) => self.backlog.push(i),
+            }
+        }
     }
 
     /// The soonest of every deadline: timers, the listener's back-off, the end of
@@ -505,7 +526,10 @@ impl<P: Protocol> Loop<P> {
     fn greet(&mut self, i: usize, id: ConnId) {
         let table = &mut self.table;
         table.now = Instant::now();
-        let idle = self.config.idle_timeout.and_then(|t| table.now.checked_add(t));
+        let idle = self
+            .config
+            .idle_timeout
+            .and_then(|t| table.now.checked_add(t));
         table.set_timer(id, Timer::Idle, idle);
         if let Some(conn) = table.client[i].as_mut() {
             conn.stage = Stage::Open;
@@ -547,16 +571,26 @@ impl<P: Protocol> Loop<P> {
             let id = table.conn_id(i, gen);
             let conn = table.client[i].as_mut().expect("looked up");
             let connecting = conn.stage == Stage::Connecting;
-            let interest = if connecting {
-                Interest::WRITE
-            } else {
-                Interest::READ
+            let interest = match conn.stage {
+                Stage::Connecting => Interest::WRITE,
+                Stage::Watched => conn.interest,
+                _ => Interest::READ,
             };
-            if let Err(e) = self.sources.register_owned(FIRST_CONN + i, &conn.fd, interest) {
-                self.fail_dial(i, id, ConnectError::from(e));
+            if let Err(e) = self
+                .sources
+                .register_owned(FIRST_CONN + i, &conn.fd, interest)
+            {
+                if conn.stage == Stage::Watched {
+                    self.table.remove(i); // closed: the protocol sees no more `ready`
+                } else {
+                    self.fail_dial(i, id, ConnectError::from(e));
+                }
                 continue;
             }
             conn.interest = interest;
+            if conn.stage == Stage::Watched {
+                continue;
+            }
             if connecting {
                 let at = Instant::now().checked_add(self.config.connect_timeout);
                 table.set_timer(id, Timer::Connect, at);
@@ -620,6 +654,7 @@ impl<P: Protocol> Loop<P> {
 
     /// Connection `i`'s output is within `max_unsent`: a partner whose input
     /// waited on it is served again.
+    #[cold]
     fn wake_partner(&mut self, i: usize) {
         let max_unsent = self.config.max_unsent;
         let Some(conn) = self.table.client[i].as_ref() else {
@@ -669,7 +704,11 @@ impl<P: Protocol> Loop<P> {
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
-        let (stage, gen) = (conn.stage, conn.gen);
+        let (stage, gen, paired) = (conn.stage, conn.gen, conn.link.partner.is_some());
+        if stage == Stage::Watched {
+            self.serve_watch(i, readiness);
+            return Ok(());
+        }
         match stage {
             // Woken (output queued for it) before its connect ended: wait on.
             Stage::Connecting if readiness.is_empty() => return Ok(()),
@@ -680,7 +719,7 @@ impl<P: Protocol> Loop<P> {
                 self.greet(i, id);
             }
         }
-        let partner_full = self.partner_full(i);
+        let partner_full = paired && self.partner_full(i);
         let Some(conn) = self.table.client[i].as_mut() else {
             return Ok(()); // the protocol panicked in `connect`
         };
@@ -731,6 +770,7 @@ impl<P: Protocol> Loop<P> {
 
     /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
     /// connection has no input waiting, else after its input.
+    #[inline]
     fn read(&mut self, i: usize) -> io::Result<Read> {
         let conn = self.table.client[i]
             .as_mut()
@@ -988,13 +1028,22 @@ impl<P: Protocol> Loop<P> {
     }
 
     /// After a turn: close, or watch the connection for what it waits for.
+    #[inline]
     fn after_turn(&mut self, i: usize, parked: bool) {
         if parked {
             self.park(i);
         }
-        self.tell_end_of_input(i);
-        self.wake_partner(i);
-        let partner_full = self.partner_full(i);
+        let Some(conn) = self.table.client[i].as_ref() else {
+            return; // closed during the turn (panic)
+        };
+        let (eof, paired) = (conn.eof && !conn.eof_told, conn.link.partner.is_some());
+        if eof {
+            self.tell_end_of_input(i);
+        }
+        if paired {
+            self.wake_partner(i);
+        }
+        let partner_full = paired && self.partner_full(i);
         let Table {
             client,
             timers,
@@ -1088,8 +1137,40 @@ impl<P: Protocol> Loop<P> {
         }
     }
 
+    /// A watched descriptor is ready: the protocol's [`Protocol::ready`]; or it is
+    /// to be unwatched: closed, without a word to the protocol (it asked).
+    fn serve_watch(&mut self, i: usize, readiness: Readiness) {
+        let Some(conn) = self.table.client[i].as_ref() else {
+            return;
+        };
+        if conn.ending == Ending::Close {
+            if let Some(conn) = self.table.remove(i) {
+                self.sources.unregister(&conn.fd);
+            }
+            return;
+        }
+        if readiness.is_empty() {
+            return; // woken for nothing it takes
+        }
+        let id = self.table.conn_id(i, conn.gen);
+        self.table.now = Instant::now();
+        let mut ctx = Context::new(&mut self.table, id, &[]);
+        let protocol = &mut self.protocol;
+        let panicked = guarded(|| protocol.ready(readiness, &mut ctx)).is_err();
+        let closing = self.table.client[i]
+            .as_ref()
+            .is_some_and(|c| c.ending == Ending::Close);
+        if panicked || closing {
+            if let Some(conn) = self.table.remove(i) {
+                self.sources.unregister(&conn.fd);
+            }
+        }
+        self.backlog.append(&mut self.table.woken);
+    }
+
     /// The peer's end of file reached the protocol's [`Protocol::end_of_input`],
     /// once, after every message was delivered.
+    #[cold]
     fn tell_end_of_input(&mut self, i: usize) {
         let Some(conn) = self.table.client[i].as_mut() else {
             return;
@@ -1104,6 +1185,12 @@ impl<P: Protocol> Loop<P> {
     fn close(&mut self, i: usize, why: CloseReason) {
         let table = &mut self.table;
         if let Some(conn) = table.client[i].as_ref() {
+            if conn.stage == Stage::Watched {
+                if let Some(conn) = table.remove(i) {
+                    self.sources.unregister(&conn.fd);
+                }
+                return;
+            }
             if conn.stage == Stage::Connecting {
                 // Never established: not a connection to close, a connect that failed.
                 let id = table.conn_id(i, conn.gen);
@@ -1164,7 +1251,15 @@ impl<P: Protocol> Loop<P> {
                 if !a.reserve.as_ref().is_some_and(FdReserve::is_armed) {
                     a.reserve = FdReserve::new().ok(); // re-arm if fds are back
                 }
-                let _ = self.sources.set_interest(&*self.listener, Interest::READ);
+                if self
+                    .sources
+                    .set_interest(&*self.listener, Interest::READ)
+                    .is_err()
+                {
+                    // Epoll or kqueue out of memory: rest again rather than stop
+                    // accepting for good.
+                    self.accepting.paused_until = Some(now + ACCEPT_BACKOFF);
+                }
             }
         }
         while let Some(due) = self.table.timers.pop_due(now) {

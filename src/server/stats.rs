@@ -126,7 +126,8 @@ pub struct Stats {
     pub sends_refused: u64,
     /// Messages delivered to the protocol.
     pub messages_received: u64,
-    /// Messages sent: `send`/`send_to` calls whose last byte the kernel took.
+    /// Messages sent: `send`/`send_shared`/`send_to` calls, and each receiver's copy
+    /// (or reference) of a broadcast, whose last byte the kernel took.
     pub messages_sent: u64,
     /// Bytes read from connections.
     pub bytes_received: u64,
@@ -174,7 +175,7 @@ impl fmt::Display for Stats {
 }
 
 impl Stats {
-    /// Connections open now: accepted and not yet closed.
+    /// Connections open now: accepted or connected, and not yet closed.
     ///
     /// # Examples
     /// ```

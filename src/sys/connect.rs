@@ -123,7 +123,10 @@ mod tests {
             Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED)),
             Ok((fd, _)) => {
                 // In progress: the refusal comes once the socket is writable.
-                let mut p = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLOUT)];
+                let mut p = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLOUT,
+                )];
                 nix::poll::poll(&mut p, nix::poll::PollTimeout::from(1000u16)).unwrap();
                 let e = take_socket_error(fd.as_fd()).unwrap().unwrap();
                 assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
