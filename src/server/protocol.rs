@@ -745,7 +745,8 @@ impl Context<'_> {
 
     /// Pairs this connection with `other` (of this worker): while either has more
     /// than [`Config::max_unsent`](super::Config::max_unsent) bytes unsent, the
-    /// other is not read, so a relay's memory stays bounded whichever side is
+    /// other is not read (its own queue does not hold back its reading: the two
+    /// directions go on independently), so a relay's memory stays bounded whichever side is
     /// slow; when either closes, the other closes once its output is sent; and at
     /// end of input a paired connection stays open until its own side is
     /// half-closed too (see [`Protocol::end_of_input`]). Returns whether they were

@@ -740,7 +740,7 @@ impl<P: Protocol> Loop<P> {
         // Input is delivered unless the connection is closing, streams a reply, or
         // its output is over `max_unsent` (back-pressure), or the server drains or
         // is over its total; it is read unless, also, EOF came.
-        let held = conn.unsent() > self.config.max_unsent
+        let held = (conn.link.partner.is_none() && conn.unsent() > self.config.max_unsent)
             || partner_full
             || conn.streaming
             || self.over_total
@@ -863,7 +863,7 @@ impl<P: Protocol> Loop<P> {
                 || conn.ending == Ending::Close
                 || conn.overflowed
                 || conn.streaming
-                || conn.unsent() > max_unsent
+                || (conn.link.partner.is_none() && conn.unsent() > max_unsent)
             {
                 stopped = true;
                 break;
@@ -993,6 +993,15 @@ impl<P: Protocol> Loop<P> {
         add(&mut table.stats.bytes_sent, n as u64);
         if n > 0 {
             self.active(i);
+            let table = &mut self.table;
+            if let Some(gen) = table.client[i]
+                .as_ref()
+                .filter(|c| c.link.partner.is_some())
+                .map(|c| c.gen)
+            {
+                let id = table.conn_id(i, gen);
+                table.set_timer(id, Timer::Write, None);
+            }
         }
         match result {
             Ok(_) => Ok(()),
@@ -1100,7 +1109,7 @@ impl<P: Protocol> Loop<P> {
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
             && !conn.streaming
-            && unsent <= max_unsent
+            && (conn.link.partner.is_some() || unsent <= max_unsent)
             && !partner_full
             && !draining;
         let wants_input = can_deliver && (conn.pending || !conn.eof);
