@@ -191,7 +191,14 @@ pub fn connect_high(addr: SocketAddr) -> io::Result<TcpStream> {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let sock = socket::socket(family, SockType::Stream, SockFlag::empty(), None)?;
+    // Close-on-exec from the start, so that a process another test thread starts
+    // meanwhile (a fresh copy of the test binary) cannot inherit it. Apple has no
+    // SOCK_CLOEXEC: there the copy made by `move_high_fd` is the first to have it.
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(target_vendor = "apple")]
+    let flags = SockFlag::empty();
+    let sock = socket::socket(family, SockType::Stream, flags, None)?;
     let sock = move_high_fd(sock);
     match addr {
         SocketAddr::V4(a) => socket::connect(sock.as_raw_fd(), &SockaddrIn::from(a))?,
