@@ -87,6 +87,20 @@ pub fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
+/// Number of slots in the descriptor table (the kernel's `max_fds`), from `FDSize`
+/// in /proc/self/status. The table grows as higher numbers are used, never shrinks.
+#[cfg(target_os = "linux")]
+pub fn fd_table_size() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("FDSize:"))
+        .expect("FDSize in /proc/self/status")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// The descriptors a process has open, from `/proc/<pid>/fd` (Linux).
 pub fn open_fds_of(pid: u32) -> Option<usize> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

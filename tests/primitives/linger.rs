@@ -1,6 +1,6 @@
 //! Integration tests for `unp_select::linger` on loopback TCP.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
