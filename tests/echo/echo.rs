@@ -1,7 +1,7 @@
 //! The echo server's behaviour, each test run against the three loops (select over
 //! `FdSet`, select over `LargeFdSet`, poll), on 127.0.0.1, bounded by a watchdog.
 
-mod common;
+use crate::common;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
