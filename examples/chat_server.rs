@@ -20,9 +20,10 @@ const USAGE: &str = "\
 usage: chat_server [OPTIONS] [ADDR]
 
 A chat server on ADDR (default 127.0.0.1:9878): each line a client sends goes to
-every other connected client; the sender gets nothing back. A client that does not
-read is closed after 10 seconds of unsent output; lines longer than 64 KiB close
-their sender. Stop it with Ctrl-C or SIGTERM; it then prints its counters.
+every other connected client; the sender gets nothing back (a last line without a
+newline is relayed with one). A client that does not read is closed after 10
+seconds of unsent output; lines longer than 64 KiB close their sender. Ctrl-C or
+SIGTERM drains it (a second one stops it at once); it then prints its counters.
 
 try:  nc 127.0.0.1 9878   (in two terminals)";
 
@@ -46,8 +47,15 @@ impl Protocol for Chat {
         let newline = piece.ends_with(b"\n");
         if partial.len() + piece.len() - usize::from(newline) > MAX_LINE {
             ctx.close(); // too long: nothing of it is relayed
+        } else if !newline && ctx.input_closed() {
+            // The unterminated last line, at end of file: relayed with a `\n`,
+            // so it does not run into the receivers' next line.
+            partial.extend_from_slice(piece);
+            partial.push(b'\n');
+            ctx.broadcast(partial);
+            *partial = Vec::new();
         } else if !newline {
-            // A piece of a long line, or an unterminated last line: keep it.
+            // A piece of a long line: keep it.
             partial.extend_from_slice(piece);
         } else if partial.is_empty() {
             ctx.broadcast(piece); // the usual case: no copy before the queues
@@ -65,7 +73,7 @@ fn main() -> ExitCode {
         "chat_server",
         &usage,
         "127.0.0.1:9878",
-        Config::default().with_nodelay(true),
+        Config::default(),
         || Chat,
     )
 }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use unp_select::echo::{Config, Echo, EchoServer};
+use unp_select::sources::Backend;
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -33,6 +34,9 @@ options:
   --lines                echo whole lines (and pieces of --max-line bytes)
   --poll                 use the poll(2) loop (tcpservpoll01) instead of select(2)
   --large                use select(2) over a set that grows past FD_SETSIZE
+  --epoll                use epoll(7) (Linux): a wait costs what is ready, not
+                         what is connected
+  --kqueue               use kqueue(2) (the BSDs, macOS), likewise
   --blocking-listener    keep the listener blocking: the book's bug (UNP 16.6)
   --accept-delay MS      sleep MS milliseconds between select and accept (UNP
                          16.6's sleep(5)), to open the race window
@@ -44,20 +48,15 @@ options:
                          SO_REUSEPORT_LB on FreeBSD; --reuseport says so)
   --accept-batch N       accept up to N connections per readiness of the listener
                          (default 1, the book's one accept per select)
+  --idle-timeout SECS    close a client that sends nothing whole and reads no
+                         echo for SECS seconds (default: never, as the book)
   -h, --help             print this help
 
 try:  nc 127.0.0.1 9877     or     cargo run --example echo_client";
 
-#[derive(Clone, Copy)]
-enum Mechanism {
-    Select,
-    Large,
-    Poll,
-}
-
 struct Args {
     addr: String,
-    mechanism: Mechanism,
+    backend: Backend,
     config: Config,
 }
 
@@ -73,7 +72,7 @@ fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
 fn parse() -> Result<Option<Args>, String> {
     let mut args = Args {
         addr: "127.0.0.1:9877".to_string(),
-        mechanism: Mechanism::Select,
+        backend: Backend::Select,
         config: Config::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -83,8 +82,10 @@ fn parse() -> Result<Option<Args>, String> {
             "-h" | "--help" => return Ok(None),
             "--bytes" => args.config.echo = Echo::Bytes,
             "--lines" => args.config.echo = Echo::Lines,
-            "--poll" => args.mechanism = Mechanism::Poll,
-            "--large" => args.mechanism = Mechanism::Large,
+            "--poll" => args.backend = Backend::Poll,
+            "--large" => args.backend = Backend::LargeSelect,
+            "--epoll" => args.backend = Backend::Epoll,
+            "--kqueue" => args.backend = Backend::Kqueue,
             "--blocking-listener" => args.config.nonblocking_listener = false,
             "--accept-delay" => {
                 let ms = positive(&a, it.next())?;
@@ -96,6 +97,14 @@ fn parse() -> Result<Option<Args>, String> {
             "--reuseport" => args.config.reuseport = true,
             "--shared-listener" => args.config.reuseport = false,
             "--accept-batch" => args.config.accept_batch = positive(&a, it.next())? as usize,
+            "--idle-timeout" => {
+                let secs = it.next().and_then(|v| v.parse::<f64>().ok());
+                let timeout = secs.and_then(|s| Duration::try_from_secs_f64(s).ok());
+                match timeout.filter(|t| !t.is_zero()) {
+                    Some(t) => args.config.idle_timeout = Some(t),
+                    None => return Err(format!("{a} needs a number of seconds above 0")),
+                }
+            }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if !addr_seen => {
                 args.addr = s.to_string();
@@ -126,15 +135,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = serve::stop_on_signals(server.shutdown_handle()) {
+    let stop = server.shutdown_handle();
+    if let Err(e) = serve::stop_on_signals(&stop) {
         errln(format_args!("echo_server: sigaction: {e}"));
         return ExitCode::FAILURE;
     }
-    let mechanism = match args.mechanism {
-        Mechanism::Select => "select",
-        Mechanism::Large => "select over a large set",
-        Mechanism::Poll => "poll",
-    };
+    let mechanism = serve::backend_name(args.backend);
     match server.local_addr() {
         Ok(addr) => outln(format_args!(
             "echo_server: listening on {addr} ({mechanism}, {} echo, {} listener)",
@@ -150,12 +156,8 @@ fn main() -> ExitCode {
         )),
         Err(e) => errln(format_args!("echo_server: getsockname: {e}")),
     }
-    let result = match args.mechanism {
-        Mechanism::Select => server.run(),
-        Mechanism::Large => server.run_large(),
-        Mechanism::Poll => server.run_poll(),
-    };
-    serve::stopped_note("echo_server");
+    let result = server.run_with(args.backend);
+    serve::stopped_note("echo_server", &stop);
     match result {
         Ok(stats) => {
             outln(format_args!("echo_server: stopped; counters:\n{stats}"));

@@ -17,9 +17,9 @@
 //! | [`accept`](mod@accept) | `Accept` | [`accept()`](fn@accept) that sorts its errors (UNP 16.6), [`FdReserve`] |
 //!
 //! 2. **Keyed readiness**, [`sources`]: register descriptors under keys of your
-//!    own, wait with select, large select or poll, iterate the ready keys; a
-//!    [`Waker`](sources::Waker) wakes the wait from another thread or a signal
-//!    handler.
+//!    own, wait with select, large select, poll, epoll or kqueue, iterate the
+//!    ready keys; a [`Waker`](sources::Waker) wakes the wait from another thread
+//!    or a signal handler.
 //! 3. **The hardened server loop**, [`server`]: UNP's `tcpservselect01` with the
 //!    16.6 fix, sorted `accept` errors, the `EMFILE` reserve, fair turns,
 //!    back-pressure and time-outs, generic over a [`Protocol`](server::Protocol)
@@ -83,7 +83,7 @@
 //!         let text = line.strip_suffix(b"\n").unwrap_or(line);
 //!         let mut reply: Vec<u8> = text.iter().rev().copied().collect();
 //!         reply.push(b'\n');
-//!         ctx.send(&reply);
+//!         let _ = ctx.send(&reply);
 //!     }
 //! }
 //!

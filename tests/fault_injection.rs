@@ -7,8 +7,10 @@
 //! in one loop mode (select, poll, large). Every row runs against `echo_server` in
 //! every mode (byte echo; the `recvfrom`/`sendto` and `pselect6`/`poll` rows also in
 //! line mode), and against `chat_server` and `kv_server` as each test says (`every`:
-//! all modes; `spread`: the rows shared out over the modes). The call numbers
-//! (`when`) are tuned to echo's workload; `PLANS` re-tunes them for the others'.
+//! all modes; `spread`: the rows shared out over the modes); the `sendmsg` rows only
+//! against the servers that make that call (chat), and the others are checked to
+//! make none. The call numbers (`when`) are tuned to echo's workload; `PLANS`
+//! re-tunes them for the others'.
 //!
 //! Each run: five clients connect one after the other (so the accept order is
 //! known) and say hello, then all of them at once do their exchange in pieces and
@@ -16,10 +18,12 @@
 //! distinctive data (text lines, binary with NULs, one 4095-byte piece without a
 //! newline, lines split across pieces) and its echo. kv: `set`s of binary values
 //! (NULs, `\r\n`, one longer than a command line), split inside the command line and
-//! the data, `get`s of them back, a pipelined `set`+`get`, a `delete`. Chat: each
-//! line (tagged with its sender and number; binary, NULs, CRs, one longer than the
-//! loop's line) must reach every other client, whole and in its sender's order, and
-//! nothing else may arrive. A fresh client (chat: two) must then be served, the
+//! the data, `get`s of them back, a pipelined `set`+`get`, a `delete`. Chat: an
+//! opening round, one client at a time (a line alone, then two lines in one
+//! write), then the exchange all at once; each line (tagged with its sender and
+//! number; binary, NULs, CRs, one longer than the loop's line) must reach every
+//! other client, whole and in its sender's order, and nothing else may arrive.
+//! A fresh client (chat: two) must then be served, the
 //! server is stopped with SIGTERM, and its counters must say exactly what the row
 //! expects. The strace output is read back: the `(INJECTED)` lines must be exactly
 //! the planned ones, so a row whose fault never fired fails.
@@ -34,6 +38,7 @@ mod common;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::mem;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -232,6 +237,9 @@ enum Expect {
     /// std's debug-build I/O-safety check (`fcntl(F_GETFD)` before `close`) saw
     /// EBADF: the process aborts (SIGABRT).
     Abort,
+    /// This server never makes the call: nothing is injected, nothing lost, no
+    /// counter moves. When it starts making it, the row fails and says so.
+    NeverCalled,
 }
 
 /// One more fault in the same run (a row may inject into two system calls).
@@ -400,6 +408,28 @@ const SEND_ROWS: &[Row] = &[
     row("sendto", "ENOTSOCK", "3", Expect::Fatal),
 ];
 
+/// sendmsg (`MSG_NOSIGNAL`, several buffers): the generic loop's send when a
+/// connection's output is more than one chunk (copied bytes and a shared
+/// `Arc<[u8]>`; `send` when it is one). The same errnos, expectations and calls as
+/// sendto: chat's sendmsg 1-20 are its opening round's pairs of lines (see
+/// `PLANS`), and a transient fault's retry is a sendmsg again (what was queued
+/// stays queued), so the faults at 3-23 all land before the fresh clients.
+fn sendmsg_rows() -> Vec<Row> {
+    SEND_ROWS
+        .iter()
+        .map(|r| Row {
+            sys: "sendmsg",
+            ..*r
+        })
+        .collect()
+}
+
+/// The servers that make sendmsg calls: chat's broadcasts of lines of 64 bytes or
+/// more are shared, so a receiver's output is often a copy and a shared chunk.
+/// Echo (its own loop) never makes one; kv does not yet (each reply is one copy):
+/// `sendmsg_errors` checks both.
+const SENDMSG_TARGETS: [Target; 1] = [Target::Chat];
+
 /// close: `{close}` calls are the loader's and std's before the loop; the next ones
 /// close clients after their EOF (the 1st and the 3rd get the fault).
 const CLOSE_ROWS: &[Row] = &[
@@ -471,8 +501,14 @@ const BUG_ROWS: &[Row] = &[
 /// The rows' `when`, re-tuned for chat's and kv's workloads: (server, system call,
 /// echo's `when`, this server's). A row not listed keeps echo's.
 const PLANS: &[(Target, &str, &str, &str)] = &[
-    // Chat's hellos are sends 1-10 (client k's to the k clients before it): the
-    // closing faults go to two receivers in the exchange.
+    // Chat's hellos are sendto 1-10 (client k's to the k clients before it). The
+    // exchange opens with a round, one client at a time, in which each says a
+    // line alone (sendto 11-30: each client's to the four others) and then two
+    // lines in one write (sendmsg 1-20). The closing faults go to two receivers
+    // in that round: sendto 12 and 17 (client 0's line to its 2nd receiver,
+    // client 1's to its 3rd), sendmsg 4 and 8 (echo's plan). Concurrent sends
+    // after it are a copy or a shared chunk alone (sendto) or several (sendmsg)
+    // as the timing has it: no plan could count on them.
     (Target::Chat, "sendto", "4..8+4", "12..17+5"),
     // chat and kv set TCP_NODELAY on each accepted connection (calls 2 and 3 for
     // clients 0 and 1): client 2's SO_LINGER is call 4.
@@ -559,6 +595,17 @@ fn send_errors() {
     let _w = Watchdog::new("send_errors", LIMIT);
     let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv];
     run_table("sendto", &every(SEND_ROWS, &targets));
+}
+
+#[test]
+#[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
+fn sendmsg_errors() {
+    let _w = Watchdog::new("sendmsg_errors", LIMIT);
+    let mut cases = every(&sendmsg_rows(), &SENDMSG_TARGETS);
+    // The others make no sendmsg: a fault planned there must never fire.
+    let unused = [row("sendmsg", "EAGAIN", "1..3", Expect::NeverCalled)];
+    cases.extend(every(&unused, &[ECHO, ECHO_LINES, Target::Kv]));
+    run_table("sendmsg", &cases);
 }
 
 #[test]
@@ -668,6 +715,8 @@ fn worker_rows() -> Vec<Row> {
         ],
     ));
     rows.extend(pick(CLOSE_ROWS, &["EBADF", "EIO"]));
+    // No sendmsg rows: of the servers run here (echo, kv) none makes that call
+    // (`sendmsg_errors` checks it), and chat is left out (`worker_cases`).
     rows
 }
 
@@ -1795,11 +1844,22 @@ fn check(
         ));
     }
 
+    if row.expect == Expect::NeverCalled && count(sys) != 0 {
+        return fail(format!(
+            "{} makes {sys} calls now ({} faults injected): give it the {sys} rows",
+            target.name(),
+            count(sys)
+        ));
+    }
     // Every planned fault fired.
     let faults = match landed {
         None => {
             for (s, _, when, _) in injects {
-                let want = planned(when).len();
+                let want = if row.expect == Expect::NeverCalled && *s == sys {
+                    0
+                } else {
+                    planned(when).len()
+                };
                 if count(s) != want {
                     return fail(format!(
                         "{s}: {} faults injected, {want} planned (when={when})",
@@ -1813,7 +1873,7 @@ fn check(
         // are totals over the workers, so they are compared with what landed.
         Some(landed) => {
             notes.push(format!("faults per thread: {}", landed.per_thread));
-            let on_conns = matches!(row.sys, "recvfrom" | "sendto" | "close");
+            let on_conns = matches!(row.sys, "recvfrom" | "sendto" | "sendmsg" | "close");
             let faults = if on_conns {
                 landed.on_conns
             } else {
@@ -1884,7 +1944,7 @@ fn check(
     let mut want_closed = 0;
     let mut want_no_eof = 0;
     match row.expect {
-        Expect::Retry | Expect::CloseIgnored => {}
+        Expect::Retry | Expect::CloseIgnored | Expect::NeverCalled => {}
         Expect::Backoff => want.push(("backoffs", faults)),
         Expect::NotNow(bucket) => {
             let key = match bucket {
@@ -2088,6 +2148,7 @@ fn check(
         Expect::CloseClient => "closes that client only",
         Expect::CloseIgnored => "ignores the error",
         Expect::LingerFin => "refused with FIN",
+        Expect::NeverCalled => "never called, nothing lost",
         _ => "",
     };
     Ok(format!("{what}; {}", nonzero()))
@@ -2628,13 +2689,44 @@ fn show(line: &[u8]) -> String {
     )
 }
 
-/// How a hello went that nobody echoes: relayed, or its sender gone, or the client
-/// it should reach gone (`to.report.closed` says how), or wrong.
+/// How a line went that nobody echoes (`relay`): relayed, or its sender gone, or the
+/// client it should reach gone (`to.report.closed` says how), or wrong.
 enum Relay {
     Gone(io::Error),
     Lost,
     Failed(String),
 }
+
+/// Whether `line` reached `to` within `wait`: `Ok(false)` if nothing came,
+/// `Err(Relay::Lost)` if the server closed `to` (its report says how).
+fn arrived(to: &mut ChatPeer, line: &[u8], wait: Duration) -> Result<bool, Relay> {
+    match to.line(wait) {
+        Ok(None) => Ok(false),
+        Ok(Some(got)) if got == line => {
+            to.report.verified += got.len() as u64;
+            to.report.msgs_out += 1;
+            Ok(true)
+        }
+        Ok(Some(got)) => Err(Relay::Failed(format!(
+            "client {} got {}, want {}",
+            to.report.id,
+            show(&got),
+            show(line)
+        ))),
+        Err(e) => {
+            let what = format!("waiting for {}", show(line));
+            to.report.closed = sort_error(&mut to.report, e, &what);
+            match to.report.failure.take() {
+                Some(why) => Err(Relay::Failed(why)),
+                None => Err(Relay::Lost),
+            }
+        }
+    }
+}
+
+/// How long `relay` looks at `to` once more after the sender was closed: the line
+/// is there at once if the server sent it before it closed the sender.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// Waits until `line`, just sent by `from`, reaches `to` (then the server serves
 /// `from`), or `from` is reset or closed (turned away).
@@ -2647,41 +2739,136 @@ fn relay(from: &mut TcpStream, to: &mut ChatPeer, line: &[u8]) -> Result<(), Rel
             .map_err(|e| Relay::Failed(e.to_string()))?;
         let peeked = from.peek(&mut [0u8; 1]);
         let _ = from.set_nonblocking(false);
-        match peeked {
-            Ok(0) => return Err(Relay::Gone(ErrorKind::UnexpectedEof.into())),
+        let gone = match peeked {
+            Ok(0) => ErrorKind::UnexpectedEof.into(),
             Ok(_) => return Err(Relay::Failed("data for the sender of a line".into())),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => return Err(Relay::Gone(e)),
-        }
-        match to.line(Duration::from_millis(5)) {
-            Ok(None) => {}
-            Ok(Some(got)) if got == line => {
-                to.report.verified += got.len() as u64;
-                to.report.msgs_out += 1;
-                return Ok(());
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if arrived(to, line, Duration::from_millis(5))? {
+                    return Ok(());
+                }
+                continue;
             }
-            Ok(Some(got)) => {
-                return Err(Relay::Failed(format!(
-                    "client {} got {}, want {}",
-                    to.report.id,
-                    show(&got),
-                    show(line)
-                )))
-            }
-            Err(e) => {
-                let what = format!("waiting for {}", show(line));
-                to.report.closed = sort_error(&mut to.report, e, &what);
-                return match to.report.failure.take() {
-                    Some(why) => Err(Relay::Failed(why)),
-                    None => Err(Relay::Lost),
-                };
-            }
-        }
+            Err(e) => e,
+        };
+        // The server closed the sender: before it read the line (nothing was
+        // relayed), or as it stopped (a fatal fault), maybe just after it relayed
+        // the line to `to`. Then the line counts as relayed.
+        return match arrived(to, line, RECHECK) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(Relay::Lost) => Err(Relay::Gone(gone)),
+            Err(other) => Err(other),
+        };
     }
     Err(Relay::Failed(format!(
         "{} not relayed within {READ_TIMEOUT:?}",
         show(line)
     )))
+}
+
+/// How a client's `say` went, when not relayed: the client gone (turned away or
+/// closed), or wrong data.
+enum Said {
+    Gone(io::Error),
+    Failed(String),
+}
+
+/// `from` writes `lines` in one write. Relayed once the first line reached the
+/// first client of `others` still open (then the server serves `from`; if every
+/// one of them was closed meanwhile, nobody can tell); every other open client
+/// must then get the lines too, whole and in order. Clients the server closed
+/// meanwhile, or that got wrong data, are moved from `others` to `reports`.
+fn say(
+    from: &mut TcpStream,
+    lines: &[Vec<u8>],
+    others: &mut Vec<ChatPeer>,
+    reports: &mut Vec<ClientReport>,
+) -> Result<(), Said> {
+    let result = say_to(from, lines, others);
+    // Clients the server closed send and get nothing more.
+    let (open, gone): (Vec<_>, Vec<_>) = mem::take(others)
+        .into_iter()
+        .partition(|p| p.report.closed.is_none() && p.report.failure.is_none());
+    reports.extend(gone.into_iter().map(|p| p.report));
+    *others = open;
+    result
+}
+
+fn say_to(from: &mut TcpStream, lines: &[Vec<u8>], others: &mut [ChatPeer]) -> Result<(), Said> {
+    from.write_all(&lines.concat()).map_err(Said::Gone)?;
+    let mut first = None;
+    for (i, to) in others.iter_mut().enumerate() {
+        match relay(from, to, &lines[0]) {
+            Ok(()) => {
+                first = Some(i);
+                break;
+            }
+            Err(Relay::Lost) => {} // `to` closed: the next one shows it
+            Err(Relay::Gone(e)) => return Err(Said::Gone(e)),
+            Err(Relay::Failed(why)) => return Err(Said::Failed(why)),
+        }
+    }
+    let Some(first) = first else {
+        return Ok(());
+    };
+    for (i, peer) in others.iter_mut().enumerate().skip(first) {
+        let rest = if i == first { &lines[1..] } else { lines };
+        for line in rest {
+            peer.expect_line(line);
+            if peer.report.closed.is_some() || peer.report.failure.is_some() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What chat client `id` says in the exchange's opening round, one write each: a
+/// line alone, then two lines at once (a short one and a long one with binary).
+/// Each of them reaches every receiver while nothing else is queued for it, so
+/// the line alone is one buffer there (one `send`) and the two lines are a copy
+/// and a shared chunk (one `sendmsg` of both).
+fn opening_lines(id: usize) -> [Vec<Vec<u8>>; 2] {
+    let mut alone = format!("<{id}.o>a line alone, ").into_bytes();
+    alone.extend((0..120).map(|i| b'a' + ((i + id) % 26) as u8));
+    alone.push(b'\n');
+    let short = format!("<{id}.p>two lines at once\n").into_bytes();
+    let mut long = format!("<{id}.q>").into_bytes();
+    long.extend((0..200).map(|i| match (i * 13 + id) as u8 {
+        b'\n' => b'\r',
+        x => x,
+    }));
+    long.push(b'\n');
+    [vec![alone], vec![short, long]]
+}
+
+/// The exchange's opening round: each client in turn says its `opening_lines`,
+/// and each write must reach all the others before the next one is made.
+fn chat_opening(live: &mut Vec<ChatPeer>, reports: &mut Vec<ClientReport>) {
+    for id in 0..CLIENTS {
+        for lines in opening_lines(id) {
+            let Some(i) = live.iter().position(|p| p.report.id == id) else {
+                break; // closed, or never served
+            };
+            let mut peer = live.remove(i);
+            match say(&mut peer.stream, &lines, live, reports) {
+                Ok(()) => {
+                    peer.report.sent += lines.iter().map(|l| l.len() as u64).sum::<u64>();
+                    peer.report.msgs_in += lines.len() as u64;
+                }
+                Err(Said::Gone(e)) => {
+                    peer.report.closed = sort_error(&mut peer.report, e, "opening round");
+                }
+                Err(Said::Failed(why)) => {
+                    peer.report.failure = Some(format!("client {id}: opening round: {why}"));
+                }
+            }
+            if peer.report.closed.is_some() || peer.report.failure.is_some() {
+                reports.push(peer.report);
+                break;
+            }
+            live.insert(i, peer);
+        }
+    }
 }
 
 /// What a chat client must still get: each other sender's lines, in order.
@@ -2745,8 +2932,10 @@ impl Inbox {
 }
 
 /// Chat: five clients connect one after the other; each (but the first) says hello,
-/// and is served once that line reached the others. Then all at once send their
-/// lines in pieces while reading the others'; then half-close and wait for EOF.
+/// and is served once that line reached the others. The exchange opens with a
+/// round in which each client in turn says its `opening_lines`; then all at once
+/// send their lines in pieces while reading the others'; then half-close and wait
+/// for EOF.
 fn chat_workload(addr: SocketAddr, expect: Expect) -> Workload {
     let mut live: Vec<ChatPeer> = Vec::new();
     let mut reports = Vec::new();
@@ -2766,44 +2955,30 @@ fn chat_workload(addr: SocketAddr, expect: Expect) -> Workload {
             continue;
         }
         let hello = format!("<{id}.h>hello from client {id}\n").into_bytes();
-        if let Err(e) = stream.write_all(&hello) {
-            hello_failed(&mut report, e, expect);
-            reports.push(report);
-            continue;
-        }
-        // Served once the hello reached a client (the first one still open).
-        let mut relayed = Ok(());
-        while !live.is_empty() {
-            relayed = relay(&mut stream, &mut live[0], &hello);
-            let Err(Relay::Lost) = relayed else { break };
-            reports.push(live.remove(0).report);
-        }
-        match relayed {
-            Ok(()) | Err(Relay::Lost) => {}
-            Err(Relay::Gone(e)) => {
+        match say(
+            &mut stream,
+            std::slice::from_ref(&hello),
+            &mut live,
+            &mut reports,
+        ) {
+            Ok(()) => {}
+            Err(Said::Gone(e)) => {
                 hello_failed(&mut report, e, expect);
                 reports.push(report);
                 continue;
             }
-            Err(Relay::Failed(why)) => {
+            Err(Said::Failed(why)) => {
                 report.failure = Some(format!("client {id}: hello: {why}"));
                 reports.push(report);
                 continue;
             }
         }
-        for peer in live.iter_mut().skip(1) {
-            peer.expect_line(&hello);
-        }
         report.hello_ok = true;
         report.sent = hello.len() as u64;
         report.msgs_in = 1;
         live.push(ChatPeer::new(stream, report));
-        // Clients the server closed send and get nothing more.
-        let (open, gone): (Vec<_>, Vec<_>) =
-            live.into_iter().partition(|p| p.report.closed.is_none());
-        reports.extend(gone.into_iter().map(|p| p.report));
-        live = open;
     }
+    chat_opening(&mut live, &mut reports);
     let senders: Vec<usize> = live.iter().map(|p| p.report.id).collect();
     let closed: Arc<Vec<AtomicBool>> =
         Arc::new((0..CLIENTS).map(|_| AtomicBool::new(false)).collect());

@@ -149,8 +149,10 @@ fn exchange(addr: SocketAddr, what: &str, request: &[u8], expected: &[u8]) {
         .unwrap_or_else(|e| panic!("{what}: write: {e}"));
     assert!(
         got == expected,
-        "{what}: got {:?}, want {:?}",
+        "{what}: got {} bytes {:?}, want {} bytes {:?}",
+        got.len(),
         String::from_utf8_lossy(&got[..got.len().min(300)]),
+        expected.len(),
         String::from_utf8_lossy(&expected[..expected.len().min(300)])
     );
 }
@@ -257,55 +259,8 @@ fn pymemcache_script_against_real_memcached() {
         Duration::from_secs(120),
     );
     require_pymemcache();
-    require(
-        Command::new("memcached").arg("-h"),
-        "install memcached (apt-get install memcached)",
-    );
-    // A free port (the tiny race with another process taking it is acceptable).
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new("memcached");
-    cmd.args([
-        "-l",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-U",
-        "0",
-        "-t",
-        "1",
-    ]);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        cmd.args(["-u", "root"]); // memcached refuses to run as root without it
-    }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn memcached");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut memcached = Kill(child);
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(s) = memcached.0.try_wait().unwrap() {
-            panic!("memcached exited: {s}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "memcached does not listen on {port}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    let memcached = Memcached::start();
+    let port = memcached.port;
     let (out, _) = run_tool(
         "pymemcache vs memcached",
         Command::new("python3").arg(script()).arg(port.to_string()),
@@ -314,6 +269,67 @@ fn pymemcache_script_against_real_memcached() {
         "pymemcache vs memcached: {}",
         String::from_utf8_lossy(&out).trim()
     );
+}
+
+/// A real memcached on a free port of 127.0.0.1 (`-t 1`); killed when dropped.
+struct Memcached {
+    child: Child,
+    port: u16,
+}
+
+impl Memcached {
+    fn start() -> Memcached {
+        require(
+            Command::new("memcached").arg("-h"),
+            "install memcached (apt-get install memcached)",
+        );
+        // A free port (the tiny race with another process taking it is acceptable).
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new("memcached");
+        cmd.args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-t",
+            "1",
+        ]);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.args(["-u", "root"]); // memcached refuses to run as root without it
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn memcached");
+        let mut memcached = Memcached { child, port }; // killed if this panics
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(s) = memcached.child.try_wait().unwrap() {
+                panic!("memcached exited: {s}");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "memcached does not listen on {port}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        memcached
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// libmemcached's command-line tools on each loop: memccp a binary file in, memccat
@@ -427,4 +443,337 @@ fn libmemcached_tools_on_every_loop() {
         server.stop();
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `VmRSS` of process `pid`, in bytes (Linux).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Sends `set`s with noreply on one connection, then waits for a `get` answered
+/// after them: the server has stored (or evicted) every one.
+fn fill(addr: SocketAddr, sets: impl Iterator<Item = (String, usize)>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut batch = Vec::new();
+    for (key, len) in sets {
+        batch.extend(format!("set {key} 0 0 {len} noreply\r\n").bytes());
+        batch.resize(batch.len() + len, b'v');
+        batch.extend_from_slice(b"\r\n");
+        if batch.len() > 256 * 1024 {
+            s.write_all(&batch).expect("write");
+            batch.clear();
+        }
+    }
+    batch.extend_from_slice(b"get fill-sync\r\n");
+    s.write_all(&batch).expect("write");
+    let mut got = [0; 5];
+    s.read_exact(&mut got).expect("the sync get's answer");
+    assert_eq!(&got, b"END\r\n");
+}
+
+/// A `stats` value.
+fn stat(addr: SocketAddr, name: &str) -> u64 {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"stats\r\n").unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0; 4096];
+    while !out.ends_with(b"END\r\n") {
+        let n = s.read(&mut buf).expect("stats");
+        assert!(n > 0, "closed during stats");
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(out).unwrap();
+    let prefix = format!("STAT {name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// `-m 8`, filled with 20 times that much, small items and some up to 1 MiB: the
+/// evictions keep the resident memory within 1.3 times the limit plus what the
+/// empty server holds. (Counting key and value bytes only, as the store once
+/// did, 8 MiB of small items cost about 40 MiB.)
+#[test]
+fn rss_stays_near_the_memory_limit() {
+    let _dog = Watchdog::new("rss_stays_near_the_memory_limit", Duration::from_secs(180));
+    let server = KvServer::start(&["-m", "8"]);
+    let (addr, pid) = (server.addr, server.child.id());
+    exchange(addr, "warm-up", b"get nothing\r\n", b"END\r\n");
+    let empty = rss(pid);
+    let bound = (8 * MIB + empty) * 13 / 10;
+    let mut peak = 0;
+    for round in 0..3u64 {
+        // 100,000 items of 0 to 40 bytes, every 1000th of 64 KiB to 1 MiB in the
+        // first rounds; the last round small ones only (300,000), which fill the
+        // store with the most items.
+        let (n, large) = if round < 2 {
+            (100_000, 1000)
+        } else {
+            (300_000, u64::MAX)
+        };
+        let sets = (0..n).map(move |i| {
+            let len = if i % large == large - 1 {
+                (64 << 10) + (i * 7919 % 15) as usize * (64 << 10)
+            } else {
+                (i % 41) as usize
+            };
+            (format!("r{round}-key-{i}"), len)
+        });
+        fill(addr, sets);
+        peak = peak.max(rss(pid));
+    }
+    let held = stat(addr, "curr_items");
+    assert!(held > 10_000, "only {held} items held in 8 MiB");
+    eprintln!(
+        "kv_server -m 8: empty {:.1} MiB, peak {:.1} MiB, bound {:.1} MiB, {held} items",
+        empty as f64 / MIB as f64,
+        peak as f64 / MIB as f64,
+        bound as f64 / MIB as f64
+    );
+    assert!(
+        peak <= bound,
+        "RSS {peak} past 1.3 x (8 MiB + empty {empty}) = {bound}"
+    );
+    assert_eq!(stat(addr, "limit_maxbytes"), 8 * MIB);
+    assert!(stat(addr, "evictions") > 400_000, "evicted too few");
+    server.stop();
+}
+
+/// A multi-get of one 1 MiB value named 100 times, and one of 17 different 1 MiB
+/// values: answered whole, each value sent from the store without a copy and
+/// streamed as the client reads, so the server's memory stays bounded (it once
+/// grew by 2 MiB per name, and cut a reply past 16 MiB).
+#[test]
+fn large_multigets_are_answered_whole_in_bounded_memory() {
+    let _dog = Watchdog::new(
+        "large_multigets_are_answered_whole_in_bounded_memory",
+        Duration::from_secs(120),
+    );
+    let server = KvServer::start(&[]);
+    let (addr, pid) = (server.addr, server.child.id());
+    let value: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut request = Vec::new();
+    for i in 0..17 {
+        request.extend(format!("set big{i} {i} 0 {}\r\n", value.len()).bytes());
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+    }
+    exchange(addr, "17 sets", &request, &b"STORED\r\n".repeat(17));
+    let before = rss(pid);
+    let mut expected = Vec::new();
+    for i in 0..17 {
+        expected.extend(format!("VALUE big{i} {i} {}\r\n", value.len()).bytes());
+        expected.extend_from_slice(&value);
+        expected.extend_from_slice(b"\r\n");
+    }
+    expected.extend_from_slice(b"END\r\n");
+    let names: Vec<String> = (0..17).map(|i| format!("big{i}")).collect();
+    let request = format!("get {}\r\n", names.join(" "));
+    exchange(addr, "17 values", request.as_bytes(), &expected);
+
+    // One name 100 times, read slowly at first: the server must not queue it all.
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(format!("get {}\r\n", ["big3"; 100].join(" ")).as_bytes())
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let mut peak = rss(pid);
+    let head = format!("VALUE big3 3 {}\r\n", value.len());
+    let one = head.len() + value.len() + 2;
+    let total = 100 * one + 5;
+    let mut got = 0;
+    let mut first = Vec::new();
+    let mut buf = vec![0; 256 * 1024];
+    let mut tail = Vec::new();
+    while got < total {
+        let n = s.read(&mut buf).expect("read the multi-get");
+        assert!(n > 0, "closed after {got} of {total} bytes");
+        if first.len() < one {
+            let take = n.min(one - first.len());
+            first.extend_from_slice(&buf[..take]);
+        }
+        tail.extend_from_slice(&buf[..n]);
+        let keep = tail.len().saturating_sub(5);
+        tail.drain(..keep);
+        got += n;
+        if got % (8 << 20) < n {
+            peak = peak.max(rss(pid));
+        }
+    }
+    assert_eq!(got, total);
+    assert_eq!(&first[..head.len()], head.as_bytes());
+    assert!(first[head.len()..head.len() + value.len()] == value[..]);
+    assert_eq!(tail, b"END\r\n");
+    let grew = peak.saturating_sub(before);
+    eprintln!(
+        "get big3 x100: {} MiB answered, RSS grew by {:.1} MiB",
+        total >> 20,
+        grew as f64 / MIB as f64
+    );
+    assert!(grew < 16 * MIB, "RSS grew by {grew} for a 100 MiB answer");
+    server.stop();
+}
+
+/// 200 connections each stop one byte short of a 1 MiB `set` block, with `-m 8`:
+/// the blocks the store can hold are held, the others answered `SERVER_ERROR out
+/// of memory storing object` and swallowed in small pieces, so the server holds
+/// about the limit (it once held every block whole: 200 MiB).
+#[test]
+fn stalled_data_blocks_are_bounded_by_the_memory_limit() {
+    let _dog = Watchdog::new(
+        "stalled_data_blocks_are_bounded_by_the_memory_limit",
+        Duration::from_secs(180),
+    );
+    const CONNS: usize = 200;
+    let server = KvServer::start(&["-m", "8"]);
+    let (addr, pid) = (server.addr, server.child.id());
+    exchange(addr, "warm-up", b"get nothing\r\n", b"END\r\n");
+    let empty = rss(pid);
+    let len = 1 << 20;
+    let mut conns = Vec::new();
+    for i in 0..CONNS {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut request = format!("set stalled{i} 0 0 {len}\r\n").into_bytes();
+        request.resize(request.len() + len + 1, b'x'); // one byte short of its "\r\n"
+        s.write_all(&request).expect("write the block");
+        conns.push(s);
+    }
+    // The refused ones are told at once; the held ones wait for their last byte.
+    let refusal = b"SERVER_ERROR out of memory storing object\r\n";
+    let mut refused = 0;
+    let mut peak = rss(pid);
+    for s in &mut conns {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut got = vec![0; refusal.len()];
+        match s.read_exact(&mut got) {
+            Ok(()) => {
+                assert_eq!(got, refusal);
+                refused += 1;
+            }
+            Err(e) if common::is_timeout(&e) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        peak = peak.max(rss(pid));
+    }
+    // Everything sent has been read by now (the refusals came after their lines,
+    // the held blocks are whole but a byte): settled.
+    thread::sleep(Duration::from_millis(500));
+    peak = peak.max(rss(pid));
+    let bound = (8 * MIB + empty) * 13 / 10 + CONNS as u64 * 32 * 1024;
+    eprintln!(
+        "{CONNS} stalled 1 MiB sets, -m 8: {refused} refused, empty {:.1} MiB, peak {:.1} MiB, bound {:.1} MiB",
+        empty as f64 / MIB as f64,
+        peak as f64 / MIB as f64,
+        bound as f64 / MIB as f64
+    );
+    assert!(peak <= bound, "RSS {peak} past {bound}");
+    assert!(refused >= CONNS - 8, "only {refused} refused");
+    // The held ones complete; then every connection goes, and the memory with it.
+    for s in &mut conns {
+        s.write_all(b"\n").unwrap();
+    }
+    drop(conns);
+    fill(addr, (0..10).map(|i| (format!("after{i}"), 500_000)));
+    let after = rss(pid);
+    assert!(after <= bound, "RSS {after} after they closed");
+    server.stop();
+}
+
+/// Requests where this server once answered otherwise than memcached 1.6, each
+/// with memcached's answer (a `get` of a missing key closes each, to show the
+/// connection goes on).
+fn divergences() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+    let bad = "CLIENT_ERROR bad command line format\r\n";
+    let mut cases: Vec<(&'static str, String, String)> = Vec::new();
+    // A length past INT_MAX - 2: a bad command line, no data block follows (once:
+    // SERVER_ERROR, then up to 2^64 bytes swallowed).
+    for len in ["2147483646", "2147483648", "18446744073709551616"] {
+        cases.push((
+            "set with a length past INT_MAX",
+            format!("set k 0 0 {len}\r\nget sync\r\n"),
+            format!("{bad}END\r\n"),
+        ));
+    }
+    // Lines over 2048 bytes that come whole are answered (once: the connection
+    // was reset).
+    let keys: Vec<String> = (0..600).map(|i| format!("key{i:04}")).collect();
+    cases.push((
+        "600-key gat",
+        format!(
+            "set key0007 3 0 1\r\nx\r\ngat 100 {}\r\nget sync\r\n",
+            keys.join(" ")
+        ),
+        "STORED\r\nVALUE key0007 3 1\r\nx\r\nEND\r\nEND\r\n".into(),
+    ));
+    cases.push((
+        "3000-byte key in a set",
+        format!("set {} 0 0 1\r\nx\r\nget sync\r\n", "k".repeat(3000)),
+        format!("{bad}ERROR\r\nEND\r\n"),
+    ));
+    cases.push((
+        "3000 bytes of no command",
+        format!("{}\r\nget sync\r\n", "x".repeat(3000)),
+        "ERROR\r\nEND\r\n".into(),
+    ));
+    // noreply in an argument's place: silent (once: CLIENT_ERROR).
+    cases.push((
+        "noreply in an argument's place",
+        "set n 0 0 1\r\n5\r\nincr n noreply\r\ndecr n noreply\r\ntouch n noreply\r\n\
+         set k 0 0 noreply\r\nget n\r\n"
+            .into(),
+        "STORED\r\nVALUE n 0 1\r\n5\r\nEND\r\n".into(),
+    ));
+    cases
+        .into_iter()
+        .map(|(what, req, want)| (what, req.into_bytes(), want.into_bytes()))
+        .collect()
+}
+
+/// [`divergences`] against this server, on each loop.
+#[test]
+fn answers_as_memcached_where_it_once_diverged() {
+    let _dog = Watchdog::new(
+        "answers_as_memcached_where_it_once_diverged",
+        Duration::from_secs(60),
+    );
+    for args in LOOPS {
+        let server = KvServer::start(args);
+        for (what, request, expected) in divergences() {
+            exchange(
+                server.addr,
+                &format!("{}: {what}", server.name),
+                &request,
+                &expected,
+            );
+        }
+        server.stop();
+    }
+}
+
+/// [`divergences`] against memcached itself: the expectations are memcached's.
+#[test]
+#[ignore = "needs memcached (apt-get install memcached)"]
+fn divergences_against_real_memcached() {
+    let _dog = Watchdog::new(
+        "divergences_against_real_memcached",
+        Duration::from_secs(60),
+    );
+    let memcached = Memcached::start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], memcached.port));
+    for (what, request, expected) in divergences() {
+        exchange(addr, &format!("memcached: {what}"), &request, &expected);
+    }
 }

@@ -42,7 +42,8 @@ impl Protocol for Commands {
 
     fn connect(&mut self, ctx: &mut Context<'_>) -> bool {
         ctx.set_frame(Frame::Line);
-        ctx.send(format!("you are {}\n", ctx.id().index()).as_bytes());
+        ctx.send(format!("you are {}\n", ctx.id().index()).as_bytes())
+            .unwrap();
         false
     }
 
@@ -50,7 +51,8 @@ impl Protocol for Commands {
         if *in_body {
             *in_body = false;
             ctx.set_frame(Frame::Line);
-            ctx.send(format!("body of {}\n", msg.len()).as_bytes());
+            ctx.send(format!("body of {}\n", msg.len()).as_bytes())
+                .unwrap();
             return;
         }
         let text = String::from_utf8_lossy(msg);
@@ -62,22 +64,22 @@ impl Protocol for Commands {
                     rest.map(|r| format!(" {r}")).unwrap_or_default()
                 );
                 let n = ctx.broadcast(line.as_bytes());
-                ctx.send(format!("to {n}\n").as_bytes());
+                ctx.send(format!("to {n}\n").as_bytes()).unwrap();
             }
             (Some("body"), Some(n), None) => {
                 *in_body = true;
                 ctx.set_frame(Frame::Exact(n.parse().unwrap()));
             }
             (Some("bye"), None, None) => {
-                ctx.send(b"bye\n");
+                ctx.send(b"bye\n").unwrap();
                 ctx.close();
             }
             (Some("half"), None, None) => {
-                ctx.send(b"half\n");
+                ctx.send(b"half\n").unwrap();
                 ctx.shutdown_write();
             }
             (Some("panic"), None, None) => panic!("a protocol bug (on purpose)"),
-            _ => ctx.send(msg),
+            _ => drop(ctx.send(msg)), // refused (Closing) after "half"
         }
     }
 }
@@ -169,7 +171,8 @@ impl Protocol for Relay {
     fn connect(&mut self, ctx: &mut Context<'_>) {
         ctx.set_frame(Frame::Line);
         self.ids.lock().unwrap().push(ctx.id());
-        ctx.send(format!("{}\n", ctx.id().index()).as_bytes());
+        ctx.send(format!("{}\n", ctx.id().index()).as_bytes())
+            .unwrap();
     }
 
     fn receive(&mut self, _: &mut (), msg: &[u8], ctx: &mut Context<'_>) {
@@ -188,7 +191,7 @@ impl Protocol for Relay {
             of_index.next_back()
         };
         if !target.is_some_and(|&id| ctx.send_to(id, rest.as_bytes())) {
-            ctx.send(b"gone\n");
+            ctx.send(b"gone\n").unwrap();
         }
     }
 }

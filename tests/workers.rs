@@ -33,9 +33,10 @@ impl Protocol for Lines {
         } else if line == b"panic\n" {
             panic!("a protocol bug (on purpose)");
         } else if line == b"where\n" {
-            ctx.send(format!("{}\n", ctx.id().worker()).as_bytes());
+            ctx.send(format!("{}\n", ctx.id().worker()).as_bytes())
+                .unwrap();
         } else {
-            ctx.send(line);
+            ctx.send(line).unwrap();
         }
     }
 }

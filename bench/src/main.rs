@@ -7,6 +7,10 @@
 //! cargo run --release --manifest-path bench/Cargo.toml -- --help
 //! cargo run --release --manifest-path bench/Cargo.toml -- kv        # kv_server against memcached
 //! cargo run --release --manifest-path bench/Cargo.toml -- kv --quick
+//! cargo run --release --manifest-path bench/Cargo.toml -- resp      # a RESP store against redis-server
+//! cargo run --release --manifest-path bench/Cargo.toml -- resp --quick
+//! cargo run --release --manifest-path bench/Cargo.toml -- memory    # RSS under hostile clients
+//! cargo run --release --manifest-path bench/Cargo.toml -- memory --quick
 //! ```
 //!
 //! Modules: [`servers`] (ours, C, mio, tokio, each its own process pinned to one
@@ -14,14 +18,20 @@
 //! [`orchestrate`] (rounds alternating between servers), [`tracing`] (/proc,
 //! `perf stat`, `strace -c`, `perf record`), [`report`] (markdown and SVG),
 //! [`micro`] (the criterion table), [`kv`] (the crate's `kv_server` against
-//! memcached) and [`churn`] (connection churn, accept bursts, workers).
+//! memcached), [`resp`] (a RESP store on `Server<P>` against redis-server),
+//! [`memory`] (resident memory under hostile clients), [`exchange`] (the
+//! checked request/reply connection of the kv and RESP loads) and [`churn`]
+//! (connection churn, accept bursts, workers).
 
 mod churn;
+mod exchange;
 mod kv;
 mod load;
+mod memory;
 mod micro;
 mod orchestrate;
 mod report;
+mod resp;
 mod servers;
 mod tracing;
 mod workers;
@@ -86,6 +96,8 @@ fn main() -> ExitCode {
         Some("kv") => kv::main(&args[1..], bench_dir(), &docs_dir()),
         Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
         Some("churn") => churn::main(&args[1..], bench_dir(), &docs_dir()),
+        Some("resp") => resp::main(&args[1..], &docs_dir()),
+        Some("memory") => memory::main(&args[1..], bench_dir(), &docs_dir()),
         Some("-h") | Some("--help") => {
             println!("{}", orchestrate::USAGE);
             return ExitCode::SUCCESS;

@@ -23,6 +23,11 @@ usage: echo-bench [OPTIONS]             the comparison; writes docs/benchmarks.{
                                         perf record -g on one server under load; prints the
                                         flat profile (default: ours lines 8 50 2)
        echo-bench kv [--quick] [...]    kv_server against memcached -t 1 (kv --help)
+       echo-bench resp [--quick] [...]  a RESP store on Server<P> against redis-server
+                                        (resp --help)
+       echo-bench memory [--quick] [...]
+                                        memory under hostile clients: kv_server against
+                                        memcached, chat_server flooded (memory --help)
        echo-bench micro-docs            rewrite the micro-benchmark table of
                                         docs/benchmarks.md from bench/target/criterion
 
@@ -446,7 +451,12 @@ pub fn measure<C: Client + Send>(
     }
     Ok(Run {
         lines_per_sec: lines as f64 / secs,
-        cpu_us_per_line: cpu * 1e6 / lines as f64,
+        // No tick of CPU time (10 ms) in a short window: not measured, not zero.
+        cpu_us_per_line: if cpu > 0.0 {
+            cpu * 1e6 / lines as f64
+        } else {
+            f64::NAN
+        },
         server_cores: cpu / secs,
         server_wait,
         load_wait,
@@ -805,4 +815,89 @@ pub fn profile_main(args: &[String], bench_dir: &Path) -> io::Result<()> {
         cpu * 1e6 / lines.max(1) as f64
     );
     Ok(())
+}
+
+/// The runs of a comparison, by cell and server.
+pub type Runs<C, K> = BTreeMap<(C, K), Vec<Run>>;
+
+/// Runs every cell `rounds` times: each of its servers (`kinds_of`) once per
+/// round, the order rotating by one server each round, so that none always runs
+/// first or last. A run disturbed by other jobs ([`Run::disturbed`]) is run
+/// again, at most twice, and `budget` times in all. Prints each run (`name`
+/// names it); notes what was repeated and the first perf failures.
+pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
+    cells: &[C],
+    kinds_of: impl Fn(C) -> Vec<K>,
+    rounds: usize,
+    budget: usize,
+    name: impl Fn(K, C) -> String,
+    mut one: impl FnMut(K, C) -> io::Result<Run>,
+    notes: &mut Vec<String>,
+) -> io::Result<Runs<C, K>> {
+    let mut runs: Runs<C, K> = BTreeMap::new();
+    let (mut retries, mut perf_errors) = (0usize, 0usize);
+    for &cell in cells {
+        let kinds = kinds_of(cell);
+        for round in 0..rounds {
+            let n = kinds.len();
+            for j in 0..n {
+                let kind = kinds[(j + round) % n];
+                let what = format!("{}, round {}/{rounds}", name(kind, cell), round + 1);
+                let mut tries = 0;
+                let r = loop {
+                    let r = one(kind, cell)
+                        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
+                    eprintln!("  {what:<36} {}", fmt_ops(&r));
+                    if r.disturbed() && tries < MAX_RETRIES && retries < budget {
+                        tries += 1;
+                        retries += 1;
+                        eprintln!("    (disturbed by other jobs: again)");
+                        continue;
+                    }
+                    break r;
+                };
+                if let Some(e) = &r.perf_error {
+                    perf_errors += 1;
+                    if perf_errors <= 3 {
+                        notes.push(format!("{what}: {e}"));
+                    }
+                }
+                runs.entry((cell, kind)).or_default().push(r);
+            }
+        }
+    }
+    if retries > 0 {
+        notes.push(format!(
+            "{retries} run(s) were repeated because the server or the load generator \
+             waited for its CPU more than {:.0}% of the window (at most {MAX_RETRIES} \
+             repeats per run, {budget} in all)",
+            MAX_WAIT * 100.0
+        ));
+    }
+    if perf_errors > 3 {
+        notes.push(format!("perf stat failed in {perf_errors} runs in all"));
+    }
+    Ok(runs)
+}
+
+/// One run of a request/reply load, on one line.
+pub fn fmt_ops(r: &Run) -> String {
+    format!(
+        "{:>8.0} ops/s {:>5.2} µs CPU/op {:>4.0}% CPU (waited {:>2.0}%/{:>2.0}%) p99 {:>8.1} µs {}",
+        r.lines_per_sec,
+        r.cpu_us_per_line,
+        r.server_cores * 100.0,
+        r.server_wait.unwrap_or(f64::NAN) * 100.0,
+        r.load_wait.unwrap_or(f64::NAN) * 100.0,
+        r.p99_us,
+        r.syscalls.as_ref().map_or(String::new(), |(c, ops)| {
+            let per = |n: u64| n as f64 / (*ops).max(1) as f64;
+            let names: Vec<String> = c
+                .by_name
+                .iter()
+                .map(|(name, n, _)| format!("{name} {:.3}", per(*n)))
+                .collect();
+            format!("{:.3} syscalls/op: {}", per(c.total), names.join(", "))
+        })
+    )
 }

@@ -842,6 +842,50 @@ pub fn svg(r: &Results) -> String {
     s
 }
 
+/// The machine table that opens a generated block: `extra` rows (the reference
+/// programs' versions) after the compiler, the pinning, and the waits of `runs`.
+pub(crate) fn machine_table<'a>(
+    s: &mut String,
+    m: &crate::orchestrate::Machine,
+    extra: &[(&str, String)],
+    cpus: crate::orchestrate::Cpus,
+    runs: impl Iterator<Item = &'a Run>,
+) {
+    let _ = writeln!(s, "| machine | |\n|---|---|");
+    let _ = writeln!(s, "| `nproc` | {} |", m.nproc);
+    let _ = writeln!(s, "| CPU model (/proc/cpuinfo) | {} |", m.cpu);
+    let _ = writeln!(s, "| kernel | {} |", m.kernel);
+    let _ = writeln!(s, "| date | {} |", m.date);
+    let _ = writeln!(s, "| compiler | {} |", m.rustc);
+    for (name, value) in extra {
+        let _ = writeln!(s, "| {name} | {value} |");
+    }
+    let _ = writeln!(s, "| perf | {} |", m.perf);
+    let _ = writeln!(
+        s,
+        "| load average (1, 5, 15 min) | {} at start, {} at end |",
+        m.load_start, m.load_end
+    );
+    let pin = match (cpus.server, cpus.client) {
+        (Some(a), Some(b)) => format!("servers on CPU {a}, load generator on CPU {b}"),
+        _ => "not pinned".into(),
+    };
+    let _ = writeln!(s, "| pinning | {pin} |");
+    let all: Vec<&Run> = runs.collect();
+    let waits: Vec<f64> = all.iter().filter_map(|r| r.server_wait).collect();
+    let load_waits: Vec<f64> = all.iter().filter_map(|r| r.load_wait).collect();
+    if !waits.is_empty() {
+        let _ = writeln!(
+            s,
+            "| waits for the CPU (other jobs) | server: median {:.1}%, at most {:.1}% of the window; load generator: median {:.1}%, at most {:.1}% |",
+            median(&waits) * 100.0,
+            min_max(&waits).1 * 100.0,
+            median(&load_waits) * 100.0,
+            min_max(&load_waits).1 * 100.0,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,6 +67,22 @@ pub fn proc_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Resident set size and its peak (VmRSS, VmHWM) of `pid` in KiB, from
+/// /proc/PID/status.
+pub fn proc_mem_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Open descriptors of `pid` (the entries of /proc/PID/fd).
+pub fn proc_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
 /// Whether `tool --version` (or `-V`) runs.
 pub fn have(tool: &str) -> bool {
     let flag = if tool == "strace" { "-V" } else { "--version" };

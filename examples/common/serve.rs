@@ -4,10 +4,9 @@
 #![allow(dead_code)] // each example uses what it needs
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::OnceLock;
+use std::time::Duration;
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
 use unp_select::server::{Protocol, Server, ShutdownHandle};
 use unp_select::sources::Backend;
 
@@ -39,6 +38,8 @@ pub fn parse(
             "-h" | "--help" => return Ok(None),
             "--poll" => options.backend = Backend::Poll,
             "--large" => options.backend = Backend::LargeSelect,
+            "--epoll" => options.backend = Backend::Epoll,
+            "--kqueue" => options.backend = Backend::Kqueue,
             s if s.starts_with('-') => {
                 if !extra(s, &mut args)? {
                     return Err(format!("unknown option {s}"));
@@ -54,55 +55,30 @@ pub fn parse(
     Ok(Some(options))
 }
 
-/// The running server's handle, for the signal handler.
-static STOP: OnceLock<ShutdownHandle> = OnceLock::new();
-/// The signal that stopped the server, for the message at exit.
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(signo: libc::c_int) {
-    // Async-signal-safe: atomic stores and loads, and the waker's one send(2).
-    SIGNAL.store(signo, Ordering::SeqCst);
-    if let Some(stop) = STOP.get() {
-        stop.shutdown();
-    }
-}
-
-/// SIGINT and SIGTERM stop the server `stop` belongs to: their handler (installed
+/// SIGINT and SIGTERM stop the server `stop` belongs to: the first drains it
+/// (`--drain-timeout`), a second stops it at once. The crate's handler, installed
 /// without SA_RESTART, so a blocking `accept` or `select` fails with EINTR and the
-/// loop sees the request at once) calls `stop.shutdown()`.
-pub fn stop_on_signals(stop: ShutdownHandle) -> nix::Result<()> {
-    let _ = STOP.set(stop);
-    install_handlers()
+/// loop sees the request at once.
+pub fn stop_on_signals(stop: &ShutdownHandle) -> std::io::Result<()> {
+    stop.on_signals(&[Signal::SIGINT, Signal::SIGTERM])
 }
 
 /// Says on stderr which signal stopped `name`.
-pub fn stopped_note(name: &str) {
-    match Signal::try_from(SIGNAL.load(Ordering::SeqCst)) {
-        Ok(signal) => errln(format_args!("{name}: {signal}, shutting down")),
-        Err(_) => errln(format_args!("{name}: shutting down")),
+pub fn stopped_note(name: &str, stop: &ShutdownHandle) {
+    match stop.signal() {
+        Some(signal) => errln(format_args!("{name}: {signal}, shutting down")),
+        None => errln(format_args!("{name}: shutting down")),
     }
 }
 
-/// SIGINT and SIGTERM run `on_signal`, without SA_RESTART.
-fn install_handlers() -> nix::Result<()> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: `on_signal` is async-signal-safe (see there), and no other code of
-        // this program installs handlers for these signals.
-        unsafe { sigaction(signal, &action) }?;
-    }
-    Ok(())
-}
-
-/// The name `--poll`/`--large` choose, for the listening line.
-fn backend_name(backend: Backend) -> &'static str {
+/// The name of what `--poll`/`--large`/`--epoll`/`--kqueue` choose, for the
+/// listening line.
+pub fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Poll => "poll",
         Backend::LargeSelect => "select over a large set",
+        Backend::Epoll => "epoll",
+        Backend::Kqueue => "kqueue",
         _ => "select",
     }
 }
@@ -114,7 +90,8 @@ pub fn run<P: Protocol + Clone + Send + 'static>(
     server: Server<P>,
     backend: Backend,
 ) -> ExitCode {
-    if let Err(e) = stop_on_signals(server.shutdown_handle()) {
+    let stop = server.shutdown_handle();
+    if let Err(e) = stop_on_signals(&stop) {
         errln(format_args!("{name}: sigaction: {e}"));
         return ExitCode::FAILURE;
     }
@@ -126,7 +103,7 @@ pub fn run<P: Protocol + Clone + Send + 'static>(
         Err(e) => errln(format_args!("{name}: getsockname: {e}")),
     }
     let result = server.run_workers(backend);
-    stopped_note(name);
+    stopped_note(name, &stop);
     match result {
         Ok(stats) => {
             let counters = stats.to_string();
@@ -143,8 +120,19 @@ pub fn run<P: Protocol + Clone + Send + 'static>(
     }
 }
 
+/// A number of seconds (fractions allowed) for option `name`; zero only if
+/// `zero_ok`.
+fn seconds(name: &str, value: Option<String>, zero_ok: bool) -> Result<Duration, String> {
+    let secs = value.as_deref().map(str::parse::<f64>);
+    match secs.map(|s| s.map(Duration::try_from_secs_f64)) {
+        Some(Ok(Ok(d))) if zero_ok || !d.is_zero() => Ok(d),
+        Some(Ok(Ok(_))) => Err(format!("{name} must be more than 0")),
+        _ => Err(format!("{name} needs a number of seconds")),
+    }
+}
+
 /// A positive number for option `name`.
-fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
+pub fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
     match value.map(|v| v.parse::<u64>()) {
         Some(Ok(n)) if n > 0 => Ok(n),
         Some(Ok(_)) => Err(format!("{name} must be at least 1")),
@@ -155,6 +143,9 @@ fn positive(name: &str, value: Option<String>) -> Result<u64, String> {
 /// The loop options every protocol example takes, for its usage text.
 pub const LOOP_OPTIONS: &str = "  --poll                use poll(2) instead of select(2)
   --large               use select(2) over a set that grows past FD_SETSIZE
+  --epoll               use epoll(7) (Linux): a wait costs what is ready, not
+                        what is connected
+  --kqueue              use kqueue(2) (the BSDs, macOS), likewise
   --max-clients N       serve at most N clients at once (default FD_SETSIZE)
   --write-timeout MS    close a client whose output stays unsent this long
                         (default 10000)
@@ -164,6 +155,14 @@ pub const LOOP_OPTIONS: &str = "  --poll                use poll(2) instead of s
                         SO_REUSEPORT_LB on FreeBSD; --reuseport says so)
   --accept-batch N      accept up to N connections per readiness of the
                         listener (default 1, the book's one accept per select)
+  --idle-timeout SECS   close a client that sends no whole request and reads
+                        nothing for SECS seconds (default: never)
+  --drain-timeout SECS  on SIGINT/SIGTERM, stop accepting and reading, and
+                        deliver queued replies for up to SECS seconds before
+                        closing (default 5; 0 stops at once, as a second
+                        signal does)
+  --no-nodelay          leave Nagle's algorithm on (TCP_NODELAY is set by
+                        default, as memcached and redis do)
   -h, --help            print this help";
 
 /// The common `main` of a protocol example: parse, bind, run. A usage error exits
@@ -172,7 +171,28 @@ pub fn main<P: Protocol + Clone + Send + 'static>(
     name: &str,
     usage: &str,
     default_addr: &str,
+    config: unp_select::server::Config,
+    protocol: impl FnOnce() -> P,
+) -> ExitCode {
+    main_with_options(
+        name,
+        usage,
+        default_addr,
+        config,
+        |_, _| Ok(false),
+        protocol,
+    )
+}
+
+/// [`main`] for an example with options of its own: `options` gets each option
+/// the loop does not know and the argument iterator, and says whether it knew it
+/// (as [`parse`]'s `extra`); `protocol` runs after all of them.
+pub fn main_with_options<P: Protocol + Clone + Send + 'static>(
+    name: &str,
+    usage: &str,
+    default_addr: &str,
     mut config: unp_select::server::Config,
+    mut options: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
     protocol: impl FnOnce() -> P,
 ) -> ExitCode {
     let parsed = parse(default_addr, |option, args| {
@@ -186,7 +206,10 @@ pub fn main<P: Protocol + Clone + Send + 'static>(
             "--reuseport" => config.reuseport = true,
             "--shared-listener" => config.reuseport = false,
             "--accept-batch" => config.accept_batch = positive(option, args.next())? as usize,
-            _ => return Ok(false),
+            "--idle-timeout" => config.idle_timeout = Some(seconds(option, args.next(), false)?),
+            "--drain-timeout" => config.drain_timeout = seconds(option, args.next(), true)?,
+            "--no-nodelay" => config.nodelay = false,
+            _ => return options(option, args),
         }
         Ok(true)
     });

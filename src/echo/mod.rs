@@ -203,6 +203,10 @@ pub struct Config {
     /// the client is closed. Default 10 seconds; a duration too long to add to an
     /// [`Instant`](std::time::Instant) (such as `Duration::MAX`) never expires.
     pub write_timeout: Duration,
+    /// Close a client that for this long sends no whole message and takes no
+    /// echo; see [`server::Config::idle_timeout`]. Default `None`: never, as the
+    /// book.
+    pub idle_timeout: Option<Duration>,
     /// The listen backlog [`EchoServer::bind`] asks for. Default the book's
     /// `LISTENQ` (1024); the kernel caps it (Linux: `net.core.somaxconn`).
     /// [`EchoServer::new`] leaves the listener it is given as it is.
@@ -228,6 +232,7 @@ impl Default for Config {
             max_clients: FD_SETSIZE,
             max_line: MAXLINE - 1,
             write_timeout: Duration::from_secs(10),
+            idle_timeout: None,
             backlog: LISTENQ,
             accept_batch: 1,
             workers: 1,
@@ -238,6 +243,13 @@ impl Default for Config {
 
 /// Chainable setters, one per field, for building a [`Config`] in one expression.
 impl Config {
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
     /// Sets [`echo`](Self::echo).
     #[must_use]
     pub fn with_echo(mut self, echo: Echo) -> Config {
@@ -309,7 +321,8 @@ impl Config {
     }
 
     /// The loop's configuration for this echo: back-pressure as soon as anything
-    /// is unsent, [`LINES_PER_TURN`] lines per turn.
+    /// is unsent, [`LINES_PER_TURN`] lines per turn, and the book's socket (no
+    /// `TCP_NODELAY`) and stop (at once, no drain).
     fn server(&self) -> server::Config {
         server::Config::default()
             .with_nonblocking_listener(self.nonblocking_listener)
@@ -318,7 +331,10 @@ impl Config {
             .with_max_line(self.max_line)
             .with_messages_per_turn(LINES_PER_TURN)
             .with_max_unsent(0)
+            .with_nodelay(false)
+            .with_drain_timeout(std::time::Duration::ZERO)
             .with_write_timeout(self.write_timeout)
+            .with_idle_timeout(self.idle_timeout)
             .with_backlog(self.backlog)
             .with_accept_batch(self.accept_batch)
             .with_workers(self.workers)
@@ -340,7 +356,7 @@ impl Protocol for EchoProtocol {
     }
 
     fn receive(&mut self, _: &mut (), msg: &[u8], ctx: &mut Context<'_>) {
-        ctx.send(msg); // UNP: Writen(sockfd, buf, n)
+        let _ = ctx.send(msg); // UNP: Writen(sockfd, buf, n)
     }
 }
 
@@ -505,7 +521,41 @@ impl EchoServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_poll(self) -> io::Result<Stats> {
-        self.server.run_workers(Backend::Poll).map(Stats::from)
+        self.run_with(Backend::Poll)
+    }
+
+    /// Runs the same loop waiting with `backend`: [`Backend::Epoll`] (Linux) or
+    /// [`Backend::Kqueue`] (the BSDs, macOS), whose cost per wait follows the
+    /// ready descriptors, not the connected ones, besides the three above.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); `Unsupported` for a backend this platform lacks
+    /// ([`Backend::is_supported`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use unp_select::echo::{Config, EchoServer};
+    /// use unp_select::sources::Backend;
+    ///
+    /// let backend = [Backend::Epoll, Backend::Kqueue, Backend::Poll]
+    ///     .into_iter()
+    ///     .find(|b| b.is_supported())
+    ///     .unwrap();
+    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_with(backend));
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.write_all(b"ready")?;
+    /// let mut echo = [0; 5];
+    /// conn.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"ready");
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.bytes_echoed, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run_with(self, backend: Backend) -> io::Result<Stats> {
+        self.server.run_workers(backend).map(Stats::from)
     }
 }
 

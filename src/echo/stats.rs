@@ -41,6 +41,9 @@ pub struct Stats {
     /// Clients closed by the server's policy: echoes not read within
     /// [`Config::write_timeout`](super::Config::write_timeout).
     pub closed_policy: u64,
+    /// Clients closed after [`Config::idle_timeout`](super::Config::idle_timeout)
+    /// without a whole message or an echo taken.
+    pub closed_idle: u64,
     /// Line mode: lines echoed, a piece of `max_line` bytes of a longer line or an
     /// unterminated last line counting as one. Byte mode: reads echoed. A line counts
     /// once the kernel took its last byte, so echoes a client never read are not
@@ -53,7 +56,7 @@ pub struct Stats {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &self.empty_accepts;
-        let rows: [(&str, u64); 16] = [
+        let rows: [(&str, u64); 17] = [
             ("accepted", self.accepted),
             ("refused", self.refused),
             ("empty_accepts", e.total()),
@@ -68,6 +71,7 @@ impl fmt::Display for Stats {
             ("closed_eof", self.closed_eof),
             ("closed_reset", self.closed_reset),
             ("closed_policy", self.closed_policy),
+            ("closed_idle", self.closed_idle),
             ("lines_echoed", self.lines_echoed),
             ("bytes_echoed", self.bytes_echoed),
         ];
@@ -94,6 +98,7 @@ impl From<server::Stats> for Stats {
                 .saturating_add(s.closed_protocol)
                 .saturating_add(s.closed_panic),
             closed_policy: s.closed_policy,
+            closed_idle: s.closed_idle,
             lines_echoed: s.messages_sent,
             bytes_echoed: s.bytes_sent,
         }

@@ -2,11 +2,11 @@
 //! left. A connection whose input was all delivered and whose output was all sent
 //! holds no buffer at all.
 
-use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
-use std::time::Instant;
 
+use super::output::Output;
 use super::protocol::Frame;
+use super::timers::{Deadline, Timer, KINDS};
 use crate::readline::find_newline;
 use crate::sources::Interest;
 
@@ -34,26 +34,29 @@ pub(super) struct Conn {
     /// `input[..scanned]` holds no `\n` (line frames): a line that arrives a few
     /// bytes at a time is not searched again from its start.
     pub(super) scanned: usize,
-    /// Output the kernel has not taken: `out[out_start..]`. Freed when all sent.
-    out: Vec<u8>,
-    out_start: usize,
-    /// Where the messages in `out` end (positions in `out`), for counting the
-    /// messages whose last byte the kernel took.
-    pub(super) ends: VecDeque<usize>,
+    /// Whole messages may wait in `input`: the last delivery stopped before its
+    /// end (the turn's quota, back-pressure, a streamed reply).
+    pub(super) pending: bool,
+    /// Output the kernel has not taken.
+    pub(super) out: Output,
+    /// What this connection's output counts in the server's total (see `Totals`).
+    pub(super) charged: usize,
     pub(super) ending: Ending,
     pub(super) fin_sent: bool,
     /// The peer sent end of file.
     pub(super) eof: bool,
-    /// Output passed `Config::max_output`: closed at its next turn.
+    /// Output from others passed `Config::max_output`: closed at its next turn.
     pub(super) overflowed: bool,
     /// A `recv` or `send` failed: the connection is gone, closed after this turn.
     pub(super) reset: bool,
     /// A `recv` failed for want of kernel memory: try it again next turn.
     pub(super) retry_read: bool,
-    /// When output first stayed unsent (back-pressure), for the write timeout.
-    pub(super) stalled_since: Option<Instant>,
-    /// Out of kernel memory: serve again at this instant.
-    pub(super) parked_until: Option<Instant>,
+    /// The protocol streams a reply ([`Context::wait_drained`](super::Context::wait_drained)):
+    /// no input is delivered until it is done, and `drained` is called when the
+    /// output falls to the low-water mark.
+    pub(super) streaming: bool,
+    /// Each kind of timer's deadline (see [`Timer`]).
+    pub(super) deadlines: [Deadline; KINDS],
     /// The loop's turn in which this connection was last served.
     pub(super) served_in: u64,
     /// What the connection is watched for now.
@@ -68,17 +71,17 @@ impl Conn {
             frame: Frame::Bytes,
             input: Vec::new(),
             scanned: 0,
-            out: Vec::new(),
-            out_start: 0,
-            ends: VecDeque::new(),
+            pending: false,
+            out: Output::default(),
+            charged: 0,
             ending: Ending::Open,
             fin_sent: false,
             eof: false,
             overflowed: false,
             reset: false,
             retry_read: false,
-            stalled_since: None,
-            parked_until: None,
+            streaming: false,
+            deadlines: [Deadline::default(); KINDS],
             served_in: 0,
             interest: Interest::READ,
         }
@@ -87,49 +90,12 @@ impl Conn {
     /// Bytes queued and not yet taken by the kernel.
     #[inline]
     pub(super) fn unsent(&self) -> usize {
-        self.out.len() - self.out_start
+        self.out.unsent()
     }
 
-    /// The unsent output.
-    pub(super) fn unsent_bytes(&self) -> &[u8] {
-        &self.out[self.out_start..]
-    }
-
-    /// Appends to the output.
-    #[inline]
-    pub(super) fn queue(&mut self, data: &[u8]) {
-        self.out.extend_from_slice(data);
-    }
-
-    /// The position in `out` after the last byte queued.
-    #[inline]
-    pub(super) fn queued_end(&self) -> usize {
-        self.out.len()
-    }
-
-    /// The kernel took `n` more bytes of the output: returns how many messages
-    /// that completed, and frees the buffer once it is all sent.
-    pub(super) fn sent(&mut self, n: usize) -> u64 {
-        self.out_start += n;
-        let mut done = 0;
-        while self.ends.front().is_some_and(|&end| end <= self.out_start) {
-            self.ends.pop_front();
-            done += 1;
-        }
-        if self.out_start == self.out.len() {
-            self.out = Vec::new();
-            self.out_start = 0;
-            self.ends = VecDeque::new();
-        } else if self.out_start >= self.out.len() / 2 {
-            // Move the rest to the front, so the buffer does not only grow.
-            self.out.drain(..self.out_start);
-            for end in &mut self.ends {
-                *end -= self.out_start;
-            }
-            self.out_start = 0;
-            self.out.shrink_to(self.out.len().max(READ_MAX));
-        }
-        done
+    /// Timer `timer`'s deadline.
+    pub(super) fn deadline(&mut self, timer: Timer) -> &mut Deadline {
+        &mut self.deadlines[timer as usize]
     }
 
     /// How many bytes the next `read` may take: at most [`READ_MAX`], and no more
@@ -237,20 +203,5 @@ mod tests {
             next_message(b"", Frame::Exact(0), 2, false, &mut s),
             Some(0)
         );
-    }
-
-    #[test]
-    fn output_counts_whole_messages_and_frees_its_buffer() {
-        let (fd, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut conn = Conn::new(fd.into(), 0);
-        conn.queue(b"one\n");
-        conn.ends.push_back(conn.queued_end());
-        conn.queue(b"two\n");
-        conn.ends.push_back(conn.queued_end());
-        assert_eq!(conn.sent(3), 0);
-        assert_eq!(conn.sent(2), 1);
-        assert_eq!(conn.unsent_bytes(), b"wo\n");
-        assert_eq!(conn.sent(3), 1);
-        assert_eq!((conn.unsent(), conn.out.capacity()), (0, 0));
     }
 }

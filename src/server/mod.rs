@@ -15,14 +15,31 @@
 //! - **Out of descriptors** (`EMFILE`): the pending connection is shed with a
 //!   reserve descriptor ([`FdReserve`](crate::FdReserve)); if that fails, the
 //!   listener rests for [`ACCEPT_BACKOFF`]. `max_clients` more are refused (reset).
-//! - **Fair turns**: per turn, a connection gets at most one `read`, at most
-//!   [`Config::messages_per_turn`] messages, and one `send`. Messages left in its
-//!   buffer are served next turn before the loop sleeps (UNP 6.8's `readlinebuf`
-//!   check).
-//! - **Back-pressure**: output the kernel does not take stays queued; while more
-//!   than [`Config::max_unsent`] bytes wait, the connection is not read. Output
-//!   not all sent within [`Config::write_timeout`], or more than [`Config::max_output`] of
-//!   it, closes the connection: a slow reader never slows the others.
+//! - **Fair turns**: per turn, a connection gets at most one `read`, messages
+//!   up to [`Config::input_per_turn`] bytes of its input (64 KiB: the requests
+//!   one read brought, however many frames each is), and one `send` for all
+//!   they produced (one `sendmsg` when the output is in several pieces), so
+//!   pipelined requests are answered together, whatever Nagle's algorithm does.
+//!   Messages left in its buffer are served next turn before the loop sleeps
+//!   (UNP 6.8's `readlinebuf` check). Output from others never costs a
+//!   connection its own readiness.
+//! - **Back-pressure per message**: output the kernel does not take stays
+//!   queued; after each message, while more than [`Config::max_unsent`] bytes
+//!   wait, the connection's further messages wait in its buffer and it is not
+//!   read. A reply is never cut: a [`Context::send`] past [`Config::max_output`]
+//!   is refused with a reason ([`SendError`]), and a large reply is streamed
+//!   piece by piece ([`Context::wait_drained`], [`Protocol::drained`]) in
+//!   bounded memory. Output not all sent within [`Config::write_timeout`], or
+//!   output from others past [`Config::max_output`], closes the connection: a
+//!   slow reader never slows the others. All connections' unsent output together
+//!   is bounded too ([`Config::max_output_total`]): past it, input waits.
+//! - **Shared output**: a connection's queue holds copies of small writes and
+//!   references to shared buffers ([`Context::send_shared`]; a
+//!   [`Context::broadcast`] shares one copy among its receivers).
+//! - **Timers**: an idle time-out ([`Config::idle_timeout`]) and a timer per
+//!   connection for the protocol ([`Context::set_timer`], [`Protocol::timer`]),
+//!   kept in a heap: a turn looks only at what is due.
+//! - **Close reasons**: [`Protocol::disconnect`] learns why ([`CloseReason`]).
 //! - **Kernel out of memory** (`ENOMEM`, `ENOBUFS`) in `select`, `poll`, `recv` or
 //!   `send`: nothing is lost; the loop, or that connection, waits
 //!   [`RESOURCE_BACKOFF`] and tries again.
@@ -30,8 +47,10 @@
 //!   itself is broken (`EBADF`, `EFAULT`, `EINVAL`, `ENOTSOCK`) end
 //!   [`Server::run`]. A protocol that panics loses that connection
 //!   ([`Stats::closed_panic`]).
-//! - **Shutdown** through a [`Waker`] ([`ShutdownHandle`]),
-//!   from any thread or a signal handler; live [`Stats`] through a [`StatsHandle`].
+//! - **Graceful shutdown** through a [`Waker`] ([`ShutdownHandle`]), from any
+//!   thread or a signal handler: the loop stops accepting and reading, delivers
+//!   what is queued for up to [`Config::drain_timeout`], then closes; a second
+//!   request stops it at once. Live [`Stats`] through a [`StatsHandle`].
 //! - **One loop, three waits**: [`Server::run`] (select over [`FdSet`]),
 //!   [`Server::run_large`] (select over [`LargeFdSet`]), [`Server::run_poll`].
 //! - **TCP or Unix-domain** listeners (UNP chapter 15): [`Listener`].
@@ -77,7 +96,7 @@
 //!         ctx.set_frame(Frame::Line);
 //!     }
 //!     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
-//!         ctx.send(&line.to_ascii_uppercase());
+//!         let _ = ctx.send(&line.to_ascii_uppercase());
 //!     }
 //! }
 //!
@@ -113,16 +132,20 @@
 
 mod conn;
 mod hub;
+mod output;
 mod protocol;
 mod serve;
+mod shutdown;
 mod stats;
+mod table;
+mod timers;
+mod totals;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -130,14 +153,24 @@ use std::time::Duration;
 use crate::select::FD_SETSIZE;
 #[cfg(doc)]
 use crate::select::{FdSet, LargeFdSet};
-use crate::sources::{Backend, Waker};
+use crate::sources::Backend;
+#[cfg(doc)]
+use crate::sources::Waker;
 
-pub use protocol::{ConnId, Context, Frame, Protocol};
+pub use protocol::{CloseReason, ConnId, Context, Frame, Protocol, SendError};
+pub use shutdown::ShutdownHandle;
+pub(crate) use shutdown::Stop;
 pub use stats::{EmptyAccepts, Stats, StatsHandle};
 
-/// How many messages one connection may have handled in one turn of the loop
-/// before the others get theirs: 16. The rest stay buffered for the next turn.
+/// How many messages one connection of the book's echo server may have handled in
+/// one turn of the loop before the others get theirs: 16. The rest stay buffered
+/// for the next turn. [`Server`]'s quota counts input bytes instead
+/// ([`Config::input_per_turn`]).
 pub const MESSAGES_PER_TURN: usize = 16;
+
+/// How much input one connection may have delivered in one turn: 64 KiB, the most
+/// one `read` takes. The default [`Config::input_per_turn`].
+pub const INPUT_PER_TURN: usize = 64 * 1024;
 
 /// How long the listener stays out of the wait after `accept` ran out of
 /// descriptors and no connection could be shed, or ran out of kernel memory:
@@ -181,26 +214,54 @@ pub struct Config {
     /// (the `sleep(5)` of UNP 16.6), to open the race window on purpose. A shutdown
     /// ends the wait. Default `None`.
     pub accept_delay: Option<Duration>,
-    /// Most connections served at once (the length of `client[]`, which grows on
-    /// demand up to it); more are refused (reset). Default [`FD_SETSIZE`], as in
-    /// the book. [`Server::run`] also refuses any descriptor `>= FD_SETSIZE`.
+    /// Most connections served at once, counted across all workers (each
+    /// worker's `client[]` grows on demand up to it); more are refused (reset).
+    /// Default [`FD_SETSIZE`], as in the book. [`Server::run`] also refuses any
+    /// descriptor `>= FD_SETSIZE`.
     pub max_clients: usize,
     /// The longest line ([`Frame::Line`]; a longer one comes in pieces of this
     /// size), and the most bytes one read delivers ([`Frame::Bytes`]). Default
     /// `MAXLINE - 1` (4095), the longest piece UNP's `readline` returns and
     /// `str_cli` sends.
     pub max_line: usize,
-    /// Messages one connection may have handled per turn. Default
-    /// [`MESSAGES_PER_TURN`].
+    /// The fairness quota: a connection's turn delivers messages until this much
+    /// of its input has been delivered, then the others get theirs (what is left
+    /// waits, and is served next turn before the loop sleeps). Default
+    /// [`INPUT_PER_TURN`] (64 KiB, one `read`'s worth), so the requests one read
+    /// brought are answered together, in one `send`, however many frames each is.
+    pub input_per_turn: usize,
+    /// At most this many messages per connection and turn, besides
+    /// [`input_per_turn`](Self::input_per_turn). Default no limit (`usize::MAX`);
+    /// the book's echo server uses [`MESSAGES_PER_TURN`].
     pub messages_per_turn: usize,
-    /// A connection with more unsent output than this is not read until it drains
-    /// (back-pressure). Default 64 KiB; 0 stops reading as soon as anything is
-    /// unsent (the echo server's choice).
+    /// Back-pressure, per message: after each message, while more than this many
+    /// bytes of the connection's output are unsent, its further messages wait in
+    /// its buffer and it is not read, until the output drains. Default 64 KiB; 0
+    /// stops as soon as anything is unsent (the echo server's choice). Half of it
+    /// is the low-water mark of a streamed reply ([`Context::wait_drained`]).
     pub max_unsent: usize,
-    /// A connection with more unsent output than this is closed
-    /// ([`Stats::closed_policy`]): the memory a slow reader can hold when others
-    /// write to it. Default 16 MiB.
+    /// The most unsent output one connection may hold. A
+    /// [`Context::send`] past it is refused ([`SendError::MaxOutput`]; the
+    /// connection goes on), and a connection that output from others
+    /// ([`Context::send_to`], [`Context::broadcast`]) takes past it is closed
+    /// ([`CloseReason::MaxOutput`], [`Stats::closed_policy`]): the memory a slow
+    /// reader can hold. Default 16 MiB. Shared buffers count their full length.
     pub max_output: usize,
+    /// The most unsent output of all connections together (all workers). While
+    /// it is passed, no connection's input is delivered or read (a limit slows
+    /// input first; it never cuts a reader), until enough has been sent. Default
+    /// 256 MiB.
+    pub max_output_total: usize,
+    /// Close a connection that for this long has neither delivered a whole
+    /// message nor had any output taken by the kernel ([`CloseReason::IdleTimeout`],
+    /// [`Stats::closed_idle`]): idle clients, and clients that trickle a message
+    /// byte by byte, give back their slot. Default `None`: never (the book's).
+    pub idle_timeout: Option<Duration>,
+    /// After [`ShutdownHandle::shutdown`], how long the loop goes on delivering
+    /// queued output (it no longer accepts or reads) before it closes what is
+    /// left ([`Stats::undelivered`]). Default 5 s; zero stops at once, as a second
+    /// `shutdown` does.
+    pub drain_timeout: Duration,
     /// How long a connection may go without all its output sent, counted from when
     /// output first stayed unsent until none is left (a peer that reads, but never
     /// catches up, is closed too), before the connection is closed. Default 10
@@ -237,8 +298,10 @@ pub struct Config {
     /// Set `TCP_NODELAY` on each accepted TCP connection, so a reply goes out at
     /// once even while an earlier one waits for its ACK (Nagle's algorithm would
     /// hold it, up to the peer's delayed-ACK time, often 40 ms). What
-    /// request/response protocols want (memcached sets it); the book's echo server
-    /// does not, and it costs one `setsockopt` per connection. Default `false`.
+    /// request/response protocols want (memcached and redis set it), and the
+    /// default, `true`; the book's echo server leaves it off
+    /// ([`EchoServer`](crate::echo::EchoServer)). It costs one `setsockopt` per
+    /// connection.
     pub nodelay: bool,
 }
 
@@ -249,15 +312,19 @@ impl Default for Config {
             accept_delay: None,
             max_clients: FD_SETSIZE,
             max_line: MAXLINE - 1,
-            messages_per_turn: MESSAGES_PER_TURN,
+            input_per_turn: INPUT_PER_TURN,
+            messages_per_turn: usize::MAX,
             max_unsent: 64 * 1024,
             max_output: 16 * 1024 * 1024,
+            max_output_total: 256 * 1024 * 1024,
+            idle_timeout: None,
+            drain_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             backlog: LISTENQ,
             accept_batch: 1,
             workers: 1,
             reuseport: true,
-            nodelay: false,
+            nodelay: true,
         }
     }
 }
@@ -296,6 +363,34 @@ impl Config {
     #[must_use]
     pub fn with_messages_per_turn(mut self, n: usize) -> Config {
         self.messages_per_turn = n;
+        self
+    }
+
+    /// Sets [`input_per_turn`](Self::input_per_turn).
+    #[must_use]
+    pub fn with_input_per_turn(mut self, bytes: usize) -> Config {
+        self.input_per_turn = bytes;
+        self
+    }
+
+    /// Sets [`max_output_total`](Self::max_output_total).
+    #[must_use]
+    pub fn with_max_output_total(mut self, bytes: usize) -> Config {
+        self.max_output_total = bytes;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`drain_timeout`](Self::drain_timeout).
+    #[must_use]
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Config {
+        self.drain_timeout = timeout;
         self
     }
 
@@ -357,17 +452,17 @@ impl Config {
 
     fn check(&self) -> io::Result<()> {
         let ones = [
-            self.max_clients,
-            self.max_line,
-            self.messages_per_turn,
-            self.accept_batch,
-            self.workers,
+            ("max_clients", self.max_clients),
+            ("max_line", self.max_line),
+            ("input_per_turn", self.input_per_turn),
+            ("messages_per_turn", self.messages_per_turn),
+            ("accept_batch", self.accept_batch),
+            ("workers", self.workers),
         ];
-        if ones.contains(&0) {
+        if let Some((name, _)) = ones.iter().find(|(_, v)| *v == 0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "server: max_clients, max_line, messages_per_turn, accept_batch and \
-                 workers must be at least 1",
+                format!("server: Config::{name} is 0; it must be at least 1"),
             ));
         }
         if self.workers > usize::from(u16::MAX) {
@@ -443,60 +538,6 @@ impl From<UnixListener> for Listener {
     }
 }
 
-/// Wakes a running [`Server`] and makes `run` return.
-///
-/// `Clone + Send + Sync`. [`shutdown`](Self::shutdown) sets a flag and wakes the
-/// loop through a [`Waker`], so it can be called from any thread and from a signal
-/// handler.
-///
-/// A server asleep in a *blocking* `accept` (`nonblocking_listener: false`) does
-/// not see the wake-up until `accept` returns: that is the book's bug. A signal
-/// whose handler calls [`shutdown`](Self::shutdown), delivered to the server's
-/// thread and installed without `SA_RESTART`, interrupts that `accept` (`EINTR`),
-/// and the loop then stops; the example `echo_server` does this.
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    requested: Arc<AtomicBool>,
-    waker: Arc<Waker>,
-}
-
-impl ShutdownHandle {
-    fn new() -> io::Result<ShutdownHandle> {
-        Ok(ShutdownHandle {
-            requested: Arc::new(AtomicBool::new(false)),
-            waker: Arc::new(Waker::new()?),
-        })
-    }
-
-    /// Asks the server to stop; it returns from `run` at the top of its next turn.
-    /// Calling it again, or after the server ended, does nothing.
-    ///
-    /// It is async-signal-safe: it stores an atomic flag and calls
-    /// [`Waker::wake`], which sends one byte, allocates nothing, takes no lock and
-    /// keeps `errno`.
-    ///
-    /// # Examples
-    /// ```
-    /// use unp_select::echo::{Config, EchoServer};
-    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
-    /// let stop = server.shutdown_handle();
-    /// stop.shutdown(); // before it runs: run returns at once
-    /// let stats = server.run()?;
-    /// assert_eq!(stats.accepted, 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn shutdown(&self) {
-        self.requested.store(true, Ordering::SeqCst);
-        // A full socket (EAGAIN) is a success; nothing else can fail while the
-        // waker's two ends live, and there is nothing to do about it in a handler.
-        let _ = self.waker.wake();
-    }
-
-    fn is_requested(&self) -> bool {
-        self.requested.load(Ordering::SeqCst)
-    }
-}
-
 /// A listener and a protocol, served by the hardened loop.
 ///
 /// See the [module documentation](self) for what the loop does and an example.
@@ -525,8 +566,10 @@ impl<P: Protocol> Server<P> {
     /// it is.
     ///
     /// # Errors
-    /// `InvalidInput` if `max_clients`, `max_line` or `messages_per_turn` is 0; the
-    /// errors of `ioctl` (`FIONBIO`) and `socketpair` (for the waker) otherwise.
+    /// `InvalidInput`, naming the field, if `max_clients`, `max_line`,
+    /// `input_per_turn`, `messages_per_turn`, `accept_batch` or `workers` is 0, or
+    /// `workers` is over 65,535; the errors of `ioctl` (`FIONBIO`) and
+    /// `socketpair` (for the wakers) otherwise.
     ///
     /// # Examples
     /// A Unix-domain server (UNP chapter 15):
@@ -539,7 +582,7 @@ impl<P: Protocol> Server<P> {
     /// impl Protocol for Hello {
     ///     type Conn = ();
     ///     fn connect(&mut self, ctx: &mut Context<'_>) {
-    ///         ctx.send(b"hello\n");
+    ///         let _ = ctx.send(b"hello\n");
     ///         ctx.close();
     ///     }
     ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
@@ -579,8 +622,8 @@ impl<P: Protocol> Server<P> {
         Ok(Server {
             listeners,
             protocol,
+            shutdown: ShutdownHandle::new(config.workers)?,
             config,
-            shutdown: ShutdownHandle::new()?,
             stats: StatsHandle::default(),
         })
     }
@@ -589,8 +632,13 @@ impl<P: Protocol> Server<P> {
     /// [`Config::backlog`] (UNP's `LISTENQ`, 1024, by default; `std` listens with
     /// 128, which a burst of connections overflows), and serves `protocol` on it.
     ///
+    /// With one listener per worker ([`Config::reuseport`]), the address is first
+    /// bound without `SO_REUSEPORT`, so a port another process serves is refused
+    /// (`AddrInUse`) instead of shared, as a second memcached fails to start.
+    ///
     /// # Errors
-    /// Those of [`TcpListener::bind`], `listen(2)` and [`Server::new`].
+    /// Those of [`TcpListener::bind`] (`AddrInUse` if the address is taken, with or
+    /// without `SO_REUSEPORT`), `listen(2)` and [`Server::new`].
     ///
     /// # Examples
     /// See the [module documentation](self).
@@ -602,7 +650,7 @@ impl<P: Protocol> Server<P> {
         let mut last = None;
         let mut first = None;
         for a in addr.to_socket_addrs()? {
-            match crate::sys::bind_tcp(&a, backlog, reuseport) {
+            match crate::sys::bind_tcp(&a, backlog, false) {
                 Ok(l) => {
                     first = Some(l);
                     break;
@@ -615,15 +663,20 @@ impl<P: Protocol> Server<P> {
                 io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
             }));
         };
-        let mut listeners = vec![Listener::Tcp(first)];
-        if reuseport {
-            // The others on the address the first got (its port, if 0 was asked).
-            let bound = listeners[0].local_addr()?;
-            for _ in 1..config.workers {
-                let l = crate::sys::bind_tcp(&bound, backlog, true)?;
-                listeners.push(Listener::Tcp(l));
-            }
-        }
+        let listeners = if reuseport {
+            // One owner per port: `first` was bound without SO_REUSEPORT, so it
+            // failed (EADDRINUSE) if any other socket listens on the address,
+            // whatever that one set. Now the group takes the address it got (its
+            // port, if 0 was asked). Between the two, another process could take
+            // the port; the group's bind then fails the same way.
+            let bound = first.local_addr()?;
+            drop(first);
+            (0..config.workers)
+                .map(|_| crate::sys::bind_tcp(&bound, backlog, true).map(Listener::Tcp))
+                .collect::<io::Result<Vec<_>>>()?
+        } else {
+            vec![Listener::Tcp(first)]
+        };
         Server::with_listeners(listeners, protocol, config)
     }
 
@@ -734,7 +787,7 @@ impl<P: Protocol> Server<P> {
     /// impl Protocol for Greet {
     ///     type Conn = ();
     ///     fn connect(&mut self, ctx: &mut Context<'_>) {
-    ///         ctx.send(b"hi\n");
+    ///         let _ = ctx.send(b"hi\n");
     ///         ctx.close();
     ///     }
     ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
@@ -771,6 +824,10 @@ impl<P: Protocol> Server<P> {
             index: 0,
             listener: Arc::new(listeners.remove(0)),
             protocol,
+            totals: Arc::new(totals::Totals::new(
+                config.max_clients,
+                config.max_output_total,
+            )),
             config,
             shutdown,
             stats: stats.start(1).remove(0),
@@ -813,7 +870,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
     ///         ctx.set_frame(Frame::Line);
     ///     }
     ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
-    ///         ctx.send(line);
+    ///         let _ = ctx.send(line);
     ///     }
     /// }
     ///
@@ -848,6 +905,10 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
             stats,
         } = self;
         let hub = Arc::new(hub::Hub::new(n)?);
+        let totals = Arc::new(totals::Totals::new(
+            config.max_clients,
+            config.max_output_total,
+        ));
         let slots = stats.start(n);
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
         let mut threads = Vec::with_capacity(n);
@@ -860,6 +921,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 shutdown: shutdown.clone(),
                 stats: slot,
                 hub: Some(Arc::clone(&hub)),
+                totals: Arc::clone(&totals),
             };
             let stop = shutdown.clone();
             let spawned = thread::Builder::new()

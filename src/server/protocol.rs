@@ -3,9 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::conn::{Conn, Ending};
-use super::hub::{Hub, Post};
+use super::hub::Post;
+use super::output::SHARE_MIN;
+use super::table::Table;
+use super::timers::Timer;
 
 /// How the loop cuts a connection's input into messages for
 /// [`Protocol::receive`]. A protocol may change it between messages
@@ -30,7 +34,11 @@ pub enum Frame {
     /// bytes without a `\n` (as UNP's `readline` returns them), and a last line
     /// without a `\n` comes when the peer closes or half-closes.
     Line,
-    /// Exactly this many bytes. At end of file a shorter rest is dropped.
+    /// Exactly this many bytes. The connection buffers up to this many (the loop
+    /// reads the whole length into one buffer, so bound `n` by what one connection
+    /// may hold; a protocol that accepts large messages should count them against
+    /// a budget of its own). `Exact(0)` delivers one empty message at once. At end
+    /// of file a shorter rest is dropped.
     Exact(usize),
 }
 
@@ -77,6 +85,74 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// Why a connection ended, as [`Protocol::disconnect`] hears it.
+///
+/// # Examples
+/// ```
+/// use unp_select::server::CloseReason;
+/// fn worth_logging(reason: CloseReason) -> bool {
+///     !matches!(reason, CloseReason::Eof | CloseReason::Protocol)
+/// }
+/// assert!(worth_logging(CloseReason::IdleTimeout));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed (end of file) and got all its output.
+    Eof,
+    /// A read or write failed (`ECONNRESET`, `EPIPE`, …): the connection is gone.
+    Reset,
+    /// Output stayed unsent for [`Config::write_timeout`](super::Config::write_timeout).
+    WriteTimeout,
+    /// No whole message and no output progress for
+    /// [`Config::idle_timeout`](super::Config::idle_timeout).
+    IdleTimeout,
+    /// Output from other connections ([`Context::send_to`], [`Context::broadcast`])
+    /// went past [`Config::max_output`](super::Config::max_output): a reader too slow
+    /// for what it is sent.
+    MaxOutput,
+    /// The server stopped ([`ShutdownHandle`](super::ShutdownHandle)).
+    Shutdown,
+    /// The protocol panicked while handling the connection.
+    Panic,
+    /// The protocol closed it ([`Context::close`], [`Context::close_other`]).
+    Protocol,
+}
+
+/// Why [`Context::send`] or [`Context::send_shared`] queued nothing. The connection
+/// stays as it was: nothing is cut.
+///
+/// # Examples
+/// ```
+/// use unp_select::server::SendError;
+/// assert_eq!(
+///     SendError::MaxOutput.to_string(),
+///     "the output would pass the connection's max_output"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection is closing or half-closed ([`Context::close`],
+    /// [`Context::shutdown_write`]), or gone: it takes no more output.
+    Closing,
+    /// The data would take the connection's unsent output past
+    /// [`Config::max_output`](super::Config::max_output). Send less at a time: a
+    /// reply that large is streamed ([`Context::wait_drained`]).
+    MaxOutput,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Closing => "the connection takes no more output",
+            SendError::MaxOutput => "the output would pass the connection's max_output",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
 /// A protocol served by the loop: state per connection, and what to do with each
 /// message. Everything else (readiness, `accept` and its errors, buffering, fair
 /// turns, back-pressure, time-outs, shutdown) is the loop's.
@@ -98,11 +174,12 @@ impl fmt::Display for ConnId {
 ///         ctx.set_frame(Frame::Line);
 ///     }
 ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
-///         ctx.send(line);
+///         let _ = ctx.send(line); // refused only past max_output
 ///     }
 /// }
 /// ```
-/// A complete server is in the [module documentation](super).
+/// A complete server is in the [module documentation](super); a streamed reply
+/// in [`drained`](Self::drained)'s.
 pub trait Protocol {
     /// What the protocol keeps per connection.
     type Conn;
@@ -114,31 +191,84 @@ pub trait Protocol {
     /// One message arrived, cut as the connection's [`Frame`] says.
     fn receive(&mut self, conn: &mut Self::Conn, msg: &[u8], ctx: &mut Context<'_>);
 
-    /// The connection is gone (closed by either side, reset, or by the server's
-    /// policy). The default does nothing.
-    fn disconnect(&mut self, conn: Self::Conn, id: ConnId) {
-        let _ = (conn, id);
+    /// The connection's unsent output fell to the low-water mark
+    /// ([`Config::max_unsent`](super::Config::max_unsent) / 2) after
+    /// [`Context::wait_drained`]: send the next piece of a streamed reply, and call
+    /// `wait_drained` again if more is to come. Until the stream ends, no further
+    /// message of this connection is delivered (its input waits in its buffer),
+    /// so a reply of any size costs at most `max_unsent` plus one piece of memory.
+    /// The default does nothing (the stream ends).
+    ///
+    /// # Examples
+    /// `count N` is answered with the numbers 0 to N-1, a line each, produced
+    /// while the client reads them:
+    /// ```
+    /// use unp_select::server::{Context, Frame, Protocol};
+    ///
+    /// struct Count;
+    /// impl Protocol for Count {
+    ///     type Conn = std::ops::Range<u64>; // what is left to send
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) -> Self::Conn {
+    ///         ctx.set_frame(Frame::Line);
+    ///         0..0
+    ///     }
+    ///     fn receive(&mut self, left: &mut Self::Conn, line: &[u8], ctx: &mut Context<'_>) {
+    ///         let n = std::str::from_utf8(line).ok().and_then(|l| {
+    ///             l.trim().strip_prefix("count ")?.parse().ok()
+    ///         });
+    ///         *left = 0..n.unwrap_or(0);
+    ///         self.drained(left, ctx);
+    ///     }
+    ///     fn drained(&mut self, left: &mut Self::Conn, ctx: &mut Context<'_>) {
+    ///         // Up to a piece's worth; the loop calls back when it has gone out.
+    ///         for i in left.by_ref().take(1000) {
+    ///             let _ = ctx.send(format!("{i}\n").as_bytes());
+    ///         }
+    ///         if !left.is_empty() {
+    ///             ctx.wait_drained();
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn drained(&mut self, conn: &mut Self::Conn, ctx: &mut Context<'_>) {
+        let _ = (conn, ctx);
+    }
+
+    /// The timer set with [`Context::set_timer`] expired. The default does nothing.
+    fn timer(&mut self, conn: &mut Self::Conn, ctx: &mut Context<'_>) {
+        let _ = (conn, ctx);
+    }
+
+    /// The connection is gone, for `reason`. The default does nothing.
+    fn disconnect(&mut self, conn: Self::Conn, id: ConnId, reason: CloseReason) {
+        let _ = (conn, id, reason);
     }
 }
 
 /// What a protocol can do while it handles one connection's message: answer it,
-/// write to other connections, choose the next frame, close.
+/// write to other connections, choose the next frame, set a timer, close.
 ///
-/// Output is queued and sent once per turn of the loop (one `send` per connection
-/// per turn, as the loop's fair turns promise). What the kernel does not take
-/// stays queued, and the connection is not read while more than
-/// [`Config::max_unsent`](super::Config::max_unsent) bytes wait.
+/// Output is queued and sent once per turn of the loop: everything a turn
+/// produces for a connection leaves in one `send` (or one `sendmsg` of several
+/// buffers), so pipelined requests are answered together whatever Nagle's
+/// algorithm does. What the kernel does not take stays queued; after each message
+/// the loop looks at it, and while more than
+/// [`Config::max_unsent`](super::Config::max_unsent) bytes wait, the connection's
+/// further messages wait in its buffer (back-pressure per message).
 ///
 /// Sending part of the message just received costs no copy: the loop sends it
 /// straight out of its read buffer (UNP's `buf[MAXLINE]`), as long as the parts
-/// follow each other in the input.
+/// follow each other in the input. A buffer that many connections get, or that
+/// lives on (a cache's item), is queued without a copy with
+/// [`send_shared`](Self::send_shared); [`broadcast`](Self::broadcast) shares one
+/// copy among its receivers.
 ///
 /// # Examples
 /// A relay: `@N text` goes to the connection that was told it is `N`, anything
 /// else to everybody else; `quit` is answered, then the connection closes.
 /// ```
 /// use std::collections::HashMap;
-/// use unp_select::server::{ConnId, Context, Frame, Protocol};
+/// use unp_select::server::{CloseReason, ConnId, Context, Frame, Protocol};
 ///
 /// #[derive(Default)]
 /// struct Relay {
@@ -151,23 +281,23 @@ pub trait Protocol {
 ///         ctx.set_frame(Frame::Line);
 ///         let n = ctx.id().index();
 ///         self.by_number.insert(n, ctx.id());
-///         ctx.send(format!("you are @{n}\n").as_bytes());
+///         let _ = ctx.send(format!("you are @{n}\n").as_bytes());
 ///         n
 ///     }
 ///     fn receive(&mut self, _: &mut usize, line: &[u8], ctx: &mut Context<'_>) {
 ///         if line == b"quit\n" {
-///             ctx.send(b"bye\n");
+///             let _ = ctx.send(b"bye\n");
 ///             ctx.close(); // after "bye" is sent
 ///         } else if let Some((to, text)) = parse_to(line) {
 ///             let delivered = self.by_number.get(&to).is_some_and(|&id| ctx.send_to(id, text));
 ///             if !delivered {
-///                 ctx.send(b"no such connection\n");
+///                 let _ = ctx.send(b"no such connection\n");
 ///             }
 ///         } else {
 ///             ctx.broadcast(line);
 ///         }
 ///     }
-///     fn disconnect(&mut self, n: usize, _: ConnId) {
+///     fn disconnect(&mut self, n: usize, _: ConnId, _: CloseReason) {
 ///         self.by_number.remove(&n);
 ///     }
 /// }
@@ -183,21 +313,26 @@ pub trait Protocol {
 /// ```
 pub struct Context<'a> {
     pub(super) id: ConnId,
-    pub(super) conns: &'a mut [Option<Conn>],
+    /// The worker's connections, timers and counters.
+    pub(super) table: &'a mut Table,
     /// The input the messages come from: output inside it may be sent from there
     /// without a copy.
     pub(super) input: &'a [u8],
-    /// The part of the input queued for sending, not copied yet.
+    /// The part of the input queued for sending, not copied yet; where its
+    /// messages end (counted from its start) is in `table.ends`.
     pub(super) borrowed: Option<(usize, usize)>,
-    /// Where each message this turn ends, in the connection's output.
-    pub(super) ends: &'a mut Vec<usize>,
-    /// Other connections that got output: flushed on the next turn.
-    pub(super) woken: &'a mut Vec<usize>,
-    /// Workers whose inbox wake-up could not be written: woken again later.
-    pub(super) rewake: &'a mut Vec<usize>,
-    pub(super) max_output: usize,
-    /// The other workers, if there are any.
-    pub(super) hub: Option<&'a Hub>,
+}
+
+impl<'a> Context<'a> {
+    pub(super) fn new(table: &'a mut Table, id: ConnId, input: &'a [u8]) -> Context<'a> {
+        table.ends.clear();
+        Context {
+            id,
+            table,
+            input,
+            borrowed: None,
+        }
+    }
 }
 
 impl Context<'_> {
@@ -221,16 +356,20 @@ impl Context<'_> {
         }
     }
 
-    /// Queues `data` for this connection. Ignored after [`close`](Self::close) or
-    /// [`shutdown_write`](Self::shutdown_write).
+    /// Queues `data` for this connection, with no copy when it is part of the
+    /// message just received (see above).
+    ///
+    /// # Errors
+    /// Nothing is queued, and the connection stays as it is, if it is closing or
+    /// half-closed ([`SendError::Closing`]), or if `data` would take its unsent
+    /// output past [`Config::max_output`](super::Config::max_output)
+    /// ([`SendError::MaxOutput`], counted in
+    /// [`Stats::sends_refused`](super::Stats::sends_refused)).
     #[inline]
-    pub fn send(&mut self, data: &[u8]) {
-        let index = self.id.index();
-        let Some(conn) = self.conns[index].as_mut() else {
-            return;
-        };
-        if conn.ending != Ending::Open || data.is_empty() {
-            return;
+    pub fn send(&mut self, data: &[u8]) -> Result<(), SendError> {
+        let queued = self.writable(data.len())?;
+        if data.is_empty() {
+            return Ok(());
         }
         // Part of the input, right after what is queued from it already, and
         // nothing queued before: send it from the input (compared as addresses
@@ -238,32 +377,98 @@ impl Context<'_> {
         let base = self.input.as_ptr() as usize;
         let addr = data.as_ptr() as usize;
         let inside = addr >= base && addr + data.len() <= base + self.input.len();
-        if inside && conn.unsent() == 0 {
+        if inside && queued == 0 {
             let (start, end) = (addr - base, addr - base + data.len());
             match self.borrowed {
                 None => {
                     self.borrowed = Some((start, end));
-                    self.ends.push(data.len());
-                    return;
+                    self.table.ends.push(data.len());
+                    return Ok(());
                 }
                 Some((s, e)) if e == start => {
                     self.borrowed = Some((s, end));
-                    self.ends.push(end - s);
-                    return;
+                    self.table.ends.push(end - s);
+                    return Ok(());
                 }
                 Some(_) => {}
             }
         }
-        // Anything else is copied into the connection's queue, after what was
-        // borrowed (whose message ends are already counted from 0).
-        if let Some((s, e)) = self.borrowed.take() {
-            conn.queue(&self.input[s..e]);
+        self.copy_borrowed();
+        let conn = self.this_mut().ok_or(SendError::Closing)?;
+        conn.out.copy(data);
+        conn.out.end_message();
+        Ok(())
+    }
+
+    /// Queues `data` for this connection without copying it: the queue holds a
+    /// reference until the kernel has taken the bytes. For a buffer that lives on
+    /// or that several connections get (a cache item's value, a large
+    /// announcement); a buffer under 64 bytes is copied (the reference would cost
+    /// as much).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use unp_select::server::{Context, Frame, Protocol};
+    ///
+    /// /// Every line is answered with the same large banner, shared, not copied.
+    /// struct Banner(Arc<[u8]>);
+    /// impl Protocol for Banner {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send_shared(Arc::clone(&self.0));
+    ///     }
+    /// }
+    /// let _ = Banner(vec![b'='; 4096].into());
+    /// ```
+    pub fn send_shared(&mut self, data: Arc<[u8]>) -> Result<(), SendError> {
+        self.writable(data.len())?;
+        self.copy_borrowed();
+        let conn = self.this_mut().ok_or(SendError::Closing)?;
+        conn.out.share(data);
+        conn.out.end_message();
+        Ok(())
+    }
+
+    /// Whether this connection takes `len` more bytes of output; if so, how many
+    /// bytes its queue holds (what was borrowed from the input not included).
+    fn writable(&mut self, len: usize) -> Result<usize, SendError> {
+        let unsent = self.unsent();
+        let max_output = self.table.max_output;
+        let Some(conn) = self.table.client[self.id.index()].as_ref() else {
+            return Err(SendError::Closing);
+        };
+        if conn.ending != Ending::Open {
+            return Err(SendError::Closing);
         }
-        conn.queue(data);
-        self.ends.push(conn.queued_end());
-        if conn.unsent() > self.max_output {
-            conn.overflowed = true;
+        if unsent.saturating_add(len) > max_output {
+            super::stats::bump(&mut self.table.stats.sends_refused);
+            return Err(SendError::MaxOutput);
         }
+        Ok(conn.unsent())
+    }
+
+    /// What was borrowed from the input goes into the connection's queue (copied),
+    /// so later output follows it.
+    fn copy_borrowed(&mut self) {
+        let Some((s, e)) = self.borrowed.take() else {
+            return;
+        };
+        let Some(conn) = self.table.client[self.id.index()].as_mut() else {
+            return;
+        };
+        let base = conn.out.queued();
+        conn.out.copy(&self.input[s..e]);
+        for &end in &self.table.ends {
+            conn.out.end_at(base + end as u64);
+        }
+        self.table.ends.clear();
     }
 
     /// Queues `data` for connection `id`; returns whether it is still there (an id
@@ -271,27 +476,30 @@ impl Context<'_> {
     /// this connection's own id is [`send`](Self::send).
     ///
     /// A connection of another worker gets `data` through that worker's inbox, at
-    /// its next turn; `true` then says only that it was posted.
+    /// its next turn; `true` then says only that it was posted. A receiver whose
+    /// unsent output passes [`Config::max_output`](super::Config::max_output) is
+    /// closed ([`CloseReason::MaxOutput`]): a reader too slow for what it is sent.
     pub fn send_to(&mut self, id: ConnId, data: &[u8]) -> bool {
         if id == self.id {
-            self.send(data);
-            return true;
+            return self.send(data).is_ok();
         }
         if id.worker != self.id.worker {
             return self.post(id.worker(), || Post::To(id, data.into()));
         }
-        let max_output = self.max_output;
+        let max_output = self.table.max_output;
         let Some(conn) = self.other_mut(id) else {
             return false;
         };
-        queue_for(conn, data, max_output);
-        self.woken.push(id.index());
+        conn.out.copy(data);
+        end_message(conn, max_output);
+        self.table.woken.push(id.index());
         true
     }
 
     /// Queues `data` for every other open connection, of every worker (not this
     /// one); returns how many of this worker's got it (the others' are posted to
-    /// their workers, one copy for all).
+    /// their workers). One copy of `data` is shared by all receivers (a short one
+    /// is copied to each).
     ///
     /// "Open" means accepted: a connection still in the listen queue misses it, as
     /// with any select server. With several workers each worker delivers a post
@@ -299,34 +507,57 @@ impl Context<'_> {
     /// before it accepts), so a client whose `connect` returned just before the
     /// broadcast may miss it if its worker had not accepted it yet.
     pub fn broadcast(&mut self, data: &[u8]) -> usize {
-        let mut sent = 0;
-        for index in 0..self.conns.len() {
-            if index == self.id.index() {
-                continue;
-            }
-            let Some(conn) = self.conns[index].as_mut() else {
-                continue;
-            };
-            if conn.ending == Ending::Open {
-                queue_for(conn, data, self.max_output);
-                self.woken.push(index);
-                sent += 1;
-            }
-        }
-        if let Some(hub) = self.hub {
-            let shared: Arc<[u8]> = data.into();
+        let shared: Option<Arc<[u8]>> =
+            (data.len() >= SHARE_MIN || self.table.hub.is_some()).then(|| data.into());
+        let sent = match &shared {
+            Some(shared) => self.table.queue_all(Some(self.id.index()), shared),
+            None => self.table.queue_all_copies(self.id.index(), data),
+        };
+        if let (Some(hub), Some(shared)) = (self.table.hub.clone(), shared) {
             for worker in (0..hub.workers()).filter(|&w| w != self.id.worker()) {
                 if !hub.post(worker, Post::All(Arc::clone(&shared))) {
-                    self.rewake.push(worker);
+                    self.table.rewake.push(worker);
                 }
             }
         }
         sent
     }
 
-    /// Bytes queued for this connection and not yet taken by the kernel.
+    /// Bytes queued for this connection and not yet taken by the kernel, the part
+    /// of the input it is to send back included.
     pub fn unsent(&self) -> usize {
-        self.this().map_or(0, Conn::unsent)
+        let borrowed = self.borrowed.map_or(0, |(s, e)| e - s);
+        self.this().map_or(0, Conn::unsent) + borrowed
+    }
+
+    /// Whether the peer has sent end of file (or half-closed): no message follows
+    /// the ones already read. A line frame's last message may then lack its `\n`.
+    pub fn input_closed(&self) -> bool {
+        self.this().is_some_and(|c| c.eof)
+    }
+
+    /// Streams the reply: no further message of this connection is delivered,
+    /// and [`Protocol::drained`] is called once its unsent output has fallen to
+    /// the low-water mark ([`Config::max_unsent`](super::Config::max_unsent) / 2).
+    /// Call it again from `drained` for each further piece; a `drained` that does
+    /// not call it ends the stream, and the waiting messages are delivered.
+    pub fn wait_drained(&mut self) {
+        if let Some(conn) = self.this_mut() {
+            conn.streaming = true;
+        }
+    }
+
+    /// Calls [`Protocol::timer`] for this connection `after` from now (replacing a
+    /// timer set before). A duration too long to add to an
+    /// [`Instant`](std::time::Instant) never expires.
+    pub fn set_timer(&mut self, after: Duration) {
+        let at = self.table.now.checked_add(after);
+        self.table.set_timer(self.id, Timer::Protocol, at);
+    }
+
+    /// Cancels the timer of [`set_timer`](Self::set_timer), if one is set.
+    pub fn cancel_timer(&mut self) {
+        self.table.set_timer(self.id, Timer::Protocol, None);
     }
 
     /// Closes this connection once what is queued for it has been sent; the rest
@@ -351,13 +582,13 @@ impl Context<'_> {
             return false;
         };
         conn.ending = Ending::Close;
-        self.woken.push(id.index());
+        self.table.woken.push(id.index());
         true
     }
 
     /// Half-closes this connection (`shutdown(SHUT_WR)`, UNP 6.6) once what is
     /// queued has been sent: the peer reads end of file, and this side goes on
-    /// reading until the peer closes. Later output is dropped.
+    /// reading until the peer closes. Later output is refused.
     pub fn shutdown_write(&mut self) {
         if let Some(conn) = self.this_mut() {
             if conn.ending == Ending::Open {
@@ -368,15 +599,15 @@ impl Context<'_> {
 
     /// How many connections this worker has open, this one included.
     pub fn connections(&self) -> usize {
-        self.conns.iter().filter(|c| c.is_some()).count()
+        self.table.open
     }
 
     /// Posts to another worker; false if there is no such worker.
     fn post(&mut self, worker: usize, post: impl FnOnce() -> Post) -> bool {
-        match self.hub {
+        match self.table.hub.as_deref() {
             Some(hub) if worker < hub.workers() => {
                 if !hub.post(worker, post()) {
-                    self.rewake.push(worker);
+                    self.table.rewake.push(worker);
                 }
                 true
             }
@@ -385,17 +616,16 @@ impl Context<'_> {
     }
 
     fn this(&self) -> Option<&Conn> {
-        self.conns.get(self.id.index())?.as_ref()
+        self.table.client.get(self.id.index())?.as_ref()
     }
 
     fn this_mut(&mut self) -> Option<&mut Conn> {
-        self.conns.get_mut(self.id.index())?.as_mut()
+        self.table.client.get_mut(self.id.index())?.as_mut()
     }
 
     /// Connection `id` if it is open and accepts output.
     fn other_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        let conn = self.conns.get_mut(id.index())?.as_mut()?;
-        (conn.gen == id.gen && conn.ending == Ending::Open).then_some(conn)
+        self.table.open_conn(id)
     }
 }
 
@@ -409,12 +639,10 @@ impl fmt::Debug for Context<'_> {
     }
 }
 
-/// Queues `data` for `conn` as one message; marks it for closing past
-/// `max_output`.
-pub(super) fn queue_for(conn: &mut Conn, data: &[u8], max_output: usize) {
-    conn.queue(data);
-    let at = conn.queued_end();
-    conn.ends.push_back(at);
+/// Ends a message just queued for `conn` by another connection; marks `conn` for
+/// closing past `max_output`.
+pub(super) fn end_message(conn: &mut Conn, max_output: usize) {
+    conn.out.end_message();
     if conn.unsent() > max_output {
         conn.overflowed = true;
     }

@@ -3,45 +3,32 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use super::conn::{next_message, Conn, Ending};
 use super::hub::{Hub, Post};
-use super::protocol::{queue_for, ConnId, Context, Frame, Protocol};
+use super::protocol::{end_message, CloseReason, Context, Frame, Protocol};
 use super::stats::{add, bump, Published, Stats};
-use super::{Config, Listener, ShutdownHandle, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
+use super::table::Table;
+use super::timers::Timer;
+use super::totals::Totals;
+use super::{Config, Listener, ShutdownHandle, Stop, ACCEPT_BACKOFF, RESOURCE_BACKOFF};
 use crate::accept::{self, Accept, FdReserve};
 use crate::poll::{poll, PollFd, PollFlags};
 use crate::sources::{Backend, Events, Interest, Readiness, Sources};
 
 /// The listener's key in the loop's [`Sources`]; connection `i` is `FIRST_CONN + i`.
 const LISTENER: usize = 0;
-/// The shutdown waker's key.
+/// This worker's shutdown waker's key.
 const WAKE: usize = 1;
 /// The key of this worker's inbox (posts from other workers).
 const INBOX: usize = 2;
 const FIRST_CONN: usize = 3;
-
-/// Why a connection ends.
-#[derive(Debug)]
-enum Close {
-    /// The peer closed and got all its output.
-    Eof,
-    /// A read or write error: the connection is gone.
-    Reset,
-    /// The server's policy: output not taken in time, or too much of it.
-    Policy,
-    /// The protocol asked.
-    Protocol,
-    /// The protocol panicked.
-    Panic,
-}
 
 /// What to do after an error of `recv` or `send`: `Ok(())` to back off and retry
 /// (`ENOMEM`, `ENOBUFS`), `Err(None)` to close the connection, `Err(Some(e))` when
@@ -108,53 +95,60 @@ pub(super) struct Worker<P> {
     pub(super) stats: Arc<Published>,
     /// The other workers' inboxes (none with one worker).
     pub(super) hub: Option<Arc<Hub>>,
+    /// What all workers count together.
+    pub(super) totals: Arc<Totals>,
+}
+
+/// The listener's state: the accept batch, and the back-off after running out of
+/// descriptors.
+struct Accepting {
+    reserve: Option<FdReserve>,
+    paused_until: Option<Instant>,
+    /// How many connections the next readiness of the listener may accept (see
+    /// `accept_some`), and the turn whose batch took all it could.
+    quota: usize,
+    full_batch_in: Option<u64>,
 }
 
 /// One worker's loop.
 pub(super) struct Loop<P: Protocol> {
-    worker: u16,
+    index: u16,
     listener: Arc<Listener>,
     protocol: P,
     config: Config,
     shutdown: ShutdownHandle,
     stats_slot: Arc<Published>,
-    hub: Option<Arc<Hub>>,
+    totals: Arc<Totals>,
     /// Scratch: what the inbox held.
     posts: Vec<Post>,
-    /// Workers whose inbox wake-up could not be written: woken again at each
-    /// turn (at least every RESOURCE_BACKOFF) until it is.
-    rewake: Vec<usize>,
-    /// A duplicate of the wake-up socket below `FD_SETSIZE`, watched when the
-    /// waker's own descriptor is too high for select.
+    /// A duplicate of this worker's wake-up socket below `FD_SETSIZE`, watched
+    /// when the waker's own descriptor is too high for select.
     wake: Option<UnixStream>,
     sources: Sources<usize>,
     events: Events<usize>,
-    reserve: Option<FdReserve>,
-    accept_paused_until: Option<Instant>,
-    /// How many connections the next readiness of the listener may accept (see
-    /// `accept_some`), and the turn whose batch took all it could.
-    accept_quota: usize,
-    full_batch_in: Option<u64>,
-    /// UNP's `client[]`, grown on demand up to `max_clients` entries.
-    client: Vec<Option<Conn>>,
+    accepting: Accepting,
+    /// UNP's `client[]` and what the protocol touches.
+    table: Table,
     /// The protocol's state of each connection, by the same index.
     state: Vec<Option<P::Conn>>,
-    /// The generation of the next connection (see [`ConnId`]).
+    /// The generation of the next connection (see `ConnId`).
     next_gen: u32,
-    /// Connections with work left (messages buffered, output from others), served
-    /// next turn without waiting (UNP 6.8's `readlinebuf` check).
+    /// Connections with work left (messages buffered, output from others, a
+    /// stream to go on), served next turn without waiting (UNP 6.8's
+    /// `readlinebuf` check).
     backlog: Vec<usize>,
-    /// Connections with a deadline: output stalled (write timeout) or parked.
-    timed: Vec<usize>,
+    /// Connections that would read, held while all output together is over
+    /// `max_output_total`.
+    held: Vec<usize>,
+    /// This turn: all output together is over `max_output_total`.
+    over_total: bool,
+    /// Draining after a shutdown request, until this instant (`None` if the
+    /// deadline is too far to add to an `Instant`: drain until done).
+    draining: Option<Option<Instant>>,
     /// The turn number, so that no connection is served twice in one turn.
     turn: u64,
     /// UNP's `char buf[MAXLINE]`: every read goes here first.
     buf: Vec<u8>,
-    /// Scratch: where this turn's messages end in the output.
-    ends: Vec<usize>,
-    /// Scratch: connections that got output from others this turn.
-    woken: Vec<usize>,
-    stats: Stats,
 }
 
 impl<P: Protocol> Loop<P> {
@@ -167,46 +161,48 @@ impl<P: Protocol> Loop<P> {
             shutdown,
             stats,
             hub,
+            totals,
         } = worker;
         let mut sources = Sources::new(backend);
         sources
-            .register(LISTENER, &listener, Interest::READ)
+            .register_owned(LISTENER, &listener, Interest::READ)
             .map_err(|e| {
                 let fd = listener.as_fd().as_raw_fd();
                 io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
             })?;
-        let wake = Self::watch_wake(&shutdown, &mut sources)?;
+        let wake = Self::watch_wake(shutdown.waker(usize::from(index)).as_fd(), &mut sources)?;
         if let Some(hub) = &hub {
-            sources.register(INBOX, &hub.inbox(usize::from(index)).waker, Interest::READ)?;
+            let inbox = &hub.inbox(usize::from(index)).waker;
+            sources.register_owned(INBOX, inbox, Interest::READ)?;
         }
         Ok(Loop {
-            worker: index,
+            index,
             listener,
             protocol,
-            config,
             shutdown,
             stats_slot: stats,
-            hub,
+            totals,
             posts: Vec::new(),
-            rewake: Vec::new(),
             wake,
             sources,
             events: Events::new(),
-            // Without a spare descriptor the server still runs; it backs off instead.
-            reserve: FdReserve::new().ok(),
-            accept_paused_until: None,
-            accept_quota: 1,
-            full_batch_in: None,
-            client: Vec::new(),
+            accepting: Accepting {
+                // Without a spare descriptor the server still runs; it backs off.
+                reserve: FdReserve::new().ok(),
+                paused_until: None,
+                quota: 1,
+                full_batch_in: None,
+            },
+            table: Table::new(index, hub, config.max_output),
+            config,
             state: Vec::new(),
             next_gen: 0,
             backlog: Vec::new(),
-            timed: Vec::new(),
+            held: Vec::new(),
+            over_total: false,
+            draining: None,
             turn: 0,
             buf: Vec::new(),
-            ends: Vec::new(),
-            woken: Vec::new(),
-            stats: Stats::default(),
         })
     }
 
@@ -214,90 +210,153 @@ impl<P: Protocol> Loop<P> {
     /// got a descriptor too high for select then (low ones busy): the loop then
     /// watches a duplicate, which takes the lowest free descriptor now.
     fn watch_wake(
-        shutdown: &ShutdownHandle,
+        waker: BorrowedFd<'_>,
         sources: &mut Sources<usize>,
     ) -> io::Result<Option<UnixStream>> {
-        let Err(e) = sources.register(WAKE, &*shutdown.waker, Interest::READ) else {
+        let Err(e) = sources.register_owned(WAKE, &waker, Interest::READ) else {
             return Ok(None);
         };
-        let dup = UnixStream::from(shutdown.waker.as_fd().try_clone_to_owned()?);
-        sources.register(WAKE, &dup, Interest::READ).map_err(|_| {
-            let fd = shutdown.waker.as_fd().as_raw_fd();
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "the server's wake-up socket (descriptor {fd}) does not fit an \
+        let dup = UnixStream::from(waker.try_clone_to_owned()?);
+        sources
+            .register_owned(WAKE, &dup, Interest::READ)
+            .map_err(|_| {
+                let fd = waker.as_raw_fd();
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the server's wake-up socket (descriptor {fd}) does not fit an \
                      fd_set and no lower descriptor is free; use run_large or run_poll"
-                ),
-            )
-        })?;
+                    ),
+                )
+            })?;
         Ok(Some(dup))
     }
 
-    /// Reads every pending wake-up.
-    fn reset_wake(&self) {
-        let _ = match &self.wake {
-            Some(dup) => crate::sources::waker_reset(dup),
-            None => self.shutdown.waker.reset(),
-        };
+    /// This worker's wake-up socket (or the duplicate it watches).
+    fn wake_fd(&self) -> BorrowedFd<'_> {
+        match &self.wake {
+            Some(dup) => dup.as_fd(),
+            None => self.shutdown.waker(usize::from(self.index)).as_fd(),
+        }
     }
 
+    /// Runs the loop until shutdown. Whatever ends it, every connection still open
+    /// is closed and the protocol told.
     pub(super) fn run(mut self) -> io::Result<Stats> {
-        let mut deadline = None;
         let mut events = mem::take(&mut self.events);
-        while !self.shutdown.is_requested() {
-            self.turn += 1;
-            let timeout = if self.backlog.is_empty() {
-                deadline.map(|d: Instant| d.saturating_duration_since(Instant::now()))
-            } else {
-                Some(Duration::ZERO) // buffered work: do not sleep
-            };
-            // UNP: rset = allset; nready = Select(maxfd + 1, &rset, NULL, NULL, NULL);
-            if let Err(e) = self.sources.wait_interruptible(&mut events, timeout) {
-                wait_failed(e, &mut self.stats)?;
-                continue;
+        let result = loop {
+            match self.turn(&mut events) {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
             }
-
-            if events.iter().any(|(&key, _)| key == WAKE) {
-                if self.shutdown.is_requested() {
-                    // Not read: every worker watches this waker, and each must see
-                    // it readable.
-                    break;
-                }
-                self.reset_wake(); // a wake-up without a request: cannot happen
-                continue;
-            }
-            // UNP 6.8: serve what is already in our buffers before sleeping again
-            // (what this turn leaves there waits for the next one).
-            for i in mem::take(&mut self.backlog) {
-                self.serve(i, Readiness::EMPTY)?;
-            }
-            // Posts from other workers first: a broadcast made before a
-            // connection arrived must not reach it, if both are ready now.
-            if events.iter().any(|(&key, _)| key == INBOX) {
-                self.read_inbox()?;
-            }
-            // UNP: if (FD_ISSET(listenfd, &rset)) { connfd = Accept(…); … }
-            // then for each client: if (FD_ISSET(sockfd, &rset)) { … }
-            for (&key, readiness) in &events {
-                if readiness.is_invalid() {
-                    // Only the server closes its descriptors: its state is broken.
-                    return Err(io::Error::from_raw_os_error(libc::EBADF));
-                }
-                match key {
-                    LISTENER => self.accept_some()?,
-                    INBOX => {}
-                    _ => self.serve(key - FIRST_CONN, readiness)?,
-                }
-            }
-
-            deadline = self.timers();
-            self.stats_slot.store(&self.stats); // live counters: relaxed stores
-        }
-        self.events = events;
+        };
         self.close_all();
-        self.stats_slot.store(&self.stats);
-        Ok(self.stats)
+        self.stats_slot.store(&self.table.stats);
+        result.map(|()| self.table.stats)
+    }
+
+    /// One turn of UNP's `for ( ; ; )`; `false` when the loop is to stop.
+    fn turn(&mut self, events: &mut Events<usize>) -> io::Result<bool> {
+        match self.shutdown.stop() {
+            Stop::No => {}
+            Stop::Now => return Ok(false),
+            Stop::Drain if self.config.drain_timeout.is_zero() => return Ok(false),
+            Stop::Drain if self.draining.is_none() => self.begin_drain(),
+            Stop::Drain => {}
+        }
+        if let Some(until) = self.draining {
+            let over = until.is_some_and(|u| Instant::now() >= u);
+            if self.table.open == 0 || over {
+                return Ok(false);
+            }
+        }
+        self.turn += 1;
+        self.over_total = self.totals.over();
+        let timeout = if self.backlog.is_empty() {
+            self.next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+        } else {
+            Some(Duration::ZERO) // buffered work: do not sleep
+        };
+        // UNP: rset = allset; nready = Select(maxfd + 1, &rset, NULL, NULL, NULL);
+        if let Err(e) = self.sources.wait_interruptible(events, timeout) {
+            wait_failed(e, &mut self.table.stats)?;
+            return Ok(true);
+        }
+        if events.iter().any(|(&key, _)| key == WAKE) {
+            // A shutdown request: read it, and look at what it asks next turn.
+            let _ = match &self.wake {
+                Some(dup) => crate::sources::waker_reset(dup),
+                None => self.shutdown.waker(usize::from(self.index)).reset(),
+            };
+            return Ok(true);
+        }
+        // What earlier turns left, served after this turn's ready descriptors, so
+        // that a connection with both gets its readiness.
+        let backlog = mem::take(&mut self.backlog);
+        // Posts from other workers first: a broadcast made before a connection
+        // arrived must not reach it, if both are ready now.
+        if events.iter().any(|(&key, _)| key == INBOX) {
+            self.read_inbox()?;
+        }
+        // UNP: if (FD_ISSET(listenfd, &rset)) { connfd = Accept(…); … }
+        // then for each client: if (FD_ISSET(sockfd, &rset)) { … }
+        for (&key, readiness) in &*events {
+            if readiness.is_invalid() {
+                // Only the server closes its descriptors: its state is broken.
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            match key {
+                LISTENER => self.accept_some()?,
+                INBOX | WAKE => {}
+                _ => self.serve(key - FIRST_CONN, readiness)?,
+            }
+        }
+        // UNP 6.8: serve what is already in our buffers before sleeping again.
+        for i in backlog {
+            self.serve(i, Readiness::EMPTY)?;
+        }
+        if !self.held.is_empty() {
+            if self.totals.over() {
+                self.held.sort_unstable();
+                self.held.dedup();
+            } else {
+                self.backlog.append(&mut self.held);
+            }
+        }
+        self.timers();
+        self.stats_slot.store(&self.table.stats); // live counters: relaxed stores
+        Ok(true)
+    }
+
+    /// The first shutdown request: stop accepting and reading; every connection is
+    /// served once more, to be closed when its output is sent.
+    fn begin_drain(&mut self) {
+        let until = Instant::now().checked_add(self.config.drain_timeout);
+        self.draining = Some(until);
+        let _ = self.sources.set_interest(&*self.listener, Interest::NONE);
+        self.accepting.paused_until = None;
+        let open = self.table.client.iter().enumerate();
+        self.backlog
+            .extend(open.filter(|(_, c)| c.is_some()).map(|(i, _)| i));
+    }
+
+    /// The soonest of every deadline: timers, the listener's back-off, the end of
+    /// a drain, a retry.
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.table.timers.next();
+        let mut soonest = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n: Instant| n.min(at)));
+            }
+        };
+        soonest(self.accepting.paused_until);
+        soonest(self.draining.flatten());
+        if !self.table.rewake.is_empty() || !self.held.is_empty() {
+            soonest(Some(Instant::now() + RESOURCE_BACKOFF));
+        }
+        next
     }
 
     /// The listener is readable: (optionally wait, as UNP 16.6 does, then) accept
@@ -311,27 +370,27 @@ impl<P: Protocol> Loop<P> {
     /// readable again right after a batch that took all it could, back to one when
     /// a batch finds the queue empty.
     fn accept_some(&mut self) -> io::Result<()> {
+        if self.draining.is_some() {
+            return Ok(());
+        }
         if let Some(delay) = self.config.accept_delay {
             // UNP 16.6's sleep(5), the race window; a shutdown ends it.
-            let fd = match &self.wake {
-                Some(dup) => dup.as_fd(),
-                None => self.shutdown.waker.as_fd(),
-            };
-            let mut wake = [PollFd::from_fd(fd, PollFlags::POLLIN)];
+            let mut wake = [PollFd::from_fd(self.wake_fd(), PollFlags::POLLIN)];
             if matches!(poll(&mut wake, Some(delay)), Ok(n) if n > 0) {
                 return Ok(());
             }
         }
+        let a = &mut self.accepting;
         if !self.config.nonblocking_listener {
             // A second accept on a blocking listener would sleep until the next
             // connection, freezing every client: one per readiness, as the book.
-            self.accept_quota = 1;
-        } else if self.full_batch_in == Some(self.turn.wrapping_sub(1)) {
-            self.accept_quota = (self.accept_quota * 2).min(self.config.accept_batch);
+            a.quota = 1;
+        } else if a.full_batch_in == Some(self.turn.wrapping_sub(1)) {
+            a.quota = (a.quota * 2).min(self.config.accept_batch);
         } else {
-            self.accept_quota = 1;
+            a.quota = 1;
         }
-        for n in 0..self.accept_quota {
+        for n in 0..self.accepting.quota {
             let outcome = match crate::sys::accept_cloexec(self.listener.as_fd(), true) {
                 Ok((fd, _)) => {
                     self.add_client(fd);
@@ -342,20 +401,20 @@ impl<P: Protocol> Loop<P> {
             if let Accept::NotNow(e) = &outcome {
                 let would_block = e.kind() == io::ErrorKind::WouldBlock;
                 if n == 0 || !would_block {
-                    self.stats.empty_accepts.count(e);
+                    self.table.stats.empty_accepts.count(e);
                 }
                 if would_block {
-                    self.full_batch_in = None;
+                    self.accepting.full_batch_in = None;
                     return Ok(()); // the queue is empty: the batch is done
                 }
                 continue; // a connection that vanished: the queue may hold more
             }
             self.accept_failed(outcome);
-            self.full_batch_in = None;
+            self.accepting.full_batch_in = None;
             return Ok(());
         }
         // All it could take: the queue may hold more.
-        self.full_batch_in = Some(self.turn);
+        self.accepting.full_batch_in = Some(self.turn);
         Ok(())
     }
 
@@ -364,87 +423,70 @@ impl<P: Protocol> Loop<P> {
         let Accept::OutOfResources(e) = outcome else {
             return; // connections and "not now" are the caller's
         };
-        bump(&mut self.stats.out_of_resources);
+        bump(&mut self.table.stats.out_of_resources);
         let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-        let shed = match self.reserve.as_mut() {
+        let a = &mut self.accepting;
+        let shed = match a.reserve.as_mut() {
             Some(reserve) if out_of_fds => reserve.shed(&*self.listener),
             _ => Err(e), // out of memory: shedding frees nothing
         };
         if let Ok(true) = shed {
-            bump(&mut self.stats.shed);
+            bump(&mut self.table.stats.shed);
         }
-        let armed = self.reserve.as_ref().is_some_and(FdReserve::is_armed);
+        let armed = a.reserve.as_ref().is_some_and(FdReserve::is_armed);
         if shed.is_err() || !armed {
             // Could not shed, or the spare is gone: stop watching the
             // listener for a while rather than spin on it (`timers` re-arms).
             let _ = self.sources.set_interest(&*self.listener, Interest::NONE);
-            self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+            a.paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
         }
     }
 
     /// Posts from other workers: broadcasts, messages to one connection, closes.
     fn read_inbox(&mut self) -> io::Result<()> {
-        let Some(hub) = self.hub.clone() else {
+        let Some(hub) = self.table.hub.clone() else {
             return Ok(());
         };
         let mut posts = mem::take(&mut self.posts);
-        hub.take(usize::from(self.worker), &mut posts)?;
+        hub.take(usize::from(self.index), &mut posts)?;
         let max_output = self.config.max_output;
         for post in posts.drain(..) {
             match post {
                 Post::All(data) => {
-                    for (i, slot) in self.client.iter_mut().enumerate() {
-                        if let Some(conn) = slot.as_mut().filter(|c| c.ending == Ending::Open) {
-                            queue_for(conn, &data, max_output);
-                            self.backlog.push(i);
-                        }
-                    }
+                    self.table.queue_all(None, &data);
                 }
                 Post::To(id, data) => {
-                    if let Some(conn) = self.open_conn(id) {
-                        queue_for(conn, &data, max_output);
+                    if let Some(conn) = self.table.open_conn(id) {
+                        conn.out.copy(&data);
+                        end_message(conn, max_output);
                         self.backlog.push(id.index());
                     }
                 }
                 Post::Close(id) => {
-                    if let Some(conn) = self.open_conn(id) {
+                    if let Some(conn) = self.table.open_conn(id) {
                         conn.ending = Ending::Close;
                         self.backlog.push(id.index());
                     }
                 }
             }
         }
+        self.backlog.append(&mut self.table.woken);
         self.posts = posts;
         Ok(())
     }
 
-    /// Connection `id` of this worker, if it is open and not ending.
-    fn open_conn(&mut self, id: ConnId) -> Option<&mut Conn> {
-        let conn = self.client.get_mut(id.index())?.as_mut()?;
-        (conn.gen == id.gen && conn.ending == Ending::Open).then_some(conn)
-    }
-
-    fn conn_id(&self, i: usize, gen: u32) -> ConnId {
-        ConnId {
-            worker: self.worker,
-            index: i as u32,
-            gen,
-        }
-    }
-
     /// UNP: find the first free `client[i]`, save the descriptor, add it to `allset`.
     fn add_client(&mut self, fd: OwnedFd) {
-        let free = self.client.iter().position(Option::is_none);
-        let Some(i) = free.or_else(|| {
-            // client[] grows up to max_clients instead of being allocated whole.
-            (self.client.len() < self.config.max_clients).then(|| {
-                self.client.push(None);
-                self.state.push(None);
-                self.client.len() - 1
-            })
-        }) else {
+        if !self.totals.admit() {
             return self.refuse(fd); // UNP: err_quit("too many clients")
+        }
+        let Some(i) = self.table.free_slot(self.config.max_clients) else {
+            self.totals.release();
+            return self.refuse(fd);
         };
+        if self.state.len() < self.table.client.len() {
+            self.state.resize_with(self.table.client.len(), || None);
+        }
         if self.config.nodelay && matches!(*self.listener, Listener::Tcp(_)) {
             // Only latency is at stake: a failure leaves Nagle's algorithm on.
             let _ = crate::sys::set_nodelay(fd.as_fd());
@@ -452,49 +494,44 @@ impl<P: Protocol> Loop<P> {
         if crate::sys::prepare_nosigpipe(fd.as_raw_fd()).is_err()
             || self
                 .sources
-                .register(FIRST_CONN + i, &fd, Interest::READ)
+                .register_owned(FIRST_CONN + i, &fd, Interest::READ)
                 .is_err()
         {
+            self.totals.release();
+            self.table.release_slot(i);
             return self.refuse(fd); // e.g. connfd >= FD_SETSIZE
         }
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
-        self.client[i] = Some(Conn::new(fd, gen));
-        bump(&mut self.stats.accepted);
-        let id = self.conn_id(i, gen);
-        self.ends.clear();
-        let mut ctx = Context {
-            id,
-            conns: &mut self.client,
-            input: &[],
-            borrowed: None,
-            ends: &mut self.ends,
-            woken: &mut self.woken,
-            rewake: &mut self.rewake,
-            max_output: self.config.max_output,
-            hub: self.hub.as_deref(),
-        };
+        let table = &mut self.table;
+        table.client[i] = Some(Conn::new(fd, gen));
+        table.open += 1;
+        bump(&mut table.stats.accepted);
+        table.now = Instant::now();
+        let id = table.conn_id(i, gen);
+        let idle = self
+            .config
+            .idle_timeout
+            .and_then(|t| table.now.checked_add(t));
+        table.set_timer(id, Timer::Idle, idle);
+        let mut ctx = Context::new(table, id, &[]);
         let protocol = &mut self.protocol;
         let state = guarded(|| protocol.connect(&mut ctx));
-        if let Some(conn) = self.client[i].as_mut() {
-            conn.ends.extend(self.ends.drain(..)); // a greeting's messages
-        }
-        self.ends.clear();
-        self.backlog.append(&mut self.woken);
+        self.backlog.append(&mut self.table.woken);
         match state {
             Ok(state) => {
                 self.state[i] = Some(state);
-                let conn = self.client[i].as_ref();
+                let conn = self.table.client[i].as_ref();
                 if conn.is_some_and(|c| c.unsent() > 0 || c.ending != Ending::Open) {
                     self.backlog.push(i); // a greeting to send, or a close: next turn
                 }
             }
-            Err(()) => self.close(i, Close::Panic),
+            Err(()) => self.close(i, CloseReason::Panic),
         }
     }
 
     fn refuse(&mut self, fd: OwnedFd) {
-        bump(&mut self.stats.refused);
+        bump(&mut self.table.stats.refused);
         // Reset, so the client learns at once; the descriptor is closed either way.
         let _ = crate::linger::abort(fd);
     }
@@ -502,58 +539,71 @@ impl<P: Protocol> Loop<P> {
     /// One connection's turn, at most once per turn of the loop: UNP's `read` and
     /// `writen`, without blocking. Then watch it for what it waits for.
     fn serve(&mut self, i: usize, readiness: Readiness) -> io::Result<()> {
-        let Some(conn) = self.client[i].as_mut() else {
+        let now = Instant::now();
+        self.table.now = now;
+        let Some(conn) = self.table.client[i].as_mut() else {
             return Ok(());
         };
         if conn.served_in == self.turn {
             return Ok(()); // fair turns: once per connection per turn
         }
         conn.served_in = self.turn;
-        conn.parked_until = None;
+        let gen = conn.gen;
+        self.table
+            .set_timer(self.table.conn_id(i, gen), Timer::Park, None);
+        let conn = self.table.client[i]
+            .as_mut()
+            .expect("served connection is open");
         if conn.overflowed {
-            self.close(i, Close::Policy);
+            self.close(i, CloseReason::MaxOutput);
             return Ok(());
         }
         let readable = readiness.is_read_closed() || mem::take(&mut conn.retry_read);
-        // Input is delivered unless the connection is closing or its output is
-        // over `max_unsent` (back-pressure); it is read unless, also, EOF came.
-        let held = conn.unsent() > self.config.max_unsent;
+        // A streamed reply goes on once its output is down to the low-water mark.
+        let low_water = self.config.max_unsent / 2;
+        if conn.streaming && conn.ending != Ending::Close && conn.unsent() <= low_water {
+            conn.streaming = false;
+            self.callback(i, |p, state, ctx| p.drained(state, ctx));
+        }
+        let Some(conn) = self.table.client[i].as_mut() else {
+            return Ok(()); // the protocol panicked
+        };
+        // Input is delivered unless the connection is closing, streams a reply, or
+        // its output is over `max_unsent` (back-pressure), or the server drains or
+        // is over its total; it is read unless, also, EOF came.
+        let held = conn.unsent() > self.config.max_unsent
+            || conn.streaming
+            || self.over_total
+            || self.draining.is_some();
         let can_deliver = conn.ending != Ending::Close && !held;
         let can_read = can_deliver && !conn.eof;
-        let has_input = !conn.input.is_empty();
-        let now = Instant::now();
         let mut parked = false;
-        let mut more = false;
         let mut delivered = 0;
-        if can_deliver && has_input {
-            (delivered, more) = self.deliver(i, Source::Input)?;
+        if can_deliver && !conn.input.is_empty() {
+            delivered = self.deliver(i, Source::Input)?;
         }
         if can_read && delivered == 0 && readable {
             match self.read(i)? {
-                Read::Data(source) => (_, more) = self.deliver(i, source)?,
+                Read::Data(source) => {
+                    self.deliver(i, source)?;
+                }
                 Read::Park => parked = true,
                 Read::Reset => {}
             }
         } else if delivered == 0 {
             // Nothing delivered and nothing read: only output to send.
             self.flush(i, &[], None)?;
-            if let Some(conn) = self.client[i].as_mut() {
-                if conn.ending == Ending::Close || (conn.eof && can_deliver) {
-                    // Closing, or EOF with no whole message left: what is left
-                    // can never be delivered (a shorter rest is dropped).
-                    conn.input = Vec::new();
-                }
-                // Input that back-pressure held is delivered once output drains.
-                more = held && !conn.input.is_empty();
-            }
         }
-        self.after_turn(i, now, parked, more)
+        self.after_turn(i, parked);
+        Ok(())
     }
 
     /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
     /// connection has no input waiting, else after its input.
     fn read(&mut self, i: usize) -> io::Result<Read> {
-        let conn = self.client[i].as_mut().expect("served connection is open");
+        let conn = self.table.client[i]
+            .as_mut()
+            .expect("served connection is open");
         let room = conn.read_room(self.config.max_line);
         let into_buf = conn.input.is_empty();
         let result = if into_buf {
@@ -597,7 +647,7 @@ impl<P: Protocol> Loop<P> {
                 }
             },
         };
-        add(&mut self.stats.bytes_received, n as u64);
+        add(&mut self.table.stats.bytes_received, n as u64);
         Ok(Read::Data(if into_buf {
             Source::LoopBuf(n)
         } else {
@@ -605,17 +655,16 @@ impl<P: Protocol> Loop<P> {
         }))
     }
 
-    /// Delivers up to `messages_per_turn` messages from `source` to the protocol,
-    /// sends the output once, and keeps what is left of the input. Returns how
-    /// many messages were delivered and whether whole messages may be left.
-    fn deliver(&mut self, i: usize, source: Source) -> io::Result<(usize, bool)> {
-        let conn = self.client[i].as_mut().expect("served connection is open");
+    /// Delivers messages from `source` to the protocol, up to
+    /// [`Config::input_per_turn`] bytes of input, and while the connection's
+    /// unsent output stays within `max_unsent` (back-pressure per message); sends
+    /// the output once, and keeps what is left of the input. Returns how many
+    /// messages were delivered.
+    fn deliver(&mut self, i: usize, source: Source) -> io::Result<usize> {
+        let conn = self.table.client[i]
+            .as_mut()
+            .expect("served connection is open");
         let (eof, max_line, gen) = (conn.eof, self.config.max_line, conn.gen);
-        let id = ConnId {
-            worker: self.worker,
-            index: i as u32,
-            gen,
-        };
         let mut scanned = conn.scanned;
         let input = mem::take(&mut conn.input);
         let buf = mem::take(&mut self.buf);
@@ -623,37 +672,37 @@ impl<P: Protocol> Loop<P> {
             Source::LoopBuf(n) => &buf[..n],
             Source::Input => &input,
         };
-        let quota = self.config.messages_per_turn;
+        let (byte_quota, message_quota) =
+            (self.config.input_per_turn, self.config.messages_per_turn);
+        let max_unsent = self.config.max_unsent;
+        let id = self.table.conn_id(i, gen);
         let mut state = self.state[i].take();
-        let mut ctx = Context {
-            id,
-            conns: &mut self.client,
-            input: data,
-            borrowed: None,
-            ends: &mut self.ends,
-            woken: &mut self.woken,
-            rewake: &mut self.rewake,
-            max_output: self.config.max_output,
-            hub: self.hub.as_deref(),
-        };
-        ctx.ends.clear();
-        let (mut pos, mut count, mut panicked) = (0, 0, false);
-        while count < quota {
-            let Some(conn) = ctx.conns[i].as_ref() else {
-                break;
-            };
-            if conn.ending == Ending::Close || conn.overflowed {
-                break;
-            }
+        let mut ctx = Context::new(&mut self.table, id, data);
+        // `used` counts each message as at least one byte, so empty messages
+        // (`Frame::Exact(0)`) end too.
+        let (mut pos, mut used, mut count, mut panicked, mut stopped) = (0, 0, 0, false, false);
+        while let Some(conn) = ctx.table.client[i].as_ref() {
             let frame = conn.frame;
             if pos == data.len() && frame != Frame::Exact(0) {
                 break; // nothing left to cut (the usual end of a turn)
+            }
+            // The quota, closing, a stream, back-pressure: the rest waits.
+            if used >= byte_quota
+                || count >= message_quota
+                || conn.ending == Ending::Close
+                || conn.overflowed
+                || conn.streaming
+                || conn.unsent() > max_unsent
+            {
+                stopped = true;
+                break;
             }
             let Some(len) = next_message(&data[pos..], frame, max_line, eof, &mut scanned) else {
                 break;
             };
             let msg = &data[pos..pos + len];
             pos += len;
+            used += len.max(1);
             count += 1;
             let Some(st) = state.as_mut() else { break };
             let protocol = &mut self.protocol;
@@ -664,14 +713,17 @@ impl<P: Protocol> Loop<P> {
         }
         let borrowed = ctx.borrowed;
         self.state[i] = state;
-        add(&mut self.stats.messages_received, count as u64);
-        let more = count == quota && pos < data.len();
-        self.backlog.append(&mut self.woken);
+        add(&mut self.table.stats.messages_received, count as u64);
+        if count > 0 {
+            self.active(i);
+        }
+        self.backlog.append(&mut self.table.woken);
         // One send, while the input the output may come from is still here.
         self.flush(i, data, borrowed)?;
         // Keep what was not delivered, in the connection's own buffer.
-        if let Some(conn) = self.client[i].as_mut() {
+        if let Some(conn) = self.table.client[i].as_mut() {
             conn.scanned = scanned;
+            conn.pending = stopped && pos < data.len();
             let rest = &data[pos..];
             if matches!(source, Source::Input) && pos == 0 {
                 conn.input = input; // unchanged: no copy
@@ -687,66 +739,101 @@ impl<P: Protocol> Loop<P> {
         }
         self.buf = buf;
         if panicked {
-            self.close(i, Close::Panic);
+            self.close(i, CloseReason::Panic);
         }
-        Ok((count, more))
+        Ok(count)
+    }
+
+    /// Calls the protocol for connection `i` outside a message (a stream's next
+    /// piece, a timer); its output is sent at the connection's turn.
+    fn callback(&mut self, i: usize, f: impl FnOnce(&mut P, &mut P::Conn, &mut Context<'_>)) {
+        let Some(gen) = self.table.client[i].as_ref().map(|c| c.gen) else {
+            return;
+        };
+        let Some(mut state) = self.state[i].take() else {
+            return;
+        };
+        self.table.now = Instant::now();
+        let id = self.table.conn_id(i, gen);
+        let mut ctx = Context::new(&mut self.table, id, &[]);
+        let protocol = &mut self.protocol;
+        let result = guarded(|| f(protocol, &mut state, &mut ctx));
+        self.state[i] = Some(state);
+        self.backlog.append(&mut self.table.woken);
+        if result.is_err() {
+            self.close(i, CloseReason::Panic);
+        }
+    }
+
+    /// Connection `i` delivered a message or sent output: its idle time-out starts
+    /// again.
+    fn active(&mut self, i: usize) {
+        let Some(timeout) = self.config.idle_timeout else {
+            return;
+        };
+        let table = &mut self.table;
+        if let Some(gen) = table.client[i].as_ref().map(|c| c.gen) {
+            let at = table.now.checked_add(timeout);
+            table.set_timer(table.conn_id(i, gen), Timer::Idle, at);
+        }
     }
 
     /// UNP's `Writen(sockfd, buf, n)`, once and without blocking: sends the
     /// connection's queued output, or the part of `input` the protocol sent back
-    /// (`borrowed`), in one `send`. What the kernel does not take stays queued.
+    /// (`borrowed`), in one `send` (or one `sendmsg` of its pieces). What the
+    /// kernel does not take stays queued.
     fn flush(
         &mut self,
         i: usize,
         input: &[u8],
         borrowed: Option<(usize, usize)>,
     ) -> io::Result<()> {
-        let Some(conn) = self.client[i].as_mut() else {
+        let table = &mut self.table;
+        let Some(conn) = table.client[i].as_mut() else {
             return Ok(());
         };
         let result = if let Some((s, e)) = borrowed {
             // Zero copy: straight out of the read buffer. The ends are counted
             // from `s`; the connection's queue is empty.
             let data = &input[s..e];
-            let sent = send(conn, data);
+            let sent = crate::sys::send_nosignal(conn.fd.as_raw_fd(), data);
             let n = *sent.as_ref().unwrap_or(&0);
-            let done = self.ends.iter().take_while(|&&end| end <= n).count();
-            add(&mut self.stats.messages_sent, done as u64);
+            let done = table.ends.iter().take_while(|&&end| end <= n).count();
+            add(&mut table.stats.messages_sent, done as u64);
             if n < data.len() {
-                conn.queue(&data[n..]);
-                conn.ends
-                    .extend(self.ends[done..].iter().map(|&end| end - n));
-                if conn.unsent() > self.config.max_output {
-                    conn.overflowed = true;
+                let base = conn.out.queued();
+                conn.out.copy(&data[n..]);
+                for &end in &table.ends[done..] {
+                    conn.out.end_at(base + (end - n) as u64);
                 }
             }
-            add(&mut self.stats.bytes_sent, n as u64);
             sent
         } else {
-            conn.ends.extend(self.ends.drain(..));
             if conn.unsent() == 0 {
                 return Ok(());
             }
-            let sent = send(conn, conn.unsent_bytes());
-            let n = *sent.as_ref().unwrap_or(&0);
-            let done = conn.sent(n);
-            add(&mut self.stats.messages_sent, done);
-            add(&mut self.stats.bytes_sent, n as u64);
-            sent
+            conn.out.send(conn.fd.as_fd()).map(|(n, done)| {
+                add(&mut table.stats.messages_sent, done);
+                n
+            })
         };
-        self.ends.clear();
+        table.ends.clear();
+        let n = *result.as_ref().unwrap_or(&0);
+        add(&mut table.stats.bytes_sent, n as u64);
+        if n > 0 {
+            self.active(i);
+        }
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => match sort(e) {
                 Ok(()) => {
-                    // Kept, and sent when memory is back.
-                    conn_park(self.client[i].as_mut(), &mut self.stats);
+                    self.park(i); // kept, and sent when memory is back
                     Ok(())
                 }
                 Err(Some(fatal)) => Err(fatal),
                 Err(None) => {
-                    if let Some(conn) = self.client[i].as_mut() {
+                    if let Some(conn) = self.table.client[i].as_mut() {
                         conn.reset = true; // closed after this turn
                     }
                     Ok(())
@@ -755,179 +842,192 @@ impl<P: Protocol> Loop<P> {
         }
     }
 
-    /// After a turn: close, or watch the connection for what it waits for.
-    fn after_turn(&mut self, i: usize, now: Instant, parked: bool, more: bool) -> io::Result<()> {
-        let Some(conn) = self.client[i].as_mut() else {
-            return Ok(()); // closed during the turn (panic)
+    /// Out of kernel memory: serve the connection again after the back-off.
+    fn park(&mut self, i: usize) {
+        let table = &mut self.table;
+        let Some(conn) = table.client[i].as_mut() else {
+            return;
         };
-        if conn.reset || conn.overflowed {
-            let why = if conn.reset {
-                Close::Reset
-            } else {
-                Close::Policy
-            };
-            self.close(i, why);
-            return Ok(());
+        if conn.deadline(Timer::Park).wanted().is_none() {
+            let gen = conn.gen;
+            bump(&mut table.stats.backoffs);
+            let id = table.conn_id(i, gen);
+            table.set_timer(id, Timer::Park, Some(Instant::now() + RESOURCE_BACKOFF));
         }
+    }
+
+    /// After a turn: close, or watch the connection for what it waits for.
+    fn after_turn(&mut self, i: usize, parked: bool) {
         if parked {
-            conn_park(Some(&mut *conn), &mut self.stats);
+            self.park(i);
+        }
+        let Table {
+            client,
+            timers,
+            now,
+            ..
+        } = &mut self.table;
+        let Some(conn) = client[i].as_mut() else {
+            return; // closed during the turn (panic)
+        };
+        if conn.reset {
+            return self.close(i, CloseReason::Reset);
+        }
+        if conn.overflowed {
+            return self.close(i, CloseReason::MaxOutput);
         }
         let unsent = conn.unsent();
-        if unsent == 0 {
-            conn.stalled_since = None;
-            let ending = conn.ending;
-            match ending {
-                Ending::Close => {
-                    self.close(i, Close::Protocol);
-                    return Ok(());
-                }
-                Ending::ShutdownWrite if !conn.fin_sent => {
-                    conn.fin_sent = true;
-                    let _ = crate::sys::shutdown_write(conn.fd.as_fd());
-                }
-                _ => {}
-            }
-            if conn.eof && !more {
-                // Everything delivered and answered (a partial message is dropped).
-                self.close(i, Close::Eof);
-                return Ok(());
-            }
-        } else {
-            conn.stalled_since.get_or_insert(now);
+        self.totals.charge(&mut conn.charged, unsent);
+        if conn.ending == Ending::Close {
+            conn.streaming = false; // closing ends a stream
         }
-        let reading = !conn.eof && conn.ending != Ending::Close && unsent <= self.config.max_unsent;
+        let (gen, draining) = (conn.gen, self.draining.is_some());
+        let write = conn.deadline(Timer::Write);
+        if unsent == 0 {
+            if write.wanted().is_some() {
+                timers.set(write, None, i, gen, Timer::Write);
+            }
+            if !conn.streaming {
+                match conn.ending {
+                    Ending::Close => return self.close(i, CloseReason::Protocol),
+                    Ending::ShutdownWrite if !conn.fin_sent => {
+                        conn.fin_sent = true;
+                        let _ = crate::sys::shutdown_write(conn.fd.as_fd());
+                    }
+                    _ => {}
+                }
+                if conn.eof && !conn.pending {
+                    // Everything delivered and answered (a partial message is dropped).
+                    return self.close(i, CloseReason::Eof);
+                }
+                if draining {
+                    return self.close(i, CloseReason::Shutdown);
+                }
+            }
+        } else if write.wanted().is_none() {
+            // Output stays unsent from now: the write timeout runs.
+            let at = now.checked_add(self.config.write_timeout);
+            timers.set(write, at, i, gen, Timer::Write);
+        }
+        let parked = conn.deadline(Timer::Park).wanted().is_some();
+        let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
+        let can_deliver = conn.ending != Ending::Close
+            && !conn.streaming
+            && unsent <= self.config.max_unsent
+            && !draining;
+        let wants_input = can_deliver && (conn.pending || !conn.eof);
         let mut interest = Interest::NONE;
-        if conn.parked_until.is_some() {
-            self.timed.push(i);
-        } else {
-            if reading && !more {
+        if !parked {
+            if can_deliver && !conn.eof && !conn.pending && !self.over_total {
                 interest = interest | Interest::READ;
             }
             if unsent > 0 {
                 interest = interest | Interest::WRITE;
-                self.timed.push(i);
             }
-            if more && unsent <= self.config.max_unsent {
+            if stream_ready || (can_deliver && conn.pending && !self.over_total) {
                 self.backlog.push(i);
+                if interest == Interest::NONE {
+                    // Served next turn whatever the kernel says: leave its
+                    // interest as it is (no call; with epoll, no removal and
+                    // re-adding).
+                    interest = conn.interest;
+                }
+            }
+            if wants_input && self.over_total {
+                self.held.push(i); // served when the total is back under its bound
             }
         }
         if interest != conn.interest {
-            conn.interest = interest;
-            // Cannot fail: the descriptor is registered.
-            let _ = self.sources.set_interest(&conn.fd, interest);
+            // Select and poll cannot fail here. Epoll and kqueue can, when a
+            // connection watched for nothing is watched again (ENOMEM, ENOSPC):
+            // its interest stays as it was, and it is served again after the
+            // back-off, as for ENOMEM from recv or send.
+            match self.sources.set_interest(&conn.fd, interest) {
+                Ok(()) => conn.interest = interest,
+                Err(_) => self.park(i),
+            }
         }
-        Ok(())
     }
 
     /// UNP: `Close(sockfd); FD_CLR(sockfd, &allset); client[i] = -1;`
-    fn close(&mut self, i: usize, why: Close) {
-        let Some(conn) = self.client[i].take() else {
+    fn close(&mut self, i: usize, why: CloseReason) {
+        let table = &mut self.table;
+        let Some(mut conn) = table.client[i].take() else {
             return;
         };
+        table.release_slot(i);
+        table.open -= 1;
+        self.totals.release();
+        self.totals.charge(&mut conn.charged, 0);
         self.sources.unregister(&conn.fd);
+        let stats = &mut table.stats;
+        if why == CloseReason::Shutdown && conn.unsent() > 0 {
+            bump(&mut stats.undelivered);
+        }
         bump(match why {
-            Close::Eof => &mut self.stats.closed_eof,
-            Close::Reset => &mut self.stats.closed_reset,
-            Close::Policy => &mut self.stats.closed_policy,
-            Close::Protocol => &mut self.stats.closed_protocol,
-            Close::Panic => &mut self.stats.closed_panic,
+            CloseReason::Eof => &mut stats.closed_eof,
+            CloseReason::Reset => &mut stats.closed_reset,
+            CloseReason::WriteTimeout | CloseReason::MaxOutput => &mut stats.closed_policy,
+            CloseReason::IdleTimeout => &mut stats.closed_idle,
+            CloseReason::Protocol => &mut stats.closed_protocol,
+            CloseReason::Panic => &mut stats.closed_panic,
+            CloseReason::Shutdown => &mut stats.closed_shutdown,
         });
-        let id = self.conn_id(i, conn.gen);
+        let id = table.conn_id(i, conn.gen);
         drop(conn); // closes the descriptor
         if let Some(state) = self.state[i].take() {
             let protocol = &mut self.protocol;
-            let _ = guarded(|| protocol.disconnect(state, id));
+            let _ = guarded(|| protocol.disconnect(state, id, why));
         }
     }
 
-    /// At shutdown: every connection is closed (and the protocol told).
+    /// When the loop ends (shutdown, or an error that stops the server): every
+    /// connection is closed, and the protocol told.
     fn close_all(&mut self) {
-        for i in 0..self.client.len() {
-            if let Some(conn) = self.client[i].take() {
-                self.sources.unregister(&conn.fd);
-                bump(&mut self.stats.closed_shutdown);
-                let id = self.conn_id(i, conn.gen);
-                drop(conn);
-                if let Some(state) = self.state[i].take() {
-                    let protocol = &mut self.protocol;
-                    let _ = guarded(|| protocol.disconnect(state, id));
-                }
-            }
+        for i in 0..self.table.client.len() {
+            self.close(i, CloseReason::Shutdown);
         }
     }
 
-    /// Deadlines: closes connections whose output stayed unsent past the write
-    /// timeout, brings parked ones back, re-arms the listener after its back-off.
-    /// Returns the next deadline, if any.
-    fn timers(&mut self) -> Option<Instant> {
+    /// Deadlines: the due timers of connections (write and idle time-outs, the
+    /// protocol's timers, parked connections), the listener's back-off, inbox
+    /// wake-ups to retry. Only what is due is looked at.
+    fn timers(&mut self) {
         let now = Instant::now();
-        let mut next: Option<Instant> = None;
-        let mut soonest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
-
-        if let Some(hub) = &self.hub {
+        if let Some(hub) = &self.table.hub {
             // Inbox wake-ups that could not be written: again, until they are.
-            self.rewake.sort_unstable();
-            self.rewake.dedup();
-            self.rewake.retain(|&w| !hub.wake(w));
-            if !self.rewake.is_empty() {
-                soonest(now + RESOURCE_BACKOFF);
-            }
+            let rewake = &mut self.table.rewake;
+            rewake.sort_unstable();
+            rewake.dedup();
+            rewake.retain(|&w| !hub.wake(w));
         }
-
-        if let Some(until) = self.accept_paused_until {
+        if let Some(until) = self.accepting.paused_until {
             if now >= until {
-                self.accept_paused_until = None;
-                if !self.reserve.as_ref().is_some_and(FdReserve::is_armed) {
-                    self.reserve = FdReserve::new().ok(); // re-arm if fds are back
+                self.accepting.paused_until = None;
+                let a = &mut self.accepting;
+                if !a.reserve.as_ref().is_some_and(FdReserve::is_armed) {
+                    a.reserve = FdReserve::new().ok(); // re-arm if fds are back
                 }
                 let _ = self.sources.set_interest(&*self.listener, Interest::READ);
-            } else {
-                soonest(until);
             }
         }
-
-        let mut timed = mem::take(&mut self.timed);
-        timed.sort_unstable();
-        timed.dedup();
-        for i in timed {
-            let Some(conn) = self.client[i].as_mut() else {
+        while let Some(due) = self.table.timers.pop_due(now) {
+            let table = &mut self.table;
+            let Some(conn) = table.client[due.index].as_mut() else {
                 continue; // closed since
             };
-            if let Some(until) = conn.parked_until {
-                if now >= until {
-                    conn.parked_until = None;
-                    self.backlog.push(i); // retry what failed, next turn
-                } else {
-                    soonest(until);
-                    self.timed.push(i);
-                }
-            } else if let Some(since) = conn.stalled_since {
-                match since.checked_add(self.config.write_timeout) {
-                    Some(due) if now >= due => self.close(i, Close::Policy),
-                    Some(due) => {
-                        soonest(due);
-                        self.timed.push(i);
-                    }
-                    // A timeout too long to add to an Instant never expires.
-                    None => self.timed.push(i),
+            if conn.gen != due.gen || !table.timers.fires(conn.deadline(due.timer), due, now) {
+                continue;
+            }
+            match due.timer {
+                Timer::Park => self.backlog.push(due.index), // retry what failed
+                Timer::Write => self.close(due.index, CloseReason::WriteTimeout),
+                Timer::Idle => self.close(due.index, CloseReason::IdleTimeout),
+                Timer::Protocol => {
+                    self.callback(due.index, |p, state, ctx| p.timer(state, ctx));
+                    self.backlog.push(due.index); // its output, at its turn
                 }
             }
-        }
-        next
-    }
-}
-
-/// One `send(2)` without `SIGPIPE`.
-fn send(conn: &Conn, data: &[u8]) -> io::Result<usize> {
-    crate::sys::send_nosignal(conn.fd.as_raw_fd(), data)
-}
-
-/// Out of kernel memory: serve the connection again after the back-off.
-fn conn_park(conn: Option<&mut Conn>, stats: &mut Stats) {
-    if let Some(conn) = conn {
-        if conn.parked_until.is_none() {
-            conn.parked_until = Some(Instant::now() + RESOURCE_BACKOFF);
-            bump(&mut stats.backoffs);
         }
     }
 }

@@ -97,15 +97,26 @@ pub struct Stats {
     /// Connections closed after a read or write error (`ECONNRESET`, `EPIPE`, …).
     pub closed_reset: u64,
     /// Connections closed by the server's policy: output not taken within
-    /// [`Config::write_timeout`](super::Config::write_timeout), or more than
-    /// [`Config::max_output`](super::Config::max_output) queued.
+    /// [`Config::write_timeout`](super::Config::write_timeout), or output from
+    /// others past [`Config::max_output`](super::Config::max_output).
     pub closed_policy: u64,
+    /// Connections closed after [`Config::idle_timeout`](super::Config::idle_timeout)
+    /// without a whole message or any output progress.
+    pub closed_idle: u64,
     /// Connections the protocol closed ([`Context::close`](super::Context::close)).
     pub closed_protocol: u64,
     /// Connections closed because the protocol panicked while handling them.
     pub closed_panic: u64,
-    /// Connections still open when the server stopped, closed then.
+    /// Connections still open when the server stopped, closed then (after their
+    /// output was delivered, or when the drain ended).
     pub closed_shutdown: u64,
+    /// Of those, the ones that still had output unsent: the drain
+    /// ([`Config::drain_timeout`](super::Config::drain_timeout)) ended first, or the
+    /// stop was at once.
+    pub undelivered: u64,
+    /// [`Context::send`](super::Context::send) calls refused because the output
+    /// would pass [`Config::max_output`](super::Config::max_output).
+    pub sends_refused: u64,
     /// Messages delivered to the protocol.
     pub messages_received: u64,
     /// Messages sent: `send`/`send_to` calls whose last byte the kernel took.
@@ -119,7 +130,7 @@ pub struct Stats {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &self.empty_accepts;
-        let rows: [(&str, u64); 22] = [
+        let rows: [(&str, u64); 25] = [
             ("accepted", self.accepted),
             ("refused", self.refused),
             ("empty_accepts", e.total()),
@@ -134,9 +145,12 @@ impl fmt::Display for Stats {
             ("closed_eof", self.closed_eof),
             ("closed_reset", self.closed_reset),
             ("closed_policy", self.closed_policy),
+            ("closed_idle", self.closed_idle),
             ("closed_protocol", self.closed_protocol),
             ("closed_panic", self.closed_panic),
             ("closed_shutdown", self.closed_shutdown),
+            ("undelivered", self.undelivered),
+            ("sends_refused", self.sends_refused),
             ("messages_received", self.messages_received),
             ("messages_sent", self.messages_sent),
             ("bytes_received", self.bytes_received),
@@ -164,6 +178,7 @@ impl Stats {
             self.closed_eof,
             self.closed_reset,
             self.closed_policy,
+            self.closed_idle,
             self.closed_protocol,
             self.closed_panic,
             self.closed_shutdown,
@@ -251,7 +266,7 @@ impl StatsHandle {
 }
 
 /// How many counters a [`Stats`] has.
-const COUNTERS: usize = 20;
+const COUNTERS: usize = 23;
 
 /// One worker's published counters, each an atomic.
 #[derive(Debug, Default)]
@@ -295,6 +310,9 @@ impl Stats {
             self.messages_sent,
             self.bytes_received,
             self.bytes_sent,
+            self.closed_idle,
+            self.undelivered,
+            self.sends_refused,
         ]
     }
 
@@ -322,6 +340,9 @@ impl Stats {
             messages_sent: a[17],
             bytes_received: a[18],
             bytes_sent: a[19],
+            closed_idle: a[20],
+            undelivered: a[21],
+            sends_refused: a[22],
         }
     }
 }

@@ -1,13 +1,16 @@
-//! The three waits under [`Sources`](super::Sources): UNP's `allset`/`rset` for
-//! select(2) over either set type, and a dense `pollfd` array for poll(2).
+//! The waits under [`Sources`](super::Sources): UNP's `allset`/`rset` for
+//! select(2) over either set type, a dense `pollfd` array for poll(2), and the
+//! kernel's own interest list for epoll(7) and kqueue(2) (in `queue`).
 
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{Backend, Events, Interest, Readiness};
+use super::queue::Queue;
+use super::{lookup, Backend, Entry, Events, Interest, Readiness};
 use crate::poll::{poll, PollFd, PollFlags};
 use crate::select::{FdSet, FdSetLike, LargeFdSet};
+use crate::sys;
 
 // One `Sources` per loop, made once: four inline `fd_set`s (512 bytes) cost nothing,
 // and keep the sets next to the rest of the loop's state instead of behind a pointer.
@@ -16,6 +19,8 @@ pub(super) enum Imp {
     Select(SelectSets<FdSet>),
     LargeSelect(SelectSets<LargeFdSet>),
     Poll(PollArray),
+    Epoll(Queue<sys::Epoll>),
+    Kqueue(Queue<sys::Kqueue>),
 }
 
 impl Imp {
@@ -24,6 +29,18 @@ impl Imp {
             Backend::Select => Imp::Select(SelectSets::default()),
             Backend::LargeSelect => Imp::LargeSelect(SelectSets::default()),
             Backend::Poll => Imp::Poll(PollArray::default()),
+            Backend::Epoll => Imp::Epoll(Queue::new()),
+            Backend::Kqueue => Imp::Kqueue(Queue::new()),
+        }
+    }
+
+    /// Makes what the backend needs from the kernel now, not at the first
+    /// registration (epoll and kqueue: their descriptor).
+    pub(super) fn open(&mut self) -> io::Result<()> {
+        match self {
+            Imp::Select(_) | Imp::LargeSelect(_) | Imp::Poll(_) => Ok(()),
+            Imp::Epoll(q) => q.open(),
+            Imp::Kqueue(q) => q.open(),
         }
     }
 
@@ -32,28 +49,45 @@ impl Imp {
             Imp::Select(_) => Backend::Select,
             Imp::LargeSelect(_) => Backend::LargeSelect,
             Imp::Poll(_) => Backend::Poll,
+            Imp::Epoll(_) => Backend::Epoll,
+            Imp::Kqueue(_) => Backend::Kqueue,
         }
     }
 
-    /// Starts watching `fd`; returns its slot (poll: its index in the array).
-    pub(super) fn add(&mut self, fd: RawFd, interest: Interest) -> io::Result<usize> {
+    /// Starts watching `fd`; returns its slot (poll: its index in the array; epoll
+    /// and kqueue: in their registrations). `checked`: epoll checks each event
+    /// against the file `fd` named (see `Queue`).
+    pub(super) fn add(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        checked: bool,
+    ) -> io::Result<usize> {
         match self {
             Imp::Select(s) => s.add(fd, interest),
             Imp::LargeSelect(s) => s.add(fd, interest),
             Imp::Poll(p) => Ok(p.add(fd, interest)),
+            Imp::Epoll(q) => q.add(fd, interest, checked),
+            Imp::Kqueue(q) => q.add(fd, interest, checked),
         }
     }
 
-    pub(super) fn modify(&mut self, fd: RawFd, slot: usize, interest: Interest) {
+    /// Watches `fd` for `interest` instead. Only epoll and kqueue can fail (the
+    /// kernel's memory or limits when a source watched for nothing is watched
+    /// again).
+    pub(super) fn modify(&mut self, fd: RawFd, slot: usize, interest: Interest) -> io::Result<()> {
         match self {
             Imp::Select(s) => s.modify(fd, interest),
             Imp::LargeSelect(s) => s.modify(fd, interest),
             Imp::Poll(p) => p.modify(fd, slot, interest),
+            Imp::Epoll(q) => return q.modify(slot, interest),
+            Imp::Kqueue(q) => return q.modify(slot, interest),
         }
+        Ok(())
     }
 
-    /// Stops watching `fd`. Poll moves its last entry into the hole: returns that
-    /// entry's descriptor, whose slot is now `slot`.
+    /// Stops watching `fd`. Poll, epoll and kqueue move their last entry into the
+    /// hole: returns that entry's descriptor, whose slot is now `slot`.
     pub(super) fn remove(&mut self, fd: RawFd, slot: usize) -> Option<RawFd> {
         match self {
             Imp::Select(s) => {
@@ -65,22 +99,27 @@ impl Imp {
                 None
             }
             Imp::Poll(p) => p.remove(slot),
+            Imp::Epoll(q) => q.remove(slot),
+            Imp::Kqueue(q) => q.remove(slot),
         }
     }
 
-    /// One wait: ready sources go into `events` under the key `key_of` gives their
-    /// descriptor; descriptors found invalid go into `invalid` as well.
-    pub(super) fn wait<K>(
+    /// One wait: ready sources go into `events` under the key their descriptor's
+    /// entry holds; descriptors found invalid go into `invalid` as well.
+    pub(super) fn wait<K: Clone>(
         &mut self,
         timeout: Option<Duration>,
         events: &mut Events<K>,
-        key_of: impl Fn(RawFd) -> Option<K>,
+        entries: &[Option<Entry<K>>],
         invalid: &mut Vec<RawFd>,
     ) -> io::Result<()> {
+        let key_of = |fd: RawFd| lookup(entries, fd).map(|e| e.key.clone());
         match self {
             Imp::Select(s) => s.wait(timeout, events, key_of, invalid),
             Imp::LargeSelect(s) => s.wait(timeout, events, key_of, invalid),
             Imp::Poll(p) => p.wait(timeout, events, key_of, invalid),
+            Imp::Epoll(q) => q.wait(timeout, events, entries, invalid),
+            Imp::Kqueue(q) => q.wait(timeout, events, entries, invalid),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// What the kernel said of one source. See the [module documentation](super) for
-/// how select and poll differ.
+/// how the backends differ.
 ///
 /// # Examples
 /// ```
@@ -23,13 +23,18 @@ impl Readiness {
     pub const READABLE: Readiness = Readiness(1);
     /// A write would not block: select's write set, poll's `POLLOUT`.
     pub const WRITABLE: Readiness = Readiness(2);
-    /// The peer hung up (poll's `POLLHUP`; select reports it as readable).
+    /// The peer hung up (poll's `POLLHUP`, epoll's `EPOLLHUP`, kqueue's `EV_EOF`;
+    /// select reports it as readable).
     pub const HANGUP: Readiness = Readiness(4);
-    /// An error is pending on the descriptor (poll's `POLLERR`; select reports it as
-    /// readable or writable).
+    /// An error is pending on the descriptor (poll's `POLLERR`, epoll's `EPOLLERR`,
+    /// kqueue's `EV_EOF` with an error in `fflags`; select reports it as readable
+    /// or writable).
     pub const ERROR: Readiness = Readiness(8);
     /// The descriptor is not open (poll's `POLLNVAL`; select fails with `EBADF` and
-    /// the descriptor is then found by asking each one). The source is no longer
+    /// the descriptor is then found by asking each one; epoll and kqueue say
+    /// `EBADF` when it is registered). With epoll also when the number was closed,
+    /// or names another file, while a `dup` keeps the registered file open (see
+    /// [closing a descriptor](super#closing-a-descriptor)). The source is no longer
     /// watched until its interest is set again.
     pub const INVALID: Readiness = Readiness(16);
 
@@ -151,7 +156,8 @@ impl<K> Events<K> {
 
     /// The ready sources' keys and readiness: with select in ascending descriptor
     /// order (read set first, then sources ready for writing only), with poll in
-    /// registration order (changed by removals).
+    /// registration order (changed by removals), with epoll and kqueue in the
+    /// kernel's order (descriptors found closed at registration first).
     pub fn iter(&self) -> Iter<'_, K> {
         Iter {
             inner: self.list.iter(),
@@ -164,6 +170,14 @@ impl<K> Events<K> {
 
     pub(super) fn push(&mut self, key: K, readiness: Readiness) {
         self.list.push((key, readiness));
+    }
+
+    /// Adds `readiness` to the event at `index` (kqueue reports reading and writing
+    /// as two events: they become one, as on the other backends).
+    pub(super) fn merge(&mut self, index: usize, readiness: Readiness) {
+        if let Some((_, r)) = self.list.get_mut(index) {
+            *r |= readiness;
+        }
     }
 }
 

@@ -1,9 +1,12 @@
-//! Descriptor flags: close-on-exec and `O_NONBLOCK`, where `accept4` cannot set them.
+//! Descriptor flags: close-on-exec and `O_NONBLOCK`, where `accept4` (or, for a
+//! kqueue, `kqueue` itself) cannot set them.
 
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+#[cfg(not(target_os = "freebsd"))]
+use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 
 /// Sets close-on-exec on `fd`, keeping its other descriptor flags.
 pub(super) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -14,6 +17,7 @@ pub(super) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Sets or clears `O_NONBLOCK` on `fd`, keeping its other status flags; makes no
 /// second call when the flag is already as asked.
+#[cfg(not(target_os = "freebsd"))] // FreeBSD has accept4
 pub(super) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     let new = if on {

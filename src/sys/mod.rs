@@ -2,18 +2,24 @@
 //! one place: the rest of the crate calls these items and never writes
 //! `cfg(target_os)` itself. One file per concept.
 
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+mod epoll;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod fd;
 mod io;
+mod kqueue;
 mod poll;
+mod queue;
 mod select;
 mod signal;
 mod socket;
 mod stream;
 mod waker;
 
+pub(crate) use epoll::*;
 pub(crate) use io::*;
+pub(crate) use kqueue::*;
 pub(crate) use poll::*;
+pub(crate) use queue::*;
 pub(crate) use select::*;
 pub(crate) use signal::*;
 pub(crate) use socket::*;

@@ -1,10 +1,15 @@
-//! Signals: what `writen` needs to keep a write's `SIGPIPE` from killing the process.
+//! Signals: what `writen` needs to keep a write's `SIGPIPE` from killing the process,
+//! and handlers that run hooks a server registers (`ShutdownHandle::on_signals`).
 
 use std::io;
 use std::os::fd::RawFd;
 
 use super::cvt;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use nix::errno::Errno;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 
 /// `SIGPIPE` blocked in the calling thread for as long as this value lives, around
 /// `write(2)`s to a non-socket.
@@ -244,6 +249,72 @@ fn take_pending_sigpipe() -> io::Result<bool> {
     Ok(true)
 }
 
+/// What a signal handler runs: async-signal-safe code only (atomics, `send(2)`).
+pub(crate) type SignalHook = Box<dyn Fn(libc::c_int) + Send + Sync>;
+
+/// How many hooks the process keeps.
+const HOOKS: usize = 16;
+
+#[allow(clippy::declare_interior_mutable_const)] // a template for the array below
+const NO_HOOK: AtomicPtr<SignalHook> = AtomicPtr::new(ptr::null_mut());
+
+/// The hooks, each leaked from a `Box` and never freed: a handler may read them at
+/// any time.
+static HOOK_SLOTS: [AtomicPtr<SignalHook>; HOOKS] = [NO_HOOK; HOOKS];
+
+/// The handler: runs every hook, keeping `errno` for the code it interrupted.
+extern "C" fn run_hooks(signo: libc::c_int) {
+    let saved = Errno::last_raw();
+    for slot in &HOOK_SLOTS {
+        let hook = slot.load(Ordering::Acquire);
+        if !hook.is_null() {
+            // SAFETY: a non-null slot holds a pointer from `Box::into_raw` in
+            // `on_signals`, published with Release after the box was written, and
+            // never freed, so it is valid for the life of the process.
+            unsafe { (*hook)(signo) };
+        }
+    }
+    Errno::set_raw(saved);
+}
+
+/// Makes each of `signals` run `hook` (and the hooks kept before), through a
+/// handler installed without `SA_RESTART`.
+pub(crate) fn on_signals(signals: &[Signal], hook: SignalHook) -> io::Result<()> {
+    if let Some(s) = signals
+        .iter()
+        .find(|s| matches!(s, Signal::SIGKILL | Signal::SIGSTOP))
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{s} cannot be caught"),
+        ));
+    }
+    let raw = Box::into_raw(Box::new(hook));
+    let kept = HOOK_SLOTS.iter().any(|slot| {
+        slot.compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    });
+    if !kept {
+        // SAFETY: `raw` is from `Box::into_raw` above and was published nowhere.
+        drop(unsafe { Box::from_raw(raw) });
+        return Err(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("at most {HOOKS} signal hooks per process"),
+        ));
+    }
+    let action = SigAction::new(
+        SigHandler::Handler(run_hooks),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for &signal in signals {
+        // SAFETY: `run_hooks` is async-signal-safe: it loads atomics and runs hooks
+        // that are (their contract), and keeps errno.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::StatusLine;
@@ -266,5 +337,33 @@ mod tests {
         assert_eq!(scan("SigPnd:\tzz\n", b"SigPnd:"), Some(None));
         assert_eq!(scan("SigPnd:\t\n", b"SigPnd:"), Some(None));
         assert_eq!(scan("SigPnd:\t0", b"SigPnd:"), None);
+    }
+
+    #[test]
+    fn a_signal_runs_the_hooks_and_keeps_errno() {
+        use super::{on_signals, Errno, Signal};
+        use std::sync::atomic::{AtomicI32, Ordering};
+        use std::sync::Arc;
+        let seen = Arc::new(AtomicI32::new(0));
+        let hook_seen = Arc::clone(&seen);
+        on_signals(
+            &[Signal::SIGUSR2],
+            Box::new(move |signo| {
+                Errno::set_raw(libc::EIO); // a hook that clobbers errno
+                hook_seen.store(signo, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        Errno::set_raw(libc::EAGAIN);
+        nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
+        assert_eq!(seen.load(Ordering::SeqCst), libc::SIGUSR2);
+        assert_eq!(Errno::last_raw(), libc::EAGAIN, "errno kept across the handler");
+    }
+
+    #[test]
+    fn uncatchable_signals_are_refused() {
+        use super::{io, on_signals, Signal};
+        let e = on_signals(&[Signal::SIGKILL], Box::new(|_| {})).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 }

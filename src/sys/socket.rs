@@ -89,6 +89,37 @@ pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// The most buffers one [`send_vectored_nosignal`] passes (POSIX guarantees
+/// `IOV_MAX` of at least 16; Linux and the BSDs allow 1024).
+pub(crate) const MAX_IOVECS: usize = 64;
+
+/// One `sendmsg(2)` of several buffers that never raises `SIGPIPE` (as
+/// [`send_nosignal`]), retried on `EINTR`: a connection's queued output, in one
+/// system call whatever pieces it is made of. At most [`MAX_IOVECS`] buffers are
+/// passed; the rest wait for the next call.
+pub(crate) fn send_vectored_nosignal(
+    fd: BorrowedFd<'_>,
+    bufs: &[std::io::IoSlice<'_>],
+) -> io::Result<usize> {
+    let bufs = &bufs[..bufs.len().min(MAX_IOVECS)];
+    // SAFETY: an all-zero msghdr is valid (no name, no control data, no iovecs).
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    // `IoSlice` is guaranteed ABI-compatible with `struct iovec` on Unix; the kernel
+    // only reads through these pointers. The count fits every platform's type.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    loop {
+        // SAFETY: `msg` points at `bufs.len()` live iovecs, each naming a live, readable
+        // slice; nothing else in `msg` is set. A bad `fd` is an error, not UB.
+        match cvt(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, SEND_FLAGS) }) {
+            // Not -1, and sendmsg returns at most the total length: the cast is exact.
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `accept(2)` that returns a close-on-exec descriptor, blocking unless `nonblocking`,
 /// on every platform, and the peer's address (`None` if the kernel gave none or a
 /// family other than IPv4/IPv6).

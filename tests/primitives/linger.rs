@@ -17,11 +17,11 @@ fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().expect("an OS error")
 }
 
-/// Moves `fd` to a descriptor number >= 800, which ordinary allocations (lowest free
+/// Moves `fd` to a descriptor number >= 400, which ordinary allocations (lowest free
 /// number first) in the other test threads will not reach, so a check that the number
 /// is closed cannot be fooled by another thread reusing it.
 fn to_high_fd(fd: OwnedFd) -> OwnedFd {
-    dup_at_least(&fd, 800)
+    dup_at_least(&fd, 400)
 }
 
 fn is_closed(fd: RawFd) -> bool {

@@ -14,12 +14,13 @@
 //!
 //!   | numbers | module: what for |
 //!   |---|---|
+//!   | 400..=499 | `linger`: sockets checked for being closed |
 //!   | 500..=599 | `poll`: a closed number inside the table |
 //!   | 600..=699 | `select`: a closed number inside the table |
 //!   | 700..=799 | `sources`: closed numbers inside the table |
-//!   | 800..=849 | `linger`: sockets checked for being closed |
-//!   | 850..=899 | `select`: a number closed and reused |
+//!   | 800..=899 | `sources`: closed and reused numbers on epoll and kqueue |
 //!   | 900..=949 | `poll`: a number closed and reused |
+//!   | 950..=999 | `select`: a number closed and reused |
 //!   | 1000 | `select`: just below `FD_SETSIZE` |
 //!   | 1100 | `sources_alloc`: above `FD_SETSIZE` |
 //!   | 1600..=1799 | `select`: above `FD_SETSIZE` |

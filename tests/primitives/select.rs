@@ -1009,16 +1009,16 @@ fn a_reused_number_reports_the_new_descriptor() {
         "a_reused_number_reports_the_new_descriptor",
         Duration::from_secs(10),
     );
-    // 850..=899 is used by no other test, so the lowest free number there is reused.
+    // 950..=999 is used by no other test, so the lowest free number there is reused.
     let (idle, _idle_w) = pipe();
-    let old = dup_at_least(&idle, 850);
+    let old = dup_at_least(&idle, 950);
     let number = old.as_raw_fd();
     let mut allset = FdSet::new();
     allset.insert_fd(&old).unwrap();
     drop(old); // closed while still in the set: the caller's bug
     let (r, mut w) = pipe();
     w.write_all(b"x").unwrap();
-    let new = dup_at_least(&r, 850);
+    let new = dup_at_least(&r, 950);
     assert_eq!(new.as_raw_fd(), number, "the number was not reused");
     let mut rset = allset;
     let n = select(Some(&mut rset), None, None, Some(Duration::from_secs(5))).unwrap();

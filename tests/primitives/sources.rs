@@ -4,9 +4,10 @@
 //! waker that ends it) and every test a watchdog.
 //!
 //! Descriptor numbers it reserves (see `main.rs`): 700..=799 (closed descriptors
-//! inside the table), 2000.. (descriptors above `FD_SETSIZE`). Signals: `SIGUSR1` is
-//! the counting handler of `common::signals` (EINTR tests), `SIGUSR2` the handler that
-//! calls [`Waker::wake`] (the two would replace each other if they shared a signal).
+//! inside the table), 800..=899 (closed and reused descriptors on epoll and kqueue),
+//! 2000.. (descriptors above `FD_SETSIZE`). Signals: `SIGUSR1` is the counting
+//! handler of `common::signals` (EINTR tests), `SIGUSR2` the handler that calls
+//! [`Waker::wake`] (the two would replace each other if they shared a signal).
 
 use crate::common;
 
@@ -29,7 +30,28 @@ use unp_select::FD_SETSIZE;
 
 // ---- helpers ----------------------------------------------------------------------------
 
-const BACKENDS: [Backend; 3] = [Backend::Select, Backend::LargeSelect, Backend::Poll];
+/// Every backend this platform has: select, large select, poll, and epoll (Linux,
+/// Android) or kqueue (Apple's systems, the BSDs).
+fn backends() -> Vec<Backend> {
+    [
+        Backend::Select,
+        Backend::LargeSelect,
+        Backend::Poll,
+        Backend::Epoll,
+        Backend::Kqueue,
+    ]
+    .into_iter()
+    .filter(|b| b.is_supported())
+    .collect()
+}
+
+/// The backends whose kernel keeps the list of sources: epoll or kqueue.
+fn queue_backends() -> Vec<Backend> {
+    [Backend::Epoll, Backend::Kqueue]
+        .into_iter()
+        .filter(|b| b.is_supported())
+        .collect()
+}
 
 /// A long enough timeout for something that is ready (or about to be).
 const SOON: Duration = Duration::from_secs(5);
@@ -72,7 +94,7 @@ fn readable_and_writable_under_the_right_key() {
         "readable_and_writable_under_the_right_key",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         let (a, mut a_peer) = UnixStream::pair().unwrap();
         let (b, _b_peer) = UnixStream::pair().unwrap();
         let (r, mut w) = pipe();
@@ -120,7 +142,7 @@ fn readable_and_writable_under_the_right_key() {
 #[test]
 fn interest_none_write_and_both() {
     let _w = Watchdog::new("interest_none_write_and_both", Duration::from_secs(20));
-    for backend in BACKENDS {
+    for backend in backends() {
         let (a, mut peer) = UnixStream::pair().unwrap();
         peer.write_all(b"pending").unwrap(); // `a` is readable, and writable
         let mut sources = Sources::new(backend);
@@ -189,7 +211,7 @@ fn unregister_returns_the_key_and_stops_reporting() {
         "unregister_returns_the_key_and_stops_reporting",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         // Four writable sockets; removing the first moves the last into its slot on
         // poll: the moved one must keep its key and its interest changes.
         let pairs: Vec<_> = (0..4).map(|_| UnixStream::pair().unwrap()).collect();
@@ -243,7 +265,7 @@ fn double_register_and_unknown_descriptors_are_errors() {
         "double_register_and_unknown_descriptors_are_errors",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         let (a, mut peer) = UnixStream::pair().unwrap();
         let (unknown, _) = UnixStream::pair().unwrap();
         peer.write_all(b"x").unwrap();
@@ -286,7 +308,9 @@ fn closed_descriptor_is_reported_invalid_once() {
     // Held open above the victims, so their numbers stay inside the descriptor table
     // (700..=799 is this module's; other tests take the lowest free numbers).
     let keep = dup_at_least(&r, 760);
-    for (i, backend) in BACKENDS.into_iter().enumerate() {
+    // epoll and kqueue cannot see a close: closed_descriptor_on_epoll_and_kqueue.
+    let backends = [Backend::Select, Backend::LargeSelect, Backend::Poll];
+    for (i, backend) in backends.into_iter().enumerate() {
         let (idle, _idle_w) = pipe();
         let victim = dup_at_least(&r, 700 + 10 * i as RawFd);
         let fd = victim.as_raw_fd();
@@ -356,7 +380,7 @@ fn closed_descriptor_above_the_table_is_reported_invalid() {
             "{high} is inside the descriptor table ({} slots)",
             common::fds::fd_table_size()
         );
-        for backend in BACKENDS {
+        for backend in backends() {
             let (idle, _idle_w) = pipe();
             let mut sources = Sources::new(backend);
             sources.register("idle", &idle, Interest::READ).unwrap();
@@ -366,7 +390,8 @@ fn closed_descriptor_above_the_table_is_reported_invalid() {
             let closed = unsafe { BorrowedFd::borrow_raw(high) };
             sources.register("closed", &closed, Interest::READ).unwrap();
 
-            // poll says POLLNVAL at once. Linux's select ignores the bits above
+            // poll says POLLNVAL at once (epoll and kqueue too: below). Linux's
+            // select ignores the bits above
             // the table and sleeps until its timeout (or another source is
             // ready); the crate's select then sees the uncounted bit (EBADF) and
             // the key is reported. So with select a number above the table is
@@ -378,11 +403,13 @@ fn closed_descriptor_above_the_table_is_reported_invalid() {
             let (ready, took) = timed_wait(&mut sources, Some(timeout));
             eprintln!("note: {backend:?}: closed {high} above the table found after {took:?}");
             assert_eq!(ready, [("closed", Readiness::INVALID)], "{backend:?}");
+            // poll says POLLNVAL; epoll_ctl and kevent say EBADF when it is
+            // registered, and the next wait reports it at once.
             match backend {
-                Backend::Poll => {
-                    assert!(took < Duration::from_millis(200), "{backend:?}: {took:?}")
+                Backend::Select | Backend::LargeSelect => {
+                    assert!(took >= timeout, "{backend:?}: {took:?}")
                 }
-                _ => assert!(took >= timeout, "{backend:?}: {took:?}"),
+                _ => assert!(took < Duration::from_millis(200), "{backend:?}: {took:?}"),
             }
             assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
             // Another source's readiness ends select's wait, and the closed
@@ -409,7 +436,7 @@ fn pipe_hangup_is_read_closed_on_every_backend() {
         "pipe_hangup_is_read_closed_on_every_backend",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         let (r, w) = pipe();
         let mut sources = Sources::new(backend);
         sources.register((), &r, Interest::READ).unwrap();
@@ -442,7 +469,7 @@ fn socket_eof_is_readable_on_every_backend() {
         "socket_eof_is_readable_on_every_backend",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         let (client, server) = tcp_pair();
         let mut sources = Sources::new(backend);
         sources.register(1, &server, Interest::READ).unwrap();
@@ -463,7 +490,7 @@ fn tcp_reset_is_read_closed_on_every_backend() {
         "tcp_reset_is_read_closed_on_every_backend",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         let (client, server) = tcp_pair();
         let mut sources = Sources::new(backend);
         sources.register(1, &server, Interest::READ).unwrap();
@@ -523,7 +550,7 @@ fn descriptors_above_fd_setsize() {
     sources.register("idle", &idle, Interest::READ).unwrap();
     assert_quiet(&mut sources, Duration::from_millis(20), "high refused");
 
-    for backend in [Backend::LargeSelect, Backend::Poll] {
+    for backend in backends().into_iter().filter(|&b| b != Backend::Select) {
         let mut sources = Sources::new(backend);
         sources.register("idle", &idle, Interest::READ).unwrap();
         sources.register("high", &high, Interest::READ).unwrap();
@@ -557,7 +584,7 @@ fn waker_from_another_thread_ends_a_wait_without_timeout() {
         "waker_from_another_thread_ends_a_wait_without_timeout",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         let waker = Arc::new(Waker::new().unwrap());
         let (idle, _idle_w) = pipe();
         let mut sources = Sources::new(backend);
@@ -590,7 +617,7 @@ fn many_wakes_do_not_block_and_one_reset_clears_them() {
         "many_wakes_do_not_block_and_one_reset_clears_them",
         Duration::from_secs(20),
     );
-    for backend in BACKENDS {
+    for backend in backends() {
         let waker = Waker::new().unwrap();
         let mut sources = Sources::new(backend);
         sources.register(0u8, &waker, Interest::READ).unwrap();
@@ -640,7 +667,7 @@ fn waker_from_a_signal_handler() {
     // load), and calls Waker::wake, which is async-signal-safe (one send(2)).
     unsafe { sigaction(Signal::SIGUSR2, &sa) }.expect("sigaction");
 
-    for backend in BACKENDS {
+    for backend in backends() {
         // A wait with no timeout in another thread, ended by the handler only: the
         // EINTR it also gets is restarted by `wait`.
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -693,14 +720,16 @@ fn waker_from_a_signal_handler() {
 #[test]
 fn timeouts_round_up_and_never_spin() {
     let _w = Watchdog::new("timeouts_round_up_and_never_spin", Duration::from_secs(30));
-    for backend in BACKENDS {
+    for backend in backends() {
         let (idle, _idle_w) = pipe();
         let (writable, _peer) = UnixStream::pair().unwrap();
         let mut sources = Sources::new(backend);
         sources.register("idle", &idle, Interest::READ).unwrap();
-        // poll's unit is the millisecond, select's the microsecond.
+        // poll's and epoll's unit is the millisecond, select's the microsecond,
+        // kqueue's (a timespec) the nanosecond.
         let unit = match backend {
-            Backend::Poll => Duration::from_millis(1),
+            Backend::Poll | Backend::Epoll => Duration::from_millis(1),
+            Backend::Kqueue => Duration::from_nanos(1),
             _ => Duration::from_micros(1),
         };
 
@@ -732,7 +761,7 @@ fn timeouts_round_up_and_never_spin() {
         let (ready, took) = timed_wait(&mut sources, Some(t));
         assert!(ready.is_empty());
         let at_least = match backend {
-            Backend::Poll => Duration::from_millis(2),
+            Backend::Poll | Backend::Epoll => Duration::from_millis(2),
             _ => t,
         };
         assert!(took >= at_least, "{backend:?}: {took:?}");
@@ -747,6 +776,33 @@ fn timeouts_round_up_and_never_spin() {
             [("writable", Readiness::WRITABLE)],
             "{backend:?}"
         );
+        // A timeout too large for the call is clamped, not an error (EINVAL) nor
+        // a wrapped-around short one: with a ready source it returns at once.
+        for huge in [
+            Duration::MAX,
+            Duration::from_secs(u64::from(u32::MAX) * 1000),
+        ] {
+            let (ready, took) = timed_wait(&mut sources, Some(huge));
+            assert_eq!(ready, [("writable", Readiness::WRITABLE)], "{backend:?}");
+            assert!(took < Duration::from_secs(2), "{backend:?}: {took:?}");
+        }
+        // …and with nothing ready it waits (a wake from a thread ends it).
+        sources.set_interest(&writable, Interest::NONE).unwrap();
+        let waker = Arc::new(Waker::new().unwrap());
+        sources.register("waker", &*waker, Interest::READ).unwrap();
+        let remote = Arc::clone(&waker);
+        let delay = Duration::from_millis(50);
+        let thread = thread::spawn(move || {
+            thread::sleep(delay);
+            remote.wake()
+        });
+        let (ready, took) = timed_wait(&mut sources, Some(Duration::MAX));
+        thread.join().unwrap().unwrap();
+        assert_eq!(ready, [("waker", Readiness::READABLE)], "{backend:?}");
+        assert!(
+            took >= delay,
+            "{backend:?}: Duration::MAX returned after {took:?}"
+        );
     }
 }
 
@@ -759,7 +815,7 @@ fn wait_resumes_after_signals_with_the_time_left() {
         Duration::from_secs(30),
     );
     install_handler();
-    for backend in BACKENDS {
+    for backend in backends() {
         let timeout = Duration::from_millis(300);
         let waiter = thread::spawn(move || {
             let (idle, _idle_w) = pipe();
@@ -788,7 +844,7 @@ fn wait_reports_readiness_after_signals() {
         Duration::from_secs(30),
     );
     install_handler();
-    for backend in BACKENDS {
+    for backend in backends() {
         let (r, mut w) = pipe();
         let writer = thread::spawn(move || {
             thread::sleep(Duration::from_millis(150));
@@ -815,7 +871,7 @@ fn wait_interruptible_returns_interrupted() {
         Duration::from_secs(30),
     );
     install_handler();
-    for backend in BACKENDS {
+    for backend in backends() {
         let waiter = thread::spawn(move || {
             let (idle, _idle_w) = pipe();
             let mut sources = Sources::new(backend);
@@ -854,4 +910,427 @@ fn sources_and_readiness_debug() {
         "READABLE | HANGUP"
     );
     assert_eq!(format!("{:?}", Readiness::EMPTY), "EMPTY");
+}
+
+// ---- epoll and kqueue: the kernel keeps the list ------------------------------------------
+
+/// Where epoll is Linux's and Android's only.
+const NEEDS_EPOLL: &str = "epoll is Linux's and Android's";
+
+#[test]
+fn unsupported_backends_say_so() {
+    let _w = Watchdog::new("unsupported_backends_say_so", Duration::from_secs(20));
+    let missing: Vec<Backend> = [Backend::Epoll, Backend::Kqueue]
+        .into_iter()
+        .filter(|b| !b.is_supported())
+        .collect();
+    // Never both, never neither on the platforms the crate targets with a queue.
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    for backend in missing {
+        let err = Sources::<u8>::try_new(backend).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{backend:?}: {err}");
+        // `new` cannot fail: the first register and wait say it, and keep nothing.
+        let (a, _b) = UnixStream::pair().unwrap();
+        let mut sources = Sources::new(backend);
+        assert_eq!(sources.backend(), backend);
+        let err = sources.register(1u8, &a, Interest::READ).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{backend:?}: {err}");
+        assert!(sources.is_empty());
+        assert_eq!(sources.key(&a), None);
+        let mut events = Events::new();
+        let err = sources.wait(&mut events, Some(SOON)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{backend:?}: {err}");
+    }
+}
+
+#[test]
+fn closed_descriptor_on_epoll_and_kqueue() {
+    let _w = Watchdog::new(
+        "closed_descriptor_on_epoll_and_kqueue",
+        Duration::from_secs(30),
+    );
+    raise_nofile(4096);
+    for backend in queue_backends() {
+        // The registered number is a dup of `a`, which stays open: epoll's
+        // registration belongs to the open file description, which outlives the
+        // close (epoll(7), Q6).
+        let (a, mut a_peer) = UnixStream::pair().unwrap();
+        let victim = dup_at_least(&a, 800);
+        let fd = victim.as_raw_fd();
+        let mut sources = Sources::new(backend);
+        sources.register("victim", &victim, Interest::READ).unwrap();
+        drop(victim); // closed behind the Sources' back
+
+        // Neither kernel says anything of a close by itself.
+        assert_quiet(&mut sources, Duration::from_millis(50), "closed, file idle");
+        a_peer.write_all(b"x").unwrap(); // the file is readable through `a`
+        match backend {
+            // epoll reports the file; the number is closed: invalid, not readable.
+            Backend::Epoll => {
+                assert_eq!(
+                    wait(&mut sources, Some(SOON)),
+                    [("victim", Readiness::INVALID)],
+                );
+                // Once: the file is still readable, but no longer watched.
+                assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
+            }
+            // kqueue dropped the registration with the close.
+            _ => assert_quiet(&mut sources, Duration::from_millis(50), "kqueue forgot it"),
+        }
+        assert_eq!(sources.len(), 1, "{backend:?}: still registered");
+
+        // The number opened again on the same file: watched again once asked.
+        let again = dup_at_least(&a, fd);
+        assert_eq!(again.as_raw_fd(), fd, "the number was taken meanwhile");
+        assert_eq!(sources.key(&again), Some(&"victim"));
+        sources.set_interest(&again, Interest::NONE).unwrap();
+        assert_quiet(&mut sources, Duration::from_millis(20), "NONE");
+        sources.set_interest(&again, Interest::READ).unwrap();
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("victim", Readiness::READABLE)],
+            "{backend:?}"
+        );
+        assert_eq!(sources.unregister(&again), Some("victim"));
+        assert!(sources.is_empty());
+        assert_quiet(&mut sources, Duration::from_millis(20), "unregistered");
+    }
+}
+
+#[test]
+fn number_reused_without_unregister_is_already_registered() {
+    let _w = Watchdog::new(
+        "number_reused_without_unregister_is_already_registered",
+        Duration::from_secs(30),
+    );
+    raise_nofile(4096);
+    for backend in backends() {
+        // No other descriptor holds the old file: every kernel forgets it.
+        let (old_src, mut old_peer) = UnixStream::pair().unwrap();
+        let old = dup_at_least(&old_src, 820);
+        let fd = old.as_raw_fd();
+        drop(old_src);
+        let mut sources = Sources::new(backend);
+        sources.register("old", &old, Interest::READ).unwrap();
+        drop(old);
+        let _ = old_peer.write_all(b"to nobody"); // EPIPE, or into a closed socket
+
+        let (new_src, mut new_peer) = UnixStream::pair().unwrap();
+        let new = dup_at_least(&new_src, fd);
+        drop(new_src);
+        assert_eq!(new.as_raw_fd(), fd, "the number was taken meanwhile");
+        new_peer.write_all(b"y").unwrap();
+        // As on every backend: the number is taken until unregistered.
+        let err = sources.register("new", &new, Interest::READ).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{backend:?}: {err}");
+        assert_eq!(sources.key(&new), Some(&"old"));
+        let ready = wait(&mut sources, Some(Duration::from_millis(50)));
+        match backend {
+            // select and poll watch a number: the new descriptor's readiness comes
+            // under the old key (the documented hazard of closing first).
+            Backend::Select | Backend::LargeSelect | Backend::Poll => {
+                assert_eq!(ready, [("old", Readiness::READABLE)], "{backend:?}")
+            }
+            // epoll and kqueue forgot the old file and were never told of the new.
+            _ => assert!(ready.is_empty(), "{backend:?}: {ready:?}"),
+        }
+        assert_eq!(sources.unregister(&new), Some("old"));
+        sources.register("new", &new, Interest::READ).unwrap();
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("new", Readiness::READABLE)],
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "epoll is Linux's and Android's"
+)]
+fn epoll_number_reused_while_the_old_file_lives() {
+    let _w = Watchdog::new(
+        "epoll_number_reused_while_the_old_file_lives",
+        Duration::from_secs(30),
+    );
+    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
+    raise_nofile(4096);
+    // The old file stays open through `a` and is readable; its number is taken by
+    // another socket, readable too. epoll still reports the old file under the
+    // number: that must not reach the key as the new socket's readiness.
+    let (a, mut a_peer) = UnixStream::pair().unwrap();
+    let old = dup_at_least(&a, 840);
+    let fd = old.as_raw_fd();
+    let mut sources = Sources::new(Backend::Epoll);
+    sources.register("old", &old, Interest::READ).unwrap();
+    drop(old);
+    let (b, mut b_peer) = UnixStream::pair().unwrap();
+    let reused = dup_at_least(&b, fd);
+    assert_eq!(reused.as_raw_fd(), fd, "the number was taken meanwhile");
+    a_peer.write_all(b"old").unwrap();
+    b_peer.write_all(b"new").unwrap();
+
+    assert_eq!(
+        wait(&mut sources, Some(SOON)),
+        [("old", Readiness::INVALID)],
+        "another file under the number: invalid"
+    );
+    assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
+    let err = sources
+        .register("new", &reused, Interest::READ)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(sources.unregister(&reused), Some("old"));
+    sources.register("new", &reused, Interest::READ).unwrap();
+    // The old file is still readable (through `a`) and is not reported.
+    assert_eq!(
+        wait(&mut sources, Some(SOON)),
+        [("new", Readiness::READABLE)]
+    );
+    drop(a);
+}
+
+#[test]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "epoll is Linux's and Android's"
+)]
+fn epoll_unregister_after_close_while_the_file_lives() {
+    let _w = Watchdog::new(
+        "epoll_unregister_after_close_while_the_file_lives",
+        Duration::from_secs(30),
+    );
+    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
+    raise_nofile(4096);
+    // Closed first, unregistered after: EPOLL_CTL_DEL cannot reach the file through
+    // a closed number, so the kernel keeps the registration (a dup lives). Its
+    // events must reach no key (not the next registration of the number either)
+    // and must not make the wait spin.
+    let (a, mut a_peer) = UnixStream::pair().unwrap();
+    let old = dup_at_least(&a, 860);
+    let fd = old.as_raw_fd();
+    let mut sources = Sources::new(Backend::Epoll);
+    sources.register("old", &old, Interest::READ).unwrap();
+    drop(old);
+    // SAFETY: the number is closed; the borrow only hands it to `unregister`,
+    // which does no I/O on it.
+    let closed = unsafe { BorrowedFd::borrow_raw(fd) };
+    assert_eq!(sources.unregister(&closed), Some("old"));
+
+    let (b, mut b_peer) = UnixStream::pair().unwrap();
+    let reused = dup_at_least(&b, fd);
+    assert_eq!(reused.as_raw_fd(), fd, "the number was taken meanwhile");
+    sources.register("new", &reused, Interest::READ).unwrap();
+    a_peer.write_all(b"old").unwrap(); // the lingering registration fires
+    let mut events = Events::new();
+    let start = Instant::now();
+    let n = sources
+        .wait_interruptible(&mut events, Some(Duration::from_millis(100)))
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(n, 0, "{events:?}");
+    assert!(
+        took >= Duration::from_millis(100),
+        "returned early: {took:?}"
+    );
+    assert_quiet(&mut sources, Duration::from_millis(50), "old file readable");
+
+    b_peer.write_all(b"new").unwrap();
+    assert_eq!(
+        wait(&mut sources, Some(SOON)),
+        [("new", Readiness::READABLE)]
+    );
+    drop(a);
+}
+
+#[test]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "epoll is Linux's and Android's"
+)]
+fn epoll_ctl_errors_come_back_and_change_nothing() {
+    let _w = Watchdog::new(
+        "epoll_ctl_errors_come_back_and_change_nothing",
+        Duration::from_secs(20),
+    );
+    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
+    // epoll cannot watch a regular file: EPERM from epoll_ctl(2). ENOMEM and
+    // ENOSPC (max_user_watches) come back the same way.
+    let path = std::env::temp_dir().join(format!("unp-select-epoll-{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let (a, mut peer) = UnixStream::pair().unwrap();
+    peer.write_all(b"x").unwrap();
+    let mut sources = Sources::new(Backend::Epoll);
+    sources.register("socket", &a, Interest::READ).unwrap();
+
+    let err = sources.register("file", &file, Interest::READ).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources.key(&file), None);
+
+    // Registered for nothing, it is not in the kernel's list: the error comes when
+    // it is watched, and the interest stays as it was.
+    sources.register("file", &file, Interest::NONE).unwrap();
+    let err = sources.set_interest(&file, Interest::READ).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    assert!(
+        format!("{sources:?}").contains("(\"file\", NONE)"),
+        "{sources:?}"
+    );
+    assert_eq!(
+        wait(&mut sources, Some(SOON)),
+        [("socket", Readiness::READABLE)]
+    );
+    assert_eq!(sources.unregister(&file), Some("file"));
+}
+
+#[test]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "epoll is Linux's and Android's"
+)]
+fn epoll_out_of_descriptors_at_the_first_register() {
+    let _w = Watchdog::new(
+        "epoll_out_of_descriptors_at_the_first_register",
+        Duration::from_secs(30),
+    );
+    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
+    // The descriptor limit is the process's: lowered in a fresh copy of this binary.
+    in_fresh_process(Duration::from_secs(25), || {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        peer.write_all(b"x").unwrap();
+        // Every number below the lowest free one is taken: a limit there is EMFILE.
+        let lowest_free = a.try_clone().unwrap();
+        let limit = lowest_free.as_raw_fd() as libc::rlim_t;
+        drop(lowest_free);
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        setrlimit(Resource::RLIMIT_NOFILE, limit, hard).unwrap();
+
+        let err = Sources::<u8>::try_new(Backend::Epoll).unwrap_err();
+        let mut sources = Sources::new(Backend::Epoll);
+        let at_register = sources.register(1u8, &a, Interest::READ).unwrap_err();
+        let mut events = Events::new();
+        let at_wait = sources.wait(&mut events, Some(SOON)).unwrap_err();
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
+
+        for e in [&err, &at_register, &at_wait] {
+            assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+        }
+        assert!(sources.is_empty(), "nothing kept");
+        // With a descriptor to spare, the same Sources works.
+        sources.register(1u8, &a, Interest::READ).unwrap();
+        assert_eq!(wait(&mut sources, Some(SOON)), [(1, Readiness::READABLE)]);
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "epoll is Linux's and Android's"
+)]
+fn epoll_list_is_shared_with_a_fork_child() {
+    let _w = Watchdog::new(
+        "epoll_list_is_shared_with_a_fork_child",
+        Duration::from_secs(30),
+    );
+    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
+    let (r, mut w) = pipe();
+    let mut sources = Sources::new(Backend::Epoll);
+    sources.register("pipe", &r, Interest::READ).unwrap();
+    w.write_all(b"x").unwrap();
+
+    /// Runs `child` in a forked child, which then exits; waits for it.
+    fn in_child(sources: &mut Sources<&str>, child: impl FnOnce(&mut Sources<&str>)) {
+        // SAFETY: the child only calls `child` (below: nothing, or
+        // Sources::unregister, which makes one epoll_ctl(2) and allocates nothing)
+        // and _exit(2): async-signal-safe, as a fork of a threaded process needs.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            child(sources);
+            // SAFETY: ends the child at once, running no destructor or handler.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a live int.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(rc, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+
+    // A child that exits closes its copy of the epoll descriptor: nothing changes.
+    in_child(&mut sources, |_| {});
+    assert_eq!(
+        wait(&mut sources, Some(SOON)),
+        [("pipe", Readiness::READABLE)]
+    );
+    // A child that unregisters changes the list of both processes: one list.
+    in_child(&mut sources, |sources| {
+        let _ = sources.unregister(&r);
+    });
+    assert_quiet(
+        &mut sources,
+        Duration::from_millis(50),
+        "unregistered by the child",
+    );
+    assert_eq!(
+        sources.key(&r),
+        Some(&"pipe"),
+        "the parent's table is its own"
+    );
+    // Taken out and put in again, the parent watches it again.
+    sources.set_interest(&r, Interest::NONE).unwrap();
+    sources.set_interest(&r, Interest::READ).unwrap();
+    assert_eq!(
+        wait(&mut sources, Some(SOON)),
+        [("pipe", Readiness::READABLE)]
+    );
+}
+
+#[test]
+fn more_ready_sources_than_one_wait_takes() {
+    let _w = Watchdog::new(
+        "more_ready_sources_than_one_wait_takes",
+        Duration::from_secs(60),
+    );
+    // 2200 descriptors would take the numbers other tests of this binary reserve.
+    in_fresh_process(Duration::from_secs(55), || {
+        let limit = raise_nofile(4096);
+        assert!(
+            limit > 2400,
+            "this test needs 2400 descriptors: raise the RLIMIT_NOFILE hard limit to 4096 \
+             or more (ulimit -Hn); the soft limit is {limit}"
+        );
+        // 1100 ready sources: more than epoll's and kqueue's 1024 events per wait. The
+        // rest come with the next wait (the kernel hands ready ones out in turn).
+        let pairs: Vec<_> = (0..1100).map(|_| UnixStream::pair().unwrap()).collect();
+        for backend in backends().into_iter().filter(|&b| b != Backend::Select) {
+            let mut sources = Sources::new(backend);
+            for (i, (a, _)) in pairs.iter().enumerate() {
+                sources.register(i, a, Interest::WRITE).unwrap();
+            }
+            let mut seen = vec![0u32; pairs.len()];
+            let mut events = Events::new();
+            for _ in 0..2 {
+                sources.wait(&mut events, Some(SOON)).unwrap();
+                assert!(events.len() <= pairs.len());
+                for (&i, r) in &events {
+                    assert_eq!(r, Readiness::WRITABLE, "{backend:?}");
+                    seen[i] += 1;
+                }
+            }
+            let missed = seen.iter().filter(|&&n| n == 0).count();
+            assert_eq!(
+                missed, 0,
+                "{backend:?}: {missed} never reported in two waits"
+            );
+            assert!(
+                seen.iter().all(|&n| n <= 2),
+                "{backend:?}: one reported twice in a wait"
+            );
+        }
+    });
 }

@@ -1,6 +1,7 @@
 //! `Sources::wait` allocates nothing in steady state (the module documentation's
-//! claim): the sets, the `pollfd` array and the caller's `Events` are reused. The
-//! binary's allocator counts the allocations of the calling thread (`common::alloc`).
+//! claim): the sets, the `pollfd` array, epoll's and kqueue's event arrays and the
+//! caller's `Events` are reused. The binary's allocator counts the allocations of
+//! the calling thread (`common::alloc`).
 
 use crate::common;
 
@@ -45,7 +46,14 @@ fn wait_allocates_nothing_in_steady_state() {
     // A descriptor above FD_SETSIZE for the backends that take one, so LargeSelect's
     // sets span more words than an fd_set (and are copied with `clone_from`).
     let high_ok = raise_nofile(4096) > 1200;
-    for backend in [Backend::Select, Backend::LargeSelect, Backend::Poll] {
+    let backends = [
+        Backend::Select,
+        Backend::LargeSelect,
+        Backend::Poll,
+        Backend::Epoll,
+        Backend::Kqueue,
+    ];
+    for backend in backends.into_iter().filter(|b| b.is_supported()) {
         let waker = Waker::new().unwrap();
         let (r, mut w) = pipe();
         let (writable, _writable_peer) = UnixStream::pair().unwrap();

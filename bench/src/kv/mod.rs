@@ -2,6 +2,12 @@
 //! pinned to the server CPU, under the bench's own closed-loop memcached load
 //! ([`client`]) on the other CPU: `get` and `set`, rounds alternating between the
 //! servers, measured as the echo comparison measures ([`crate::orchestrate::measure`]).
+//!
+//! The pipelined rows send `--pipeline` requests (16) at once and the next ones
+//! only when all their replies came (`redis-benchmark -P 16`'s shape, see
+//! [`crate::exchange::Batched`]); a `set` is two messages to the server (its line
+//! and its data block), so 16 sets are 32. They run kv_server with
+//! `TCP_NODELAY` on (its default) and off (`--no-nodelay`) against memcached.
 
 pub mod client;
 mod report;
@@ -13,8 +19,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::exchange::Batched;
 use crate::load::{self, Shared};
-use crate::orchestrate::{self, attach_perf, Cpus, Machine, Run, Windows, MAX_WAIT};
+use crate::orchestrate::{self, attach_perf, Cpus, Machine, Run, Windows};
 use crate::servers::kv::{self as kv_servers, KvKind};
 use crate::servers::pin_to;
 use crate::tracing::{self, Calls, KV_SYSCALLS};
@@ -29,16 +36,19 @@ usage: echo-bench kv [OPTIONS]         kv_server against memcached -t 1; rewrite
                                        prints the flat profile (default: kv get 8 50 2)
 
 options:
-  --quick            CI's smoke run (about 15 s once kv_server is built): 1 round of
-                     0.2 s, depth 8 only, 1000 keys, one strace cell; prints, writes
-                     nothing
+  --quick            CI's smoke run (about 20 s once kv_server is built): 1 round of
+                     0.2 s, depth 8 and the pipelined rows, 1000 keys, one strace
+                     cell; prints, writes nothing
   --no-write         print only, do not rewrite docs/
   --rounds N         rounds per cell (default 5)
   --secs S           measured seconds per run (default 1.0; perf counts 0.5 s after)
   --conns A,B,..     connection counts (default 1,50)
   --depths A,B,..    requests in flight per connection (default 1,8)
+  --pipeline D       the pipelined rows: D requests sent at once, the next D when
+                     all replies came (default 16; 0: none)
   --workloads A,B    get,set (default both)
-  --servers A,B,..   kv (select), kv-poll, memcached (default all three)
+  --servers A,B,..   kv (select), kv-poll, kv-nagle (kv_server --no-nodelay, in the
+                     pipelined rows only), memcached (default all four)
   --keys N           keys, preloaded before every run (default 10000)
   --value BYTES      value size (default 100)
   --no-perf          no perf stat counts
@@ -51,6 +61,7 @@ pub struct KvOpts {
     pub windows: Windows,
     pub conns: Vec<usize>,
     pub depths: Vec<usize>,
+    pub pipeline: usize,
     pub workloads: Vec<Workload>,
     pub kinds: Vec<KvKind>,
     pub data: Data,
@@ -84,6 +95,7 @@ impl KvOpts {
             },
             conns: vec![1, 50],
             depths: vec![1, 8],
+            pipeline: 16,
             workloads: Workload::ALL.to_vec(),
             kinds: KvKind::DEFAULT.to_vec(),
             data: Data {
@@ -123,6 +135,7 @@ impl KvOpts {
                 }
                 "--conns" => o.conns = list(val()?)?,
                 "--depths" => o.depths = list(val()?)?,
+                "--pipeline" => o.pipeline = list(val()?)?[0],
                 "--workloads" => {
                     o.workloads = val()?
                         .split(',')
@@ -169,16 +182,34 @@ pub struct KvCell {
     pub workload: Workload,
     pub depth: usize,
     pub conns: usize,
+    /// `depth` requests at once, the next `depth` when all replies came (the
+    /// pipelined rows); otherwise a new request for each reply.
+    pub batched: bool,
 }
 
 impl KvCell {
     pub fn name(self) -> String {
         format!(
-            "{} depth {} × {}",
+            "{} depth {}{} × {}",
             self.workload.name(),
             self.depth,
+            if self.batched { " in batches" } else { "" },
             self.conns
         )
+    }
+
+    /// The servers of `kinds` that run this cell: kv-nagle in the pipelined rows
+    /// only, kv-poll outside them.
+    pub fn kinds(self, kinds: &[KvKind]) -> Vec<KvKind> {
+        kinds
+            .iter()
+            .copied()
+            .filter(|&k| match k {
+                KvKind::Nagle => self.batched,
+                KvKind::Poll => !self.batched,
+                _ => true,
+            })
+            .collect()
     }
 }
 
@@ -242,6 +273,7 @@ fn one_run(
     client::preload(server.addr, o.data)?;
     let (perf, perf_error) = attach_perf(perf, server.pid, cpus.client, &KV_SYSCALLS);
     let conns = client::connect(server.addr, cell.conns, cell.workload, o.data, cell.depth)?;
+    let conns = Batched::wrap(conns, cell.batched);
     orchestrate::measure(&server, conns, cell.depth, &o.windows, perf, perf_error)
 }
 
@@ -255,6 +287,7 @@ fn strace_run(
     let server = kv_servers::start(kind, kv_bin, cpus.server)?;
     client::preload(server.addr, o.data)?;
     let conns = client::connect(server.addr, cell.conns, cell.workload, o.data, cell.depth)?;
+    let conns = Batched::wrap(conns, cell.batched);
     let w = &o.windows;
     orchestrate::strace_measure(
         &server,
@@ -266,28 +299,7 @@ fn strace_run(
     )
 }
 
-fn fmt_run(r: &Run) -> String {
-    format!(
-        "{:>8.0} ops/s {:>5.2} µs CPU/op {:>4.0}% CPU (waited {:>2.0}%/{:>2.0}%) p99 {:>8.1} µs {}",
-        r.lines_per_sec,
-        r.cpu_us_per_line,
-        r.server_cores * 100.0,
-        r.server_wait.unwrap_or(f64::NAN) * 100.0,
-        r.load_wait.unwrap_or(f64::NAN) * 100.0,
-        r.p99_us,
-        r.syscalls.as_ref().map_or(String::new(), |(c, ops)| {
-            let per = |n: u64| n as f64 / (*ops).max(1) as f64;
-            let names: Vec<String> = c
-                .by_name
-                .iter()
-                .map(|(name, n, _)| format!("{name} {:.3}", per(*n)))
-                .collect();
-            format!("{:.3} syscalls/op: {}", per(c.total), names.join(", "))
-        })
-    )
-}
-
-fn memcached_version() -> String {
+pub(crate) fn memcached_version() -> String {
     Command::new("memcached")
         .arg("-V")
         .output()
@@ -319,6 +331,11 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
     if cpus.server.is_none() {
         notes.push("fewer than 2 CPUs: servers and clients are not pinned".to_string());
     }
+    let mut kinds = o.kinds.clone();
+    if kinds.contains(&KvKind::Nagle) && !kv_servers::has_option(&kv_bin, "--no-nodelay") {
+        kinds.retain(|&k| k != KvKind::Nagle);
+        notes.push("kv_server has no --no-nodelay option (yet): no kv-nagle rows".into());
+    }
     let perf = o.perf && tracing::have("perf");
     if o.perf && !perf {
         notes.push("perf is not installed: no syscall counts".into());
@@ -332,48 +349,34 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
                     workload,
                     depth,
                     conns,
+                    batched: false,
                 });
             }
         }
     }
-    let mut runs: BTreeMap<(KvCell, KvKind), Vec<Run>> = BTreeMap::new();
-    let (mut retries, mut perf_errors) = (0usize, 0usize);
-    for &cell in &cells {
-        for round in 0..o.rounds {
-            let n = o.kinds.len();
-            for j in 0..n {
-                // Rotate the order so that no server always runs first or last.
-                let kind = o.kinds[(j + round) % n];
-                let what = format!(
-                    "{} {}, round {}/{}",
-                    kind.name(),
-                    cell.name(),
-                    round + 1,
-                    o.rounds
-                );
-                let mut tries = 0;
-                let r = loop {
-                    let r = one_run(kind, cell, o, &kv_bin, cpus, perf)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
-                    eprintln!("  {what:<36} {}", fmt_run(&r));
-                    if r.disturbed() && tries < 2 && retries < o.retry_budget {
-                        tries += 1;
-                        retries += 1;
-                        eprintln!("    (disturbed by other jobs: again)");
-                        continue;
-                    }
-                    break r;
-                };
-                if let Some(e) = &r.perf_error {
-                    perf_errors += 1;
-                    if perf_errors <= 3 {
-                        notes.push(format!("{what}: {e}"));
-                    }
-                }
-                runs.entry((cell, kind)).or_default().push(r);
+    if o.pipeline > 0 {
+        // The smoke run: the pipelined rows at the most connections only.
+        let most = o.conns.iter().copied().max().unwrap_or(1);
+        for &workload in &o.workloads {
+            for &conns in o.conns.iter().filter(|&&c| !o.quick || c == most) {
+                cells.push(KvCell {
+                    workload,
+                    depth: o.pipeline,
+                    conns,
+                    batched: true,
+                });
             }
         }
     }
+    let runs = orchestrate::rounds(
+        &cells,
+        |cell| cell.kinds(&kinds),
+        o.rounds,
+        o.retry_budget,
+        |kind, cell| format!("{} {}", kind.name(), cell.name()),
+        |kind, cell| one_run(kind, cell, o, &kv_bin, cpus, perf),
+        &mut notes,
+    )?;
 
     let mut strace_results = Vec::new();
     if strace {
@@ -382,12 +385,13 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
                 workload: o.workloads[0],
                 depth: *o.depths.iter().max().unwrap_or(&1),
                 conns: *o.conns.iter().max().unwrap_or(&1),
+                batched: false,
             }]
         } else {
             cells.iter().copied().filter(|c| c.conns > 1).collect()
         };
         for cell in plan {
-            for &kind in &o.kinds {
+            for kind in cell.kinds(&kinds) {
                 let r = strace_run(kind, cell, o, &kv_bin, cpus);
                 match &r {
                     Ok((c, ops)) => eprintln!(
@@ -404,16 +408,6 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
             }
         }
     }
-    if retries > 0 {
-        notes.push(format!(
-            "{retries} run(s) were repeated because the server or the load generator \
-             waited for its CPU more than {:.0}% of the window",
-            MAX_WAIT * 100.0
-        ));
-    }
-    if perf_errors > 3 {
-        notes.push(format!("perf stat failed in {perf_errors} runs in all"));
-    }
     machine.load_end = orchestrate::loadavg();
     Ok(KvResults {
         machine,
@@ -421,20 +415,21 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
         command: o.command(),
         cpus,
         cells,
-        kinds: o.kinds.clone(),
+        kinds,
         runs,
         strace: strace_results,
         elapsed: began.elapsed(),
         notes,
         opts_summary: format!(
-            "{} round(s) per cell; per run {:.2} s ramp, {:.2} s measured, then {:.2} s of perf stat; strace windows {:.2} s; {} keys preloaded, {}-byte values",
+            "{} round(s) per cell; per run {:.2} s ramp, {:.2} s measured, then {:.2} s of perf stat; strace windows {:.2} s; {} keys preloaded, {}-byte values; pipelined rows: {} requests at once",
             o.rounds,
             o.windows.ramp,
             o.windows.window,
             o.windows.perf_window,
             o.windows.strace_window,
             o.data.keys,
-            o.data.value
+            o.data.value,
+            o.pipeline
         ),
     })
 }

@@ -97,10 +97,70 @@ pub fn markdown(r: &KvResults) -> String {
     for n in &r.notes {
         let _ = writeln!(s, "Note: {n}\n");
     }
+    pipelined(&mut s, r);
     ratios(&mut s, r);
     measurements(&mut s, r);
     strace(&mut s, r);
     s
+}
+
+/// The pipelined rows: `depth` requests at once, the next when all came back.
+fn pipelined(s: &mut String, r: &KvResults) {
+    let cells: Vec<KvCell> = r.cells.iter().copied().filter(|c| c.batched).collect();
+    if cells.is_empty() || !r.kinds.contains(&KvKind::Memcached) {
+        return;
+    }
+    let _ = writeln!(s, "### Pipelined: {} requests at once\n", cells[0].depth);
+    let _ = writeln!(
+        s,
+        "Each connection sends {d} requests in one write and the next {d} only once \
+         all {d} replies arrived (`redis-benchmark -P {d}`'s shape; a `set` is two \
+         messages to the loop, its line and its data block). **Target: ops/s ≥ 1.0× \
+         memcached** in every row, with `TCP_NODELAY` on (kv_server's default) and off \
+         (`--no-nodelay`); CPU per op and syscalls per op ≤ 1.0× as in the other \
+         rows. Ratios of the medians over the rounds, ours ÷ memcached's; ≈: the \
+         min–max ranges overlap.\n",
+        d = cells[0].depth
+    );
+    let _ = writeln!(
+        s,
+        "| workload | conns | server | ops/s ÷ (target ≥ 1.0) | CPU/op ÷ | syscalls/op ÷ | ops/s ours / memcached | p99 µs ours / memcached |"
+    );
+    let _ = writeln!(s, "|---|--:|---|--:|--:|--:|--:|--:|");
+    let (mut held, mut all) = (0, 0);
+    for &cell in &cells {
+        for &kind in r.kinds.iter().filter(|k| k.is_ours()) {
+            let (Some(ours), Some(them)) = (r.get(cell, kind), r.get(cell, KvKind::Memcached))
+            else {
+                continue;
+            };
+            let show = |c: Option<Cmp>| c.as_ref().map_or("–".into(), Cmp::cell);
+            let ops_cmp = r.cmp(cell, kind, ops, Better::Higher);
+            if let Some(c) = &ops_cmp {
+                all += 1;
+                held += usize::from(c.held);
+            }
+            let p99 = |runs: &[Run]| median(&col(runs, |r| Some(r.p99_us)));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |",
+                cell.workload.name(),
+                cell.conns,
+                kind.label(),
+                show(ops_cmp),
+                show(r.cmp(cell, kind, cpu, Better::Lower)),
+                show(r.cmp(cell, kind, sys, Better::Lower)),
+                thousands(median(&col(ours, ops))),
+                thousands(median(&col(them, ops))),
+                us(p99(ours)),
+                us(p99(them)),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nPipelined target (ops/s ≥ 1.0× memcached): held in {held} of {all} rows.\n"
+    );
 }
 
 fn ratios(s: &mut String, r: &KvResults) {
@@ -121,7 +181,7 @@ fn ratios(s: &mut String, r: &KvResults) {
         "| workload | depth | conns | server | ops/s ÷ | CPU/op ÷ | syscalls/op ÷ | syscalls/op ours / memcached |"
     );
     let _ = writeln!(s, "|---|--:|--:|---|--:|--:|--:|--:|");
-    for &cell in &r.cells {
+    for &cell in r.cells.iter().filter(|c| !c.batched) {
         for &kind in r.kinds.iter().filter(|k| k.is_ours()) {
             if r.get(cell, kind).is_none() || r.get(cell, KvKind::Memcached).is_none() {
                 continue;
@@ -155,6 +215,7 @@ fn ratios(s: &mut String, r: &KvResults) {
             let rs: Vec<f64> = r
                 .cells
                 .iter()
+                .filter(|c| !c.batched)
                 .filter_map(|&c| r.cmp(c, kind, f, better))
                 .map(|c| c.ratio)
                 .collect();
@@ -166,7 +227,7 @@ fn ratios(s: &mut String, r: &KvResults) {
         if !parts.is_empty() {
             let _ = writeln!(
                 s,
-                "Geometric means over the cells, {} ÷ memcached: {}.\n",
+                "Geometric means over the cells above, {} ÷ memcached: {}.\n",
                 kind.label(),
                 parts.join(", ")
             );
@@ -188,11 +249,19 @@ fn measurements(s: &mut String, r: &KvResults) {
          EAGAIN returns of read/recvfrom apart), sends (write, writev, sendto, \
          sendmsg); p50/p99: round trip of each request.\n"
     );
-    let mut groups: Vec<(super::Workload, usize)> =
-        r.cells.iter().map(|c| (c.workload, c.depth)).collect();
+    let mut groups: Vec<(super::Workload, usize, bool)> = r
+        .cells
+        .iter()
+        .map(|c| (c.workload, c.depth, c.batched))
+        .collect();
     groups.dedup();
-    for (workload, depth) in groups {
-        let _ = writeln!(s, "**{} depth {depth}**\n", workload.name());
+    for (workload, depth, batched) in groups {
+        let _ = writeln!(
+            s,
+            "**{} depth {depth}{}**\n",
+            workload.name(),
+            if batched { " in batches" } else { "" }
+        );
         let _ = writeln!(
             s,
             "| conns | server | ops/s | CPU µs/op | server CPU | waited server / load | syscalls/op | waits/op | reads/op (EAGAIN) | sends/op | p50 µs | p99 µs |"
@@ -201,7 +270,7 @@ fn measurements(s: &mut String, r: &KvResults) {
         for &cell in r
             .cells
             .iter()
-            .filter(|c| c.workload == workload && c.depth == depth)
+            .filter(|c| c.workload == workload && c.depth == depth && c.batched == batched)
         {
             for &kind in &r.kinds {
                 let Some(runs) = r.get(cell, kind) else {

@@ -1,11 +1,11 @@
 //! The servers of the kv comparison: the crate's `examples/kv_server` (built here
-//! with `cargo build --release --example kv_server`, select or poll) and
-//! `memcached -t 1`, each its own process pinned to one CPU.
+//! with `cargo build --release --example kv_server`, select or poll, `TCP_NODELAY`
+//! on or off) and `memcached -t 1`, each its own process pinned to one CPU.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,18 +19,26 @@ pub enum KvKind {
     Select,
     /// `kv_server --poll`.
     Poll,
+    /// `kv_server --no-nodelay`: Nagle's algorithm on its replies.
+    Nagle,
     /// `memcached -t 1 -U 0`.
     Memcached,
 }
 
 impl KvKind {
-    pub const ALL: [KvKind; 3] = [KvKind::Select, KvKind::Poll, KvKind::Memcached];
-    pub const DEFAULT: [KvKind; 3] = KvKind::ALL;
+    pub const ALL: [KvKind; 4] = [
+        KvKind::Select,
+        KvKind::Poll,
+        KvKind::Nagle,
+        KvKind::Memcached,
+    ];
+    pub const DEFAULT: [KvKind; 4] = KvKind::ALL;
 
     pub fn name(self) -> &'static str {
         match self {
             KvKind::Select => "kv",
             KvKind::Poll => "kv-poll",
+            KvKind::Nagle => "kv-nagle",
             KvKind::Memcached => "memcached",
         }
     }
@@ -39,6 +47,7 @@ impl KvKind {
         match self {
             KvKind::Select => "kv_server (select)",
             KvKind::Poll => "kv_server --poll",
+            KvKind::Nagle => "kv_server --no-nodelay",
             KvKind::Memcached => "memcached -t 1",
         }
     }
@@ -56,11 +65,16 @@ impl KvKind {
 /// bench/target/kv, the crate's build kept apart from the bench's; returns the
 /// executable.
 pub fn build_kv(bench_dir: &Path) -> io::Result<PathBuf> {
+    build_example(bench_dir, "kv_server")
+}
+
+/// Builds the crate's example `name` as [`build_kv`] builds kv_server.
+pub fn build_example(bench_dir: &Path, name: &str) -> io::Result<PathBuf> {
     let crate_dir = bench_dir.join("..");
     let target = bench_dir.join("target/kv");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let out = Command::new(&cargo)
-        .args(["build", "--release", "--example", "kv_server", "--quiet"])
+        .args(["build", "--release", "--example", name, "--quiet"])
         .args(["--message-format", "json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))
@@ -71,96 +85,130 @@ pub fn build_kv(bench_dir: &Path) -> io::Result<PathBuf> {
         .output()
         .map_err(|e| io::Error::new(e.kind(), format!("{cargo}: {e}")))?;
     if !out.status.success() {
-        return Err(other_err(
-            "cargo build --release --example kv_server failed",
-        ));
+        return Err(other_err(format!(
+            "cargo build --release --example {name} failed"
+        )));
     }
     // The artifact message of the example names its executable.
     let text = String::from_utf8_lossy(&out.stdout);
     let exe = text
         .lines()
-        .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("\"name\":\"kv_server\""))
+        .filter(|l| {
+            l.contains("\"compiler-artifact\"") && l.contains(&format!("\"name\":\"{name}\""))
+        })
         .find_map(|l| {
             let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
             let end = l[at..].find('"')?;
             Some(PathBuf::from(&l[at..at + end]))
         })
-        .unwrap_or_else(|| target.join("release/examples/kv_server"));
+        .unwrap_or_else(|| target.join("release/examples").join(name));
     if !exe.exists() {
-        return Err(other_err(format!("no kv_server at {}", exe.display())));
+        return Err(other_err(format!("no {name} at {}", exe.display())));
     }
     Ok(exe)
 }
 
+/// Whether `exe --help` names `option`.
+pub fn has_option(exe: &Path, option: &str) -> bool {
+    Command::new(exe)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(option))
+}
+
 /// A free port of 127.0.0.1 (bound and released: memcached takes a port number).
-fn free_port() -> io::Result<u16> {
+pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Starts `kind` on 127.0.0.1, pinned to `cpu`, and returns once it accepts.
 pub fn start(kind: KvKind, kv_bin: &Path, cpu: Option<usize>) -> io::Result<Server> {
     match kind {
-        KvKind::Select | KvKind::Poll => {
-            let mut cmd = Command::new(kv_bin);
-            if kind == KvKind::Poll {
-                cmd.arg("--poll");
-            }
-            cmd.arg("127.0.0.1:0")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null());
-            pin_command(&mut cmd, cpu);
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", kv_bin.display())))?;
-            // "kv_server: listening on 127.0.0.1:PORT (select)"
-            let line = first_line(&mut child);
-            let addr: Option<SocketAddr> = line
-                .strip_prefix("kv_server: listening on ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|a| a.parse().ok());
-            match addr {
-                Some(addr) => Ok(Server::adopt(child, addr)),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    Err(other_err(format!(
-                        "kv_server did not start (said {line:?})"
-                    )))
-                }
-            }
+        KvKind::Select | KvKind::Poll | KvKind::Nagle => {
+            let args: &[&str] = match kind {
+                KvKind::Poll => &["--poll"],
+                KvKind::Nagle => &["--no-nodelay"],
+                _ => &[],
+            };
+            start_example(kv_bin, "kv_server", args, cpu)
         }
-        KvKind::Memcached => {
-            let port = free_port()?;
-            let mut cmd = Command::new("memcached");
-            cmd.args(["-t", "1", "-U", "0", "-l", "127.0.0.1", "-p"])
-                .arg(port.to_string())
-                .args(["-u", "root"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            pin_command(&mut cmd, cpu);
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| io::Error::new(e.kind(), format!("memcached: {e}")))?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let until = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = child.try_wait()? {
-                    return Err(other_err(format!("memcached exited at start: {status}")));
-                }
-                if let Ok(s) = TcpStream::connect(addr) {
-                    // Reset, not FIN: no TIME_WAIT.
-                    let _ = unp_select::abort(s);
-                    return Ok(Server::adopt(child, addr));
-                }
-                if Instant::now() > until {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(other_err("memcached did not listen within 10 s"));
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
+        KvKind::Memcached => start_memcached(&[], cpu),
+    }
+}
+
+/// Starts the crate's example `exe` (named `name`) with `args` on 127.0.0.1:0,
+/// pinned to `cpu`; its address is read from its `NAME: listening on ADDR` line.
+pub fn start_example(
+    exe: &Path,
+    name: &str,
+    args: &[&str],
+    cpu: Option<usize>,
+) -> io::Result<Server> {
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    pin_command(&mut cmd, cpu);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", exe.display())))?;
+    // "kv_server: listening on 127.0.0.1:PORT (select)"
+    let line = first_line(&mut child);
+    let addr: Option<SocketAddr> = line
+        .strip_prefix(&format!("{name}: listening on "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
+    match addr {
+        Some(addr) => Ok(Server::adopt(child, addr)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(other_err(format!("{name} did not start (said {line:?})")))
         }
+    }
+}
+
+/// Starts `memcached -t 1 -U 0` with `extra` options on a free port of 127.0.0.1,
+/// pinned to `cpu`, and returns once it accepts.
+pub fn start_memcached(extra: &[&str], cpu: Option<usize>) -> io::Result<Server> {
+    let port = free_port()?;
+    let mut cmd = Command::new("memcached");
+    cmd.args(["-t", "1", "-U", "0", "-l", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .args(["-u", "root"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    pin_command(&mut cmd, cpu);
+    let child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("memcached: {e}")))?;
+    wait_listening(child, "memcached", port)
+}
+
+/// Waits (at most 10 s) until `child` accepts on 127.0.0.1:`port`.
+pub fn wait_listening(mut child: Child, name: &str, port: u16) -> io::Result<Server> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(other_err(format!("{name} exited at start: {status}")));
+        }
+        if let Ok(s) = TcpStream::connect(addr) {
+            // Reset, not FIN: no TIME_WAIT.
+            let _ = unp_select::abort(s);
+            return Ok(Server::adopt(child, addr));
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(other_err(format!("{name} did not listen within 10 s")));
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }

@@ -1,11 +1,13 @@
 //! The servers under test, each run as its own process pinned to one CPU: ours
 //! (`EchoServer`), the C server (`bench/c/tcpservselect.c`, built with `cc -O2`),
 //! and echo servers on mio and tokio. The Rust ones are this binary's
-//! `serve KIND MODE ADDR`.
+//! `serve KIND MODE ADDR`; the RESP store of `echo-bench resp` is its
+//! `serve resp ADDR`.
 
 mod echobuf;
 pub mod kv;
 mod mio_echo;
+pub mod resp;
 mod tokio_echo;
 
 use std::io::{self, BufRead, BufReader};
@@ -113,6 +115,10 @@ impl Kind {
 /// [--stats]`: runs one Rust server until killed (the options are for ours, poll and
 /// large; see `crate::workers::ServeOpts`).
 pub fn serve_main(args: &[String]) -> io::Result<()> {
+    if args.first().is_some_and(|a| a == "resp") {
+        raise_nofile()?;
+        return resp::serve(&args[1..]);
+    }
     let (args, extra) = args.split_at(args.len().min(3));
     let [kind, mode, addr] = args else {
         return Err(invalid("serve KIND MODE ADDR [OPTIONS]"));

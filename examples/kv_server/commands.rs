@@ -1,46 +1,53 @@
-//! The protocol engine of `kv_server`: an in-memory store that speaks memcached's
-//! text protocol (doc/protocol.txt of memcached). Pure Rust, std only, no I/O: the
-//! server loop hands it lines and data blocks and sends what it appends to `out`.
+//! One connection's side of memcached's text protocol (doc/protocol.txt of
+//! memcached): a [`Session`] reads command lines and data blocks and answers them
+//! from the [`Store`]. No I/O: the loop hands it lines and blocks, and sends what
+//! it puts in a [`Reply`].
 //!
-//! The loop's side of the contract, one [`Session`] per connection:
+//! The loop's side of the contract:
 //!
 //! * Start with [`Next::Line`]. Deliver each line with its `"\n"` (a `"\r\n"` or a bare
 //!   `"\n"` both end a line) to [`Session::on_line`]. A line longer than
 //!   [`MAX_LINE`] bytes comes as pieces of at most `MAX_LINE` bytes without the
-//!   `"\n"`, the last piece with it; only `get`/`gets` continue over pieces (a long
-//!   multi-get), any other long line gets [`Next::Close`], as memcached closes such
-//!   a connection.
+//!   `"\n"`, the last piece with it; only the retrievals (`get`, `gets`, `gat`,
+//!   `gats`) continue over pieces (a long multi-get), any other long line gets
+//!   [`Next::Close`], as memcached closes such a connection.
 //! * On [`Next::Exact(n)`](Next::Exact), deliver exactly `n` bytes to
-//!   [`Session::on_data`]; `n` never exceeds [`MAX_EXACT`].
-//! * On [`Next::Close`], send what is queued in `out`, then close.
+//!   [`Session::on_data`]; `n` never exceeds a value's 1 MiB and its `"\r\n"`.
+//! * On [`Next::Drain`], send what is queued; once it has drained, call
+//!   [`Session::resume`] (a multi-get answered piece by piece, as
+//!   [`Reply::full`] asks), before any more input.
+//! * On [`Next::Close`], send what is queued, then close.
 //! * Pipelined requests are successive calls; the answers come in order.
 //!
-//! [`Store::connected`] and [`Store::disconnected`] keep `curr_connections` right.
-//! Time is whole seconds since the Unix epoch ([`unix_now`]), passed in by the loop.
-#![allow(dead_code)] // the adapter uses some items, the tests others
+//! A storage command holds its data block's bytes in the store
+//! ([`Store::reserve`]) from its line until the block is stored or the session
+//! is dropped. Time is whole seconds since the Unix epoch
+//! ([`unix_now`](crate::store::unix_now)), passed in by the loop.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::parser::{
+    parse_i64, parse_u64, push_u64, split_word, trim_start, valid_key, words, MAX_KEY,
+};
+use crate::store::{
+    Expiry, IncrError, Kind, Reservation, Store, MAX_VALUE, OUT_OF_MEMORY, VERSION,
+};
 
 /// Longest line the loop delivers whole, `"\r\n"` included; longer ones come in
-/// pieces. memcached closes a connection whose first 2048 bytes hold no newline
-/// unless it is a `get`/`gets`, so 2048 is its limit too.
-pub const MAX_LINE: usize = 2048;
-/// Longest key (memcached's KEY_MAX_LENGTH).
-pub const MAX_KEY: usize = 250;
-/// Largest value: 1 MiB (memcached's default item size, `-I 1m`).
-pub const MAX_VALUE: usize = 1 << 20;
+/// pieces. memcached answers any line that arrives with its newline in one read
+/// of its 16 KiB buffer, and closes a connection with more than 2048 bytes
+/// buffered and no newline unless it is a `get`/`gets`; so a line up to 16 KiB
+/// is answered here, and a longer one that is not a retrieval closes.
+pub const MAX_LINE: usize = 16 * 1024;
 /// The largest `n` of a [`Next::Exact`]: a value and its `"\r\n"`.
-pub const MAX_EXACT: usize = MAX_VALUE + 2;
-/// Default memory limit (key and value bytes), memcached's `-m 64`.
-pub const DEFAULT_LIMIT: u64 = 64 << 20;
-/// What `version` and `stats` report.
-pub const VERSION: &str = "1.6.0-unp-select";
-
-/// The data block of a storage command that is refused (too large) is skipped in
-/// pieces of at most this size, so the loop never holds more than [`MAX_EXACT`].
-const SKIP_CHUNK: usize = 64 * 1024;
-/// Expiry times up to 30 days are relative, larger ones are Unix times.
-const RELATIVE_MAX: i64 = 60 * 60 * 24 * 30;
+#[cfg(test)]
+const MAX_EXACT: usize = MAX_VALUE + 2;
+/// The largest length memcached reads as one (its `vlen + 2` must fit an int);
+/// a larger one is a bad command line.
+const MAX_LENGTH: u64 = i32::MAX as u64 - 2;
+/// A refused data block is swallowed in pieces of at most this size, so that
+/// the loop never buffers a refused block whole.
+const SKIP_CHUNK: usize = 16 * 1024;
 
 /// What the loop should do for this connection next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,460 +56,41 @@ pub enum Next {
     Line,
     /// Deliver exactly this many bytes to [`Session::on_data`].
     Exact(usize),
+    /// Send the queued output and call [`Session::resume`] once it has drained.
+    Drain,
     /// Send the queued output, then close the connection.
     Close,
 }
 
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Where a session's answers go.
+pub trait Reply {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+    /// Appends a stored value (its data and `"\r\n"`), without a copy where the
+    /// reply can.
+    fn put_value(&mut self, value: &Arc<[u8]>);
+    /// Whether enough is queued for now: a multi-get stops before its next value
+    /// and answers [`Next::Drain`].
+    fn full(&self) -> bool;
 }
 
-/// When an item expires, from a client's exptime (protocol.txt, "Expiration times").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expiry {
-    Never,
-    At(u64),
-    /// Negative, or a Unix time already past: expired at once.
-    Past,
-}
-
-impl Expiry {
-    fn from_exptime(t: i64, now: u64) -> Expiry {
-        match t {
-            0 => Expiry::Never,
-            t if t < 0 => Expiry::Past,
-            t if t <= RELATIVE_MAX => Expiry::At(now + t as u64),
-            t if t as u64 <= now => Expiry::Past,
-            t => Expiry::At(t as u64),
-        }
+/// All of it in one buffer, never full.
+impl Reply for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
     }
 
-    /// The item field: 0 for never.
-    fn stamp(self) -> u64 {
-        match self {
-            Expiry::Never => 0,
-            Expiry::At(t) => t,
-            Expiry::Past => 1,
-        }
-    }
-}
-
-struct Item {
-    value: Vec<u8>,
-    flags: u32,
-    /// Unix time at which the item expires; 0: never.
-    exp: u64,
-    cas: u64,
-}
-
-impl Item {
-    fn expired(&self, now: u64) -> bool {
-        self.exp != 0 && now >= self.exp
-    }
-}
-
-/// Counters reported by `stats` (memcached's names).
-#[derive(Default, Clone, Copy)]
-struct Counters {
-    curr_connections: u64,
-    total_connections: u64,
-    total_items: u64,
-    cmd_get: u64,
-    cmd_set: u64,
-    cmd_flush: u64,
-    cmd_touch: u64,
-    get_hits: u64,
-    get_misses: u64,
-    delete_hits: u64,
-    delete_misses: u64,
-    incr_hits: u64,
-    incr_misses: u64,
-    decr_hits: u64,
-    decr_misses: u64,
-    cas_hits: u64,
-    cas_misses: u64,
-    cas_badval: u64,
-    touch_hits: u64,
-    touch_misses: u64,
-}
-
-/// The items, the cas counter and the statistics, shared by all connections.
-pub struct Store {
-    items: HashMap<Box<[u8]>, Item>,
-    /// The last cas unique handed out.
-    cas: u64,
-    /// Key and value bytes of the items held (expired ones until they are removed).
-    bytes: u64,
-    limit: u64,
-    started: u64,
-    /// A delayed `flush_all`: everything stored before this time goes at this time.
-    flush_at: Option<u64>,
-    verbosity: u32,
-    stats: Counters,
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Store::new()
-    }
-}
-
-/// The storage commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Set,
-    Add,
-    Replace,
-    Append,
-    Prepend,
-    Cas,
-}
-
-/// The answer to a storage command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Stored,
-    NotStored,
-    Exists,
-    NotFound,
-    OutOfMemory,
-}
-
-impl Outcome {
-    fn reply(self) -> &'static [u8] {
-        match self {
-            Outcome::Stored => b"STORED\r\n",
-            Outcome::NotStored => b"NOT_STORED\r\n",
-            Outcome::Exists => b"EXISTS\r\n",
-            Outcome::NotFound => b"NOT_FOUND\r\n",
-            Outcome::OutOfMemory => b"SERVER_ERROR out of memory storing object\r\n",
-        }
-    }
-}
-
-fn size(key: &[u8], value: &[u8]) -> u64 {
-    (key.len() + value.len()) as u64
-}
-
-impl Store {
-    /// An empty store with the default memory limit, started now.
-    pub fn new() -> Store {
-        Store::with_limit(DEFAULT_LIMIT, unix_now())
+    fn put_value(&mut self, value: &Arc<[u8]>) {
+        self.extend_from_slice(value);
     }
 
-    /// An empty store holding at most `limit` key and value bytes (a store beyond
-    /// that answers `SERVER_ERROR out of memory storing object`; there is no
-    /// eviction), started at `started` (Unix seconds, for `uptime`).
-    pub fn with_limit(limit: u64, started: u64) -> Store {
-        Store {
-            items: HashMap::new(),
-            cas: 0,
-            bytes: 0,
-            limit,
-            started,
-            flush_at: None,
-            verbosity: 0,
-            stats: Counters::default(),
-        }
-    }
-
-    /// A client connected (for `curr_connections` and `total_connections`).
-    pub fn connected(&mut self) {
-        self.stats.curr_connections += 1;
-        self.stats.total_connections += 1;
-    }
-
-    /// A client's connection closed.
-    pub fn disconnected(&mut self) {
-        self.stats.curr_connections = self.stats.curr_connections.saturating_sub(1);
-    }
-
-    /// Items held (including expired ones not yet removed, as memcached counts).
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The counters of `stats` that are numbers, for a final report.
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        let s = &self.stats;
-        vec![
-            ("curr_connections", s.curr_connections),
-            ("total_connections", s.total_connections),
-            ("curr_items", self.items.len() as u64),
-            ("total_items", s.total_items),
-            ("bytes", self.bytes),
-            ("cmd_get", s.cmd_get),
-            ("cmd_set", s.cmd_set),
-            ("cmd_flush", s.cmd_flush),
-            ("cmd_touch", s.cmd_touch),
-            ("get_hits", s.get_hits),
-            ("get_misses", s.get_misses),
-            ("delete_hits", s.delete_hits),
-            ("delete_misses", s.delete_misses),
-            ("incr_hits", s.incr_hits),
-            ("incr_misses", s.incr_misses),
-            ("decr_hits", s.decr_hits),
-            ("decr_misses", s.decr_misses),
-            ("cas_hits", s.cas_hits),
-            ("cas_misses", s.cas_misses),
-            ("cas_badval", s.cas_badval),
-            ("touch_hits", s.touch_hits),
-            ("touch_misses", s.touch_misses),
-        ]
-    }
-
-    /// Carries out a delayed `flush_all` whose time has come.
-    fn tick(&mut self, now: u64) {
-        if self.flush_at.is_some_and(|t| now >= t) {
-            self.flush_at = None;
-            self.clear();
-        }
-    }
-
-    fn clear(&mut self) {
-        self.items.clear();
-        self.bytes = 0;
-    }
-
-    fn remove(&mut self, key: &[u8]) -> Option<Item> {
-        let (k, item) = self.items.remove_entry(key)?;
-        self.bytes -= size(&k, &item.value);
-        Some(item)
-    }
-
-    /// The item under `key` unless it has expired (an expired one is removed).
-    fn live(&mut self, key: &[u8], now: u64) -> Option<&mut Item> {
-        if self.items.get(key)?.expired(now) {
-            self.remove(key);
-            return None;
-        }
-        self.items.get_mut(key)
-    }
-
-    fn next_cas(&mut self) -> u64 {
-        self.cas += 1;
-        self.cas
-    }
-
-    /// Whether `extra` more bytes fit, after dropping expired items if need be.
-    fn room_for(&mut self, extra: u64, now: u64) -> bool {
-        if self.bytes + extra <= self.limit {
-            return true;
-        }
-        let mut freed = 0;
-        self.items.retain(|k, it| {
-            let keep = !it.expired(now);
-            if !keep {
-                freed += size(k, &it.value);
-            }
-            keep
-        });
-        self.bytes -= freed;
-        self.bytes + extra <= self.limit
-    }
-
-    /// A storage command whose data block arrived.
-    #[allow(clippy::too_many_arguments)]
-    fn store(
-        &mut self,
-        kind: Kind,
-        key: &[u8],
-        value: &[u8],
-        flags: u32,
-        exp: Expiry,
-        cas_unique: u64,
-        now: u64,
-    ) -> Outcome {
-        self.stats.cmd_set += 1;
-        let old_len = self.live(key, now).map(|it| (it.value.len(), it.cas));
-        match (kind, old_len) {
-            (Kind::Add, Some(_)) => return Outcome::NotStored,
-            (Kind::Replace | Kind::Append | Kind::Prepend, None) => return Outcome::NotStored,
-            (Kind::Cas, None) => {
-                self.stats.cas_misses += 1;
-                return Outcome::NotFound;
-            }
-            (Kind::Cas, Some((_, cas))) if cas != cas_unique => {
-                self.stats.cas_badval += 1;
-                return Outcome::Exists;
-            }
-            (Kind::Cas, Some(_)) => self.stats.cas_hits += 1,
-            _ => {}
-        }
-        if let (Kind::Append | Kind::Prepend, Some((len, _))) = (kind, old_len) {
-            // memcached answers NOT_STORED when the result would be too large.
-            if len + value.len() > MAX_VALUE || !self.room_for(value.len() as u64, now) {
-                return Outcome::NotStored;
-            }
-            let cas = self.next_cas();
-            let item = self.items.get_mut(key).expect("live item");
-            if kind == Kind::Append {
-                item.value.extend_from_slice(value);
-            } else {
-                item.value.splice(0..0, value.iter().copied());
-            }
-            item.cas = cas;
-            self.bytes += value.len() as u64;
-            self.stats.total_items += 1;
-            return Outcome::Stored;
-        }
-        if exp == Expiry::Past {
-            // Stored and at once expired: nothing to keep.
-            self.remove(key);
-            self.stats.total_items += 1;
-            return Outcome::Stored;
-        }
-        let old = old_len.map_or(0, |(len, _)| (key.len() + len) as u64);
-        if !self.room_for(size(key, value).saturating_sub(old), now) {
-            return Outcome::OutOfMemory;
-        }
-        let cas = self.next_cas();
-        let exp = exp.stamp();
-        match self.items.get_mut(key) {
-            Some(item) => {
-                self.bytes -= item.value.len() as u64;
-                if item.value.capacity() > 2 * value.len() + 64 {
-                    item.value = value.to_vec(); // do not hoard a large old buffer
-                } else {
-                    item.value.clear();
-                    item.value.extend_from_slice(value);
-                }
-                item.flags = flags;
-                item.exp = exp;
-                item.cas = cas;
-                self.bytes += value.len() as u64;
-            }
-            None => {
-                self.bytes += size(key, value);
-                let item = Item {
-                    value: value.to_vec(),
-                    flags,
-                    exp,
-                    cas,
-                };
-                self.items.insert(key.into(), item);
-            }
-        }
-        self.stats.total_items += 1;
-        Outcome::Stored
-    }
-
-    /// One key of `get`/`gets`/`gat`/`gats`: its `VALUE` line and data, if held.
-    fn retrieve(
-        &mut self,
-        key: &[u8],
-        cas: bool,
-        touch: Option<Expiry>,
-        now: u64,
-        out: &mut Vec<u8>,
-    ) {
-        self.stats.cmd_get += 1;
-        if touch.is_some() {
-            self.stats.cmd_touch += 1;
-        }
-        let Some(item) = self.live(key, now) else {
-            self.stats.get_misses += 1;
-            if touch.is_some() {
-                self.stats.touch_misses += 1;
-            }
-            return;
-        };
-        if let Some(exp) = touch {
-            item.exp = exp.stamp();
-        }
-        out.extend_from_slice(b"VALUE ");
-        out.extend_from_slice(key);
-        out.push(b' ');
-        push_u64(out, u64::from(item.flags));
-        out.push(b' ');
-        push_u64(out, item.value.len() as u64);
-        if cas {
-            out.push(b' ');
-            push_u64(out, item.cas);
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&item.value);
-        out.extend_from_slice(b"\r\n");
-        let expired_now = item.expired(now);
-        self.stats.get_hits += 1;
-        if touch.is_some() {
-            self.stats.touch_hits += 1;
-            if expired_now {
-                self.remove(key); // gat with a negative exptime
-            }
-        }
-    }
-
-    fn write_stats(&self, now: u64, out: &mut Vec<u8>) {
-        let mut stat = |name: &str, value: &dyn std::fmt::Display| {
-            use std::io::Write as _;
-            let _ = write!(out, "STAT {name} {value}\r\n");
-        };
-        stat("pid", &std::process::id());
-        stat("uptime", &now.saturating_sub(self.started));
-        stat("time", &now);
-        stat("version", &VERSION);
-        stat("pointer_size", &(8 * std::mem::size_of::<usize>()));
-        stat("threads", &1);
-        stat("limit_maxbytes", &self.limit);
-        for (name, value) in self.counters() {
-            stat(name, &value);
-        }
-        stat("evictions", &0);
-        out.extend_from_slice(b"END\r\n");
-    }
-}
-
-/// A storage command waiting for its data block.
-struct Pending {
-    kind: Kind,
-    flags: u32,
-    exp: Expiry,
-    len: usize,
-    cas: u64,
-    noreply: bool,
-}
-
-/// A `get`/`gets` whose keys are still coming (a line longer than [`MAX_LINE`]).
-struct Multiget {
-    cas: bool,
-    /// A key too long or with a control character was seen: answer
-    /// `CLIENT_ERROR bad command line format` when the line ends.
-    failed: bool,
-    keys: u64,
-}
-
-enum State {
-    Ready,
-    Data(Pending),
-    /// Bytes of a refused data block still to be skipped.
-    Skip(u64),
-    Multiget(Multiget),
-}
-
-/// One connection's parser state.
-pub struct Session {
-    state: State,
-    /// The key of a storage command, between its line and its data block.
-    key: Vec<u8>,
-    /// The unfinished last key of a piece of a long multi-get.
-    partial: Vec<u8>,
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        Session::new()
+    fn full(&self) -> bool {
+        false
     }
 }
 
 const ERROR: &[u8] = b"ERROR\r\n";
+const END: &[u8] = b"END\r\n";
 const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
 const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
 const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
@@ -515,11 +103,65 @@ const DELETE_USAGE: &[u8] =
 /// The most arguments any command other than the retrievals takes (cas: 6).
 const MAX_ARGS: usize = 6;
 
+/// A storage command waiting for its data block.
+struct Pending {
+    kind: Kind,
+    flags: u32,
+    exp: Expiry,
+    len: usize,
+    cas: u64,
+    noreply: bool,
+    /// The block's bytes, held in the store until it is stored.
+    _held: Reservation,
+}
+
+/// A retrieval being answered: its keys still to come in pieces of its line, or
+/// waiting in [`Session::keys`] for the output to drain.
+struct Retrieval {
+    cas: bool,
+    /// `gat`/`gats`: the new expiry.
+    touch: Option<Expiry>,
+    /// An error to answer at the end of the line; the keys after it are ignored.
+    error: Option<&'static [u8]>,
+    keys: u64,
+    /// The line's last piece has come.
+    ended: bool,
+}
+
+enum State {
+    Ready,
+    Data(Pending),
+    /// Bytes of a refused data block still to be swallowed.
+    Skip(u64),
+    Retrieve(Retrieval),
+}
+
+/// One connection's parser state.
+pub struct Session {
+    state: State,
+    /// The key of a storage command, between its line and its data block.
+    key: Vec<u8>,
+    /// The keys of a retrieval not answered yet (`keys[at..]`, separated by
+    /// spaces): at most a line or a piece of one.
+    keys: Vec<u8>,
+    at: usize,
+    /// The unfinished last key of a piece of a long retrieval line.
+    partial: Vec<u8>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
 impl Session {
     pub fn new() -> Session {
         Session {
             state: State::Ready,
             key: Vec::new(),
+            keys: Vec::new(),
+            at: 0,
             partial: Vec::new(),
         }
     }
@@ -527,7 +169,13 @@ impl Session {
     /// A line, with its `"\n"` (and maybe `"\r"` before it), or a piece of a line
     /// longer than [`MAX_LINE`] without one. Call when the last answer was
     /// [`Next::Line`].
-    pub fn on_line(&mut self, store: &mut Store, line: &[u8], now: u64, out: &mut Vec<u8>) -> Next {
+    pub fn on_line(
+        &mut self,
+        store: &mut Store,
+        line: &[u8],
+        now: u64,
+        out: &mut impl Reply,
+    ) -> Next {
         store.tick(now);
         let (body, complete) = match line.strip_suffix(b"\n") {
             Some(body) => (body, true),
@@ -535,41 +183,51 @@ impl Session {
         };
         match std::mem::replace(&mut self.state, State::Ready) {
             State::Ready => {}
-            State::Multiget(mut get) => {
-                self.multiget_chunk(store, &mut get, body, complete, now, out);
-                return self.multiget_next(get, complete, out);
+            State::Retrieve(r) if !r.ended => {
+                return self.piece(store, r, body, complete, now, out)
             }
-            State::Data(_) | State::Skip(_) => {
-                // The loop gave a line where it was asked for a data block.
-                debug_assert!(false, "on_line while a data block is expected");
+            _ => {
+                // The loop gave a line where it was asked for something else.
+                debug_assert!(false, "on_line while a line is not expected");
                 return Next::Close;
             }
         }
-        if !complete {
-            // A line longer than MAX_LINE: only a multi-get may be that long.
-            let body = trim_start(body);
-            let cas = if body.starts_with(b"get ") {
-                false
-            } else if body.starts_with(b"gets ") {
-                true
-            } else {
-                return Next::Close;
-            };
-            let mut get = Multiget {
-                cas,
-                failed: false,
-                keys: 0,
-            };
-            let rest = &body[if cas { 5 } else { 4 }..];
-            self.multiget_chunk(store, &mut get, rest, false, now, out);
-            return self.multiget_next(get, false, out);
+        if complete {
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            return self.command(store, body, now, out);
         }
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        self.command(store, body, now, out)
+        // A line longer than MAX_LINE: only a retrieval may be that long.
+        let (cmd, rest) = split_word(trim_start(body));
+        let Some(cas) = retrieval(cmd) else {
+            return Next::Close;
+        };
+        let mut r = Retrieval {
+            cas,
+            touch: None,
+            error: None,
+            keys: 0,
+            ended: false,
+        };
+        let mut rest = rest;
+        if cmd.starts_with(b"gat") {
+            let (t, after) = split_word(trim_start(rest));
+            match parse_i64(t) {
+                Some(t) if !after.is_empty() => r.touch = Some(Expiry::from_exptime(t, now)),
+                _ => r.error = Some(BAD_EXPTIME),
+            }
+            rest = after;
+        }
+        self.piece(store, r, rest, false, now, out)
     }
 
     /// The `n` bytes asked for by [`Next::Exact(n)`](Next::Exact).
-    pub fn on_data(&mut self, store: &mut Store, data: &[u8], now: u64, out: &mut Vec<u8>) -> Next {
+    pub fn on_data(
+        &mut self,
+        store: &mut Store,
+        data: &[u8],
+        now: u64,
+        out: &mut impl Reply,
+    ) -> Next {
         store.tick(now);
         match std::mem::replace(&mut self.state, State::Ready) {
             State::Skip(left) => {
@@ -582,84 +240,71 @@ impl Session {
                 }
             }
             State::Data(p) => {
-                let reply = if data.len() != p.len + 2 || !data.ends_with(b"\r\n") {
+                let Pending {
+                    kind,
+                    flags,
+                    exp,
+                    len,
+                    cas,
+                    noreply,
+                    _held,
+                } = p;
+                let reply = if data.len() != len + 2 || !data.ends_with(b"\r\n") {
                     BAD_CHUNK
                 } else {
-                    let value = &data[..p.len];
-                    store
-                        .store(p.kind, &self.key, value, p.flags, p.exp, p.cas, now)
-                        .reply()
+                    // The block is held until the item is made of it: both are in
+                    // memory at once.
+                    let outcome = store.store(kind, &self.key, data, flags, exp, cas, now);
+                    drop(_held);
+                    outcome.reply()
                 };
-                if !p.noreply {
-                    out.extend_from_slice(reply);
-                }
+                say(out, noreply, reply);
                 Next::Line
             }
-            State::Ready | State::Multiget(_) => {
-                debug_assert!(false, "on_data while a line is expected");
+            _ => {
+                debug_assert!(false, "on_data while a data block is not expected");
                 Next::Close
             }
         }
     }
 
-    /// A complete command line, without its line end.
-    fn command(&mut self, store: &mut Store, line: &[u8], now: u64, out: &mut Vec<u8>) -> Next {
-        let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
-        let Some(cmd) = words.next() else {
-            out.extend_from_slice(ERROR);
-            return Next::Line;
-        };
-        match cmd {
-            b"get" | b"gets" | b"gat" | b"gats" => {
-                let touch = if cmd.starts_with(b"gat") {
-                    let Some(t) = words.next() else {
-                        out.extend_from_slice(ERROR);
-                        return Next::Line;
-                    };
-                    match parse_i64(t) {
-                        Some(t) => Some(Expiry::from_exptime(t, now)),
-                        None => {
-                            out.extend_from_slice(BAD_EXPTIME);
-                            return Next::Line;
-                        }
-                    }
-                } else {
-                    None
-                };
-                let cas = cmd.ends_with(b"s");
-                let start = out.len();
-                let mut keys = 0;
-                for key in words {
-                    if !valid_key(key) {
-                        // memcached answers the error alone, none of the values.
-                        out.truncate(start);
-                        out.extend_from_slice(BAD_FORMAT);
-                        return Next::Line;
-                    }
-                    keys += 1;
-                    store.retrieve(key, cas, touch, now, out);
-                }
-                if keys == 0 && touch.is_none() {
-                    out.extend_from_slice(ERROR);
-                } else {
-                    out.extend_from_slice(b"END\r\n");
-                }
-                return Next::Line;
+    /// Goes on with the multi-get that answered [`Next::Drain`].
+    pub fn resume(&mut self, store: &mut Store, now: u64, out: &mut impl Reply) -> Next {
+        store.tick(now);
+        match std::mem::replace(&mut self.state, State::Ready) {
+            State::Retrieve(r) => self.answer(store, r, now, out),
+            _ => {
+                debug_assert!(false, "resume without a retrieval");
+                Next::Line
             }
+        }
+    }
+
+    /// A complete command line, without its line end.
+    fn command(&mut self, store: &mut Store, line: &[u8], now: u64, out: &mut impl Reply) -> Next {
+        let (cmd, rest) = split_word(trim_start(line));
+        if cmd.is_empty() {
+            out.put(ERROR);
+            return Next::Line;
+        }
+        if let Some(cas) = retrieval(cmd) {
+            return self.retrieval_line(store, cmd, cas, rest, now, out);
+        }
+        match cmd {
             b"quit" => return Next::Close,
             b"version" => {
-                out.extend_from_slice(b"VERSION ");
-                out.extend_from_slice(VERSION.as_bytes());
-                out.extend_from_slice(b"\r\n");
+                out.put(b"VERSION ");
+                out.put(VERSION.as_bytes());
+                out.put(b"\r\n");
                 return Next::Line;
             }
             _ => {}
         }
         let mut args: [&[u8]; MAX_ARGS] = [&[]; MAX_ARGS];
         let mut n = 0;
-        for w in words {
+        for w in words(rest) {
             if n == MAX_ARGS {
-                out.extend_from_slice(ERROR);
+                out.put(ERROR);
                 return Next::Line;
             }
             args[n] = w;
@@ -679,13 +324,15 @@ impl Session {
             b"flush_all" => flush_all(store, args, now),
             b"verbosity" => verbosity(store, args),
             b"stats" if args.is_empty() => {
-                store.write_stats(now, out);
+                let mut text = Vec::new();
+                store.write_stats(now, &mut text);
+                out.put(&text);
                 return Next::Line;
             }
             _ => Some(ERROR),
         }
         .unwrap_or(b"");
-        out.extend_from_slice(reply);
+        out.put(reply);
         Next::Line
     }
 
@@ -697,24 +344,21 @@ impl Session {
         kind: Kind,
         args: &[&[u8]],
         now: u64,
-        out: &mut Vec<u8>,
+        out: &mut impl Reply,
     ) -> Next {
         let base = if kind == Kind::Cas { 5 } else { 4 };
         if args.len() != base && args.len() != base + 1 {
-            out.extend_from_slice(ERROR);
+            out.put(ERROR);
             return Next::Line;
         }
-        // A last word other than "noreply" is ignored, as memcached does.
-        let noreply = args.len() == base + 1 && args[base] == b"noreply";
-        let reply = |out: &mut Vec<u8>, r: &[u8]| {
-            if !noreply {
-                out.extend_from_slice(r);
-            }
-        };
+        // "noreply" as the last word, even in an argument's place (which then fails
+        // as a number, silently), as memcached reads it; another last word is
+        // ignored.
+        let noreply = args.last() == Some(&&b"noreply"[..]);
         let key = args[0];
         let flags = parse_u64(args[1]).and_then(|f| u32::try_from(f).ok());
         let exptime = parse_i64(args[2]);
-        let len = parse_u64(args[3]);
+        let len = parse_u64(args[3]).filter(|&n| n <= MAX_LENGTH);
         let cas = if kind == Kind::Cas {
             parse_u64(args[4])
         } else {
@@ -724,44 +368,96 @@ impl Session {
             (flags, exptime, len, cas, valid_key(key))
         else {
             // The data block is not skipped: memcached reads it as a command line.
-            reply(out, BAD_FORMAT);
+            say(out, noreply, BAD_FORMAT);
             return Next::Line;
         };
-        if len > MAX_VALUE as u64 {
-            reply(out, TOO_LARGE);
+        let held = if len > MAX_VALUE as u64 {
+            None
+        } else {
+            store.reserve(len + 2, now)
+        };
+        let Some(held) = held else {
+            let why = if len > MAX_VALUE as u64 {
+                TOO_LARGE
+            } else {
+                OUT_OF_MEMORY
+            };
+            say(out, noreply, why);
             if kind == Kind::Set {
                 // memcached drops the old value of a set that failed.
                 store.remove(key);
             }
-            let skip = len.saturating_add(2);
+            let skip = len + 2;
             self.state = State::Skip(skip);
             return Next::Exact(skip_chunk(skip));
-        }
-        let len = len as usize;
+        };
         self.key.clear();
         self.key.extend_from_slice(key);
         self.state = State::Data(Pending {
             kind,
             flags,
             exp: Expiry::from_exptime(exptime, now),
-            len,
+            len: len as usize,
             cas,
             noreply,
+            _held: held,
         });
-        Next::Exact(len + 2)
+        Next::Exact(len as usize + 2)
     }
 
-    /// The keys in `chunk`, the continuation of a long `get`/`gets` line; `last`: the
-    /// line ends with this chunk.
-    fn multiget_chunk(
+    /// A whole `get`/`gets`/`gat`/`gats` line; `rest` follows the command word.
+    fn retrieval_line(
         &mut self,
         store: &mut Store,
-        get: &mut Multiget,
+        cmd: &[u8],
+        cas: bool,
+        mut rest: &[u8],
+        now: u64,
+        out: &mut impl Reply,
+    ) -> Next {
+        let mut touch = None;
+        if cmd.starts_with(b"gat") {
+            let (t, after) = split_word(trim_start(rest));
+            if t.is_empty() {
+                out.put(ERROR);
+                return Next::Line;
+            }
+            let Some(t) = parse_i64(t) else {
+                out.put(BAD_EXPTIME);
+                return Next::Line;
+            };
+            touch = Some(Expiry::from_exptime(t, now));
+            rest = after;
+        }
+        // One bad key: the error alone, none of the values, as memcached answers.
+        if !words(rest).all(valid_key) {
+            out.put(BAD_FORMAT);
+            return Next::Line;
+        }
+        self.keys.clear();
+        self.keys.extend_from_slice(rest);
+        self.at = 0;
+        let r = Retrieval {
+            cas,
+            touch,
+            error: None,
+            keys: 0,
+            ended: true,
+        };
+        self.answer(store, r, now, out)
+    }
+
+    /// A piece of a long retrieval line (`last`: the line ends with it), after the
+    /// previous piece was all answered.
+    fn piece(
+        &mut self,
+        store: &mut Store,
+        mut r: Retrieval,
         mut chunk: &[u8],
         last: bool,
         now: u64,
-        out: &mut Vec<u8>,
-    ) {
+        out: &mut impl Reply,
+    ) -> Next {
         if last {
             // The "\r" of "\r\n" may have ended the previous piece.
             match chunk.strip_suffix(b"\r") {
@@ -772,21 +468,22 @@ impl Session {
                 None => {}
             }
         }
+        self.keys.clear();
+        self.at = 0;
         if !self.partial.is_empty() {
             // The key cut at the end of the previous piece goes on here.
-            let end = chunk.iter().position(|&b| b == b' ').unwrap_or(chunk.len());
-            self.partial.extend_from_slice(&chunk[..end]);
-            chunk = &chunk[end..];
+            let (rest_of_key, after) = split_word(chunk);
+            self.partial.extend_from_slice(rest_of_key);
+            chunk = after;
             if self.partial.len() > MAX_KEY {
-                get.failed = true;
+                r.error.get_or_insert(BAD_FORMAT);
                 self.partial.clear();
-            } else if !chunk.is_empty() || last {
-                let key = std::mem::take(&mut self.partial);
-                multiget_key(store, get, &key, now, out);
-                self.partial = key;
-                self.partial.clear();
+            } else if chunk.is_empty() && !last {
+                self.state = State::Retrieve(r); // the key goes on in the next piece
+                return Next::Line;
             } else {
-                return; // the key goes on in the next piece
+                self.keys.append(&mut self.partial);
+                self.keys.push(b' ');
             }
         }
         let (whole, tail) = if last {
@@ -797,49 +494,98 @@ impl Session {
                 None => (&[][..], chunk),
             }
         };
-        for key in whole.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
-            multiget_key(store, get, key, now, out);
-        }
+        self.keys.extend_from_slice(whole);
         if tail.len() > MAX_KEY {
-            get.failed = true;
+            r.error.get_or_insert(BAD_FORMAT);
         } else {
             self.partial.extend_from_slice(tail);
         }
+        r.ended = last;
+        self.answer(store, r, now, out)
     }
 
-    fn multiget_next(&mut self, get: Multiget, complete: bool, out: &mut Vec<u8>) -> Next {
-        if !complete {
-            self.state = State::Multiget(get);
+    /// Answers the keys waiting in `self.keys` until the reply is full, then ends
+    /// the line if its last piece came.
+    fn answer(
+        &mut self,
+        store: &mut Store,
+        mut r: Retrieval,
+        now: u64,
+        out: &mut impl Reply,
+    ) -> Next {
+        loop {
+            let rest = trim_start(&self.keys[self.at..]);
+            self.at = self.keys.len() - rest.len();
+            if rest.is_empty() {
+                break;
+            }
+            if out.full() {
+                self.state = State::Retrieve(r);
+                return Next::Drain;
+            }
+            let (key, _) = split_word(rest);
+            self.at += key.len();
+            if r.error.is_some() {
+                continue;
+            }
+            if !valid_key(key) {
+                r.error = Some(BAD_FORMAT);
+                continue;
+            }
+            r.keys += 1;
+            if let Some(hit) = store.get(key, r.touch, now) {
+                let mut head = Vec::with_capacity(key.len() + 48);
+                head.extend_from_slice(b"VALUE ");
+                head.extend_from_slice(key);
+                head.push(b' ');
+                push_u64(&mut head, u64::from(hit.flags));
+                head.push(b' ');
+                push_u64(&mut head, (hit.value.len() - 2) as u64);
+                if r.cas {
+                    head.push(b' ');
+                    push_u64(&mut head, hit.cas);
+                }
+                head.extend_from_slice(b"\r\n");
+                out.put(&head);
+                out.put_value(&hit.value);
+            }
+        }
+        self.keys.clear();
+        self.at = 0;
+        if !r.ended {
+            self.state = State::Retrieve(r);
             return Next::Line;
         }
         self.partial.clear();
-        out.extend_from_slice(if get.failed {
-            // Values sent for earlier pieces may already be out: the error follows them.
-            BAD_FORMAT
-        } else if get.keys == 0 {
-            ERROR
-        } else {
-            b"END\r\n"
+        // Values sent for earlier pieces may already be out: an error follows them.
+        out.put(match r.error {
+            Some(e) => e,
+            None if r.keys == 0 && r.touch.is_none() => ERROR,
+            None => END,
         });
         Next::Line
     }
 }
 
-fn multiget_key(store: &mut Store, get: &mut Multiget, key: &[u8], now: u64, out: &mut Vec<u8>) {
-    if get.failed {
-        return;
+/// `get`, `gets`, `gat`, `gats`: whether it answers with the cas unique.
+fn retrieval(cmd: &[u8]) -> Option<bool> {
+    match cmd {
+        b"get" | b"gat" => Some(false),
+        b"gets" | b"gats" => Some(true),
+        _ => None,
     }
-    if !valid_key(key) {
-        get.failed = true;
-        return;
-    }
-    get.keys += 1;
-    store.retrieve(key, get.cas, None, now, out);
 }
 
 /// Whether the last of `args` is `noreply` (and there are at least `min` args).
 fn noreply(args: &[&[u8]], min: usize) -> bool {
     args.len() >= min && args.last() == Some(&&b"noreply"[..])
+}
+
+/// Puts `reply` unless `noreply`.
+fn say(out: &mut impl Reply, noreply: bool, reply: &[u8]) {
+    if !noreply {
+        out.put(reply);
+    }
 }
 
 /// `None` for noreply, else the answer.
@@ -848,63 +594,32 @@ fn answer(noreply: bool, reply: &'static [u8]) -> Option<&'static [u8]> {
 }
 
 /// `incr|decr <key> <value> [noreply]`.
-fn incr_decr(store: &mut Store, incr: bool, args: &[&[u8]], now: u64, out: &mut Vec<u8>) -> Next {
+fn incr_decr(
+    store: &mut Store,
+    incr: bool,
+    args: &[&[u8]],
+    now: u64,
+    out: &mut impl Reply,
+) -> Next {
     if args.len() != 2 && args.len() != 3 {
-        out.extend_from_slice(ERROR);
+        out.put(ERROR);
         return Next::Line;
     }
-    let noreply = args.len() == 3 && args[2] == b"noreply";
-    let reply = |out: &mut Vec<u8>, r: &[u8]| {
-        if !noreply {
-            out.extend_from_slice(r);
-        }
-    };
+    // `incr k noreply` too: silent, as memcached (the delta is then bad).
+    let noreply = noreply(args, 2);
+    let mut reply = |r: &[u8]| say(out, noreply, r);
     if !valid_key(args[0]) {
-        reply(out, BAD_FORMAT);
+        reply(BAD_FORMAT);
         return Next::Line;
     }
     let Some(delta) = parse_u64(args[1]) else {
-        reply(out, BAD_DELTA);
+        reply(BAD_DELTA);
         return Next::Line;
     };
-    let key = args[0];
-    let Some(item) = store.live(key, now) else {
-        if incr {
-            store.stats.incr_misses += 1;
-        } else {
-            store.stats.decr_misses += 1;
-        }
-        reply(out, b"NOT_FOUND\r\n");
-        return Next::Line;
-    };
-    let Some(old) = parse_number(&item.value) else {
-        reply(out, NON_NUMERIC);
-        return Next::Line;
-    };
-    // incr wraps at 2^64; decr stops at 0 (protocol.txt).
-    let new = if incr {
-        old.wrapping_add(delta)
-    } else {
-        old.saturating_sub(delta)
-    };
-    let old_len = item.value.len() as u64;
-    item.value.clear();
-    push_u64(&mut item.value, new);
-    let new_len = item.value.len() as u64;
-    // The number's bytes are written back without memcached's space padding.
-    if !noreply {
-        out.extend_from_slice(&item.value);
-        out.extend_from_slice(b"\r\n");
-    }
-    store.bytes = store.bytes - old_len + new_len;
-    let cas = store.next_cas();
-    if let Some(item) = store.items.get_mut(key) {
-        item.cas = cas;
-    }
-    if incr {
-        store.stats.incr_hits += 1;
-    } else {
-        store.stats.decr_hits += 1;
+    match store.incr_decr(args[0], incr, delta, now) {
+        Ok(value) => reply(&value),
+        Err(IncrError::NotFound) => reply(b"NOT_FOUND\r\n"),
+        Err(IncrError::NonNumeric) => reply(NON_NUMERIC),
     }
     Next::Line
 }
@@ -927,12 +642,9 @@ fn delete(store: &mut Store, args: &[&[u8]], now: u64) -> Option<&'static [u8]> 
     if !valid_key(args[0]) {
         return answer(noreply, BAD_FORMAT);
     }
-    if store.live(args[0], now).is_some() {
-        store.remove(args[0]);
-        store.stats.delete_hits += 1;
+    if store.delete(args[0], now) {
         answer(noreply, b"DELETED\r\n")
     } else {
-        store.stats.delete_misses += 1;
         answer(noreply, b"NOT_FOUND\r\n")
     }
 }
@@ -942,28 +654,18 @@ fn touch(store: &mut Store, args: &[&[u8]], now: u64) -> Option<&'static [u8]> {
     if args.len() != 2 && args.len() != 3 {
         return Some(ERROR);
     }
-    let noreply = args.len() == 3 && args[2] == b"noreply";
+    // `touch k noreply` too: silent, as memcached (the exptime is then bad).
+    let noreply = noreply(args, 2);
     if !valid_key(args[0]) {
         return answer(noreply, BAD_FORMAT);
     }
     let Some(exptime) = parse_i64(args[1]) else {
         return answer(noreply, BAD_EXPTIME);
     };
-    store.stats.cmd_touch += 1;
-    let exp = Expiry::from_exptime(exptime, now);
-    match store.live(args[0], now) {
-        Some(item) => {
-            item.exp = exp.stamp();
-            if exp == Expiry::Past {
-                store.remove(args[0]);
-            }
-            store.stats.touch_hits += 1;
-            answer(noreply, b"TOUCHED\r\n")
-        }
-        None => {
-            store.stats.touch_misses += 1;
-            answer(noreply, b"NOT_FOUND\r\n")
-        }
+    if store.touch(args[0], Expiry::from_exptime(exptime, now), now) {
+        answer(noreply, b"TOUCHED\r\n")
+    } else {
+        answer(noreply, b"NOT_FOUND\r\n")
     }
 }
 
@@ -980,14 +682,7 @@ fn flush_all(store: &mut Store, args: &[&[u8]], now: u64) -> Option<&'static [u8
         },
         _ => 0,
     };
-    store.stats.cmd_flush += 1;
-    match Expiry::from_exptime(delay, now) {
-        Expiry::At(t) => store.flush_at = Some(t),
-        Expiry::Never | Expiry::Past => {
-            store.flush_at = None;
-            store.clear();
-        }
-    }
+    store.flush(Expiry::from_exptime(delay, now));
     answer(noreply, b"OK\r\n")
 }
 
@@ -1002,106 +697,56 @@ fn verbosity(store: &mut Store, args: &[&[u8]]) -> Option<&'static [u8]> {
     }
     match parse_u64(args[0]).and_then(|v| u32::try_from(v).ok()) {
         Some(level) => {
-            store.verbosity = level;
+            store.set_verbosity(level);
             answer(noreply, b"OK\r\n")
         }
         None => answer(noreply, BAD_FORMAT),
     }
 }
 
-/// At most [`MAX_KEY`] bytes, no control character (space cannot occur: it
-/// separates words).
-fn valid_key(key: &[u8]) -> bool {
-    !key.is_empty() && key.len() <= MAX_KEY && !key.iter().any(|&b| b < 0x20 || b == 0x7f)
-}
-
-fn trim_start(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|&&b| b == b' ').count();
-    &s[n..]
-}
-
 fn skip_chunk(left: u64) -> usize {
     left.min(SKIP_CHUNK as u64) as usize
 }
-
-/// A decimal unsigned number, as strtoull takes it in a whole word: an optional
-/// `+`, then digits only; `None` on overflow.
-fn parse_u64(word: &[u8]) -> Option<u64> {
-    let digits = word.strip_prefix(b"+").unwrap_or(word);
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
-}
-
-/// A decimal signed number with an optional sign.
-fn parse_i64(word: &[u8]) -> Option<i64> {
-    match word.strip_prefix(b"-") {
-        Some(digits) if !digits.starts_with(b"+") => {
-            let n = parse_u64(digits)?;
-            0i64.checked_sub_unsigned(n)
-        }
-        Some(_) => None,
-        None => i64::try_from(parse_u64(word)?).ok(),
-    }
-}
-
-/// An item's value read as a number for incr/decr, as memcached reads it: leading
-/// white space, an optional `+`, digits, then the end, white space or a NUL.
-fn parse_number(value: &[u8]) -> Option<u64> {
-    let start = value.iter().take_while(|b| is_c_space(**b)).count();
-    let rest = &value[start..];
-    let end = rest
-        .iter()
-        .enumerate()
-        .position(|(i, &b)| !(b.is_ascii_digit() || (i == 0 && b == b'+')))
-        .unwrap_or(rest.len());
-    match rest.get(end) {
-        None => {}
-        Some(&b) if is_c_space(b) || b == 0 => {}
-        Some(_) => return None,
-    }
-    parse_u64(&rest[..end])
-}
-
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// Appends `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{charge, DEFAULT_LIMIT};
 
     /// A fixed clock: 2026-01-01, far past 30 days, so relative and absolute
     /// exptimes differ.
     const NOW: u64 = 1_767_225_600;
+
+    /// A reply that is full from `cap` bytes on, as a connection whose output has
+    /// not drained; what it holds is "sent" at each [`Next::Drain`].
+    struct Capped {
+        buf: Vec<u8>,
+        cap: usize,
+        /// The most it held at once.
+        peak: usize,
+    }
+
+    impl Reply for Capped {
+        fn put(&mut self, bytes: &[u8]) {
+            self.buf.extend_from_slice(bytes);
+            self.peak = self.peak.max(self.buf.len());
+        }
+
+        fn put_value(&mut self, value: &Arc<[u8]>) {
+            self.put(value);
+        }
+
+        fn full(&self) -> bool {
+            self.buf.len() >= self.cap
+        }
+    }
 
     /// One connection to a store, driven the way the loop drives a session.
     struct Conn {
         store: Store,
         session: Session,
         closed: bool,
+        out: Capped,
+        drains: usize,
     }
 
     impl Conn {
@@ -1114,22 +759,33 @@ mod tests {
                 store,
                 session: Session::new(),
                 closed: false,
+                out: Capped {
+                    buf: Vec::new(),
+                    cap: usize::MAX,
+                    peak: 0,
+                },
+                drains: 0,
             }
         }
 
         /// Feeds `input` at time `now` as the loop would: lines of at most MAX_LINE
-        /// bytes (longer ones in pieces), data blocks of the asked size. Returns the
-        /// output; a Close stops the feeding.
+        /// bytes (longer ones in pieces), data blocks of the asked size, a resume
+        /// after each Drain. Returns the output; a Close stops the feeding.
         fn feed_at(&mut self, input: &[u8], now: u64) -> Vec<u8> {
             assert!(!self.closed, "fed after Close");
-            let mut out = Vec::new();
+            let mut sent = Vec::new();
             let mut next = Next::Line;
             let mut rest = input;
             loop {
                 match next {
                     Next::Close => {
                         self.closed = true;
-                        return out;
+                        break;
+                    }
+                    Next::Drain => {
+                        self.drains += 1;
+                        sent.append(&mut self.out.buf);
+                        next = self.session.resume(&mut self.store, now, &mut self.out);
                     }
                     Next::Line => {
                         let window = &rest[..rest.len().min(MAX_LINE)];
@@ -1138,24 +794,26 @@ mod tests {
                             None if window.len() == MAX_LINE => MAX_LINE,
                             None => {
                                 assert!(rest.is_empty(), "unfinished line left: {rest:?}");
-                                return out;
+                                break;
                             }
                         };
-                        next = self
-                            .session
-                            .on_line(&mut self.store, &rest[..n], now, &mut out);
+                        next =
+                            self.session
+                                .on_line(&mut self.store, &rest[..n], now, &mut self.out);
                         rest = &rest[n..];
                     }
                     Next::Exact(n) => {
                         assert!(n <= MAX_EXACT, "Exact({n}) is more than MAX_EXACT");
                         assert!(rest.len() >= n, "input ends inside a data block");
-                        next = self
-                            .session
-                            .on_data(&mut self.store, &rest[..n], now, &mut out);
+                        next =
+                            self.session
+                                .on_data(&mut self.store, &rest[..n], now, &mut self.out);
                         rest = &rest[n..];
                     }
                 }
             }
+            sent.append(&mut self.out.buf);
+            sent
         }
 
         fn feed(&mut self, input: &[u8]) -> Vec<u8> {
@@ -1484,7 +1142,7 @@ mod tests {
             "verbosity abc\r\nverbosity -1\r\nverbosity 1 2 3\r\n",
             "CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\nERROR\r\n",
         );
-        assert_eq!(c.store.verbosity, 1);
+        assert_eq!(c.store.verbosity(), 1);
         c.exchange("get a\r\nquit\r\nversion\r\n", "END\r\n");
         assert!(c.closed);
         let mut c = Conn::new();
@@ -1537,7 +1195,7 @@ mod tests {
             ("version", VERSION.into()),
             ("curr_items", "2".into()),
             ("total_items", "3".into()),
-            ("bytes", "5".into()), // "a" + "de", "b" + "x"
+            ("bytes", (charge(1, 2) + charge(1, 1)).to_string()), // "a" "de", "b" "x"
             ("curr_connections", "1".into()),
             ("total_connections", "2".into()),
             ("cmd_get", "4".into()),
@@ -1619,10 +1277,11 @@ mod tests {
             String::from_utf8_lossy(&c.feed(&input)),
             "NOT_STORED\r\nVALUE big 0 1\r\nx\r\nEND\r\n"
         );
-        // A huge length is skipped in bounded pieces (Conn checks each Exact).
+        // The largest length memcached takes is skipped in bounded pieces (Conn
+        // checks each Exact); one more is a bad command line, and no block follows.
         let mut s = Session::new();
         let mut out = Vec::new();
-        let next = s.on_line(&mut c.store, b"set h 0 0 4294967296\r\n", NOW, &mut out);
+        let next = s.on_line(&mut c.store, b"set h 0 0 2147483645\r\n", NOW, &mut out);
         assert_eq!(next, Next::Exact(SKIP_CHUNK));
         assert_eq!(out, TOO_LARGE);
     }
@@ -1739,7 +1398,7 @@ mod tests {
     #[test]
     fn long_multiget_in_pieces() {
         let mut c = Conn::new();
-        let keys: Vec<String> = (0..400)
+        let keys: Vec<String> = (0..1500)
             .map(|i| format!("key-{i:04}-{}", "x".repeat(i % 37)))
             .collect();
         let mut expected = String::new();
@@ -1754,7 +1413,7 @@ mod tests {
         }
         expected += "END\r\n";
         let line = format!("get {}\r\n", keys.join(" "));
-        assert!(line.len() > 4 * MAX_LINE);
+        assert!(line.len() > 2 * MAX_LINE);
         c.exchange(&line, &expected);
         // Every cut of the line: keys split between pieces, "\r" and "\n" apart.
         let line = format!("get  {}  \r\n", keys[..4].join(" "));
@@ -1793,13 +1452,13 @@ mod tests {
     }
 
     #[test]
-    fn long_line_that_is_not_a_get_closes() {
+    fn long_line_that_is_not_a_retrieval_closes() {
         let mut c = Conn::new();
         let line = format!("set {} 0 0 1\r\nx\r\n", "k".repeat(MAX_LINE));
         c.exchange(&line, "");
         assert!(c.closed);
         let mut c = Conn::new();
-        let line = format!("{}\r\n", "x".repeat(3000));
+        let line = format!("{}\r\n", "x".repeat(MAX_LINE));
         c.exchange(&line, "");
         assert!(c.closed);
         // A line of MAX_LINE bytes in all is still a line.
@@ -1810,59 +1469,215 @@ mod tests {
     }
 
     #[test]
-    fn memory_limit() {
-        let mut c = Conn::with_store(Store::with_limit(100, NOW));
+    fn a_full_store_evicts_the_least_recently_used() {
+        let limit = 200 * 1024;
+        let mut c = Conn::with_store(Store::with_limit(limit, NOW));
+        let value = "v".repeat(1000);
+        for i in 0..1000 {
+            c.exchange(&format!("set k{i} 0 0 1000\r\n{value}\r\n"), "STORED\r\n");
+            if i == 50 {
+                // k0 used now: it outlives the keys set after it but not used.
+                c.exchange(
+                    "get k0\r\n",
+                    &format!("VALUE k0 0 1000\r\n{value}\r\nEND\r\n"),
+                );
+            }
+        }
+        assert!(c.store.used() <= limit);
+        let held: usize = stat(&mut c, "curr_items").parse().unwrap();
+        assert!(
+            (150..200).contains(&held),
+            "{held} items of 1 KB in 200 KiB"
+        );
+        let evictions: usize = stat(&mut c, "evictions").parse().unwrap();
+        assert_eq!(evictions, 1000 - held);
+        // The newest are there, the oldest gone, whatever was used last outlived.
         c.exchange(
-            &format!("set a 0 0 50\r\n{}\r\n", "a".repeat(50)),
-            "STORED\r\n",
+            "get k999 k1 k10\r\n",
+            &format!("VALUE k999 0 1000\r\n{value}\r\nEND\r\n"),
         );
+        assert_eq!(stat(&mut c, "limit_maxbytes"), limit.to_string());
+        // An item larger than the whole store: out of memory, the block swallowed.
+        let big = "b".repeat(300 * 1024);
         c.exchange(
-            &format!("set b 0 0 50\r\n{}\r\n", "b".repeat(50)),
-            "SERVER_ERROR out of memory storing object\r\n",
+            &format!("set big 0 0 {}\r\n{big}\r\nget big\r\n", big.len()),
+            "SERVER_ERROR out of memory storing object\r\nEND\r\n",
         );
-        // Overwriting counts only the difference.
-        c.exchange(
-            &format!("set a 0 0 98\r\n{}\r\n", "a".repeat(98)),
-            "STORED\r\n",
-        );
-        c.exchange("append a 0 0 2\r\nxx\r\n", "NOT_STORED\r\n");
-        // Expired items make room.
-        c.exchange(
-            &format!("set a 0 5 50\r\n{}\r\n", "a".repeat(50)),
-            "STORED\r\n",
-        );
-        c.exchange_at(
-            &format!("set b 0 0 60\r\n{}\r\n", "b".repeat(60)),
-            NOW + 5,
-            "STORED\r\n",
-        );
-        assert_eq!(c.store.bytes, 61);
-        c.exchange_at("delete b\r\n", NOW + 5, "DELETED\r\n");
-        assert_eq!(c.store.bytes, 0);
     }
 
+    /// A data block on its way holds its bytes in the store; past the limit the
+    /// command line gets memcached's out-of-memory error, and its block is
+    /// swallowed in small pieces.
     #[test]
-    fn numbers() {
-        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_u64(b"18446744073709551616"), None);
-        assert_eq!(parse_u64(b"+"), None);
-        assert_eq!(parse_u64(b"-1"), None);
-        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        assert_eq!(parse_i64(b"9223372036854775808"), None);
-        assert_eq!(parse_i64(b"-+1"), None);
-        assert_eq!(parse_i64(b"--1"), None);
-        for n in [0, 9, 10, 99, 12345, u64::MAX] {
-            let mut v = Vec::new();
-            push_u64(&mut v, n);
-            assert_eq!(v, n.to_string().as_bytes());
-        }
-        assert_eq!(Expiry::from_exptime(0, NOW), Expiry::Never);
-        assert_eq!(Expiry::from_exptime(-5, NOW), Expiry::Past);
-        assert_eq!(Expiry::from_exptime(10, NOW), Expiry::At(NOW + 10));
-        assert_eq!(Expiry::from_exptime(NOW as i64, NOW), Expiry::Past);
+    fn data_blocks_in_flight_count_against_the_limit() {
+        let mut store = Store::with_limit(100 * 1024, NOW);
+        let mut out = Vec::new();
+        let mut a = Session::new();
+        let mut b = Session::new();
+        let line = format!("set a 0 0 {}\r\n", 60 * 1024);
         assert_eq!(
-            Expiry::from_exptime(NOW as i64 + 1, NOW),
-            Expiry::At(NOW + 1)
+            a.on_line(&mut store, line.as_bytes(), NOW, &mut out),
+            Next::Exact(60 * 1024 + 2)
         );
+        assert!(out.is_empty());
+        // b's block does not fit while a's is on its way.
+        let line = format!("set b 0 0 {}\r\n", 60 * 1024);
+        let mut next = b.on_line(&mut store, line.as_bytes(), NOW, &mut out);
+        assert_eq!(out, OUT_OF_MEMORY);
+        let mut left = 60 * 1024 + 2;
+        while let Next::Exact(n) = next {
+            assert!(n <= SKIP_CHUNK, "Exact({n}) while swallowing");
+            left -= n;
+            next = b.on_data(&mut store, &vec![b'x'; n], NOW, &mut out);
+        }
+        assert_eq!((next, left), (Next::Line, 0));
+        // a's connection goes: its bytes come back, and b's next set fits (its
+        // block and its item are in memory at once for a moment: both count).
+        drop(a);
+        out.clear();
+        let line = format!("set b 0 0 {}\r\n", 40 * 1024);
+        let next = b.on_line(&mut store, line.as_bytes(), NOW, &mut out);
+        assert_eq!(next, Next::Exact(40 * 1024 + 2));
+        let mut block = vec![b'y'; 40 * 1024];
+        block.extend_from_slice(b"\r\n");
+        assert_eq!(b.on_data(&mut store, &block, NOW, &mut out), Next::Line);
+        assert_eq!(out, b"STORED\r\n");
+        // noreply: the error is not sent either; the block is still swallowed.
+        out.clear();
+        let line = format!("set c 0 0 {} noreply\r\n", 60 * 1024);
+        let next = a_session_line(&mut store, &line, &mut out);
+        assert!(matches!(next, Next::Exact(n) if n > 0));
+        assert!(out.is_empty());
+    }
+
+    fn a_session_line(store: &mut Store, line: &str, out: &mut Vec<u8>) -> Next {
+        let mut s = Session::new();
+        let mut busy = Session::new();
+        let big = format!("set busy 0 0 {}\r\n", 90 * 1024);
+        assert!(matches!(
+            busy.on_line(store, big.as_bytes(), NOW, out),
+            Next::Exact(_)
+        ));
+        let next = s.on_line(store, line.as_bytes(), NOW, out);
+        drop(busy);
+        next
+    }
+
+    /// memcached 1.6 (checked against memcached 1.6.18): a length over INT_MAX - 2
+    /// is a bad command line, and the next line is a command.
+    #[test]
+    fn a_length_past_int_max_is_a_bad_command_line() {
+        let mut c = Conn::new();
+        for len in [
+            "2147483646",
+            "2147483648",
+            "4294967296",
+            "18446744073709551616",
+        ] {
+            c.exchange(
+                &format!("set k 0 0 {len}\r\nversion\r\n"),
+                "CLIENT_ERROR bad command line format\r\nVERSION 1.6.0-unp-select\r\n",
+            );
+        }
+        assert!(!c.closed);
+    }
+
+    /// Lines up to 16 KiB are answered, whatever the command (memcached answers a
+    /// line that comes whole in its 16 KiB read buffer).
+    #[test]
+    fn long_lines_are_answered() {
+        let mut c = Conn::new();
+        c.exchange("set key0007 3 0 1\r\nx\r\n", "STORED\r\n");
+        let keys: Vec<String> = (0..600).map(|i| format!("key{i:04}")).collect();
+        let line = format!("gat 100 {}\r\n", keys.join(" "));
+        assert!(line.len() > 2048 && line.len() < MAX_LINE);
+        c.exchange(&line, "VALUE key0007 3 1\r\nx\r\nEND\r\n");
+        c.exchange(
+            &format!("gats 0 {}\r\n", keys.join(" ")),
+            "VALUE key0007 3 1 1\r\nx\r\nEND\r\n",
+        );
+        c.exchange(&format!("delete {}\r\n", keys.join(" ")), "ERROR\r\n");
+        c.exchange(
+            &format!("set {} 0 0 1\r\nx\r\n", "k".repeat(3000)),
+            "CLIENT_ERROR bad command line format\r\nERROR\r\n",
+        );
+        c.exchange(&format!("{}\r\n", "x".repeat(3000)), "ERROR\r\n");
+        // Longer than MAX_LINE: a gat comes in pieces and is answered too.
+        let keys: Vec<String> = (0..3000).map(|i| format!("key{i:04}")).collect();
+        let line = format!("gat 100 {}\r\n", keys.join(" "));
+        assert!(line.len() > MAX_LINE);
+        c.exchange(&line, "VALUE key0007 3 1\r\nx\r\nEND\r\n");
+        let line = format!("gat abc {}\r\nversion\r\n", keys.join(" "));
+        c.exchange(
+            &line,
+            "CLIENT_ERROR invalid exptime argument\r\nVERSION 1.6.0-unp-select\r\n",
+        );
+        assert!(!c.closed);
+    }
+
+    /// `noreply` in an argument's place: memcached takes it as noreply (the
+    /// argument then fails, silently).
+    #[test]
+    fn noreply_in_an_arguments_place_is_silent() {
+        let mut c = Conn::new();
+        c.exchange(
+            "set n 0 0 1\r\n5\r\nincr n noreply\r\ndecr n noreply\r\ntouch n noreply\r\n\
+             set k 0 0 noreply\r\nadd k 0 0 noreply\r\ncas k 0 0 1 noreply\r\nx\r\nget n k\r\n",
+            "STORED\r\nERROR\r\nVALUE n 0 1\r\n5\r\nEND\r\n",
+        );
+        // Not the last word: the usual errors.
+        c.exchange(
+            "set k 0 noreply 1\r\nx\r\ngat noreply k\r\n",
+            "CLIENT_ERROR bad command line format\r\nERROR\r\nCLIENT_ERROR invalid exptime argument\r\n",
+        );
+        // A key named noreply is a key.
+        c.exchange(
+            "set noreply 0 0 1\r\n1\r\nincr noreply 1\r\ndelete noreply\r\n",
+            "STORED\r\n2\r\nDELETED\r\n",
+        );
+    }
+
+    /// With a reply that fills (the loop's output not drained), a multi-get stops
+    /// before a value and goes on in `resume`: the same answer, never more than
+    /// the cap and one value held.
+    #[test]
+    fn a_multiget_is_streamed_as_the_output_drains() {
+        let value = "v".repeat(3000);
+        let mut keys = Vec::new();
+        let mut c = Conn::new();
+        for i in 0..20 {
+            c.exchange(&format!("set k{i} {i} 0 3000\r\n{value}\r\n"), "STORED\r\n");
+            keys.push(format!("k{i}"));
+        }
+        keys.push("missing".into());
+        let many: Vec<String> = keys.iter().cycle().take(10 * keys.len()).cloned().collect();
+        let whole = c.feed(format!("get {}\r\n", many.join(" ")).as_bytes());
+        let long: Vec<String> = (0..4000)
+            .map(|i| match i % 50 {
+                0 => keys[i / 50 % 20].clone(),
+                _ => format!("miss{i:06}"),
+            })
+            .collect();
+        let long_line = format!("gets {}\r\n", long.join(" "));
+        assert!(long_line.len() > 2 * MAX_LINE);
+        let long_whole = c.feed(long_line.as_bytes());
+        assert_eq!(c.drains, 0);
+        c.out.cap = 8 * 1024;
+        c.out.peak = 0;
+        let streamed = c.feed(format!("get {}\r\n", many.join(" ")).as_bytes());
+        assert!(streamed == whole, "streamed answer differs");
+        assert!(
+            c.drains >= whole.len() / (8 * 1024 + 3100),
+            "{} drains",
+            c.drains
+        );
+        let one = 3000 + 2 + "VALUE k19 19 3000\r\n".len();
+        assert!(c.out.peak < 8 * 1024 + one, "peak {}", c.out.peak);
+        // Pieces of a long line, streamed too.
+        let streamed = c.feed(long_line.as_bytes());
+        assert!(streamed == long_whole, "streamed long answer differs");
+        assert!(c.out.peak < 8 * 1024 + one + 8, "peak {}", c.out.peak);
+        // Then the next command as usual.
+        c.exchange("version\r\n", "VERSION 1.6.0-unp-select\r\n");
     }
 }

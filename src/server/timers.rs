@@ -1,0 +1,191 @@
+//! Per-connection deadlines in one heap: a turn pops what is due and never walks
+//! every connection.
+//!
+//! Each connection keeps, per kind of timer, the instant it wants ([`Deadline`]) and
+//! the one queued in the heap. Moving a deadline later (the idle time-out after each
+//! message) only changes what is wanted: the queued entry pops early, sees that, and
+//! queues the new instant. So a connection has one entry per kind in the heap,
+//! plus, for a timer moved earlier, the stale later one it leaves until it pops.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// The kinds of timer a connection has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    /// Out of kernel memory: serve again.
+    Park = 0,
+    /// Output unsent for [`Config::write_timeout`](super::Config::write_timeout).
+    Write = 1,
+    /// No message and no output progress for
+    /// [`Config::idle_timeout`](super::Config::idle_timeout).
+    Idle = 2,
+    /// The protocol's own ([`Context::set_timer`](super::Context::set_timer)).
+    Protocol = 3,
+}
+
+/// How many kinds of [`Timer`] there are.
+pub(super) const KINDS: usize = 4;
+
+/// One timer of one connection: the instant wanted, and the one queued.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Deadline {
+    wanted: Option<Instant>,
+    queued: Option<Instant>,
+}
+
+impl Deadline {
+    /// The instant this timer is set for, if it is.
+    pub(super) fn wanted(&self) -> Option<Instant> {
+        self.wanted
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    at: Instant,
+    index: u32,
+    gen: u32,
+    timer: Timer,
+}
+
+/// A due entry: connection `index` of generation `gen`, its timer `timer` queued
+/// for `at`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Due {
+    pub(super) index: usize,
+    pub(super) gen: u32,
+    pub(super) timer: Timer,
+    pub(super) at: Instant,
+}
+
+/// The heap of every connection's deadlines.
+#[derive(Default)]
+pub(super) struct Timers {
+    heap: BinaryHeap<Reverse<Entry>>,
+}
+
+impl Timers {
+    /// Sets `deadline` (timer `timer` of connection `index`, generation `gen`) to
+    /// `at`, or clears it. Queues an entry only if none as early is queued.
+    pub(super) fn set(
+        &mut self,
+        deadline: &mut Deadline,
+        at: Option<Instant>,
+        index: usize,
+        gen: u32,
+        timer: Timer,
+    ) {
+        deadline.wanted = at;
+        if let Some(at) = at {
+            if deadline.queued.map_or(true, |q| at < q) {
+                deadline.queued = Some(at);
+                self.heap.push(Reverse(Entry {
+                    at,
+                    index: index as u32, // client[] holds fewer than 2^32 slots
+                    gen,
+                    timer,
+                }));
+            }
+        }
+    }
+
+    /// The earliest instant queued.
+    pub(super) fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|e| e.0.at)
+    }
+
+    /// Takes the next entry due at `now`.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Due> {
+        if self.next()? > now {
+            return None;
+        }
+        let Reverse(e) = self.heap.pop()?;
+        Some(Due {
+            index: e.index as usize,
+            gen: e.gen,
+            timer: e.timer,
+            at: e.at,
+        })
+    }
+
+    /// The entry `due` of `deadline` popped: whether the timer fires now. A stale
+    /// entry does not; a deadline moved later is queued again.
+    pub(super) fn fires(&mut self, deadline: &mut Deadline, due: Due, now: Instant) -> bool {
+        if deadline.queued != Some(due.at) {
+            return false; // stale: an earlier entry replaced it
+        }
+        deadline.queued = None;
+        match deadline.wanted {
+            Some(at) if at <= now => {
+                deadline.wanted = None;
+                true
+            }
+            Some(at) => {
+                self.set(deadline, Some(at), due.index, due.gen, due.timer);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// How many entries the heap holds (stale ones included).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_deadline_moved_later_stays_one_entry_and_fires_once() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let mut d = Deadline::default();
+        let ms = Duration::from_millis;
+        timers.set(&mut d, Some(t0 + ms(10)), 7, 1, Timer::Idle);
+        for k in 11..100 {
+            timers.set(&mut d, Some(t0 + ms(k)), 7, 1, Timer::Idle);
+        }
+        assert_eq!(timers.len(), 1);
+        // Due at 10 ms: not yet wanted, so queued again for 99 ms.
+        let due = timers.pop_due(t0 + ms(50)).unwrap();
+        assert!(!timers.fires(&mut d, due, t0 + ms(50)));
+        assert!(timers.pop_due(t0 + ms(50)).is_none());
+        let due = timers.pop_due(t0 + ms(99)).unwrap();
+        assert_eq!((due.index, due.gen, due.timer), (7, 1, Timer::Idle));
+        assert!(timers.fires(&mut d, due, t0 + ms(99)));
+        assert_eq!(timers.len(), 0);
+    }
+
+    #[test]
+    fn a_deadline_moved_earlier_fires_early_and_its_stale_entry_never() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut timers = Timers::default();
+        let mut d = Deadline::default();
+        timers.set(&mut d, Some(t0 + ms(100)), 0, 0, Timer::Protocol);
+        timers.set(&mut d, Some(t0 + ms(5)), 0, 0, Timer::Protocol);
+        let due = timers.pop_due(t0 + ms(5)).unwrap();
+        assert!(timers.fires(&mut d, due, t0 + ms(5)));
+        let stale = timers.pop_due(t0 + ms(100)).unwrap();
+        assert!(!timers.fires(&mut d, stale, t0 + ms(100)));
+    }
+
+    #[test]
+    fn a_cleared_deadline_never_fires() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let mut d = Deadline::default();
+        timers.set(&mut d, Some(t0), 3, 2, Timer::Write);
+        timers.set(&mut d, None, 3, 2, Timer::Write);
+        let due = timers.pop_due(t0).unwrap();
+        assert!(!timers.fires(&mut d, due, t0));
+        assert!(d.wanted().is_none());
+    }
+}
