@@ -45,14 +45,20 @@ pub fn test_in(module_path: &str, test: &str) -> String {
 /// Runs `body` in a fresh copy of this test binary that runs only the calling test;
 /// in that copy, runs `body`. Fails if the copy fails or runs longer than `limit`.
 pub fn in_fresh_process(limit: Duration, body: impl FnOnce()) {
-    in_fresh_processes(&[()], limit, |()| body());
+    in_fresh_processes(&[()], 1, limit, |()| body());
 }
 
 /// Runs `body(part)` for every one of `parts`, each in a fresh copy of this test
-/// binary that runs only the calling test, all at the same time; in a copy, runs
-/// `body` with its part. Their output is printed (libtest shows it for a failed test
-/// and with `--nocapture`). Fails if any copy fails or runs longer than `limit`.
-pub fn in_fresh_processes<T: Copy + Debug>(parts: &[T], limit: Duration, body: impl FnOnce(T)) {
+/// binary that runs only the calling test, `at_once` copies at a time; in a copy,
+/// runs `body` with its part. Their output is printed (libtest shows it for a failed
+/// test and with `--nocapture`). Fails if any copy fails, or if they take longer than
+/// `limit` in all.
+pub fn in_fresh_processes<T: Copy + Debug>(
+    parts: &[T],
+    at_once: usize,
+    limit: Duration,
+    body: impl FnOnce(T),
+) {
     let name = test_name();
     if let Some(part) = my_part(&name) {
         body(parts[part]);
@@ -60,20 +66,25 @@ pub fn in_fresh_processes<T: Copy + Debug>(parts: &[T], limit: Duration, body: i
         return;
     }
     let started = Instant::now();
-    let mut copies: Vec<FreshCopy> = (0..parts.len())
-        .map(|i| FreshCopy::start(&name, i))
-        .collect();
-    let mut statuses: Vec<Option<ExitStatus>> = vec![None; copies.len()];
-    while statuses.iter().any(Option::is_none) && started.elapsed() < limit {
-        thread::sleep(Duration::from_millis(5));
-        for (copy, status) in copies.iter_mut().zip(&mut statuses) {
-            if status.is_none() {
+    let mut copies: Vec<(FreshCopy, Option<ExitStatus>)> = Vec::new();
+    while started.elapsed() < limit {
+        let running = copies.iter().filter(|(_, status)| status.is_none()).count();
+        if running < at_once.max(1) && copies.len() < parts.len() {
+            copies.push((FreshCopy::start(&name, copies.len()), None));
+        } else if running == 0 {
+            break;
+        } else {
+            thread::sleep(Duration::from_millis(5));
+            for (copy, status) in copies.iter_mut().filter(|(_, s)| s.is_none()) {
                 *status = copy.child.try_wait().expect("wait for a fresh copy");
             }
         }
     }
-    let mut failed = Vec::new();
-    for (i, ((mut copy, status), part)) in copies.into_iter().zip(statuses).zip(parts).enumerate() {
+    let mut failed: Vec<String> = parts[copies.len()..]
+        .iter()
+        .map(|part| format!("{part:?} (not started within {limit:?})"))
+        .collect();
+    for (i, ((mut copy, status), part)) in copies.into_iter().zip(parts).enumerate() {
         let (exited_0, status) = match status {
             Some(status) => (status.success(), status.to_string()),
             None => {

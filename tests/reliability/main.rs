@@ -62,17 +62,28 @@ fn process_limit() -> Duration {
 }
 
 /// Runs `scenario` against each of `variants`, each in a process of its own, side by
-/// side with each other and with the other scenarios.
+/// side with each other and with the other scenarios. The soak's loads and limits
+/// were set for a machine to themselves: there, one scenario and variant at a time.
 fn run_scenario<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
-    let _others = side_by_side();
-    in_fresh_processes(variants, process_limit(), scenario);
+    if level() == Level::Soak {
+        let _alone = alone();
+        in_fresh_processes(variants, 1, process_limit(), scenario);
+    } else {
+        let _others = side_by_side();
+        in_fresh_processes(variants, variants.len(), process_limit(), scenario);
+    }
 }
 
 /// [`run_scenario`] with no other scenario running meanwhile (scenario 5, Linux only).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn run_scenario_alone<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
     let _alone = alone();
-    in_fresh_processes(variants, process_limit(), scenario);
+    let at_once = if level() == Level::Soak {
+        1
+    } else {
+        variants.len()
+    };
+    in_fresh_processes(variants, at_once, process_limit(), scenario);
 }
 
 /// Runs `body` in a process of its own, side by side with the other scenarios.
