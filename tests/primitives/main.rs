@@ -14,7 +14,7 @@
 //!
 //!   | numbers | module: what for |
 //!   |---|---|
-//!   | 400..=499 | `linger`: sockets checked for being closed |
+//!   | 400..=499 | `linger`: descriptors checked for being closed (two tests) |
 //!   | 500..=599 | `poll`: a closed number inside the table |
 //!   | 600..=699 | `select`: a closed number inside the table |
 //!   | 700..=799 | `sources`: closed numbers inside the table |

@@ -167,6 +167,8 @@ fn interest_none_write_and_both() {
         // and a write-only source numbered above it is still reported.
         sources.set_interest(&a, Interest::BOTH).unwrap();
         let (c, _c_peer) = UnixStream::pair().unwrap();
+        // Numbered above `a` even if another test thread closed a lower number.
+        let c = dup_at_least(&c, a.as_raw_fd() + 1);
         assert!(c.as_raw_fd() > a.as_raw_fd());
         sources.register(9, &c, Interest::WRITE).unwrap();
         let mut ready = wait(&mut sources, Some(SOON));
