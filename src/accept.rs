@@ -14,6 +14,13 @@
 //! | [`Accept::OutOfResources`] | `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` | shed or back off ([`FdReserve`]); never retry at once, which spins |
 //! | `Err(e)` | anything else (`EBADF`, `EINVAL`, `ENOTSOCK`, …) | fatal for this listener |
 //!
+//! [`accept`] takes a [`TcpListener`] or a [`UnixListener`] (UNP chapter 15), borrowed,
+//! and gives a connection of the matching type: `TcpStream` and its
+//! `std::net::SocketAddr`, or `UnixStream` and its `std::os::unix::net::SocketAddr`.
+//! One function generic over the sealed [`StreamListener`] trait, rather than an
+//! `accept_unix` beside it: the error sorting, the flags and the platform notes are
+//! the same for both, and so is the [`Accept`] a loop matches on.
+//!
 //! # Platform-specific behavior
 //! - `ECONNRESET` and `ETIMEDOUT` (a connection reset or timed out in the queue;
 //!   Linux documents `ETIMEDOUT`, and Go's `net` and trio retry both) are
@@ -37,6 +44,9 @@
 //!   nonblocking `accept` gives `EAGAIN` or `ECONNABORTED`.
 //! - Linux reserves the new descriptor before it looks at the queue, so at the
 //!   descriptor limit `accept` says `EMFILE` even when the queue is empty (measured).
+//! - A Unix-domain connection's address is read with `getpeername(2)` after the
+//!   `accept`: the standard library cannot make a `std::os::unix::net::SocketAddr` of
+//!   the bytes `accept(2)` wrote. It is unnamed unless the client bound its socket.
 //!
 //! # References
 //! - W. Richard Stevens, Bill Fenner, Andrew M. Rudoff, *Unix Network Programming,
@@ -46,11 +56,92 @@
 //! - [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html)
 //! - [FreeBSD `accept(2)`](https://man.freebsd.org/cgi/man.cgi?query=accept&sektion=2)
 //! - [Apple `accept(2)`](https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/accept.2.html)
+//! - [Linux `unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html) (unnamed
+//!   and pathname addresses)
 
+use std::fmt;
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{self as unix, UnixListener, UnixStream};
+
+mod sealed {
+    use std::os::fd::OwnedFd;
+
+    use super::{Accept, StreamListener};
+
+    /// What [`accept`](super::accept) needs of a listener beyond its types. Private,
+    /// so [`StreamListener`] cannot be implemented outside this crate.
+    pub trait Sealed {
+        /// The connection made of the descriptor `accept(2)` returned, and the
+        /// address it wrote (`None` for any family but IPv4 and IPv6).
+        fn connection(fd: OwnedFd, peer: Option<std::net::SocketAddr>) -> Accept<Self>
+        where
+            Self: StreamListener + Sized;
+    }
+}
+
+/// A listening stream socket that [`accept`] takes connections from:
+/// [`TcpListener`] or [`UnixListener`]. It names the type of the connected socket
+/// and of the peer's address that come with [`Accept::Connection`].
+///
+/// The trait is sealed: only this crate implements it.
+///
+/// # Examples
+/// A function that serves either kind of listener:
+/// ```
+/// use std::os::unix::net::{UnixListener, UnixStream};
+/// use unp_select::accept::{accept, Accept, StreamListener};
+///
+/// fn take_one<L: StreamListener>(listener: &L) -> std::io::Result<Option<L::Stream>> {
+///     match accept(listener)? {
+///         Accept::Connection(stream, _) => Ok(Some(stream)),
+///         _ => Ok(None),
+///     }
+/// }
+///
+/// let path = std::env::temp_dir().join(format!("unp-select-doc-sl-{}", std::process::id()));
+/// let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path)?;
+/// let _client = UnixStream::connect(&path)?;
+/// let stream: Option<UnixStream> = take_one(&listener)?;
+/// assert!(stream.is_some());
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait StreamListener: AsFd + sealed::Sealed {
+    /// The connected socket: [`TcpStream`] or [`UnixStream`].
+    type Stream: AsFd + Into<OwnedFd> + fmt::Debug;
+    /// The peer's address: [`std::net::SocketAddr`] or
+    /// [`std::os::unix::net::SocketAddr`].
+    type Addr: fmt::Debug;
+}
+
+impl sealed::Sealed for TcpListener {
+    fn connection(fd: OwnedFd, peer: Option<SocketAddr>) -> Accept<TcpListener> {
+        Accept::Connection(TcpStream::from(fd), peer)
+    }
+}
+
+impl StreamListener for TcpListener {
+    type Stream = TcpStream;
+    type Addr = SocketAddr;
+}
+
+impl sealed::Sealed for UnixListener {
+    fn connection(fd: OwnedFd, _: Option<SocketAddr>) -> Accept<UnixListener> {
+        let stream = UnixStream::from(fd);
+        // accept(2) wrote a sockaddr_un, which std cannot take: ask again.
+        let peer = stream.peer_addr().ok();
+        Accept::Connection(stream, peer)
+    }
+}
+
+impl StreamListener for UnixListener {
+    type Stream = UnixStream;
+    type Addr = unix::SocketAddr;
+}
 
 /// What one [`accept`] call found: the outcome of UNP's `Accept`, with its errors
 /// sorted by what a select loop does next (see the [module documentation](self)).
@@ -75,15 +166,20 @@ use std::os::fd::AsFd;
 /// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// The type parameter is the listener's type: `Accept` alone is `Accept<TcpListener>`,
+/// whose connection is a `TcpStream`; [`accept`] on a [`UnixListener`] returns an
+/// `Accept<UnixListener>`, whose connection is a `UnixStream`.
 #[non_exhaustive]
-pub enum Accept {
+pub enum Accept<L: StreamListener = TcpListener> {
     /// A new connection: a close-on-exec socket (blocking from [`accept`],
-    /// nonblocking from [`accept_nonblocking`]), and the peer's address. The address
-    /// is `None` only if the kernel returned an address family this crate does not
-    /// know; Linux gives the address even for a connection that was reset before
-    /// `accept` (measured; see the crate's `docs/rst-accept-race.md`).
-    Connection(TcpStream, Option<SocketAddr>),
+    /// nonblocking from [`accept_nonblocking`]), and the peer's address. For TCP the
+    /// address is `None` only if the kernel returned an address family this crate
+    /// does not know; Linux gives the address even for a connection that was reset
+    /// before `accept` (measured; see the crate's `docs/rst-accept-race.md`). For a
+    /// Unix-domain connection it is `None` if `getpeername(2)` failed (see the
+    /// [module documentation](self#platform-specific-behavior)).
+    Connection(L::Stream, Option<L::Addr>),
     /// Nothing to accept now; go back to `select`. The error says why (its errno is
     /// kept). Count it if you like; never treat it as fatal.
     NotNow(io::Error),
@@ -95,8 +191,27 @@ pub enum Accept {
     OutOfResources(io::Error),
 }
 
+impl<L: StreamListener> fmt::Debug for Accept<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Accept::Connection(stream, peer) => f
+                .debug_tuple("Connection")
+                .field(stream)
+                .field(peer)
+                .finish(),
+            Accept::NotNow(e) => f.debug_tuple("NotNow").field(e).finish(),
+            Accept::OutOfResources(e) => f.debug_tuple("OutOfResources").field(e).finish(),
+        }
+    }
+}
+
 /// Accepts one connection from `listener` and sorts the outcome; UNP's `Accept`
 /// wrapper, done the way UNP 16.6 says a select loop must.
+///
+/// `listener` is a [`TcpListener`] or a [`UnixListener`], borrowed; the connection
+/// is of the matching type ([`StreamListener`]). It is the one function of this
+/// crate that borrows a descriptor and is not `&(impl AsFd + ?Sized)`: the
+/// listener's type decides what it returns.
 ///
 /// Make the listener nonblocking (`listener.set_nonblocking(true)`) when a select or
 /// poll loop calls this: then it never sleeps, and a connection that vanished between
@@ -114,6 +229,17 @@ pub enum Accept {
 /// Returns `Err` only for errors that will not go away by retrying: `EBADF`, `EINVAL`
 /// (not listening), `ENOTSOCK`, `EOPNOTSUPP`, `EFAULT`. Transient errors are
 /// [`Accept::NotNow`] and resource exhaustion is [`Accept::OutOfResources`].
+///
+/// # Platform-specific behavior
+/// `accept4` or `accept` then `fcntl`, which errno is sorted where, and a Unix-domain
+/// peer's address read with `getpeername(2)`: see the
+/// [module documentation](self#platform-specific-behavior).
+///
+/// # References
+/// - [POSIX `accept`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/accept.html),
+///   [Linux `accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html),
+///   [Linux `getpeername(2)`](https://man7.org/linux/man-pages/man2/getpeername.2.html)
+/// - UNP sections 5.11 and 16.6; chapter 15 (Unix-domain sockets).
 ///
 /// # Examples
 /// ```
@@ -139,7 +265,37 @@ pub enum Accept {
 /// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn accept(listener: &TcpListener) -> io::Result<Accept> {
+///
+/// A Unix-domain listener gives a `UnixStream`:
+/// ```
+/// use std::os::unix::net::{UnixListener, UnixStream};
+/// use unp_select::accept::{accept, Accept};
+///
+/// let path = std::env::temp_dir().join(format!("unp-select-doc-accept-{}", std::process::id()));
+/// let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path)?;
+/// let _client = UnixStream::connect(&path)?;
+/// let Accept::Connection(stream, peer) = accept(&listener)? else {
+///     panic!("expected a connection");
+/// };
+/// let stream: UnixStream = stream;
+/// assert!(peer.is_some_and(|a| a.is_unnamed())); // the client did not bind
+/// drop(stream);
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// The listener is borrowed: passed by value it would be closed when the call
+/// returns, so that does not compile.
+/// ```compile_fail,E0308
+/// use std::net::TcpListener;
+/// use unp_select::accept::accept;
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// accept(listener)?; // error[E0308]: expected `&_`, found `TcpListener`
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn accept<L: StreamListener>(listener: &L) -> io::Result<Accept<L>> {
     accept_with(listener, false)
 }
 
@@ -166,19 +322,24 @@ pub fn accept(listener: &TcpListener) -> io::Result<Accept> {
 /// assert_eq!(err.kind(), ErrorKind::WouldBlock);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<Accept> {
+pub fn accept_nonblocking<L: StreamListener>(listener: &L) -> io::Result<Accept<L>> {
     accept_with(listener, true)
 }
 
-fn accept_with(listener: &TcpListener, nonblocking: bool) -> io::Result<Accept> {
+fn accept_with<L: StreamListener>(listener: &L, nonblocking: bool) -> io::Result<Accept<L>> {
     match crate::sys::accept_cloexec(listener.as_fd(), nonblocking) {
-        Ok((fd, peer)) => Ok(Accept::Connection(TcpStream::from(fd), peer)),
-        Err(e) => classify(e),
+        Ok((fd, peer)) => Ok(L::connection(fd, peer)),
+        Err(e) => sort(e),
     }
 }
 
 /// Sorts an error from `accept(2)` into "not now", "out of resources" or fatal.
 pub(crate) fn classify(e: io::Error) -> io::Result<Accept> {
+    sort(e)
+}
+
+/// [`classify`] for any listener type.
+fn sort<L: StreamListener>(e: io::Error) -> io::Result<Accept<L>> {
     let Some(errno) = e.raw_os_error() else {
         return Err(e);
     };
@@ -302,7 +463,7 @@ impl FdReserve {
     /// assert!(!reserve.shed(&listener)?); // nothing pending
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn shed(&mut self, listener: &impl AsFd) -> io::Result<bool> {
+    pub fn shed(&mut self, listener: &(impl AsFd + ?Sized)) -> io::Result<bool> {
         let Some(spare) = self.spare.take() else {
             return Err(io::Error::from_raw_os_error(libc::EMFILE));
         };

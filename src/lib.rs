@@ -14,7 +14,7 @@
 //! | [`readline`](mod@readline) | `readline`, `readlinebuf` | [`LineReader`]: one buffer per connection, visible to the select loop |
 //! | [`readn`](mod@readn) | `readn` | [`readn()`](fn@readn) |
 //! | [`writen`](mod@writen) | `writen` | [`writen()`](fn@writen), [`try_writen`]: no `SIGPIPE` death |
-//! | [`accept`](mod@accept) | `Accept` | [`accept()`](fn@accept) that sorts its errors (UNP 16.6), [`FdReserve`] |
+//! | [`accept`](mod@accept) | `Accept` | [`accept()`](fn@accept) that sorts its errors (UNP 16.6), on TCP or Unix-domain listeners, [`FdReserve`] |
 //!
 //! 2. **Keyed readiness**, [`sources`]: register descriptors under keys of your
 //!    own, wait with select, large select, poll, epoll or kqueue, iterate the
@@ -104,6 +104,32 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Descriptors: borrowed or owned
+//! One rule across the crate: a function that only uses a descriptor borrows it,
+//! `&(impl AsFd + ?Sized)`, so `&stream`, `&owned_fd`, `&borrowed_fd` and a
+//! `&dyn AsFd` all work and the descriptor stays open after the call:
+//! [`FdSet::insert_fd`] (and `remove_fd`, `contains_fd`, the same on
+//! [`LargeFdSet`]), [`PollFd::from_fd`], [`set_linger`], [`linger()`](fn@linger),
+//! [`writen()`](fn@writen), [`try_writen`], [`FdReserve::shed`], and
+//! [`Sources`](sources::Sources)' `register`, `set_interest`, `unregister` and `key`.
+//! [`accept()`](fn@accept) borrows too, a [`TcpListener`](std::net::TcpListener) or
+//! a [`UnixListener`](std::os::unix::net::UnixListener), whose type decides the
+//! stream it returns. Only a function whose job is to close takes ownership:
+//! [`abort`], `impl Into<OwnedFd>`. So an owned descriptor passed by value to a
+//! borrowing function, which would close it at the end of the call, does not
+//! compile:
+//!
+//! ```compile_fail,E0308
+//! use std::os::unix::net::UnixStream;
+//! use unp_select::{writen, FdSet};
+//!
+//! let (a, _b) = UnixStream::pair()?;
+//! let mut set = FdSet::new();
+//! set.insert_fd(&a)?; // borrowed: fine
+//! writen(a, b"x")?; // error[E0308]: expected `&_`, found `UnixStream`
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Platform-specific behavior
 //! Linux is tested; macOS and FreeBSD are checked to compile. Every platform
 //! difference lives in one private module; the items that differ say so in their
@@ -129,7 +155,7 @@ mod sys;
 mod time;
 pub mod writen;
 
-pub use accept::{accept, accept_nonblocking, Accept, FdReserve};
+pub use accept::{accept, accept_nonblocking, Accept, FdReserve, StreamListener};
 pub use echo::{EchoServer, ShutdownHandle};
 pub use linger::{abort, linger, set_linger};
 pub use poll::{poll, poll_restarting, PollFd, PollFlags};

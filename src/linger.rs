@@ -106,7 +106,23 @@ fn to_kernel_seconds(d: Duration) -> io::Result<libc::c_int> {
 /// assert_eq!(linger(&stream)?, None);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
+///
+/// `fd` is borrowed (`&stream`, `&owned_fd`, a `&dyn AsFd`): the socket stays open,
+/// and the option applies at its close. Passed by value, it would be closed at the
+/// end of the call, so that does not compile ([`abort`] is the function that takes
+/// the socket and closes it):
+///
+/// ```compile_fail,E0308
+/// use std::net::{TcpListener, TcpStream};
+/// use std::time::Duration;
+/// use unp_select::linger::set_linger;
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let stream = TcpStream::connect(listener.local_addr()?)?;
+/// set_linger(stream, Some(Duration::ZERO))?; // error[E0308]: expected `&_`, found `TcpStream`
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn set_linger(fd: &(impl AsFd + ?Sized), linger: Option<Duration>) -> io::Result<()> {
     let secs = linger.map(to_kernel_seconds).transpose()?;
     sys::set_linger(fd.as_fd(), secs)
 }
@@ -136,7 +152,7 @@ pub fn set_linger<F: AsFd>(fd: &F, linger: Option<Duration>) -> io::Result<()> {
 /// assert_eq!(linger(&stream)?, Some(Duration::ZERO));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
+pub fn linger(fd: &(impl AsFd + ?Sized)) -> io::Result<Option<Duration>> {
     Ok(
         sys::linger(fd.as_fd())?.map(|secs| match u64::try_from(secs) {
             Ok(secs) => Duration::from_secs(secs),
@@ -157,7 +173,15 @@ pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
 /// make the server's `accept` meet a connection that is already reset.
 ///
 /// The socket is always consumed and its descriptor always closed, also when an error
-/// is returned.
+/// is returned. `abort` is the one function of this crate that takes a descriptor by
+/// value, `impl Into<OwnedFd>` (a `TcpStream`, a `UnixStream`, an `OwnedFd`), because
+/// its job is to close it; every other function borrows it, `&(impl AsFd + ?Sized)`.
+///
+/// The reset goes out when the **last** descriptor of the socket closes: `abort` on
+/// one of two descriptors of a socket (a `try_clone`, a `dup`, one inherited by a
+/// child) sets the option and closes its own descriptor only, and the peer sees
+/// nothing yet; the reset is sent when the other is dropped (then, since the
+/// option is set on the shared socket, a reset rather than a FIN).
 ///
 /// On a **listening** socket there is no peer; closing a listener always resets the
 /// connections still waiting in its accept queue, and on Linux (measured) this happens
@@ -189,7 +213,7 @@ pub fn linger<F: AsFd>(fd: &F) -> io::Result<Option<Duration>> {
 /// assert_eq!(err.kind(), ErrorKind::ConnectionReset);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn abort<S: Into<OwnedFd>>(sock: S) -> io::Result<()> {
+pub fn abort(sock: impl Into<OwnedFd>) -> io::Result<()> {
     let sock = sock.into();
     let set = sys::set_linger(sock.as_fd(), Some(0));
     // Closed either way; an error of `close` is reported, which dropping would hide.

@@ -50,8 +50,10 @@
 //!   nothing can tell. Free the slot (`set_fd(-1)`) before closing the descriptor, as
 //!   UNP's `client[i].fd = -1` next to `Close(sockfd)` does.
 //!
-//! [`PollFd::from_fd`] takes a [`BorrowedFd`] instead of a number, so nothing but an
-//! open descriptor gets in; like the sets, the entry then keeps only the number. nix's
+//! [`PollFd::from_fd`] takes a borrowed descriptor (`&fd`, as every function of this
+//! crate that uses a descriptor without closing it does) instead of a number, so
+//! nothing but an open descriptor gets in; like the sets, the entry then keeps only the
+//! number. nix's
 //! and rustix's `PollFd<'fd>` carry the borrow's lifetime and so keep the descriptor
 //! open for as long as the entry exists. This crate does not: such an entry cannot be a
 //! −1 slot, and an array of them borrows every descriptor in it for as long as the
@@ -103,7 +105,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use crate::time::{to_poll_millis, Deadline};
@@ -177,10 +179,11 @@ impl PollFd {
     /// An entry that waits for `events` on the borrowed descriptor `fd`, with empty
     /// `revents`: [`new`](PollFd::new) for callers who hold descriptors, not numbers.
     ///
-    /// The borrow proves that `fd` is open **now**; the entry keeps only its number,
-    /// so free the slot (`set_fd(-1)`) before the descriptor is closed. It takes a
-    /// `BorrowedFd` rather than `impl AsFd` so that an `OwnedFd` cannot be passed by
-    /// value and closed on the spot. See [I/O safety](mod@crate::poll#io-safety).
+    /// The borrow proves that `fd` is open **now**; the entry keeps only its number
+    /// (it stays a C `struct pollfd`, with no lifetime), so free the slot
+    /// (`set_fd(-1)`) before the descriptor is closed. `fd` is anything that
+    /// [`AsFd`] borrows from, behind a reference: `&stream`, `&owned_fd`,
+    /// `&borrowed_fd`, a `&dyn AsFd`. See [I/O safety](mod@crate::poll#io-safety).
     ///
     /// # Examples
     ///
@@ -193,14 +196,30 @@ impl PollFd {
     ///
     /// let (mut a, b) = UnixStream::pair()?;
     /// a.write_all(b"x")?;
-    /// let mut fds = [PollFd::from_fd(b.as_fd(), PollFlags::POLLIN)];
+    /// let mut fds = [
+    ///     PollFd::from_fd(&b, PollFlags::POLLIN),
+    ///     PollFd::from_fd(&b.as_fd(), PollFlags::POLLIN), // a BorrowedFd, by reference
+    /// ];
     /// assert_eq!(fds[0].fd(), b.as_raw_fd());
-    /// assert_eq!(poll(&mut fds, Some(Duration::from_secs(5)))?, 1);
+    /// assert_eq!(poll(&mut fds, Some(Duration::from_secs(5)))?, 2);
     /// assert!(fds[0].revents().contains(PollFlags::POLLIN));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn from_fd(fd: BorrowedFd<'_>, events: PollFlags) -> PollFd {
-        PollFd::new(fd.as_raw_fd(), events)
+    ///
+    /// An owned descriptor passed by value would be closed at the end of the call,
+    /// leaving the entry with a dead number: it does not compile.
+    ///
+    /// ```compile_fail,E0308
+    /// use std::os::fd::OwnedFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::poll::{PollFd, PollFlags};
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let pfd = PollFd::from_fd(OwnedFd::from(a), PollFlags::POLLIN); // error[E0308]: expected `&_`, found `OwnedFd`
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_fd(fd: &(impl AsFd + ?Sized), events: PollFlags) -> PollFd {
+        PollFd::new(fd.as_fd().as_raw_fd(), events)
     }
 
     /// The descriptor.

@@ -169,10 +169,10 @@ fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// [`ErrorKind::WouldBlock`](io::ErrorKind::WouldBlock) when the buffer is full, and
 /// the caller cannot know how much was written before: use [`try_writen`] there.
 ///
-/// `fd` is borrowed, never consumed: pass `&stream`, `&owned_fd` or `&borrowed_fd` (any
-/// `&F` with `F: AsFd`, `dyn AsFd` included); the descriptor stays open after the call.
-/// In this crate only [`abort`](crate::linger::abort), whose job is to close, takes a
-/// descriptor by value.
+/// `fd` is borrowed, never consumed, `&(impl AsFd + ?Sized)`: pass `&stream`,
+/// `&owned_fd`, `&borrowed_fd` or a `&dyn AsFd`; the descriptor stays open after the
+/// call. In this crate only [`abort`](crate::linger::abort), whose job is to close,
+/// takes a descriptor by value (see [descriptors](crate#descriptors-borrowed-or-owned)).
 ///
 /// # Errors
 ///
@@ -254,7 +254,7 @@ fn write_loop(fd: BorrowedFd<'_>, buf: &[u8]) -> (usize, Option<io::Error>) {
 /// assert_eq!(got, "one two");
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn writen<F: AsFd + ?Sized>(fd: &F, buf: &[u8]) -> io::Result<()> {
+pub fn writen(fd: &(impl AsFd + ?Sized), buf: &[u8]) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
@@ -313,7 +313,7 @@ pub fn writen<F: AsFd + ?Sized>(fd: &F, buf: &[u8]) -> io::Result<()> {
 /// try_writen(OwnedFd::from(a), b"x")?; // error[E0308]: expected `&_`, found `OwnedFd`
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn try_writen<F: AsFd + ?Sized>(fd: &F, buf: &[u8]) -> io::Result<usize> {
+pub fn try_writen(fd: &(impl AsFd + ?Sized), buf: &[u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Ok(0);
     }

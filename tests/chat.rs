@@ -1,6 +1,6 @@
 //! The `chat_server` example, run as a user runs it and driven with real sockets on
-//! 127.0.0.1, under each of the loop's three waits (select over `FdSet`, `--poll`,
-//! `--large`): every line reaches every other client whole and in order, a client
+//! 127.0.0.1, under each of the loop's four waits (select over `FdSet`, `--poll`,
+//! `--large`, `--epoll`): every line reaches every other client whole and in order, a client
 //! that does not read neither slows the others nor stays, a reset loses nothing for
 //! the others, running out of descriptors sheds the extra clients and no one else,
 //! and the server stops at once on SIGTERM.
@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use common::examples::{example, ServerProcess};
 use common::{is_timeout, LineClient, Watchdog};
 
-/// The three loops: select over `FdSet` (the default), poll, select over `LargeFdSet`.
-const LOOPS: [&[&str]; 3] = [&[], &["--poll"], &["--large"]];
+/// The four loops: select over `FdSet` (the default), poll, select over
+/// `LargeFdSet`, epoll.
+const LOOPS: [&[&str]; 4] = [&[], &["--poll"], &["--large"], &["--epoll"]];
 
 /// How long a client waits for a line that must come.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +56,7 @@ fn loop_name(mode: &[&str]) -> &'static str {
     match mode.first() {
         Some(&"--poll") => "poll",
         Some(&"--large") => "large select",
+        Some(&"--epoll") => "epoll",
         _ => "select",
     }
 }

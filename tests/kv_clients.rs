@@ -1,6 +1,7 @@
 //! Clients nobody here wrote against the example `kv_server` (memcached's text
-//! protocol), on all three loops (the default select(2), `--poll`, `--large`) and
-//! with two workers (one listener each, and one shared with `--shared-listener`).
+//! protocol), on all four loops (the default select(2), `--poll`, `--large`,
+//! `--epoll`) and with two workers (one listener each, and one shared with
+//! `--shared-listener`).
 //!
 //! * [`raw_protocol_on_every_loop`]: std sockets, no outside program: pipelined
 //!   commands, binary values, a long multi-get, `quit`, the SIGTERM report.
@@ -25,13 +26,15 @@ use std::time::{Duration, Instant};
 use common::examples::example;
 use common::Watchdog;
 
-/// The three loops.
-const LOOPS: [&[&str]; 5] = [
+/// The four loops, and two workers (sharing the listener, or one each).
+const LOOPS: [&[&str]; 7] = [
     &[],
     &["--poll"],
     &["--large"],
+    &["--epoll"],
     &["--workers", "2", "--shared-listener"],
     &["--poll", "--workers", "2"],
+    &["--epoll", "--workers", "2"],
 ];
 
 /// How long an outside client may run before the test calls it a deadlock.

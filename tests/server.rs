@@ -313,7 +313,7 @@ fn connects_completed(addr: SocketAddr, n: usize, within: Duration) -> usize {
                 continue;
             }
             let mut p = [unp_select::PollFd::from_fd(
-                std::os::fd::AsFd::as_fd(fd),
+                fd,
                 unp_select::PollFlags::POLLOUT,
             )];
             if unp_select::poll(&mut p, Some(Duration::ZERO)).unwrap() == 1 {
@@ -481,5 +481,79 @@ fn a_close_in_connect_closes_at_once_without_input() {
         );
         let stats = s.finish();
         assert_eq!(stats.closed_protocol, 1, "{backend:?}: {stats:?}");
+    }
+}
+
+/// Pipe lines to every connection: the pipe's read end is watched
+/// ([`Context::watch`]) by the first connection's `connect`; the pipe's end of
+/// file unwatches it.
+#[derive(Clone)]
+struct PipeToAll {
+    pipe: Arc<Mutex<Option<std::os::fd::OwnedFd>>>,
+    unwatched: Arc<Mutex<bool>>,
+}
+
+impl Protocol for PipeToAll {
+    type Conn = ();
+    fn connect(&mut self, ctx: &mut Context<'_>) {
+        if let Some(pipe) = self.pipe.lock().unwrap().take() {
+            ctx.watch(pipe, unp_select::sources::Interest::READ)
+                .unwrap();
+        }
+        ctx.send(b"hi\n").unwrap();
+    }
+    fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    fn ready(&mut self, readiness: unp_select::sources::Readiness, ctx: &mut Context<'_>) {
+        assert!(readiness.is_readable() || readiness.is_hangup());
+        // A watched descriptor takes no output of its own.
+        assert!(ctx.send(b"x").is_err());
+        let mut buf = [0; 256];
+        match ctx.read_watched(&mut buf) {
+            Ok(0) => {
+                let id = ctx.id();
+                assert!(ctx.unwatch(id));
+                *self.unwatched.lock().unwrap() = true;
+            }
+            Ok(n) => {
+                ctx.broadcast(&buf[..n]);
+            }
+            Err(e) => panic!("read_watched: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_watched_pipe_reaches_the_protocol_until_its_end_of_file() {
+    let _dog = Watchdog::new("watch", Duration::from_secs(60));
+    for backend in [Backend::Select, Backend::Poll, Backend::Epoll] {
+        let (rx, mut tx) = nix::unistd::pipe()
+            .map(|(r, w)| (r, std::fs::File::from(w)))
+            .unwrap();
+        let protocol = PipeToAll {
+            pipe: Arc::new(Mutex::new(Some(rx))),
+            unwatched: Arc::new(Mutex::new(false)),
+        };
+        let unwatched = Arc::clone(&protocol.unwatched);
+        let s = Running::start(protocol, Config::default(), backend);
+        let mut c = BufReader::new(connect(s.addr));
+        assert_eq!(read_line(&mut c), "hi\n");
+        tx.write_all(b"from the pipe\n").unwrap();
+        assert_eq!(read_line(&mut c), "from the pipe\n", "{backend:?}");
+        drop(tx); // end of file: the protocol unwatches, the loop closes it
+        let t = Instant::now();
+        while !*unwatched.lock().unwrap() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{backend:?}: not unwatched"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        let stats = s.finish();
+        // A watch is not a connection: only the client is counted.
+        assert_eq!(
+            (stats.accepted, stats.closed_shutdown),
+            (1, 1),
+            "{backend:?}"
+        );
     }
 }

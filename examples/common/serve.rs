@@ -16,8 +16,11 @@ use super::cli::{errln, outln};
 pub struct Options {
     /// ADDR, or the example's default.
     pub addr: String,
-    /// `--poll`, `--large`, or select(2) over `FdSet` (the default).
+    /// `--poll`, `--large`, `--epoll`, `--kqueue`, or select(2) over `FdSet` (the
+    /// default).
     pub backend: Backend,
+    /// The operands after ADDR (the relay's UPSTREAM_ADDR).
+    pub operands: Vec<String>,
 }
 
 /// Parses `[--poll | --large] [-h | --help] [ADDR]`; `extra` may take options of
@@ -30,6 +33,7 @@ pub fn parse(
     let mut options = Options {
         addr: default_addr.to_string(),
         backend: Backend::Select,
+        operands: Vec::new(),
     };
     let mut addr_seen = false;
     let mut args = std::env::args().skip(1);
@@ -49,7 +53,7 @@ pub fn parse(
                 options.addr = s.to_string();
                 addr_seen = true;
             }
-            s => return Err(format!("unexpected argument {s}")),
+            s => options.operands.push(s.to_string()),
         }
     }
     Ok(Some(options))
@@ -184,6 +188,15 @@ pub fn main<P: Protocol + Clone + Send + 'static>(
     )
 }
 
+/// A protocol made from the operands after ADDR (`main_operands`): `make` builds
+/// it, and any operand is a usage error.
+fn no_operands<P>(make: impl FnOnce() -> P) -> impl FnOnce(&[String]) -> Result<P, String> {
+    |operands: &[String]| match operands.first() {
+        Some(op) => Err(format!("unexpected argument {op}")),
+        None => Ok(make()),
+    }
+}
+
 /// [`main`] for an example with options of its own: `options` gets each option
 /// the loop does not know and the argument iterator, and says whether it knew it
 /// (as [`parse`]'s `extra`); `protocol` runs after all of them.
@@ -191,9 +204,23 @@ pub fn main_with_options<P: Protocol + Clone + Send + 'static>(
     name: &str,
     usage: &str,
     default_addr: &str,
+    config: unp_select::server::Config,
+    options: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
+    protocol: impl FnOnce() -> P,
+) -> ExitCode {
+    let protocol = no_operands(protocol);
+    main_operands(name, usage, default_addr, config, options, protocol)
+}
+
+/// As [`main_with_options`], with a protocol made from the operands after ADDR
+/// (a usage error if it says so).
+pub fn main_operands<P: Protocol + Clone + Send + 'static>(
+    name: &str,
+    usage: &str,
+    default_addr: &str,
     mut config: unp_select::server::Config,
     mut options: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
-    protocol: impl FnOnce() -> P,
+    protocol: impl FnOnce(&[String]) -> Result<P, String>,
 ) -> ExitCode {
     let parsed = parse(default_addr, |option, args| {
         match option {
@@ -224,7 +251,14 @@ pub fn main_with_options<P: Protocol + Clone + Send + 'static>(
             return ExitCode::from(2);
         }
     };
-    match Server::bind(&options.addr, protocol(), config) {
+    let protocol = match protocol(&options.operands) {
+        Ok(protocol) => protocol,
+        Err(e) => {
+            errln(format_args!("{name}: {e}\n\n{usage}"));
+            return ExitCode::from(2);
+        }
+    };
+    match Server::bind(&options.addr, protocol, config) {
         Ok(server) => run(name, server, options.backend),
         Err(e) => {
             errln(format_args!("{name}: {}: {e}", options.addr));

@@ -342,8 +342,38 @@ impl FdSet {
     /// assert!(set.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    ///
+    /// Any descriptor behind a reference goes in: `&owned_fd`, `&borrowed_fd`, a
+    /// `&dyn AsFd`. An owned one passed by value would be closed at the end of the
+    /// call, leaving a dead number in the set: it does not compile.
+    ///
+    /// ```compile_fail,E0308
+    /// use std::os::fd::OwnedFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::select::FdSet;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let mut set = FdSet::new();
+    /// set.insert_fd(OwnedFd::from(a))?; // error[E0308]: expected `&_`, found `OwnedFd`
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// ```
+    /// use std::os::fd::{AsFd, OwnedFd};
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::select::FdSet;
+    ///
+    /// let (a, b) = UnixStream::pair()?;
+    /// let (a, b): (OwnedFd, Box<dyn AsFd>) = (a.into(), Box::new(b));
+    /// let mut set = FdSet::new();
+    /// set.insert_fd(&a)?;
+    /// set.insert_fd(&a.as_fd())?;
+    /// set.insert_fd(&*b)?; // a `&dyn AsFd`
+    /// assert_eq!(set.len(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[inline]
-    pub fn insert_fd(&mut self, fd: &impl AsFd) -> io::Result<()> {
+    pub fn insert_fd(&mut self, fd: &(impl AsFd + ?Sized)) -> io::Result<()> {
         self.insert(fd.as_fd().as_raw_fd())
     }
 
@@ -366,7 +396,7 @@ impl FdSet {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[inline]
-    pub fn remove_fd(&mut self, fd: &impl AsFd) {
+    pub fn remove_fd(&mut self, fd: &(impl AsFd + ?Sized)) {
         self.remove(fd.as_fd().as_raw_fd());
     }
 
@@ -391,7 +421,7 @@ impl FdSet {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[inline]
-    pub fn contains_fd(&self, fd: &impl AsFd) -> bool {
+    pub fn contains_fd(&self, fd: &(impl AsFd + ?Sized)) -> bool {
         self.contains(fd.as_fd().as_raw_fd())
     }
 
@@ -735,7 +765,7 @@ impl LargeFdSet {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[inline]
-    pub fn insert_fd(&mut self, fd: &impl AsFd) -> io::Result<()> {
+    pub fn insert_fd(&mut self, fd: &(impl AsFd + ?Sized)) -> io::Result<()> {
         self.insert(fd.as_fd().as_raw_fd())
     }
 
@@ -758,7 +788,7 @@ impl LargeFdSet {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[inline]
-    pub fn remove_fd(&mut self, fd: &impl AsFd) {
+    pub fn remove_fd(&mut self, fd: &(impl AsFd + ?Sized)) {
         self.remove(fd.as_fd().as_raw_fd());
     }
 
@@ -783,7 +813,7 @@ impl LargeFdSet {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[inline]
-    pub fn contains_fd(&self, fd: &impl AsFd) -> bool {
+    pub fn contains_fd(&self, fd: &(impl AsFd + ?Sized)) -> bool {
         self.contains(fd.as_fd().as_raw_fd())
     }
 

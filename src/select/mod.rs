@@ -98,9 +98,11 @@
 //!
 //! For the compiler's help with the first two, [`FdSet::insert_fd`],
 //! [`remove_fd`](FdSet::remove_fd) and [`contains_fd`](FdSet::contains_fd) (and the
-//! same on [`LargeFdSet`]) take the descriptor itself, `&impl AsFd` (a `TcpStream`, an
-//! `OwnedFd`, a `BorrowedFd`): only an open descriptor gets in. The set keeps only the
-//! number, so the last point still applies.
+//! same on [`LargeFdSet`]) take the descriptor itself, borrowed: `&(impl AsFd +
+//! ?Sized)` (`&stream`, `&owned_fd`, `&borrowed_fd`, a `&dyn AsFd`), the shape of
+//! every function of this crate that uses a descriptor without closing it. Only an open
+//! descriptor gets in, and an owned one passed by value (closed at the end of the call)
+//! does not compile. The set keeps only the number, so the last point still applies.
 //!
 //! Other crates decided otherwise. rustix's `select` is `unsafe`: the caller promises
 //! that every descriptor in the sets is open. nix's `FdSet<'fd>` takes `BorrowedFd<'fd>`

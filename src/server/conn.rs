@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 
 use super::output::Output;
-use super::protocol::Frame;
+use super::protocol::{ConnId, Frame};
 use super::timers::{Deadline, Timer, KINDS};
 use crate::readline::find_newline;
 use crate::sources::Interest;
@@ -22,6 +22,36 @@ pub(super) enum Ending {
     ShutdownWrite,
     /// Close when the output is sent.
     Close,
+}
+
+/// How far a connection is: one the server opened may still be connecting, and
+/// one it opened or adopted is not known to the protocol until its next turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// A nonblocking `connect` in progress (UNP 16.3): watched for writable.
+    Connecting,
+    /// Established; the protocol's [`connect`](super::Protocol::connect) comes at
+    /// its next turn.
+    Made,
+    /// The protocol has its state: served as any connection.
+    Open,
+    /// Not a connection: a descriptor the protocol watches
+    /// ([`Context::watch`](super::Context::watch)); the loop neither reads nor
+    /// writes it, it calls [`Protocol::ready`](super::Protocol::ready).
+    Watched,
+}
+
+/// Who is at the other end, and the connection paired with this one.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Link {
+    /// The server opened it ([`Context::connect`](super::Context::connect)).
+    pub(super) outgoing: bool,
+    /// Back-pressure on either stops reading the other; when one closes, the
+    /// other closes once its output is sent ([`Context::pair`](super::Context::pair)).
+    pub(super) partner: Option<ConnId>,
+    /// Not read because the partner's output is over `max_unsent`: served again
+    /// when it is not.
+    pub(super) waits_for_partner: bool,
 }
 
 pub(super) struct Conn {
@@ -61,6 +91,10 @@ pub(super) struct Conn {
     pub(super) served_in: u64,
     /// What the connection is watched for now.
     pub(super) interest: Interest,
+    pub(super) stage: Stage,
+    pub(super) link: Link,
+    /// The protocol heard of the end of its input ([`Protocol::end_of_input`](super::Protocol::end_of_input)).
+    pub(super) eof_told: bool,
 }
 
 impl Conn {
@@ -84,6 +118,13 @@ impl Conn {
             deadlines: [Deadline::default(); KINDS],
             served_in: 0,
             interest: Interest::READ,
+            stage: Stage::Open,
+            link: Link {
+                outgoing: false,
+                partner: None,
+                waits_for_partner: false,
+            },
+            eof_told: false,
         }
     }
 

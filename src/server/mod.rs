@@ -131,6 +131,7 @@
 //!   [send(2)](https://man7.org/linux/man-pages/man2/send.2.html) (`MSG_NOSIGNAL`)
 
 mod conn;
+mod dial;
 mod hub;
 mod output;
 mod protocol;
@@ -157,6 +158,7 @@ use crate::sources::Backend;
 #[cfg(doc)]
 use crate::sources::Waker;
 
+pub use dial::ConnectError;
 pub use protocol::{CloseReason, ConnId, Context, Frame, Protocol, SendError};
 pub use shutdown::ShutdownHandle;
 pub(crate) use shutdown::Stop;
@@ -262,6 +264,9 @@ pub struct Config {
     /// left ([`Stats::undelivered`]). Default 5 s; zero stops at once, as a second
     /// `shutdown` does.
     pub drain_timeout: Duration,
+    /// How long a connection the protocol opens ([`Context::connect`]) may take to
+    /// be established before it fails with [`ConnectError::TimedOut`]. Default 10 s.
+    pub connect_timeout: Duration,
     /// How long a connection may go without all its output sent, counted from when
     /// output first stayed unsent until none is left (a peer that reads, but never
     /// catches up, is closed too), before the connection is closed. Default 10
@@ -319,6 +324,7 @@ impl Default for Config {
             max_output_total: 256 * 1024 * 1024,
             idle_timeout: None,
             drain_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             backlog: LISTENQ,
             accept_batch: 1,
@@ -391,6 +397,13 @@ impl Config {
     #[must_use]
     pub fn with_drain_timeout(mut self, timeout: Duration) -> Config {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Config {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -682,6 +695,11 @@ impl<P: Protocol> Server<P> {
 
     /// Binds a Unix-domain listener to `path` and serves `protocol` on it, with
     /// [`Config::backlog`]. The caller removes the socket file afterwards.
+    ///
+    /// # Platform-specific behavior
+    /// std's `UnixListener::bind` listens with the largest backlog Linux allows
+    /// (`-1`, read as `net.core.somaxconn`, 4096 since 5.4); the second `listen`
+    /// here sets [`Config::backlog`] instead, so the default 1024 is lower there.
     ///
     /// # Errors
     /// Those of [`UnixListener::bind`], `listen(2)` and [`Server::new`].

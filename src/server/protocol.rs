@@ -2,14 +2,19 @@
 //! [`Context`].
 
 use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{Conn, Ending};
+use super::conn::{Conn, Ending, Stage};
+use super::dial::ConnectError;
 use super::hub::Post;
 use super::output::SHARE_MIN;
 use super::table::Table;
 use super::timers::Timer;
+use crate::sources::Interest;
 
 /// How the loop cuts a connection's input into messages for
 /// [`Protocol::receive`]. A protocol may change it between messages
@@ -237,6 +242,32 @@ pub trait Protocol {
     /// The timer set with [`Context::set_timer`] expired. The default does nothing.
     fn timer(&mut self, conn: &mut Self::Conn, ctx: &mut Context<'_>) {
         let _ = (conn, ctx);
+    }
+
+    /// The peer sent end of file (or half-closed), and every message it sent was
+    /// delivered. Then the connection closes once its output is sent, unless it is
+    /// paired ([`Context::pair`]): a paired one stays until its own side is
+    /// half-closed too ([`Context::shutdown_write`]) or its partner goes, so a
+    /// relay can pass the half-close on ([`Context::shutdown_write_other`]). The
+    /// default does nothing.
+    fn end_of_input(&mut self, conn: &mut Self::Conn, ctx: &mut Context<'_>) {
+        let _ = (conn, ctx);
+    }
+
+    /// A connection opened with [`Context::connect`] was not established: refused,
+    /// timed out ([`Config::connect_timeout`](super::Config::connect_timeout)),
+    /// unreachable, reset. Its id is dead; the connection paired with it, if any,
+    /// closes once its output is sent. The default does nothing.
+    fn connect_failed(&mut self, id: ConnId, error: ConnectError) {
+        let _ = (id, error);
+    }
+
+    /// A descriptor watched with [`Context::watch`] is ready as `readiness` says;
+    /// `ctx.id()` is the watch's id. Read it with [`Context::read_watched`]. The
+    /// wait is level-triggered: a descriptor left readable is reported again at the
+    /// next turn. The default does nothing.
+    fn ready(&mut self, readiness: crate::sources::Readiness, ctx: &mut Context<'_>) {
+        let _ = (readiness, ctx);
     }
 
     /// The connection is gone, for `reason`. The default does nothing.
@@ -560,6 +591,218 @@ impl Context<'_> {
         self.table.set_timer(self.id, Timer::Protocol, None);
     }
 
+    /// Opens a TCP connection to `addr` (UNP 16.3's nonblocking `connect`) and
+    /// returns its id at once: output sent to it ([`send_to`](Self::send_to)) waits
+    /// until it is established. Then the protocol's [`connect`](Protocol::connect)
+    /// is called for it ([`is_outgoing`](Self::is_outgoing) says so there) and it
+    /// is served as any accepted connection: framing, back-pressure, time-outs,
+    /// close reasons. If it cannot be established within
+    /// [`Config::connect_timeout`](super::Config::connect_timeout),
+    /// [`Protocol::connect_failed`] says why. It counts in
+    /// [`Config::max_clients`](super::Config::max_clients), in this worker.
+    ///
+    /// # Errors
+    /// What fails at once, sorted ([`ConnectError`]): no socket (`EMFILE`, …),
+    /// `max_clients` reached, or a connect the kernel refused before any packet
+    /// (e.g. `ENETUNREACH`).
+    ///
+    /// # Examples
+    /// A proxy's first step: each client gets its own upstream connection, paired
+    /// with it.
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use unp_select::server::{ConnId, Context, Protocol};
+    ///
+    /// struct Proxy { upstream: SocketAddr }
+    /// impl Protocol for Proxy {
+    ///     type Conn = Option<ConnId>; // the other side
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) -> Option<ConnId> {
+    ///         if ctx.is_outgoing() {
+    ///             return ctx.partner();
+    ///         }
+    ///         let upstream = ctx.connect(self.upstream).ok();
+    ///         match upstream {
+    ///             Some(up) => { ctx.pair(up); }
+    ///             None => ctx.close(),
+    ///         }
+    ///         upstream
+    ///     }
+    ///     fn receive(&mut self, other: &mut Option<ConnId>, msg: &[u8], ctx: &mut Context<'_>) {
+    ///         if let Some(other) = *other {
+    ///             ctx.send_to(other, msg);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    /// The whole relay is `examples/relay.rs`.
+    pub fn connect(&mut self, addr: SocketAddr) -> Result<ConnId, ConnectError> {
+        self.table.dial(addr)
+    }
+
+    /// Serves a connected stream made elsewhere (a `TcpStream`, a `UnixStream`, a
+    /// socket passed by another process) as if it had been accepted: the
+    /// protocol's [`connect`](Protocol::connect) is called for it at the loop's
+    /// next turn. The stream is made nonblocking.
+    ///
+    /// # Errors
+    /// `fcntl(2)`'s, and `Other` if [`Config::max_clients`](super::Config::max_clients)
+    /// connections are open; the stream is closed then.
+    pub fn adopt(&mut self, stream: impl Into<OwnedFd>) -> io::Result<ConnId> {
+        self.table.adopt(stream.into())
+    }
+
+    /// Watches `fd`, a descriptor the protocol hands over (a pipe, a Unix socket
+    /// from another process, an eventfd), for `interest`: the loop calls
+    /// [`Protocol::ready`] when it is ready, until
+    /// [`unwatch`](Self::unwatch) or the server stops (then it is closed). The
+    /// loop neither reads nor writes it; it counts in
+    /// [`Config::max_clients`](super::Config::max_clients), in this worker.
+    ///
+    /// # Errors
+    /// `Other` if `max_clients` entries are taken; those of registering it
+    /// (select: a descriptor `>= FD_SETSIZE`; epoll: `EPERM` for a regular file)
+    /// come later, as an unwatch: the descriptor is closed.
+    ///
+    /// # Examples
+    /// Lines written into a pipe (by another thread, a child process, a signal
+    /// handler) go to every connection:
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use unp_select::server::{Context, Protocol};
+    /// use unp_select::sources::{Interest, Readiness};
+    ///
+    /// struct Announce {
+    ///     pipe: Option<OwnedFd>, // the read end, watched at the first connection
+    /// }
+    /// impl Protocol for Announce {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Some(pipe) = self.pipe.take() {
+    ///             let _ = ctx.watch(pipe, Interest::READ);
+    ///         }
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    ///     fn ready(&mut self, _: Readiness, ctx: &mut Context<'_>) {
+    ///         let mut buf = [0; 512];
+    ///         match ctx.read_watched(&mut buf) {
+    ///             Ok(0) | Err(_) => {
+    ///                 let id = ctx.id();
+    ///                 ctx.unwatch(id); // writer gone
+    ///             }
+    ///             Ok(n) => {
+    ///                 ctx.broadcast(&buf[..n]);
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn watch(&mut self, fd: impl Into<OwnedFd>, interest: Interest) -> io::Result<ConnId> {
+        self.table.watch(fd.into(), interest)
+    }
+
+    /// Stops watching `id` ([`watch`](Self::watch)) and closes its descriptor, at
+    /// the end of this turn. Returns whether it was watched.
+    pub fn unwatch(&mut self, id: ConnId) -> bool {
+        if id.worker != self.id.worker {
+            return false;
+        }
+        match self.table.get_mut(id) {
+            Some(conn) if conn.stage == Stage::Watched => {
+                conn.ending = Ending::Close;
+                self.table.woken.push(id.index());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One `read(2)` from the descriptor this [`Protocol::ready`] call is about
+    /// (nonblocking if the descriptor is).
+    ///
+    /// # Errors
+    /// `read(2)`'s; `InvalidInput` outside a `ready` call.
+    pub fn read_watched(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.this() {
+            Some(conn) if conn.stage == Stage::Watched => crate::sys::read(conn.fd.as_fd(), buf),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read_watched is for a watched descriptor's ready call",
+            )),
+        }
+    }
+
+    /// Pairs this connection with `other` (of this worker): while either has more
+    /// than [`Config::max_unsent`](super::Config::max_unsent) bytes unsent, the
+    /// other is not read, so a relay's memory stays bounded whichever side is
+    /// slow; when either closes, the other closes once its output is sent; and at
+    /// end of input a paired connection stays open until its own side is
+    /// half-closed too (see [`Protocol::end_of_input`]). Returns whether `other`
+    /// is there to pair with.
+    pub fn pair(&mut self, other: ConnId) -> bool {
+        let me = self.id;
+        if other == me || other.worker != me.worker || self.table.get_mut(other).is_none() {
+            return false;
+        }
+        if let Some(conn) = self.table.get_mut(other) {
+            conn.link.partner = Some(me);
+        }
+        if let Some(conn) = self.this_mut() {
+            conn.link.partner = Some(other);
+        }
+        true
+    }
+
+    /// The connection paired with this one ([`pair`](Self::pair)), if any.
+    pub fn partner(&self) -> Option<ConnId> {
+        self.this().and_then(|c| c.link.partner)
+    }
+
+    /// Whether the server opened this connection ([`connect`](Self::connect))
+    /// rather than accepted it.
+    pub fn is_outgoing(&self) -> bool {
+        self.this().is_some_and(|c| c.link.outgoing)
+    }
+
+    /// The peer's address (`getpeername(2)`).
+    ///
+    /// # Errors
+    /// `getpeername(2)`'s (`ENOTCONN` once the peer is gone), and `Unsupported`
+    /// for a Unix-domain connection.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        let conn = self.this().ok_or_else(gone)?;
+        crate::sys::peer_addr(conn.fd.as_fd())
+    }
+
+    /// This end's address (`getsockname(2)`).
+    ///
+    /// # Errors
+    /// As [`peer_addr`](Self::peer_addr).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        let conn = self.this().ok_or_else(gone)?;
+        crate::sys::local_addr(conn.fd.as_fd())
+    }
+
+    /// Asks the server to stop, as [`ShutdownHandle::shutdown`](super::ShutdownHandle::shutdown)
+    /// does (a drain, then the end of `run`): a protocol's SHUTDOWN command.
+    pub fn shutdown_server(&mut self) {
+        self.table.shutdown.shutdown();
+    }
+
+    /// Half-closes connection `id` (of this worker) as
+    /// [`shutdown_write`](Self::shutdown_write) does for this one: a relay passes a
+    /// half-close on. Returns whether it was open.
+    pub fn shutdown_write_other(&mut self, id: ConnId) -> bool {
+        if id.worker != self.id.worker {
+            return false;
+        }
+        let Some(conn) = self.other_mut(id) else {
+            return false;
+        };
+        conn.ending = Ending::ShutdownWrite;
+        self.table.woken.push(id.index());
+        true
+    }
+
     /// Closes this connection once what is queued for it has been sent; the rest
     /// of its input is dropped.
     pub fn close(&mut self) {
@@ -627,6 +870,11 @@ impl Context<'_> {
     fn other_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.table.open_conn(id)
     }
+}
+
+/// The error of an address asked for a connection that is gone.
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection is gone")
 }
 
 impl fmt::Debug for Context<'_> {

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::conn::{next_message, Conn, Ending};
+use super::conn::{next_message, Ending, Stage};
+use super::dial::ConnectError;
 use super::hub::{Hub, Post};
-use super::protocol::{end_message, CloseReason, Context, Frame, Protocol};
+use super::protocol::{end_message, CloseReason, ConnId, Context, Frame, Protocol};
 use super::stats::{add, bump, Published, Stats};
 use super::table::Table;
 use super::timers::Timer;
@@ -118,7 +119,6 @@ pub(super) struct Loop<P: Protocol> {
     config: Config,
     shutdown: ShutdownHandle,
     stats_slot: Arc<Published>,
-    totals: Arc<Totals>,
     /// Scratch: what the inbox held.
     posts: Vec<Post>,
     /// A duplicate of this worker's wake-up socket below `FD_SETSIZE`, watched
@@ -131,8 +131,6 @@ pub(super) struct Loop<P: Protocol> {
     table: Table,
     /// The protocol's state of each connection, by the same index.
     state: Vec<Option<P::Conn>>,
-    /// The generation of the next connection (see `ConnId`).
-    next_gen: u32,
     /// Connections with work left (messages buffered, output from others, a
     /// stream to go on), served next turn without waiting (UNP 6.8's
     /// `readlinebuf` check).
@@ -163,12 +161,18 @@ impl<P: Protocol> Loop<P> {
             hub,
             totals,
         } = worker;
-        let mut sources = Sources::new(backend);
+        // Made now, so that epoll_create1's or kqueue's error is its own.
+        let mut sources = Sources::try_new(backend)?;
         sources
             .register_owned(LISTENER, &listener, Interest::READ)
-            .map_err(|e| {
-                let fd = listener.as_fd().as_raw_fd();
-                io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+            .map_err(|e| match e.kind() {
+                // Too high for select: an error of ours, without an errno; say
+                // which descriptor. Anything else keeps its errno as it is.
+                io::ErrorKind::InvalidInput => {
+                    let fd = listener.as_fd().as_raw_fd();
+                    io::Error::new(e.kind(), format!("the listener (descriptor {fd}): {e}"))
+                }
+                _ => e,
             })?;
         let wake = Self::watch_wake(shutdown.waker(usize::from(index)).as_fd(), &mut sources)?;
         if let Some(hub) = &hub {
@@ -179,9 +183,7 @@ impl<P: Protocol> Loop<P> {
             index,
             listener,
             protocol,
-            shutdown,
             stats_slot: stats,
-            totals,
             posts: Vec::new(),
             wake,
             sources,
@@ -193,10 +195,10 @@ impl<P: Protocol> Loop<P> {
                 quota: 1,
                 full_batch_in: None,
             },
-            table: Table::new(index, hub, config.max_output),
+            table: Table::new(index, hub, &config, totals, shutdown.clone()),
+            shutdown,
             config,
             state: Vec::new(),
-            next_gen: 0,
             backlog: Vec::new(),
             held: Vec::new(),
             over_total: false,
@@ -216,6 +218,9 @@ impl<P: Protocol> Loop<P> {
         let Err(e) = sources.register_owned(WAKE, &waker, Interest::READ) else {
             return Ok(None);
         };
+        if e.kind() != io::ErrorKind::InvalidInput {
+            return Err(e); // the kernel's (ENOMEM, …): its errno kept
+        }
         let dup = UnixStream::from(waker.try_clone_to_owned()?);
         sources
             .register_owned(WAKE, &dup, Interest::READ)
@@ -272,7 +277,7 @@ impl<P: Protocol> Loop<P> {
             }
         }
         self.turn += 1;
-        self.over_total = self.totals.over();
+        self.over_total = self.table.totals.over();
         let timeout = if self.backlog.is_empty() {
             self.next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()))
@@ -284,7 +289,10 @@ impl<P: Protocol> Loop<P> {
             wait_failed(e, &mut self.table.stats)?;
             return Ok(true);
         }
-        if events.iter().any(|(&key, _)| key == WAKE) {
+        if events
+            .iter()
+            .any(|(&key, readiness)| key == WAKE && !readiness.is_invalid())
+        {
             // A shutdown request: read it, and look at what it asks next turn.
             let _ = match &self.wake {
                 Some(dup) => crate::sources::waker_reset(dup),
@@ -318,7 +326,7 @@ impl<P: Protocol> Loop<P> {
             self.serve(i, Readiness::EMPTY)?;
         }
         if !self.held.is_empty() {
-            if self.totals.over() {
+            if self.table.totals.over() {
                 self.held.sort_unstable();
                 self.held.dedup();
             } else {
@@ -326,6 +334,9 @@ impl<P: Protocol> Loop<P> {
             }
         }
         self.timers();
+        if !self.table.dialed.is_empty() {
+            self.watch_dialed();
+        }
         self.stats_slot.store(&self.table.stats); // live counters: relaxed stores
         Ok(true)
     }
@@ -375,7 +386,7 @@ impl<P: Protocol> Loop<P> {
         }
         if let Some(delay) = self.config.accept_delay {
             // UNP 16.6's sleep(5), the race window; a shutdown ends it.
-            let mut wake = [PollFd::from_fd(self.wake_fd(), PollFlags::POLLIN)];
+            let mut wake = [PollFd::from_fd(&self.wake_fd(), PollFlags::POLLIN)];
             if matches!(poll(&mut wake, Some(delay)), Ok(n) if n > 0) {
                 return Ok(());
             }
@@ -477,43 +488,43 @@ impl<P: Protocol> Loop<P> {
 
     /// UNP: find the first free `client[i]`, save the descriptor, add it to `allset`.
     fn add_client(&mut self, fd: OwnedFd) {
-        if !self.totals.admit() {
-            return self.refuse(fd); // UNP: err_quit("too many clients")
-        }
-        let Some(i) = self.table.free_slot(self.config.max_clients) else {
-            self.totals.release();
-            return self.refuse(fd);
+        let raw = fd.as_raw_fd();
+        let (i, id) = match self.table.insert(fd) {
+            Ok(entry) => entry,
+            Err(fd) => return self.refuse(fd), // UNP: err_quit("too many clients")
         };
-        if self.state.len() < self.table.client.len() {
-            self.state.resize_with(self.table.client.len(), || None);
-        }
+        self.fit_state();
+        let conn = self.table.client[i].as_ref().expect("just inserted");
         if self.config.nodelay && matches!(*self.listener, Listener::Tcp(_)) {
             // Only latency is at stake: a failure leaves Nagle's algorithm on.
-            let _ = crate::sys::set_nodelay(fd.as_fd());
+            let _ = crate::sys::set_nodelay(conn.fd.as_fd());
         }
-        if crate::sys::prepare_nosigpipe(fd.as_raw_fd()).is_err()
+        if crate::sys::prepare_nosigpipe(raw).is_err()
             || self
                 .sources
-                .register_owned(FIRST_CONN + i, &fd, Interest::READ)
+                .register_owned(FIRST_CONN + i, &conn.fd, Interest::READ)
                 .is_err()
         {
-            self.totals.release();
-            self.table.release_slot(i);
-            return self.refuse(fd); // e.g. connfd >= FD_SETSIZE
+            let conn = self.table.remove(i).expect("just inserted");
+            return self.refuse(conn.fd); // e.g. connfd >= FD_SETSIZE
         }
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1);
+        bump(&mut self.table.stats.accepted);
+        self.greet(i, id);
+    }
+
+    /// The protocol's state for connection `i` (UNP: the client is in `client[]`
+    /// now): its [`Protocol::connect`], and its idle time-out starts.
+    fn greet(&mut self, i: usize, id: ConnId) {
         let table = &mut self.table;
-        table.client[i] = Some(Conn::new(fd, gen));
-        table.open += 1;
-        bump(&mut table.stats.accepted);
         table.now = Instant::now();
-        let id = table.conn_id(i, gen);
         let idle = self
             .config
             .idle_timeout
             .and_then(|t| table.now.checked_add(t));
         table.set_timer(id, Timer::Idle, idle);
+        if let Some(conn) = table.client[i].as_mut() {
+            conn.stage = Stage::Open;
+        }
         let mut ctx = Context::new(table, id, &[]);
         let protocol = &mut self.protocol;
         let state = guarded(|| protocol.connect(&mut ctx));
@@ -528,6 +539,136 @@ impl<P: Protocol> Loop<P> {
             }
             Err(()) => self.close(i, CloseReason::Panic),
         }
+    }
+
+    /// `state[]` as long as `client[]`.
+    fn fit_state(&mut self) {
+        let n = self.table.client.len();
+        if self.state.len() < n {
+            self.state.resize_with(n, || None);
+        }
+    }
+
+    /// Watches the connections the protocol opened or adopted this turn: a
+    /// connect in progress for writable (UNP 16.3), under its connect time-out;
+    /// an established one is greeted at its turn.
+    fn watch_dialed(&mut self) {
+        self.fit_state();
+        for i in mem::take(&mut self.table.dialed) {
+            let table = &mut self.table;
+            let Some(gen) = table.client[i].as_ref().map(|c| c.gen) else {
+                continue;
+            };
+            let id = table.conn_id(i, gen);
+            let conn = table.client[i].as_mut().expect("looked up");
+            let connecting = conn.stage == Stage::Connecting;
+            let interest = match conn.stage {
+                Stage::Connecting => Interest::WRITE,
+                Stage::Watched => conn.interest,
+                _ => Interest::READ,
+            };
+            if let Err(e) = self
+                .sources
+                .register_owned(FIRST_CONN + i, &conn.fd, interest)
+            {
+                if conn.stage == Stage::Watched {
+                    self.table.remove(i); // closed: the protocol sees no more `ready`
+                } else {
+                    self.fail_dial(i, id, ConnectError::from(e));
+                }
+                continue;
+            }
+            conn.interest = interest;
+            if conn.stage == Stage::Watched {
+                continue;
+            }
+            if connecting {
+                let at = Instant::now().checked_add(self.config.connect_timeout);
+                table.set_timer(id, Timer::Connect, at);
+            } else {
+                bump(&mut table.stats.connected);
+                self.backlog.push(i);
+            }
+        }
+    }
+
+    /// A connect in progress reported writable (or failed): `SO_ERROR` says how
+    /// it ended (UNP 16.3). Returns whether it is established.
+    fn finish_connect(&mut self, i: usize) -> bool {
+        let table = &mut self.table;
+        let Some(gen) = table.client[i].as_ref().map(|c| c.gen) else {
+            return false;
+        };
+        let id = table.conn_id(i, gen);
+        let conn = table.client[i].as_mut().expect("looked up");
+        let error = match crate::sys::take_socket_error(conn.fd.as_fd()) {
+            Ok(None) => None,
+            Ok(Some(e)) | Err(e) => Some(e),
+        };
+        if let Some(e) = error {
+            self.fail_dial(i, id, ConnectError::from(e));
+            return false;
+        }
+        conn.stage = Stage::Made;
+        if self.config.nodelay {
+            let _ = crate::sys::set_nodelay(conn.fd.as_fd());
+        }
+        table.set_timer(id, Timer::Connect, None);
+        bump(&mut table.stats.connected);
+        true
+    }
+
+    /// A connection the protocol opened was not established: it goes (with its
+    /// partner, once that one's output is sent), and the protocol hears why.
+    fn fail_dial(&mut self, i: usize, id: ConnId, error: ConnectError) {
+        let Some(conn) = self.table.remove(i) else {
+            return;
+        };
+        self.sources.unregister(&conn.fd);
+        bump(&mut self.table.stats.connect_failed);
+        self.close_partner(conn.link.partner);
+        drop(conn);
+        let protocol = &mut self.protocol;
+        let _ = guarded(|| protocol.connect_failed(id, error));
+    }
+
+    /// The partner of a connection that went closes once its output is sent.
+    fn close_partner(&mut self, partner: Option<ConnId>) {
+        if let Some(conn) = partner.and_then(|p| self.table.get_mut(p)) {
+            conn.link.partner = None;
+            if conn.ending != Ending::Close {
+                conn.ending = Ending::Close;
+                self.backlog.push(partner.expect("looked up").index());
+            }
+        }
+    }
+
+    /// Connection `i`'s output is within `max_unsent`: a partner whose input
+    /// waited on it is served again.
+    #[cold]
+    fn wake_partner(&mut self, i: usize) {
+        let max_unsent = self.config.max_unsent;
+        let Some(conn) = self.table.client[i].as_ref() else {
+            return;
+        };
+        let Some(p) = conn.link.partner.filter(|_| conn.unsent() <= max_unsent) else {
+            return;
+        };
+        if let Some(partner) = self.table.get_mut(p).filter(|c| c.link.waits_for_partner) {
+            partner.link.waits_for_partner = false;
+            self.backlog.push(p.index());
+        }
+    }
+
+    /// Whether connection `i`'s partner holds more than `max_unsent` unsent bytes
+    /// (then `i` is not read).
+    fn partner_full(&self, i: usize) -> bool {
+        let partner = self.table.client[i].as_ref().and_then(|c| c.link.partner);
+        let Some(p) = partner else {
+            return false;
+        };
+        let conn = self.table.client.get(p.index()).and_then(Option::as_ref);
+        conn.is_some_and(|c| c.gen == p.gen && c.unsent() > self.config.max_unsent)
     }
 
     fn refuse(&mut self, fd: OwnedFd) {
@@ -554,6 +695,25 @@ impl<P: Protocol> Loop<P> {
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
+        let (stage, gen, paired) = (conn.stage, conn.gen, conn.link.partner.is_some());
+        if stage == Stage::Watched {
+            self.serve_watch(i, readiness);
+            return Ok(());
+        }
+        match stage {
+            // Woken (output queued for it) before its connect ended: wait on.
+            Stage::Connecting if readiness.is_empty() => return Ok(()),
+            Stage::Connecting if !self.finish_connect(i) => return Ok(()),
+            Stage::Open => {}
+            _ => {
+                let id = self.table.conn_id(i, gen);
+                self.greet(i, id);
+            }
+        }
+        let partner_full = paired && self.partner_full(i);
+        let Some(conn) = self.table.client[i].as_mut() else {
+            return Ok(()); // the protocol panicked in `connect`
+        };
         if conn.overflowed {
             self.close(i, CloseReason::MaxOutput);
             return Ok(());
@@ -572,6 +732,7 @@ impl<P: Protocol> Loop<P> {
         // its output is over `max_unsent` (back-pressure), or the server drains or
         // is over its total; it is read unless, also, EOF came.
         let held = conn.unsent() > self.config.max_unsent
+            || partner_full
             || conn.streaming
             || self.over_total
             || self.draining.is_some();
@@ -600,6 +761,7 @@ impl<P: Protocol> Loop<P> {
 
     /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
     /// connection has no input waiting, else after its input.
+    #[inline]
     fn read(&mut self, i: usize) -> io::Result<Read> {
         let conn = self.table.client[i]
             .as_mut()
@@ -857,14 +1019,27 @@ impl<P: Protocol> Loop<P> {
     }
 
     /// After a turn: close, or watch the connection for what it waits for.
+    #[inline]
     fn after_turn(&mut self, i: usize, parked: bool) {
         if parked {
             self.park(i);
         }
+        let Some(conn) = self.table.client[i].as_ref() else {
+            return; // closed during the turn (panic)
+        };
+        let (eof, paired) = (conn.eof && !conn.eof_told, conn.link.partner.is_some());
+        if eof {
+            self.tell_end_of_input(i);
+        }
+        if paired {
+            self.wake_partner(i);
+        }
+        let partner_full = paired && self.partner_full(i);
         let Table {
             client,
             timers,
             now,
+            totals,
             ..
         } = &mut self.table;
         let Some(conn) = client[i].as_mut() else {
@@ -877,7 +1052,9 @@ impl<P: Protocol> Loop<P> {
             return self.close(i, CloseReason::MaxOutput);
         }
         let unsent = conn.unsent();
-        self.totals.charge(&mut conn.charged, unsent);
+        totals.charge(&mut conn.charged, unsent);
+        let max_unsent = self.config.max_unsent;
+        conn.link.waits_for_partner = partner_full;
         if conn.ending == Ending::Close {
             conn.streaming = false; // closing ends a stream
         }
@@ -896,8 +1073,9 @@ impl<P: Protocol> Loop<P> {
                     }
                     _ => {}
                 }
-                if conn.eof && !conn.pending {
-                    // Everything delivered and answered (a partial message is dropped).
+                // Everything delivered and answered (a partial message is
+                // dropped); a paired connection also waits for its own half-close.
+                if conn.eof && !conn.pending && (conn.link.partner.is_none() || conn.fin_sent) {
                     return self.close(i, CloseReason::Eof);
                 }
                 if draining {
@@ -913,7 +1091,8 @@ impl<P: Protocol> Loop<P> {
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
             && !conn.streaming
-            && unsent <= self.config.max_unsent
+            && unsent <= max_unsent
+            && !partner_full
             && !draining;
         let wants_input = can_deliver && (conn.pending || !conn.eof);
         let mut interest = Interest::NONE;
@@ -949,18 +1128,69 @@ impl<P: Protocol> Loop<P> {
         }
     }
 
+    /// A watched descriptor is ready: the protocol's [`Protocol::ready`]; or it is
+    /// to be unwatched: closed, without a word to the protocol (it asked).
+    fn serve_watch(&mut self, i: usize, readiness: Readiness) {
+        let Some(conn) = self.table.client[i].as_ref() else {
+            return;
+        };
+        if conn.ending == Ending::Close {
+            if let Some(conn) = self.table.remove(i) {
+                self.sources.unregister(&conn.fd);
+            }
+            return;
+        }
+        if readiness.is_empty() {
+            return; // woken for nothing it takes
+        }
+        let id = self.table.conn_id(i, conn.gen);
+        self.table.now = Instant::now();
+        let mut ctx = Context::new(&mut self.table, id, &[]);
+        let protocol = &mut self.protocol;
+        if guarded(|| protocol.ready(readiness, &mut ctx)).is_err() {
+            if let Some(conn) = self.table.remove(i) {
+                self.sources.unregister(&conn.fd);
+            }
+        }
+        self.backlog.append(&mut self.table.woken);
+    }
+
+    /// The peer's end of file reached the protocol's [`Protocol::end_of_input`],
+    /// once, after every message was delivered.
+    #[cold]
+    fn tell_end_of_input(&mut self, i: usize) {
+        let Some(conn) = self.table.client[i].as_mut() else {
+            return;
+        };
+        if conn.eof && !conn.pending && !conn.eof_told && !conn.reset && conn.stage == Stage::Open {
+            conn.eof_told = true;
+            self.callback(i, |p, state, ctx| p.end_of_input(state, ctx));
+        }
+    }
+
     /// UNP: `Close(sockfd); FD_CLR(sockfd, &allset); client[i] = -1;`
     fn close(&mut self, i: usize, why: CloseReason) {
         let table = &mut self.table;
-        let Some(mut conn) = table.client[i].take() else {
+        if let Some(conn) = table.client[i].as_ref() {
+            if conn.stage == Stage::Watched {
+                if let Some(conn) = table.remove(i) {
+                    self.sources.unregister(&conn.fd);
+                }
+                return;
+            }
+            if conn.stage == Stage::Connecting {
+                // Never established: not a connection to close, a connect that failed.
+                let id = table.conn_id(i, conn.gen);
+                let e = io::Error::new(io::ErrorKind::Interrupted, "the server stopped");
+                return self.fail_dial(i, id, ConnectError::Other(e));
+            }
+        }
+        let Some(conn) = table.remove(i) else {
             return;
         };
-        table.release_slot(i);
-        table.open -= 1;
-        self.totals.release();
-        self.totals.charge(&mut conn.charged, 0);
         self.sources.unregister(&conn.fd);
-        let stats = &mut table.stats;
+        self.close_partner(conn.link.partner);
+        let stats = &mut self.table.stats;
         if why == CloseReason::Shutdown && conn.unsent() > 0 {
             bump(&mut stats.undelivered);
         }
@@ -973,7 +1203,7 @@ impl<P: Protocol> Loop<P> {
             CloseReason::Panic => &mut stats.closed_panic,
             CloseReason::Shutdown => &mut stats.closed_shutdown,
         });
-        let id = table.conn_id(i, conn.gen);
+        let id = self.table.conn_id(i, conn.gen);
         drop(conn); // closes the descriptor
         if let Some(state) = self.state[i].take() {
             let protocol = &mut self.protocol;
@@ -1008,7 +1238,15 @@ impl<P: Protocol> Loop<P> {
                 if !a.reserve.as_ref().is_some_and(FdReserve::is_armed) {
                     a.reserve = FdReserve::new().ok(); // re-arm if fds are back
                 }
-                let _ = self.sources.set_interest(&*self.listener, Interest::READ);
+                if self
+                    .sources
+                    .set_interest(&*self.listener, Interest::READ)
+                    .is_err()
+                {
+                    // Epoll or kqueue out of memory: rest again rather than stop
+                    // accepting for good.
+                    self.accepting.paused_until = Some(now + ACCEPT_BACKOFF);
+                }
             }
         }
         while let Some(due) = self.table.timers.pop_due(now) {
@@ -1023,6 +1261,11 @@ impl<P: Protocol> Loop<P> {
                 Timer::Park => self.backlog.push(due.index), // retry what failed
                 Timer::Write => self.close(due.index, CloseReason::WriteTimeout),
                 Timer::Idle => self.close(due.index, CloseReason::IdleTimeout),
+                Timer::Connect => {
+                    let id = self.table.conn_id(due.index, due.gen);
+                    let late = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                    self.fail_dial(due.index, id, ConnectError::TimedOut(late));
+                }
                 Timer::Protocol => {
                     self.callback(due.index, |p, state, ctx| p.timer(state, ctx));
                     self.backlog.push(due.index); // its output, at its turn

@@ -78,6 +78,13 @@ impl EmptyAccepts {
 pub struct Stats {
     /// Connections accepted and served.
     pub accepted: u64,
+    /// Connections the protocol opened ([`Context::connect`](super::Context::connect))
+    /// or adopted ([`Context::adopt`](super::Context::adopt)) that were
+    /// established; served as accepted ones from then on.
+    pub connected: u64,
+    /// Connections the protocol opened that were never established
+    /// ([`Protocol::connect_failed`](super::Protocol::connect_failed)).
+    pub connect_failed: u64,
     /// Connections accepted and refused at once (too many clients, or a descriptor
     /// that does not fit an `fd_set`).
     pub refused: u64,
@@ -119,7 +126,8 @@ pub struct Stats {
     pub sends_refused: u64,
     /// Messages delivered to the protocol.
     pub messages_received: u64,
-    /// Messages sent: `send`/`send_to` calls whose last byte the kernel took.
+    /// Messages sent: `send`/`send_shared`/`send_to` calls, and each receiver's copy
+    /// (or reference) of a broadcast, whose last byte the kernel took.
     pub messages_sent: u64,
     /// Bytes read from connections.
     pub bytes_received: u64,
@@ -130,8 +138,10 @@ pub struct Stats {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &self.empty_accepts;
-        let rows: [(&str, u64); 25] = [
+        let rows: [(&str, u64); 27] = [
             ("accepted", self.accepted),
+            ("connected", self.connected),
+            ("connect_failed", self.connect_failed),
             ("refused", self.refused),
             ("empty_accepts", e.total()),
             ("empty_accepts.would_block", e.would_block),
@@ -185,7 +195,9 @@ impl Stats {
         ]
         .into_iter()
         .fold(0, u64::saturating_add);
-        self.accepted.saturating_sub(closed)
+        self.accepted
+            .saturating_add(self.connected)
+            .saturating_sub(closed)
     }
 }
 
@@ -266,7 +278,7 @@ impl StatsHandle {
 }
 
 /// How many counters a [`Stats`] has.
-const COUNTERS: usize = 23;
+const COUNTERS: usize = 25;
 
 /// One worker's published counters, each an atomic.
 #[derive(Debug, Default)]
@@ -313,6 +325,8 @@ impl Stats {
             self.closed_idle,
             self.undelivered,
             self.sends_refused,
+            self.connected,
+            self.connect_failed,
         ]
     }
 
@@ -343,6 +357,8 @@ impl Stats {
             closed_idle: a[20],
             undelivered: a[21],
             sends_refused: a[22],
+            connected: a[23],
+            connect_failed: a[24],
         }
     }
 }

@@ -11,6 +11,8 @@ use super::hub::Hub;
 use super::protocol::{end_message, ConnId};
 use super::stats::Stats;
 use super::timers::{Timer, Timers};
+use super::totals::Totals;
+use super::{Config, ShutdownHandle};
 
 /// One worker's connections and what goes with them.
 pub(super) struct Table {
@@ -36,10 +38,25 @@ pub(super) struct Table {
     /// Scratch: where the messages sent from the input end, counted from the
     /// start of what is borrowed.
     pub(super) ends: Vec<usize>,
+    /// What all workers count together.
+    pub(super) totals: Arc<Totals>,
+    /// For a protocol that stops its server.
+    pub(super) shutdown: ShutdownHandle,
+    /// Connections the protocol opened or adopted, to be watched by the loop.
+    pub(super) dialed: Vec<usize>,
+    /// The generation of the next connection (see [`ConnId`]).
+    pub(super) next_gen: u32,
+    pub(super) max_clients: usize,
 }
 
 impl Table {
-    pub(super) fn new(worker: u16, hub: Option<Arc<Hub>>, max_output: usize) -> Table {
+    pub(super) fn new(
+        worker: u16,
+        hub: Option<Arc<Hub>>,
+        config: &Config,
+        totals: Arc<Totals>,
+        shutdown: ShutdownHandle,
+    ) -> Table {
         Table {
             worker,
             client: Vec::new(),
@@ -50,9 +67,14 @@ impl Table {
             timers: Timers::default(),
             stats: Stats::default(),
             hub,
-            max_output,
+            max_output: config.max_output,
             now: Instant::now(),
             ends: Vec::new(),
+            totals,
+            shutdown,
+            dialed: Vec::new(),
+            next_gen: 0,
+            max_clients: config.max_clients,
         }
     }
 
@@ -69,8 +91,45 @@ impl Table {
         })
     }
 
+    /// A new connection in a free entry (counted in `max_clients`): its index and
+    /// id; the descriptor back if `max_clients` are open.
+    pub(super) fn insert(
+        &mut self,
+        fd: std::os::fd::OwnedFd,
+    ) -> Result<(usize, ConnId), std::os::fd::OwnedFd> {
+        if !self.totals.admit() {
+            return Err(fd);
+        }
+        let Some(i) = self.free_slot(self.max_clients) else {
+            self.totals.release();
+            return Err(fd);
+        };
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1);
+        self.client[i] = Some(Conn::new(fd, gen));
+        self.open += 1;
+        Ok((i, self.conn_id(i, gen)))
+    }
+
+    /// Takes connection `i` out (its entry is free again, and it no longer counts
+    /// in `max_clients`).
+    pub(super) fn remove(&mut self, i: usize) -> Option<Conn> {
+        let mut conn = self.client.get_mut(i)?.take()?;
+        self.release_slot(i);
+        self.open -= 1;
+        self.totals.release();
+        self.totals.charge(&mut conn.charged, 0);
+        Some(conn)
+    }
+
+    /// Connection `id`, if it is still there (whatever its state).
+    pub(super) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let conn = self.client.get_mut(id.index())?.as_mut()?;
+        (conn.gen == id.gen).then_some(conn)
+    }
+
     /// Entry `i` is free again.
-    pub(super) fn release_slot(&mut self, i: usize) {
+    fn release_slot(&mut self, i: usize) {
         self.free.push(Reverse(i));
     }
 

@@ -23,10 +23,12 @@ pub(super) enum Timer {
     Idle = 2,
     /// The protocol's own ([`Context::set_timer`](super::Context::set_timer)).
     Protocol = 3,
+    /// A connect in progress, for [`Config::connect_timeout`](super::Config::connect_timeout).
+    Connect = 4,
 }
 
 /// How many kinds of [`Timer`] there are.
-pub(super) const KINDS: usize = 4;
+pub(super) const KINDS: usize = 5;
 
 /// One timer of one connection: the instant wanted, and the one queued.
 #[derive(Clone, Copy, Debug, Default)]

@@ -64,8 +64,12 @@ impl Imp {
         checked: bool,
     ) -> io::Result<usize> {
         match self {
-            Imp::Select(s) => s.add(fd, interest),
-            Imp::LargeSelect(s) => s.add(fd, interest),
+            Imp::Select(s) => s
+                .add(fd, interest)
+                .map_err(|e| beyond(Backend::Select, fd, e)),
+            Imp::LargeSelect(s) => s
+                .add(fd, interest)
+                .map_err(|e| beyond(Backend::LargeSelect, fd, e)),
             Imp::Poll(p) => Ok(p.add(fd, interest)),
             Imp::Epoll(q) => q.add(fd, interest, checked),
             Imp::Kqueue(q) => q.add(fd, interest, checked),
@@ -122,6 +126,44 @@ impl Imp {
             Imp::Kqueue(q) => q.wait(timeout, events, entries, invalid),
         }
     }
+}
+
+/// The error for a descriptor a select backend's set cannot hold (`e`, from the
+/// set's `insert`): the set's own message advises `LargeFdSet` or poll(), where a
+/// caller of [`Sources`](super::Sources) wants the backends that take it.
+#[cold]
+fn beyond(backend: Backend, fd: RawFd, e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::InvalidInput {
+        return e;
+    }
+    let queue = if Backend::Epoll.is_supported() {
+        Some("Backend::Epoll")
+    } else if Backend::Kqueue.is_supported() {
+        Some("Backend::Kqueue")
+    } else {
+        None
+    };
+    let (limit, mut can) = match backend {
+        Backend::Select => (
+            format!("is not below FD_SETSIZE ({})", crate::select::FD_SETSIZE),
+            vec!["Backend::LargeSelect", "Backend::Poll"],
+        ),
+        _ => (
+            format!("is above LargeFdSet::MAX_FD ({})", LargeFdSet::MAX_FD),
+            vec!["Backend::Poll"],
+        ),
+    };
+    can.extend(queue);
+    let last = can.pop().unwrap_or("Backend::Poll");
+    let can = if can.is_empty() {
+        last.to_string()
+    } else {
+        format!("{} or {last}", can.join(", "))
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("descriptor {fd} {limit}, more than Backend::{backend:?} can watch: use {can}"),
+    )
 }
 
 /// UNP's `allset` (and its write twin) and the `rset`/`wset` each select fills in.
@@ -330,5 +372,42 @@ impl PollArray {
             }
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_large_for_select_names_the_backends_that_can() {
+        let set_error = FdSet::new().insert(5000).unwrap_err();
+        let e = beyond(Backend::Select, 5000, set_error);
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("descriptor 5000 is not below FD_SETSIZE"),
+            "{msg}"
+        );
+        assert!(msg.contains("Backend::LargeSelect, Backend::Poll"), "{msg}");
+        assert!(!msg.contains("LargeFdSet or poll"), "{msg}");
+
+        let fd = LargeFdSet::MAX_FD.saturating_add(1);
+        let set_error = LargeFdSet::new().insert(fd).unwrap_err();
+        let msg = beyond(Backend::LargeSelect, fd, set_error).to_string();
+        assert!(msg.contains("LargeFdSet::MAX_FD"), "{msg}");
+        assert!(msg.contains("use Backend::Poll"), "{msg}");
+        assert!(!msg.contains("LargeSelect or"), "{msg}");
+        if Backend::Epoll.is_supported() {
+            assert!(
+                msg.ends_with("use Backend::Poll or Backend::Epoll"),
+                "{msg}"
+            );
+        }
+
+        // Any other error passes through unchanged.
+        let other = io::Error::from_raw_os_error(libc::ENOMEM);
+        let e = beyond(Backend::Select, 3, other);
+        assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
     }
 }

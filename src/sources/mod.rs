@@ -100,7 +100,9 @@
 //!
 //! On every backend, [`register`](Sources::register) of a number still registered
 //! under the old key fails with `AlreadyExists`: `unregister` it (which returns the
-//! old key), then register the new descriptor.
+//! old key), then register the new descriptor. When the descriptor is gone (closed
+//! by other code, or dropped with its object) and you have only the key left,
+//! [`remove`](Sources::remove) takes the source out by its key.
 //!
 //! # Costs
 //! From a ready descriptor to its key is one index into a table by descriptor
@@ -110,8 +112,10 @@
 //! returned sets' words (64 descriptors per word); with poll by scanning the
 //! `pollfd` array, which holds only the registered descriptors; epoll and kqueue
 //! return only the ready ones, up to 1024 per wait (the rest come with the next
-//! one). Registering is O(1) on every backend: with epoll and kqueue, one system
-//! call.
+//! one). Registering and unregistering are O(1) on every backend: with epoll and
+//! kqueue, one system call. [`Sources::remove`], which finds a source by its key,
+//! scans the table: O(highest registered descriptor number), for the rare case of
+//! a descriptor lost before it was unregistered.
 //!
 //! # Platform-specific behavior
 //! [`Backend::Select`] takes descriptors below [`FD_SETSIZE`] only (1024 on Linux
@@ -408,7 +412,8 @@ fn lookup<K>(entries: &[Option<Entry<K>>], fd: RawFd) -> Option<&Entry<K>> {
 /// ready source.
 ///
 /// Sources are found by their descriptor: [`set_interest`](Sources::set_interest)
-/// and [`unregister`](Sources::unregister) take it, as `FD_SET`/`FD_CLR` do. A
+/// and [`unregister`](Sources::unregister) take it, as `FD_SET`/`FD_CLR` do
+/// ([`remove`](Sources::remove) finds one by its key, for a descriptor lost). A
 /// source holds the descriptor's number only, not a borrow of it, so remove it
 /// before you close the descriptor: with select and poll a number closed and then
 /// reused by another `open` or `accept` would report that descriptor's readiness
@@ -547,15 +552,22 @@ impl<K: Clone> Sources<K> {
     /// Watches `fd` for `interest`, reporting it under `key`. O(1): an entry in a
     /// table by descriptor number, and with epoll and kqueue one system call.
     ///
+    /// `fd` is borrowed (`&stream`, `&owned_fd`, a `&dyn AsFd`), as by every
+    /// function of this crate that does not close it: the source keeps its number,
+    /// and the caller keeps the descriptor.
+    ///
     /// # Errors
-    /// - `AlreadyExists` if `fd` is registered already (use
-    ///   [`set_interest`](Self::set_interest) to change what it is watched for),
-    ///   also when the number was closed and reused without
+    /// - `AlreadyExists` if `fd`'s number is registered already, under this key or
+    ///   another: use [`set_interest`](Self::set_interest) to change what it is
+    ///   watched for. Also when the number was closed and reused without
     ///   [`unregister`](Self::unregister) (see
-    ///   [closing a descriptor](self#closing-a-descriptor));
+    ///   [closing a descriptor](self#closing-a-descriptor)): unregister it, or
+    ///   [`remove`](Self::remove) the old key, first. The message names the number;
+    ///   [`key`](Self::key) says which key holds it (keys need not be `Debug`, so
+    ///   the message cannot show it);
     /// - `InvalidInput` if the backend cannot hold it: [`Backend::Select`] and a
     ///   descriptor `>= FD_SETSIZE`, or [`Backend::LargeSelect`] and one above
-    ///   [`LargeFdSet::MAX_FD`];
+    ///   [`LargeFdSet::MAX_FD`]. The message names the backends that can;
     /// - [`Backend::Epoll`], [`Backend::Kqueue`]: `Unsupported` where the platform
     ///   has not got them; at the first registration of a [`Sources::new`], the
     ///   errors of making their descriptor (`EMFILE`, `ENFILE`, `ENOMEM`); those of
@@ -585,7 +597,24 @@ impl<K: Clone> Sources<K> {
     /// assert_eq!(sources.len(), 1);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn register(&mut self, key: K, fd: &impl AsFd, interest: Interest) -> io::Result<()> {
+    ///
+    /// A descriptor passed by value would be closed at the end of the call, leaving
+    /// a dead number registered: it does not compile.
+    /// ```compile_fail,E0308
+    /// use std::os::fd::OwnedFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::sources::{Backend, Interest, Sources};
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let mut sources = Sources::new(Backend::Poll);
+    /// sources.register("a", OwnedFd::from(a), Interest::READ)?; // error[E0308]: expected `&_`, found `OwnedFd`
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn register(
+        &mut self,
+        key: K,
+        fd: &(impl AsFd + ?Sized),
+        interest: Interest,
+    ) -> io::Result<()> {
         self.add(key, fd.as_fd().as_raw_fd(), interest, true)
     }
 
@@ -596,7 +625,7 @@ impl<K: Clone> Sources<K> {
     pub(crate) fn register_owned(
         &mut self,
         key: K,
-        fd: &impl AsFd,
+        fd: &(impl AsFd + ?Sized),
         interest: Interest,
     ) -> io::Result<()> {
         self.add(key, fd.as_fd().as_raw_fd(), interest, false)
@@ -607,7 +636,11 @@ impl<K: Clone> Sources<K> {
         if self.entries.get(index).is_some_and(Option::is_some) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("descriptor {fd} is registered already"),
+                format!(
+                    "descriptor {fd} is registered already (Sources::key says under which \
+                     key): use set_interest to change its interest; if it was closed and \
+                     its number reused, unregister it or remove the old key first"
+                ),
             ));
         }
         let slot = self.imp.add(fd, interest, checked)?;
@@ -657,7 +690,11 @@ impl<K: Clone> Sources<K> {
     /// assert_eq!(sources.wait(&mut events, Some(Duration::ZERO))?, 1);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn set_interest(&mut self, fd: &impl AsFd, interest: Interest) -> io::Result<()> {
+    pub fn set_interest(
+        &mut self,
+        fd: &(impl AsFd + ?Sized),
+        interest: Interest,
+    ) -> io::Result<()> {
         let fd = fd.as_fd().as_raw_fd();
         let slot = self.entry_mut(fd)?.slot;
         self.imp.modify(fd, slot, interest)?;
@@ -666,7 +703,8 @@ impl<K: Clone> Sources<K> {
     }
 
     /// Stops watching `fd` and returns its key (`None` if it was not registered).
-    /// Call it before closing the descriptor.
+    /// Call it before closing the descriptor; if the descriptor is gone already,
+    /// [`remove`](Self::remove) finds the source by its key instead. O(1).
     ///
     /// With epoll and kqueue it takes the descriptor out of the kernel's list
     /// (`EPOLL_CTL_DEL`, `EV_DELETE`). Called after the close, that fails (the
@@ -677,7 +715,7 @@ impl<K: Clone> Sources<K> {
     ///
     /// # Examples
     /// See [`Sources`].
-    pub fn unregister(&mut self, fd: &impl AsFd) -> Option<K> {
+    pub fn unregister(&mut self, fd: &(impl AsFd + ?Sized)) -> Option<K> {
         self.unregister_raw(fd.as_fd().as_raw_fd())
     }
 
@@ -706,7 +744,7 @@ impl<K: Clone> Sources<K> {
     /// assert_eq!(sources.key(&b), None);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn key(&self, fd: &impl AsFd) -> Option<&K> {
+    pub fn key(&self, fd: &(impl AsFd + ?Sized)) -> Option<&K> {
         let fd = usize::try_from(fd.as_fd().as_raw_fd()).ok()?;
         Some(&self.entries.get(fd)?.as_ref()?.key)
     }
@@ -821,5 +859,64 @@ impl<K: Clone> Sources<K> {
                 format!("descriptor {fd} is not registered"),
             )
         })
+    }
+}
+
+impl<K: Clone + PartialEq> Sources<K> {
+    /// Stops watching the source registered under `key` and returns the descriptor
+    /// number it held (`None` if no source has that key): [`unregister`](Self::unregister)
+    /// for when the descriptor is gone. A descriptor closed before it was
+    /// unregistered (by other code, or dropped with its object) leaves its source
+    /// behind, and its number, once reused, cannot be registered again
+    /// (`AlreadyExists`); this takes the source out by the one thing left, its key.
+    ///
+    /// Keys need not be unique: if several sources have `key`, the one with the
+    /// lowest descriptor number is removed; call again for the next.
+    ///
+    /// O(highest registered descriptor number): sources are kept by descriptor
+    /// number, so the key is found by a scan of that table (one comparison per
+    /// number, as `select` scans its sets). [`register`](Self::register) and
+    /// [`unregister`](Self::unregister) stay O(1), and keys need only be
+    /// `PartialEq` for this method: a map from keys, which would make it O(1), would
+    /// need `K: Hash + Eq` of every `Sources` and a hash on every registration, for
+    /// a call made only when a descriptor was lost.
+    ///
+    /// # Platform-specific behavior
+    /// What the kernel is told is what [`unregister`](Self::unregister) after a
+    /// close tells it (see [closing a descriptor](self#closing-a-descriptor)):
+    /// select and poll clear the number; kqueue forgot the registration at the
+    /// close (`EV_DELETE` fails, unreported); epoll's `EPOLL_CTL_DEL` fails too,
+    /// and a registration that a `dup` keeps alive is dropped at its next event,
+    /// never reported under another key.
+    ///
+    /// # References
+    /// [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html) (Q6),
+    /// [epoll_ctl(2)](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html),
+    /// [kqueue(2)](https://man.freebsd.org/cgi/man.cgi?query=kqueue&sektion=2)
+    ///
+    /// # Examples
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::sources::{Backend, Interest, Sources};
+    ///
+    /// let mut sources = Sources::new(Backend::Poll);
+    /// let (a, _peer) = UnixStream::pair()?;
+    /// sources.register("lost", &a, Interest::READ)?;
+    /// drop(a); // closed, never unregistered
+    /// let (b, _peer) = UnixStream::pair()?; // may take the same number
+    /// assert!(sources.remove(&"lost").is_some());
+    /// assert_eq!(sources.remove(&"lost"), None);
+    /// sources.register("b", &b, Interest::READ)?;
+    /// assert_eq!(sources.len(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn remove(&mut self, key: &K) -> Option<RawFd> {
+        let index = self
+            .entries
+            .iter()
+            .position(|entry| entry.as_ref().is_some_and(|e| e.key == *key))?;
+        // Every index of the table came from a non-negative `RawFd`.
+        let fd = RawFd::try_from(index).ok()?;
+        self.unregister_raw(fd).map(|_| fd)
     }
 }

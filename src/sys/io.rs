@@ -9,6 +9,17 @@ pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(nix::unistd::write(fd, buf)?)
 }
 
+/// One `read(2)` into `buf`, retried on `EINTR`: for descriptors that are not
+/// sockets (a pipe a protocol watches).
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(nix::errno::Errno::EINTR) => {}
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Closes `fd` and reports the error of `close(2)`, which dropping an [`OwnedFd`]
 /// ignores. The descriptor is released even when an error is returned (Linux, FreeBSD
 /// and Apple free it before they report one), so it must not be closed again.

@@ -2,6 +2,7 @@
 //! one place: the rest of the crate calls these items and never writes
 //! `cfg(target_os)` itself. One file per concept.
 
+mod connect;
 mod epoll;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod fd;
@@ -15,6 +16,7 @@ mod socket;
 mod stream;
 mod waker;
 
+pub(crate) use connect::*;
 pub(crate) use epoll::*;
 pub(crate) use io::*;
 pub(crate) use kqueue::*;

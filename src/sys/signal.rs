@@ -357,7 +357,11 @@ mod tests {
         Errno::set_raw(libc::EAGAIN);
         nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
         assert_eq!(seen.load(Ordering::SeqCst), libc::SIGUSR2);
-        assert_eq!(Errno::last_raw(), libc::EAGAIN, "errno kept across the handler");
+        assert_eq!(
+            Errno::last_raw(),
+            libc::EAGAIN,
+            "errno kept across the handler"
+        );
     }
 
     #[test]

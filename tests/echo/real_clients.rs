@@ -1,5 +1,6 @@
-//! Real clients against the echo server, byte for byte, on all three loops (`run`,
-//! `run_large`, `run_poll`) and in both echo modes.
+//! Real clients against the echo server, byte for byte, on every loop (`run`,
+//! `run_large`, `run_poll`, and epoll: `run_with(Backend::Epoll)`) and in both
+//! echo modes.
 //!
 //! * [`str_cli`]: UNP's `str_cli` (tcpcli01, figure 5.5) with the book's buffer sizes:
 //!   `fgets(sendline, MAXLINE, fp)` pieces, `Writen`, then `Readline(sockfd, recvline,
@@ -28,6 +29,7 @@ use common::examples::ServerProcess;
 use common::{is_timeout, Watchdog};
 use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle, Stats, MAXLINE};
 use unp_select::select::{select, FdSet};
+use unp_select::sources::Backend;
 use unp_select::writen::writen;
 
 /// How long one client waits for one echo (or one `select`) before it calls the run a
@@ -379,10 +381,14 @@ enum Loop {
     Select,
     Large,
     Poll,
+    /// epoll(7): `run_with(Backend::Epoll)`.
+    Epoll,
     /// Two workers on one listener (select).
     Workers,
     /// Two workers with a listener each (`SO_REUSEPORT`, poll).
     WorkersReuseport,
+    /// Two workers on one listener, each with its own epoll descriptor.
+    WorkersEpoll,
 }
 
 const MODES: [Echo; 2] = [Echo::Bytes, Echo::Lines];
@@ -395,7 +401,7 @@ struct Running {
 
 fn start(lp: Loop, config: Config) -> Running {
     let config = match lp {
-        Loop::Workers => config.with_workers(2).with_reuseport(false),
+        Loop::Workers | Loop::WorkersEpoll => config.with_workers(2).with_reuseport(false),
         Loop::WorkersReuseport => config.with_workers(2).with_reuseport(true),
         _ => config,
     };
@@ -406,6 +412,7 @@ fn start(lp: Loop, config: Config) -> Running {
         Loop::Select | Loop::Workers => server.run(),
         Loop::Large => server.run_large(),
         Loop::Poll | Loop::WorkersReuseport => server.run_poll(),
+        Loop::Epoll | Loop::WorkersEpoll => server.run_with(Backend::Epoll),
     });
     Running { addr, stop, thread }
 }
@@ -491,6 +498,12 @@ fn str_cli_poll() {
     every_input_every_mode(Loop::Poll, &inputs(), str_cli_waiting);
 }
 
+#[test]
+fn str_cli_epoll() {
+    let _dog = Watchdog::new("str_cli epoll", Duration::from_secs(120));
+    every_input_every_mode(Loop::Epoll, &inputs(), str_cli_waiting);
+}
+
 /// The line server as it was before `max_line` defaulted to 4095: with room for 4096
 /// bytes it holds the 4095-byte piece that `str_cli` sends for a 4095-byte line, and
 /// `str_cli` waits for its echo forever (here: until its timeout). The piece is held,
@@ -499,7 +512,7 @@ fn str_cli_poll() {
 fn str_cli_waits_forever_on_a_line_server_with_room_for_4096() {
     let _dog = Watchdog::new("str_cli max_line 4096", Duration::from_secs(60));
     let short = Duration::from_millis(300);
-    for lp in [Loop::Select, Loop::Large, Loop::Poll] {
+    for lp in [Loop::Select, Loop::Large, Loop::Poll, Loop::Epoll] {
         let server = start(
             lp,
             Config::default()
@@ -551,9 +564,15 @@ fn strcliselect02_poll() {
 }
 
 #[test]
+fn strcliselect02_epoll() {
+    let _dog = Watchdog::new("strcliselect02 epoll", Duration::from_secs(120));
+    every_input_every_mode(Loop::Epoll, &pipelined_inputs(), strcliselect02_waiting);
+}
+
+#[test]
 fn str_cli_and_strcliselect02_with_two_workers() {
     let _dog = Watchdog::new("two workers", Duration::from_secs(180));
-    for lp in [Loop::Workers, Loop::WorkersReuseport] {
+    for lp in [Loop::Workers, Loop::WorkersReuseport, Loop::WorkersEpoll] {
         every_input_every_mode(lp, &inputs(), str_cli_waiting);
         every_input_every_mode(lp, &pipelined_inputs(), strcliselect02_waiting);
     }
@@ -578,17 +597,20 @@ fn counter(report: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
-/// The eight servers: three loops, two echo modes, and two workers (sharing one
+/// The eleven servers: four loops, two echo modes, and two workers (sharing one
 /// listener, or one each with `SO_REUSEPORT`).
-const SERVERS: [&[&str]; 8] = [
+const SERVERS: [&[&str]; 11] = [
     &["--bytes"],
     &["--bytes", "--large"],
     &["--bytes", "--poll"],
+    &["--bytes", "--epoll"],
     &["--lines"],
     &["--lines", "--large"],
     &["--lines", "--poll"],
+    &["--lines", "--epoll"],
     &["--bytes", "--workers", "2", "--shared-listener"],
     &["--lines", "--poll", "--workers", "2"],
+    &["--bytes", "--epoll", "--workers", "2"],
 ];
 
 /// Panics with a clear message when `tool` cannot be run.
@@ -605,7 +627,8 @@ fn run_tool(what: &str, cmd: &mut Command, input: &[u8], limit: Duration) -> Vec
     common::tools::run_tool(what, cmd, input, limit).0
 }
 
-/// Every input through `client` (a command for a port) against the six servers.
+/// Every input through `client` (a command for a port) against every server in
+/// `SERVERS`.
 fn tool_against_every_server(
     tool: &str,
     inputs: &[(String, Vec<u8>)],

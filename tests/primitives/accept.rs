@@ -5,6 +5,7 @@ use crate::common;
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use common::signals::{install_handler, signal_thread};
 use common::Watchdog;
 use nix::sys::signal::Signal;
-use unp_select::accept::{accept, Accept, FdReserve};
+use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use unp_select::accept::{accept, accept_nonblocking, Accept, FdReserve};
 use unp_select::poll::{poll, PollFd, PollFlags};
 
 fn wait_readable(listener: &TcpListener) {
@@ -164,4 +166,56 @@ fn reserve_sheds_with_a_reset_and_rearms() {
         .unwrap();
     let err = client.read(&mut [0u8; 8]).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+}
+
+/// A Unix-domain listener (UNP chapter 15): the same sorting, a `UnixStream` back
+/// with its flags set as for TCP, and the client's address, unnamed or bound.
+#[test]
+fn a_unix_listener_gives_a_unix_stream_and_its_peer() {
+    let _dog = Watchdog::new("accept on a Unix listener", Duration::from_secs(20));
+    let dir = std::env::temp_dir().join(format!("unp-select-accept-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("listener");
+    let listener = UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    match accept(&listener).unwrap() {
+        Accept::NotNow(e) => assert_eq!(e.raw_os_error(), Some(libc::EAGAIN)),
+        other => panic!("expected NotNow(EAGAIN), got {other:?}"),
+    }
+
+    // Unnamed: the client did not bind. A nonblocking connection, whatever the
+    // listener's O_NONBLOCK.
+    let mut unnamed = UnixStream::connect(&path).unwrap();
+    let Accept::Connection(mut stream, peer) = accept_nonblocking(&listener).unwrap() else {
+        panic!("expected a connection");
+    };
+    assert!(peer.expect("the peer's address").is_unnamed());
+    let (fd_flags, fl_flags) = fd_flags(stream.as_raw_fd());
+    assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "must be close-on-exec");
+    assert_ne!(fl_flags & libc::O_NONBLOCK, 0, "must be nonblocking");
+    io::Write::write_all(&mut unnamed, b"unix").unwrap();
+    let mut fds = [PollFd::from_fd(&stream, PollFlags::POLLIN)];
+    assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+    let mut buf = [0u8; 8];
+    assert_eq!(stream.read(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"unix");
+
+    // Bound to a path: accept reports it.
+    let client_path = dir.join("client");
+    let named = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::empty(), // no SOCK_CLOEXEC on Apple; this test spawns nothing
+        None,
+    )
+    .unwrap();
+    bind(named.as_raw_fd(), &UnixAddr::new(&client_path).unwrap()).unwrap();
+    connect(named.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+    let Accept::Connection(stream, peer) = accept(&listener).unwrap() else {
+        panic!("expected a connection");
+    };
+    let _: UnixStream = stream;
+    assert_eq!(peer.unwrap().as_pathname(), Some(client_path.as_path()));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

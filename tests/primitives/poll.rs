@@ -297,8 +297,8 @@ fn from_fd_takes_a_borrowed_descriptor() {
     );
     let (r, mut w) = pipe();
     let mut fds = [
-        PollFd::from_fd(r.as_fd(), READ),
-        PollFd::from_fd(w.as_fd(), PollFlags::POLLOUT),
+        PollFd::from_fd(&r, READ),
+        PollFd::from_fd(&w as &dyn AsFd, PollFlags::POLLOUT),
     ];
     assert_eq!(fds[0], PollFd::new(r.as_raw_fd(), READ));
     assert_eq!(poll(&mut fds, Some(Duration::ZERO)).unwrap(), 1);
@@ -320,7 +320,7 @@ fn a_reused_number_reports_the_new_descriptor() {
     // 900..=949 is used by no other test, so the lowest free number there is reused.
     let (idle, _idle_w) = pipe();
     let old = dup_at_least(&idle, 900);
-    let mut fds = [PollFd::from_fd(old.as_fd(), READ)];
+    let mut fds = [PollFd::from_fd(&old, READ)];
     let number = old.as_raw_fd();
     drop(old); // closed while still in the array: the caller's bug
     let (r, mut w) = pipe();

@@ -797,7 +797,7 @@ fn line_reader_exposes_the_inner_descriptor() {
     assert_eq!(reader.as_fd().as_raw_fd(), raw);
     assert_eq!(reader.as_raw_fd(), raw);
     peer.write_all(b"hi\n").unwrap();
-    let mut fds = [PollFd::from_fd(reader.as_fd(), PollFlags::POLLIN)];
+    let mut fds = [PollFd::from_fd(&reader, PollFlags::POLLIN)];
     assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
     assert!(fds[0].revents().contains(PollFlags::POLLIN));
     let mut line = Vec::new();

@@ -544,6 +544,10 @@ fn descriptors_above_fd_setsize() {
     for interest in [Interest::READ, Interest::WRITE, Interest::NONE] {
         let err = sources.register("high", &high, interest).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{interest:?}: {err}");
+        assert!(
+            err.to_string().contains("use Backend::LargeSelect"),
+            "{err}"
+        );
         assert!(sources.is_empty());
         assert_eq!(sources.key(&high), None);
     }
@@ -1051,6 +1055,64 @@ fn number_reused_without_unregister_is_already_registered() {
             [("new", Readiness::READABLE)],
             "{backend:?}"
         );
+    }
+}
+
+/// A descriptor closed without `unregister` while a `dup` keeps its file open and
+/// readable, its number reused: `remove` takes the source out by its key, and the
+/// number can be registered again without the old file's readiness reaching anyone.
+#[test]
+fn remove_by_key_after_the_descriptor_is_lost() {
+    let _w = Watchdog::new(
+        "remove_by_key_after_the_descriptor_is_lost",
+        Duration::from_secs(30),
+    );
+    raise_nofile(4096);
+    for backend in backends() {
+        let (old_file, mut old_peer) = UnixStream::pair().unwrap();
+        let old = dup_at_least(&old_file, 880);
+        let fd = old.as_raw_fd();
+        let (other, mut other_peer) = UnixStream::pair().unwrap();
+        let mut sources = Sources::new(backend);
+        sources.register("old", &old, Interest::READ).unwrap();
+        sources.register("other", &other, Interest::READ).unwrap();
+        drop(old); // lost: closed, never unregistered
+        old_peer.write_all(b"old").unwrap(); // the file lives on, readable
+
+        let (new_src, mut new_peer) = UnixStream::pair().unwrap();
+        let new = dup_at_least(&new_src, fd);
+        drop(new_src);
+        assert_eq!(new.as_raw_fd(), fd, "the number was taken meanwhile");
+        let err = sources.register("new", &new, Interest::READ).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{backend:?}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("descriptor {fd} ")) && msg.contains("remove the old key"),
+            "{backend:?}: {msg}"
+        );
+
+        assert_eq!(sources.remove(&"missing"), None);
+        assert_eq!(sources.remove(&"old"), Some(fd), "{backend:?}");
+        assert_eq!(sources.remove(&"old"), None, "{backend:?}");
+        assert_eq!((sources.len(), sources.key(&new)), (1, None));
+        sources.register("new", &new, Interest::READ).unwrap();
+        new_peer.write_all(b"new").unwrap();
+        other_peer.write_all(b"other").unwrap();
+        let mut ready = wait(&mut sources, Some(SOON));
+        ready.sort_by_key(|&(k, _)| k);
+        assert_eq!(
+            ready,
+            [("new", Readiness::READABLE), ("other", Readiness::READABLE)],
+            "{backend:?}"
+        );
+        // On a descriptor still open, remove is unregister by key.
+        assert_eq!(sources.remove(&"other"), Some(other.as_raw_fd()));
+        assert_eq!(
+            wait(&mut sources, Some(SOON)),
+            [("new", Readiness::READABLE)],
+            "{backend:?}"
+        );
+        drop(old_file);
     }
 }
 
