@@ -1090,3 +1090,73 @@ fn a_broadcast_to_idle_receivers_shares_one_copy_of_each_line() {
          ({sent} bytes broadcast); counters:\n{counters}"
     );
 }
+
+// ---- found by a cold review of the loop -------------------------------------------
+
+#[derive(Clone)]
+struct Quiet;
+impl Protocol for Quiet {
+    type Conn = ();
+    fn connect(&mut self, _: &mut Context<'_>) {}
+    fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+}
+
+// Failed before: every hook ran for every caught signal.
+/// A handle that asked for SIGUSR2 only is not stopped by a SIGUSR1 meant for
+/// another.
+#[test]
+fn a_signal_reaches_only_the_handles_that_asked_for_it() {
+    use unp_select::nix::sys::signal::{raise, Signal};
+    let _w = Watchdog::new("signal crosstalk", Duration::from_secs(20));
+    let a = Server::bind("127.0.0.1:0", Quiet, Config::default()).unwrap();
+    let b = Server::bind("127.0.0.1:0", Quiet, Config::default()).unwrap();
+    let (ha, hb) = (a.shutdown_handle(), b.shutdown_handle());
+    ha.on_signals(&[Signal::SIGUSR1]).unwrap();
+    hb.on_signals(&[Signal::SIGUSR2]).unwrap();
+    raise(Signal::SIGUSR1).unwrap();
+    assert_eq!(ha.signal(), Some(Signal::SIGUSR1));
+    assert_eq!(hb.signal(), None, "b never asked for SIGUSR1");
+}
+
+/// Watches a pipe (whose writer stays open) at its first connection.
+struct Watcher {
+    pipe: Option<std::os::fd::OwnedFd>,
+}
+impl Protocol for Watcher {
+    type Conn = ();
+    fn connect(&mut self, ctx: &mut Context<'_>) {
+        if let Some(p) = self.pipe.take() {
+            ctx.watch(p, unp_select::sources::Interest::READ).unwrap();
+        }
+        let _ = ctx.send(b"hi\n");
+    }
+    fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    fn ready(&mut self, _: unp_select::sources::Readiness, _: &mut Context<'_>) {}
+}
+
+// Failed before: the drain waited for the watched pipe, which never closes, until
+// drain_timeout (an hour here).
+/// Nothing is left to send: a watched descriptor does not hold the drain.
+#[test]
+fn a_watched_descriptor_does_not_hold_the_drain() {
+    let _serial = serial();
+    let _w = Watchdog::new("watch drain", Duration::from_secs(30));
+    let (r, _keep_writer) = common::fds::cloexec_pipe();
+    let config = Config::default().with_drain_timeout(Duration::from_secs(3600));
+    let server = Server::bind("127.0.0.1:0", Watcher { pipe: Some(r) }, config).unwrap();
+    let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(server.run_poll());
+    });
+    let mut c = TcpStream::connect(addr).unwrap();
+    let mut hi = [0; 3];
+    c.read_exact(&mut hi).unwrap();
+    stop.shutdown();
+    let done = rx.recv_timeout(Duration::from_secs(5));
+    if done.is_err() {
+        stop.shutdown_now(); // clean up
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+        panic!("drain with nothing to send still running after 5 s (watched pipe)");
+    }
+}

@@ -27,8 +27,10 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::cli::{self, Common};
 use crate::load::{self, Shared};
-use crate::orchestrate::{Cpus, MAX_WAIT};
+use crate::orchestrate::{Cpus, Header, Session, Windows, MAX_WAIT};
+use crate::report::WAITS;
 use crate::tracing::{self, Calls, PerfStat, Strace};
 use crate::workers::{self, Bins, Proc, Spec, WorkerCount};
 use crate::{invalid, other_err, raise_nofile};
@@ -70,13 +72,7 @@ impl Close {
 }
 
 pub struct Opts {
-    quick: bool,
-    write_docs: bool,
-    rounds: usize,
-    ramp: f64,
-    window: f64,
-    perf_window: f64,
-    strace_window: f64,
+    c: Common,
     slots: Vec<usize>,
     closes: Vec<Close>,
     batches: Vec<usize>,
@@ -89,32 +85,24 @@ pub struct Opts {
     pipe_conns: usize,
     pipe_depth: usize,
     line: usize,
-    retry_budget: usize,
-    args: Vec<String>,
-}
-
-fn list(v: &str) -> io::Result<Vec<usize>> {
-    v.split(',')
-        .map(|x| {
-            x.trim()
-                .parse()
-                .ok()
-                .filter(|&n: &usize| n > 0)
-                .ok_or_else(|| invalid(format!("bad number {x}")))
-        })
-        .collect()
 }
 
 impl Opts {
     fn parse(args: &[String]) -> io::Result<Opts> {
-        let mut o = Opts {
-            quick: false,
-            write_docs: true,
-            rounds: 3,
+        let full = Windows {
             ramp: 0.2,
             window: 0.6,
             perf_window: 0.3,
             strace_window: 0.4,
+        };
+        let quick = Windows {
+            ramp: 0.1,
+            window: 0.2,
+            perf_window: 0.1,
+            strace_window: 0.2,
+        };
+        let mut o = Opts {
+            c: Common::new("churn", args, 3, 80, full, quick),
             slots: vec![1, 50, 200],
             closes: vec![Close::Normal, Close::Reset],
             batches: vec![1, 4, 16, 64],
@@ -127,60 +115,30 @@ impl Opts {
             pipe_conns: 500,
             pipe_depth: 8,
             line: 64,
-            retry_budget: 80,
-            args: args.to_vec(),
         };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut val = || {
-                it.next()
-                    .ok_or_else(|| invalid(format!("{a} needs a value")))
-            };
-            match a.as_str() {
+        o.c.parse(USAGE, |a, p| {
+            match a {
                 "--quick" => {
-                    o.quick = true;
-                    o.write_docs = false;
-                    o.rounds = 1;
-                    o.ramp = 0.1;
-                    o.window = 0.2;
-                    o.perf_window = 0.1;
-                    o.strace_window = 0.2;
                     o.slots = vec![50];
                     o.closes = vec![Close::Normal];
                     o.batches = vec![1, 16];
                     o.worker_counts = vec![2];
                     o.pipe_conns = 100;
-                    o.retry_budget = 0;
                 }
-                "--no-write" => o.write_docs = false,
-                "--rounds" => o.rounds = list(val()?)?[0],
-                "--secs" => {
-                    o.window = val()?
-                        .parse()
-                        .ok()
-                        .filter(|&s: &f64| s > 0.0 && s <= 60.0)
-                        .ok_or_else(|| invalid("--secs: a number of seconds up to 60"))?;
-                    o.perf_window = o.window / 2.0;
-                }
-                "--slots" => o.slots = list(val()?)?,
-                "--batches" => o.batches = list(val()?)?,
-                "--burst" => o.burst = list(val()?)?[0],
+                "--slots" => o.slots = p.list(a)?,
+                "--batches" => o.batches = p.list(a)?,
+                "--burst" => o.burst = p.number(a)?,
                 "--no-workers" => o.workers = false,
                 "--no-churn" => o.churn = false,
-                "--profile" => o.profile = Some(val()?.clone()),
-                s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
+                "--profile" => o.profile = Some(p.value(a)?.to_string()),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if [&o.slots, &o.batches].iter().any(|v| v.contains(&0)) || o.burst == 0 {
+            return Err(invalid("--slots, --batches, --burst: at least 1"));
         }
         Ok(o)
-    }
-
-    fn command(&self) -> String {
-        let mut c = "cargo run --release --manifest-path bench/Cargo.toml -- churn".to_string();
-        for a in &self.args {
-            c.push(' ');
-            c.push_str(a);
-        }
-        c
     }
 
     fn churn_specs(&self) -> Vec<Spec> {
@@ -188,7 +146,7 @@ impl Opts {
             Spec::C { accept_loop: false },
             Spec::C { accept_loop: true },
         ];
-        if !self.quick {
+        if !self.c.quick {
             v.extend([Spec::Mio, Spec::Tokio]);
         }
         v.extend(self.batches.iter().map(|&b| Spec::ours(b)));
@@ -215,25 +173,6 @@ impl Opts {
 
 // ---------------------------------------------------------------------------
 // The generator.
-
-/// Writes line `seq` of slot `id`: `IIIIIIII:SSSSSSSSSSSSSSSS:` letters `\n`.
-fn make_line(out: &mut [u8], id: u32, seq: u64) {
-    fn hex(out: &mut [u8], mut v: u64) {
-        for b in out.iter_mut().rev() {
-            *b = b"0123456789abcdef"[(v & 15) as usize];
-            v >>= 4;
-        }
-    }
-    let len = out.len();
-    hex(&mut out[0..8], u64::from(id));
-    out[8] = b':';
-    hex(&mut out[9..25], seq);
-    out[25] = b':';
-    for (j, b) in out[26..len - 1].iter_mut().enumerate() {
-        *b = b'a' + ((j as u64 + seq) % 26) as u8;
-    }
-    out[len - 1] = b'\n';
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum St {
@@ -390,7 +329,7 @@ pub fn drive(
                 x.fd = fd;
                 x.t0 = Instant::now();
                 x.got = 0;
-                make_line(&mut x.line, i as u32, x.seq);
+                load::make_line(&mut x.line, i as u32, x.seq);
                 // SAFETY: sin is a valid sockaddr_in.
                 let rc = unsafe {
                     libc::connect(
@@ -553,7 +492,7 @@ fn probe(p: &Proc, shared: &Shared) -> io::Result<Probe> {
         live: shared.live.load(Ordering::Relaxed),
         cpu: tracing::proc_cpu(p.pid).ok_or_else(|| other_err("no /proc/PID/stat"))?,
         switches: workers::ctxt_switches(p.pid),
-        server_wait: workers::wait_all(p.pid),
+        server_wait: tracing::wait_of(p.pid),
         load_wait: tracing::wait_of_self(),
         workers,
     })
@@ -634,15 +573,6 @@ impl Window {
     }
 }
 
-const WAITS: [&str; 6] = [
-    "pselect6",
-    "poll",
-    "ppoll",
-    "epoll_wait",
-    "epoll_pwait",
-    "epoll_pwait2",
-];
-
 /// A churn run.
 #[derive(Clone, Debug, Default)]
 pub struct ChurnRun {
@@ -669,7 +599,7 @@ fn attach_perf(cx: &Ctx<'_>, pid: u32) -> Option<PerfStat> {
     }
     // Let the workers start first: perf attaches to the threads it finds.
     thread::sleep(Duration::from_millis(50));
-    PerfStat::attach(pid, cx.cpus.client, &tracing::PERF_SYSCALLS).ok()
+    PerfStat::attach(pid, cx.cpus.client).ok()
 }
 
 fn perf_window(p: Option<PerfStat>, shared: &Shared, secs: f64) -> Option<(Calls, u64)> {
@@ -682,14 +612,38 @@ fn perf_window(p: Option<PerfStat>, shared: &Shared, secs: f64) -> Option<(Calls
     Some((p.finish().ok()?, l1 - l0))
 }
 
+/// The start and the end of a run's measured window: `from` and `until`.
+fn window_of(cx: &Ctx<'_>) -> (Instant, Instant) {
+    let w = &cx.o.c.windows;
+    let from = Instant::now() + Duration::from_secs_f64(w.ramp);
+    (from, from + Duration::from_secs_f64(w.window))
+}
+
+/// Measures `server` between `from` and `until` while a load runs, then counts
+/// its syscalls with perf for the perf window.
+fn measure_window(
+    cx: &Ctx<'_>,
+    server: &Proc,
+    shared: &Shared,
+    from: Instant,
+    until: Instant,
+) -> io::Result<Window> {
+    let perf = attach_perf(cx, server.pid);
+    sleep_until(from);
+    let a = probe(server, shared)?;
+    sleep_until(until);
+    let b = probe(server, shared)?;
+    let mut w = Window::between(&a, &b, server.spec.workers());
+    w.syscalls = perf_window(perf, shared, cx.o.c.windows.perf_window);
+    Ok(w)
+}
+
 fn churn_run(cx: &Ctx<'_>, spec: Spec, slots: usize, close: Close) -> io::Result<ChurnRun> {
     let o = cx.o;
     let ov0 = workers::tcp_ext("ListenOverflows").unwrap_or(0);
     let server = Proc::start(spec, false, cx.bins, cx.cpus.server)?;
     let shared = Shared::default();
-    let start = Instant::now();
-    let from = start + Duration::from_secs_f64(o.ramp);
-    let until = from + Duration::from_secs_f64(o.window);
+    let (from, until) = window_of(cx);
     let (gen, measured) = thread::scope(|s| {
         let gen = s.spawn(|| {
             drive(
@@ -703,16 +657,7 @@ fn churn_run(cx: &Ctx<'_>, spec: Spec, slots: usize, close: Close) -> io::Result
                 false,
             )
         });
-        let measured = (|| {
-            let perf = attach_perf(cx, server.pid);
-            sleep_until(from);
-            let a = probe(&server, &shared)?;
-            sleep_until(until);
-            let b = probe(&server, &shared)?;
-            let mut w = Window::between(&a, &b, spec.workers());
-            w.syscalls = perf_window(perf, &shared, o.perf_window);
-            Ok::<_, io::Error>(w)
-        })();
+        let measured = measure_window(cx, &server, &shared, from, until);
         shared.stop.store(true, Ordering::Relaxed);
         (join(gen), measured)
     });
@@ -750,10 +695,10 @@ fn strace_churn(cx: &Ctx<'_>, spec: Spec, slots: usize, close: Close) -> io::Res
     let (gen, counted) = thread::scope(|s| {
         let gen = s.spawn(|| drive(server.addr, slots, close, o.line, &shared, far, far, false));
         let counted = (|| {
-            thread::sleep(Duration::from_secs_f64(o.ramp));
+            thread::sleep(Duration::from_secs_f64(o.c.windows.ramp));
             let st = Strace::attach(server.pid, cx.cpus.client)?;
             let l0 = shared.live.load(Ordering::Relaxed);
-            thread::sleep(Duration::from_secs_f64(o.strace_window));
+            thread::sleep(Duration::from_secs_f64(o.c.windows.strace_window));
             let l1 = shared.live.load(Ordering::Relaxed);
             Ok::<_, io::Error>((st.finish()?, l1 - l0))
         })();
@@ -820,21 +765,10 @@ fn pipe_run(cx: &Ctx<'_>, spec: Spec) -> io::Result<PipeRun> {
     let mut conns = load::connect(server.addr, o.pipe_conns, o.line, o.pipe_depth)?;
     let at_connect = server.snapshot();
     let shared = Shared::default();
-    let start = Instant::now();
-    let from = start + Duration::from_secs_f64(o.ramp);
-    let until = from + Duration::from_secs_f64(o.window);
+    let (from, until) = window_of(cx);
     let (tally, measured) = thread::scope(|s| {
         let l = s.spawn(|| load::drive(&mut conns, o.pipe_depth, &shared, from, until));
-        let measured = (|| {
-            let perf = attach_perf(cx, server.pid);
-            sleep_until(from);
-            let a = probe(&server, &shared)?;
-            sleep_until(until);
-            let b = probe(&server, &shared)?;
-            let mut w = Window::between(&a, &b, spec.workers());
-            w.syscalls = perf_window(perf, &shared, o.perf_window);
-            Ok::<_, io::Error>(w)
-        })();
+        let measured = measure_window(cx, &server, &shared, from, until);
         shared.stop.store(true, Ordering::Relaxed);
         (join(l), measured)
     });
@@ -903,12 +837,7 @@ fn show_window(w: &Window, unit: &str) -> String {
 type StraceResult = (usize, Spec, io::Result<(Calls, u64)>);
 
 pub struct Results {
-    command: String,
-    machine: String,
-    nproc: usize,
-    date: String,
-    cpus: Cpus,
-    opts: String,
+    head: Header,
     churn: BTreeMap<(usize, Close, Spec), Vec<ChurnRun>>,
     churn_specs: Vec<Spec>,
     strace: Vec<StraceResult>,
@@ -916,13 +845,10 @@ pub struct Results {
     wchurn: BTreeMap<Spec, Vec<ChurnRun>>,
     wpipe: BTreeMap<Spec, Vec<PipeRun>>,
     worker_specs: Vec<Spec>,
-    notes: Vec<String>,
-    elapsed: Duration,
 }
 
 pub fn main(args: &[String], bench_dir: &Path, docs: &Path) -> io::Result<()> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
+    if cli::help(args, USAGE) {
         return Ok(());
     }
     let o = Opts::parse(args)?;
@@ -931,23 +857,15 @@ pub fn main(args: &[String], bench_dir: &Path, docs: &Path) -> io::Result<()> {
     }
     let r = run(&o, bench_dir)?;
     let (churn_md, workers_md) = (churn_markdown(&r, &o), workers_markdown(&r, &o));
-    println!("{churn_md}\n{workers_md}");
-    if o.write_docs {
-        let path = docs.join("benchmarks.md");
-        let old = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| crate::micro::DOC_SKELETON.to_string());
-        let mut new = old;
-        if o.churn {
-            new = crate::micro::replace_block(&new, "CHURN", &churn_md);
-        }
-        if o.workers {
-            new = crate::micro::replace_block(&new, "WORKERS", &workers_md);
-        }
-        std::fs::write(&path, new)?;
-        eprintln!("echo-bench churn: wrote docs/benchmarks.md");
+    let mut blocks = Vec::new();
+    if o.churn {
+        blocks.push(("CHURN", churn_md.as_str()));
     }
-    eprintln!("echo-bench churn: done in {:.0} s", r.elapsed.as_secs_f64());
-    Ok(())
+    if o.workers {
+        blocks.push(("WORKERS", workers_md.as_str()));
+    }
+    let md = format!("{churn_md}\n{workers_md}");
+    o.c.publish(&md, docs, &blocks, r.head.elapsed)
 }
 
 /// The spec named `name` (as `Spec::name` prints it).
@@ -976,10 +894,7 @@ fn spec_named(name: &str) -> Option<Spec> {
 fn profile(o: &Opts, name: &str, bench_dir: &Path) -> io::Result<()> {
     let spec = spec_named(name).ok_or_else(|| invalid(format!("--profile: no server {name}")))?;
     raise_nofile()?;
-    let cpus = Cpus::pick();
-    if let Some(cpu) = cpus.client {
-        crate::servers::pin_to(cpu)?;
-    }
+    let cpus = Cpus::pick().pin_client()?;
     let bins = workers::build(bench_dir)?;
     let slots = o.slots[0];
     let server = Proc::start(spec, false, &bins, cpus.server)?;
@@ -999,7 +914,7 @@ fn profile(o: &Opts, name: &str, bench_dir: &Path) -> io::Result<()> {
                 false,
             )
         });
-        thread::sleep(Duration::from_secs_f64(o.ramp));
+        thread::sleep(Duration::from_secs_f64(o.c.windows.ramp));
         let (l0, c0) = (
             shared.live.load(Ordering::Relaxed),
             tracing::proc_cpu(server.pid),
@@ -1023,67 +938,18 @@ fn profile(o: &Opts, name: &str, bench_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let sh = |c: &str, a: &[&str]| {
-        std::process::Command::new(c)
-            .args(a)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "`nproc` {}, {cpu}, Linux `{}`, load average at start {}",
-        sh("nproc", &[]),
-        sh("uname", &["-r"]),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
-}
-
 fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
-    let began = Instant::now();
-    raise_nofile()?;
-    let cpus = Cpus::pick();
-    // Before pinning: afterwards this process may use one CPU.
-    let nproc = thread::available_parallelism().map_or(0, |n| n.get());
-    let machine = machine();
-    if let Some(cpu) = cpus.client {
-        crate::servers::pin_to(cpu)?;
-    }
-    eprintln!(
-        "echo-bench churn: {machine}; server on CPU {:?}, generator on CPU {:?}",
-        cpus.server, cpus.client
-    );
+    let mut session = Session::begin(&o.c, "")?;
+    let (cpus, perf, strace) = (session.cpus, session.perf, session.strace);
     let bins = workers::build(bench_dir)?;
     let mut notes = Vec::new();
-    let perf = tracing::have("perf");
-    if !perf {
-        notes.push("perf is not installed: no syscall counts".to_string());
-    }
-    let strace = tracing::have("strace");
-    if !strace {
-        notes.push("strace is not installed: no strace -c runs".to_string());
-    }
     let cx = Ctx {
         o,
         bins: &bins,
         cpus,
         perf,
     };
-    let (mut budget, mut repeats) = (o.retry_budget, 0usize);
+    let (mut budget, mut repeats) = (o.c.retry_budget, 0usize);
     let mut churn: BTreeMap<(usize, Close, Spec), Vec<ChurnRun>> = BTreeMap::new();
     let mut strace_results = Vec::new();
     let mut burst: BTreeMap<Spec, Vec<Burst>> = BTreeMap::new();
@@ -1091,7 +957,7 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
     if o.churn {
         for &slots in &o.slots {
             for &close in &o.closes {
-                for round in 0..o.rounds {
+                for round in 0..o.c.rounds {
                     for j in 0..specs.len() {
                         let spec = specs[(j + round) % specs.len()];
                         let what = format!(
@@ -1099,7 +965,7 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
                             spec.name(),
                             close.name(),
                             round + 1,
-                            o.rounds
+                            o.c.rounds
                         );
                         let r = retried(
                             &what,
@@ -1148,7 +1014,7 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
                 }
             }
         }
-        for round in 0..o.rounds {
+        for round in 0..o.c.rounds {
             for j in 0..specs.len() {
                 let spec = specs[(j + round) % specs.len()];
                 let b = burst_run(&cx, spec, o.burst)
@@ -1171,10 +1037,10 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
     let mut wpipe: BTreeMap<Spec, Vec<PipeRun>> = BTreeMap::new();
     let wspecs = o.worker_specs();
     if o.workers {
-        for round in 0..o.rounds {
+        for round in 0..o.c.rounds {
             for j in 0..wspecs.len() {
                 let spec = wspecs[(j + round) % wspecs.len()];
-                let what = format!("{} churn round {}/{}", spec.name(), round + 1, o.rounds);
+                let what = format!("{} churn round {}/{}", spec.name(), round + 1, o.c.rounds);
                 let r = retried(
                     &what,
                     &mut budget,
@@ -1190,7 +1056,7 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
                     o.pipe_conns,
                     o.pipe_depth,
                     round + 1,
-                    o.rounds
+                    o.c.rounds
                 );
                 let r = retried(
                     &what,
@@ -1217,17 +1083,15 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
             MAX_WAIT * 100.0
         ));
     }
+    session.notes.append(&mut notes);
+    let w = &o.c.windows;
+    let summary = format!(
+        "{} round(s); per run {:.2} s ramp, {:.2} s measured, then {:.2} s of perf stat; \
+         strace windows {:.2} s; {}-byte lines",
+        o.c.rounds, w.ramp, w.window, w.perf_window, w.strace_window, o.line
+    );
     Ok(Results {
-        command: o.command(),
-        machine,
-        nproc,
-        date: crate::orchestrate::date(),
-        cpus,
-        opts: format!(
-            "{} round(s); per run {:.2} s ramp, {:.2} s measured, then {:.2} s of perf stat; \
-             strace windows {:.2} s; {}-byte lines",
-            o.rounds, o.ramp, o.window, o.perf_window, o.strace_window, o.line
-        ),
+        head: session.end(&o.c, summary),
         churn,
         churn_specs: specs,
         strace: strace_results,
@@ -1235,8 +1099,6 @@ fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
         wchurn,
         wpipe,
         worker_specs: wspecs,
-        notes,
-        elapsed: began.elapsed(),
     })
 }
 
@@ -1269,25 +1131,33 @@ fn median(v: impl IntoIterator<Item = f64>) -> f64 {
 }
 
 fn header(r: &Results, o: &Opts, what: &str) -> String {
+    let (h, m) = (&r.head, &r.head.machine);
     let mut s = String::new();
     let _ = writeln!(
         s,
         "{what} measured on {} by `{}` ({:.0} s for the whole command).\n",
-        r.date,
-        r.command,
-        r.elapsed.as_secs_f64()
+        m.date,
+        h.command,
+        h.elapsed.as_secs_f64()
     );
-    let _ = writeln!(s, "Machine: {}.", r.machine);
+    let _ = writeln!(
+        s,
+        "Machine: `nproc` {}, {}, Linux `{}`, load average at start {}.",
+        m.nproc,
+        m.cpu,
+        m.kernel.trim_start_matches("Linux "),
+        m.load_start
+    );
     let cpu = |c: Option<usize>| c.map_or("any".to_string(), |c| c.to_string());
     let _ = writeln!(
         s,
         "Server pinned to CPU {} (all its threads), generator and tracers on CPU {}; {}. \
          Cells are `median (min–max)` over the {} alternating rounds.{}\n",
-        cpu(r.cpus.server),
-        cpu(r.cpus.client),
-        r.opts,
-        o.rounds,
-        if o.quick {
+        cpu(h.cpus.server),
+        cpu(h.cpus.client),
+        h.summary,
+        o.c.rounds,
+        if o.c.quick {
             " QUICK RUN: not for the docs."
         } else {
             ""
@@ -1387,7 +1257,7 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
             "**System calls per connection by name** (`strace -c -f`, a separate {:.1}-s \
              window per server, normal close; strace slows the server, so the loop \
              batches more than in the runs above; `accept4` errors are `EAGAIN`):\n",
-            o.strace_window
+            o.c.windows.strace_window
         );
         let _ = writeln!(
             s,
@@ -1456,7 +1326,7 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
         );
     }
     s.push('\n');
-    for n in &r.notes {
+    for n in &r.head.notes {
         let _ = writeln!(s, "* Note: {n}");
     }
     s
@@ -1496,7 +1366,7 @@ fn workers_markdown(r: &Results, o: &Opts) -> String {
          accepts` are the workers' accepts that found the queue empty (`Stats::empty_accepts`, \
          EAGAIN); `spread` is each worker's share of the connections it accepted \
          (`StatsHandle::per_worker`, printed by `serve --stats` on SIGUSR1).\n",
-        r.nproc
+        r.head.machine.nproc
     );
     let _ = writeln!(
         s,

@@ -12,7 +12,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::load::Client;
+use crate::load::{self, Client};
 use crate::other_err;
 
 /// What the requests of a load are.
@@ -67,15 +67,7 @@ impl<D: Dialect> Exchange<D> {
     }
 
     fn write_out(&mut self) -> io::Result<()> {
-        while !self.out.is_empty() {
-            match (&self.stream).write(&self.out) {
-                Ok(n) => drop(self.out.drain(..n)),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.named(e)),
-            }
-        }
-        Ok(())
+        load::write_some(&self.stream, &mut self.out).map_err(|e| self.named(e))
     }
 
     fn named(&self, e: io::Error) -> io::Error {
@@ -208,44 +200,17 @@ pub fn preload<D: Dialect>(addr: SocketAddr, dialect: &D) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens `n` connections and runs one request on each (blocking, not timed), in
-/// batches of 100. Returns them nonblocking.
+/// Opens `n` connections of `dialect` and runs one request on each
+/// ([`load::connect_with`]). Returns them nonblocking.
 pub fn connect<D: Dialect + Clone>(
     addr: SocketAddr,
     n: usize,
     dialect: &D,
     depth: usize,
 ) -> io::Result<Vec<Exchange<D>>> {
-    const BATCH: usize = 100;
-    let mut conns: Vec<Exchange<D>> = Vec::with_capacity(n);
-    let mut buf = vec![0u8; 4096];
-    while conns.len() < n {
-        let start = conns.len();
-        for i in start..n.min(start + BATCH) {
-            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-            let mut c = Exchange::new(stream, i as u32, dialect.clone(), depth);
-            c.send(1, Instant::now())?;
-            conns.push(c);
-        }
-        for c in &mut conns[start..] {
-            while c.in_flight() > 0 {
-                let n = (&c.stream)
-                    .read(&mut buf)
-                    .map_err(|e| c.named(io::Error::new(e.kind(), format!("warm-up: {e}"))))?;
-                if n == 0 {
-                    return Err(c.named(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        "closed during warm-up",
-                    )));
-                }
-                c.take(&buf[..n], |_| {})?;
-            }
-            c.stream.set_nonblocking(true)?;
-        }
-    }
-    Ok(conns)
+    load::connect_with(addr, n, |stream, id| {
+        Exchange::new(stream, id, dialect.clone(), depth)
+    })
 }
 
 /// A client that, when `on`, sends `depth` requests at once and the next `depth`

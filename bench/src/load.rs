@@ -23,7 +23,7 @@ use crate::other_err;
 pub const MIN_LINE: usize = 27;
 
 /// Writes line `seq` of connection `id` into `out` (its length is the line length).
-fn make_line(out: &mut [u8], id: u32, seq: u64) {
+pub(crate) fn make_line(out: &mut [u8], id: u32, seq: u64) {
     fn hex(out: &mut [u8], mut v: u64) {
         for b in out.iter_mut().rev() {
             *b = b"0123456789abcdef"[(v & 15) as usize];
@@ -89,15 +89,7 @@ impl Conn {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        while !self.out.is_empty() {
-            match (&self.stream).write(&self.out) {
-                Ok(n) => drop(self.out.drain(..n)),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.err(e)),
-            }
-        }
-        Ok(())
+        write_some(&self.stream, &mut self.out).map_err(|e| self.err(e))
     }
 
     fn err(&self, e: io::Error) -> io::Error {
@@ -149,26 +141,38 @@ impl Conn {
     }
 }
 
-/// Opens `n` connections and echoes one line on each (blocking, not timed), in
-/// batches of 100 so that a server accepting one connection per turn never
-/// overflows its listen queue. Returns them nonblocking.
+/// Opens `n` connections of `line`-byte lines, `depth` in flight later, and
+/// echoes one line on each (see [`connect_with`]).
 pub fn connect(addr: SocketAddr, n: usize, line: usize, depth: usize) -> io::Result<Vec<Conn>> {
+    connect_with(addr, n, |stream, id| Conn::new(stream, id, line, depth))
+}
+
+/// Opens `n` connections (`make` turns each stream and its number into a
+/// client) and runs one request on each (blocking, not timed), in batches of
+/// 100 so that a server accepting one connection per turn never overflows its
+/// listen queue. Returns them nonblocking.
+pub fn connect_with<C: Client>(
+    addr: SocketAddr,
+    n: usize,
+    mut make: impl FnMut(TcpStream, u32) -> C,
+) -> io::Result<Vec<C>> {
     const BATCH: usize = 100;
-    let mut conns: Vec<Conn> = Vec::with_capacity(n);
-    let mut buf = vec![0u8; line];
+    let mut conns: Vec<C> = Vec::with_capacity(n);
+    let mut buf = vec![0u8; 4096];
     while conns.len() < n {
         let start = conns.len();
         for i in start..n.min(start + BATCH) {
             let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
             stream.set_nodelay(true)?;
             stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-            let mut c = Conn::new(stream, i as u32, line, depth);
+            let mut c = make(stream, i as u32);
             c.send(1, Instant::now())?;
             conns.push(c);
         }
         for c in &mut conns[start..] {
             while c.in_flight() > 0 {
-                let n = (&c.stream)
+                let n = c
+                    .stream()
                     .read(&mut buf)
                     .map_err(|e| c.err(io::Error::new(e.kind(), format!("warm-up: {e}"))))?;
                 if n == 0 {
@@ -179,10 +183,45 @@ pub fn connect(addr: SocketAddr, n: usize, line: usize, depth: usize) -> io::Res
                 }
                 c.take(&buf[..n], |_| {})?;
             }
-            c.stream.set_nonblocking(true)?;
+            c.stream().set_nonblocking(true)?;
         }
     }
     Ok(conns)
+}
+
+/// Runs `n` requests on `c` one after another, blocking: the next one once the
+/// reply to the last was checked.
+pub fn one_by_one<C: Client>(c: &mut C, n: u64) -> io::Result<()> {
+    c.stream().set_nonblocking(false)?;
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..n {
+        c.send(1, Instant::now())?;
+        while c.in_flight() > 0 {
+            let k = c.stream().read(&mut buf).map_err(|e| c.err(e))?;
+            if k == 0 {
+                return Err(c.err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                )));
+            }
+            c.take(&buf[..k], |_| {})?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes what the kernel takes of `out` to the nonblocking `stream`, and drops
+/// that from `out`.
+pub fn write_some(mut stream: &TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    while !out.is_empty() {
+        match stream.write(out) {
+            Ok(n) => drop(out.drain(..n)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Closes connections with a reset (SO_LINGER 0): no TIME_WAIT left behind to

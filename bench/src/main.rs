@@ -11,6 +11,8 @@
 //! cargo run --release --manifest-path bench/Cargo.toml -- resp --quick
 //! cargo run --release --manifest-path bench/Cargo.toml -- memory    # RSS under hostile clients
 //! cargo run --release --manifest-path bench/Cargo.toml -- memory --quick
+//! cargo run --release --manifest-path bench/Cargo.toml -- c10k      # idle connections
+//! cargo run --release --manifest-path bench/Cargo.toml -- c10k --quick
 //! ```
 //!
 //! Modules: [`servers`] (ours, C, mio, tokio, each its own process pinned to one
@@ -20,10 +22,15 @@
 //! [`micro`] (the criterion table), [`kv`] (the crate's `kv_server` against
 //! memcached), [`resp`] (a RESP store on `Server<P>` against redis-server),
 //! [`memory`] (resident memory under hostile clients), [`exchange`] (the
-//! checked request/reply connection of the kv and RESP loads) and [`churn`]
-//! (connection churn, accept bursts, workers).
+//! checked request/reply connection of the kv and RESP loads), [`churn`]
+//! (connection churn, accept bursts, workers) and [`c10k`] (the cost of a request
+//! with up to 10,000 idle connections open). [`cli`] holds the options every
+//! part shares, [`echo`] the echo comparison itself.
 
+mod c10k;
 mod churn;
+mod cli;
+mod echo;
 mod exchange;
 mod kv;
 mod load;
@@ -70,39 +77,22 @@ fn docs_dir() -> PathBuf {
     bench_dir().join("../docs")
 }
 
-fn compare(args: &[String]) -> io::Result<()> {
-    let o = orchestrate::Opts::parse(args)?;
-    let results = orchestrate::run(&o, bench_dir())?;
-    let md = report::markdown(&results);
-    println!("{md}");
-    if o.write_docs {
-        let docs = docs_dir();
-        std::fs::create_dir_all(&docs)?;
-        std::fs::write(docs.join("benchmarks.svg"), report::svg(&results))?;
-        let path = docs.join("benchmarks.md");
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| micro::DOC_SKELETON.into());
-        std::fs::write(&path, micro::replace_block(&old, "LOAD", &md))?;
-        eprintln!("echo-bench: wrote docs/benchmarks.md and docs/benchmarks.svg");
-    }
-    eprintln!("echo-bench: done in {:.0} s", results.elapsed.as_secs_f64());
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => servers::serve_main(&args[1..]),
-        Some("profile") => orchestrate::profile_main(&args[1..], bench_dir()),
+        Some("profile") => echo::profile_main(&args[1..], bench_dir()),
         Some("kv") => kv::main(&args[1..], bench_dir(), &docs_dir()),
         Some("micro-docs") => micro::micro_docs(bench_dir(), &docs_dir()),
         Some("churn") => churn::main(&args[1..], bench_dir(), &docs_dir()),
         Some("resp") => resp::main(&args[1..], &docs_dir()),
+        Some("c10k") => c10k::main(&args[1..], bench_dir(), &docs_dir()),
         Some("memory") => memory::main(&args[1..], bench_dir(), &docs_dir()),
         Some("-h") | Some("--help") => {
-            println!("{}", orchestrate::USAGE);
+            println!("{}", echo::USAGE);
             return ExitCode::SUCCESS;
         }
-        _ => compare(&args),
+        _ => echo::main(&args, bench_dir(), &docs_dir()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,175 +1,25 @@
-//! The comparison: for every cell (mode, pipeline depth, connections), rounds in
-//! which every server runs once, in an order that rotates from round to round;
-//! then `strace -c` runs and the idle-connection memory.
+//! What every load part shares: a [`Session`] (the descriptor limit raised, the
+//! CPUs picked, the machine and the tools found), [`rounds`] of runs that
+//! alternate between servers, one run's measurement ([`measure`]: rate, CPU,
+//! waits, latencies, then `perf stat`), `strace -c` windows ([`strace_all`]) and
+//! `perf record` under load ([`profile_load`]).
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::cli::Common;
 use crate::load::{self, Client, Shared};
-use crate::servers::{self, Kind, Mode, Server};
+use crate::servers::{pin_to, Server};
 use crate::tracing::{self, Calls, PerfStat, Strace};
-use crate::{invalid, other_err, raise_nofile};
-
-pub const USAGE: &str = "\
-usage: echo-bench [OPTIONS]             the comparison; writes docs/benchmarks.{md,svg}
-       echo-bench serve KIND MODE ADDR  run one Rust server (KIND: ours poll large mio tokio;
-                                        MODE: lines bytes)
-       echo-bench profile [--server K] [--mode M] [--depth D] [--conns N] [--secs S]
-                                        perf record -g on one server under load; prints the
-                                        flat profile (default: ours lines 8 50 2)
-       echo-bench kv [--quick] [...]    kv_server against memcached -t 1 (kv --help)
-       echo-bench resp [--quick] [...]  a RESP store on Server<P> against redis-server
-                                        (resp --help)
-       echo-bench memory [--quick] [...]
-                                        memory under hostile clients: kv_server against
-                                        memcached, chat_server flooded (memory --help)
-       echo-bench micro-docs            rewrite the micro-benchmark table of
-                                        docs/benchmarks.md from bench/target/criterion
-
-options of the comparison:
-  --quick            CI's smoke run (well under a minute): 1 round of 0.2 s, depths 1
-                     and 32, 1 and 1000 connections, RSS at 100 connections, one
-                     strace cell; prints, writes nothing
-  --no-write         print only, do not rewrite docs/
-  --rounds N         rounds per cell (default 3)
-  --secs S           measured seconds per run (default 1.0; perf counts 0.5 s after)
-  --conns A,B,..     connection counts (default 1,50,500,1000)
-  --depths A,B,..    lines in flight per connection (default 1,8,32)
-  --modes A,B        lines,bytes (default both)
-  --servers A,B,..   servers (default ours,c,mio,tokio; also poll, large)
-  --line BYTES       line length, newline included (default 64)
-  --no-perf          no perf stat counts
-  --no-strace        no strace -c runs
-  --no-rss           no idle-connection memory";
-
-pub struct Opts {
-    pub quick: bool,
-    pub write_docs: bool,
-    pub rounds: usize,
-    pub ramp: f64,
-    pub window: f64,
-    pub perf_window: f64,
-    pub strace_window: f64,
-    pub conns: Vec<usize>,
-    pub depths: Vec<usize>,
-    pub modes: Vec<Mode>,
-    pub kinds: Vec<Kind>,
-    pub line: usize,
-    pub perf: bool,
-    pub strace: bool,
-    pub rss: bool,
-    pub idle: usize,
-    /// Repeats of disturbed runs allowed in the whole comparison.
-    pub retry_budget: usize,
-    pub args: Vec<String>,
-}
-
-fn list(v: &str) -> io::Result<Vec<usize>> {
-    v.split(',')
-        .map(|x| {
-            x.trim()
-                .parse()
-                .map_err(|_| invalid(format!("bad number {x}")))
-        })
-        .collect()
-}
-
-impl Opts {
-    pub fn parse(args: &[String]) -> io::Result<Opts> {
-        let mut o = Opts {
-            quick: false,
-            write_docs: true,
-            rounds: 3,
-            ramp: 0.2,
-            window: 1.0,
-            perf_window: 0.5,
-            strace_window: 0.5,
-            conns: vec![1, 50, 500, 1000],
-            depths: vec![1, 8, 32],
-            modes: Mode::ALL.to_vec(),
-            kinds: Kind::DEFAULT.to_vec(),
-            line: 64,
-            perf: true,
-            strace: true,
-            rss: true,
-            idle: 1000,
-            retry_budget: 60,
-            args: args.to_vec(),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut val = || {
-                it.next()
-                    .ok_or_else(|| invalid(format!("{a} needs a value")))
-            };
-            match a.as_str() {
-                "--quick" => {
-                    o.quick = true;
-                    o.write_docs = false;
-                    o.rounds = 1;
-                    o.ramp = 0.05;
-                    o.window = 0.2;
-                    o.perf_window = 0.1;
-                    o.strace_window = 0.2;
-                    o.conns = vec![1, 1000];
-                    o.depths = vec![1, 32];
-                    o.idle = 100;
-                    o.retry_budget = 0;
-                }
-                "--no-write" => o.write_docs = false,
-                "--rounds" => o.rounds = list(val()?)?[0].max(1),
-                "--secs" => {
-                    o.window = val()?.parse().map_err(|_| invalid("--secs: a number"))?;
-                }
-                "--conns" => o.conns = list(val()?)?,
-                "--depths" => o.depths = list(val()?)?,
-                "--modes" => {
-                    o.modes = val()?
-                        .split(',')
-                        .map(|s| Mode::from_name(s).ok_or_else(|| invalid(format!("mode {s}?"))))
-                        .collect::<io::Result<_>>()?;
-                }
-                "--servers" => {
-                    o.kinds = val()?
-                        .split(',')
-                        .map(|s| Kind::from_name(s).ok_or_else(|| invalid(format!("server {s}?"))))
-                        .collect::<io::Result<_>>()?;
-                }
-                "--line" => o.line = list(val()?)?[0],
-                "--no-perf" => o.perf = false,
-                "--no-strace" => o.strace = false,
-                "--no-rss" => o.rss = false,
-                s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
-            }
-        }
-        if o.line < load::MIN_LINE {
-            return Err(invalid(format!("--line: at least {}", load::MIN_LINE)));
-        }
-        if o.depths.contains(&0) {
-            return Err(invalid("--depths: at least 1"));
-        }
-        Ok(o)
-    }
-
-    /// The command line that reproduces this run.
-    pub fn command(&self) -> String {
-        let mut c = "cargo run --release --manifest-path bench/Cargo.toml".to_string();
-        if !self.args.is_empty() {
-            c.push_str(" -- ");
-            c.push_str(&self.args.join(" "));
-        }
-        c
-    }
-}
+use crate::{other_err, raise_nofile};
 
 /// A run during which the server or the load generator waited for its CPU more
 /// than this share of the window (other jobs had it) is run again, at most
-/// `MAX_RETRIES` times (and `Opts::retry_budget` in all).
+/// `MAX_RETRIES` times (and `Common::retry_budget` in all).
 pub const MAX_WAIT: f64 = 0.1;
 const MAX_RETRIES: usize = 2;
 
@@ -181,6 +31,15 @@ pub struct Cpus {
 }
 
 impl Cpus {
+    /// Pins this thread (and the threads and processes it starts afterwards) to
+    /// the load's CPU, if there is one.
+    pub fn pin_client(self) -> io::Result<Cpus> {
+        if let Some(cpu) = self.client {
+            pin_to(cpu)?;
+        }
+        Ok(self)
+    }
+
     pub fn pick() -> Cpus {
         let n = thread::available_parallelism().map_or(1, |n| n.get());
         if n >= 2 {
@@ -195,14 +54,6 @@ impl Cpus {
             }
         }
     }
-}
-
-/// One cell of the matrix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cell {
-    pub mode: Mode,
-    pub depth: usize,
-    pub conns: usize,
 }
 
 /// One measured run.
@@ -247,8 +98,28 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// VmRSS of `server` before and after `open` opened `conns` idle connections
+    /// (which it returns, open).
+    pub fn of<T>(
+        server: &Server,
+        conns: usize,
+        open: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<(Memory, T)> {
+        let rss = || tracing::proc_rss_kib(server.pid).ok_or_else(|| other_err("no /proc RSS"));
+        let before_kib = rss()?;
+        let held = open()?;
+        thread::sleep(Duration::from_millis(200));
+        let with_kib = rss()?;
+        let m = Memory {
+            before_kib,
+            with_kib,
+            conns,
+        };
+        Ok((m, held))
+    }
+
     pub fn bytes_per_conn(&self) -> f64 {
-        (self.with_kib as f64 - self.before_kib as f64) * 1024.0 / self.conns as f64
+        (self.with_kib as f64 - self.before_kib as f64) * 1024.0 / self.conns.max(1) as f64
     }
 }
 
@@ -314,52 +185,12 @@ pub fn machine() -> Machine {
     }
 }
 
-/// An `strace -c` run: its counts and the lines echoed meanwhile.
-pub type StraceRun = (Cell, Kind, io::Result<(Calls, u64)>);
-
-/// Everything a comparison measured.
-pub struct Results {
-    pub machine: Machine,
-    pub command: String,
-    pub cpus: Cpus,
-    pub cells: Vec<Cell>,
-    pub kinds: Vec<Kind>,
-    pub runs: BTreeMap<(Cell, Kind), Vec<Run>>,
-    pub strace: Vec<StraceRun>,
-    pub memory: BTreeMap<(Mode, Kind), Vec<Memory>>,
-    pub idle: usize,
-    pub elapsed: Duration,
-    pub notes: Vec<String>,
-    pub opts_summary: String,
-}
-
 fn sleep_until(t: Instant) {
     thread::sleep(t.saturating_duration_since(Instant::now()));
 }
 
-/// One run of `kind` on `cell`: start it, connect, load; measure over the window;
-/// then count its syscalls with perf for `perf_window`; stop.
-fn one_run(
-    kind: Kind,
-    cell: Cell,
-    o: &Opts,
-    c_bin: &Path,
-    cpus: Cpus,
-    perf: bool,
-) -> io::Result<Run> {
-    let server = Server::start(kind, cell.mode, c_bin, cpus.server)?;
-    let (perf, perf_error) = attach_perf(perf, server.pid, cpus.client, &tracing::PERF_SYSCALLS);
-    let conns = load::connect(server.addr, cell.conns, o.line, cell.depth)?;
-    let w = Windows {
-        ramp: o.ramp,
-        window: o.window,
-        perf_window: o.perf_window,
-        strace_window: o.strace_window,
-    };
-    measure(&server, conns, cell.depth, &w, perf, perf_error)
-}
-
 /// How long the parts of a run last, seconds.
+#[derive(Clone, Copy, Debug)]
 pub struct Windows {
     /// Load before the measured window.
     pub ramp: f64,
@@ -371,17 +202,12 @@ pub struct Windows {
     pub strace_window: f64,
 }
 
-/// `perf stat` on `pid` counting `names` by name (if `perf`), or why not.
-pub fn attach_perf(
-    perf: bool,
-    pid: u32,
-    cpu: Option<usize>,
-    names: &[&str],
-) -> (Option<PerfStat>, Option<String>) {
+/// `perf stat` on `pid` (if `perf`), or why not.
+pub fn attach_perf(perf: bool, pid: u32, cpu: Option<usize>) -> (Option<PerfStat>, Option<String>) {
     if !perf {
         return (None, None);
     }
-    match PerfStat::attach(pid, cpu, names) {
+    match PerfStat::attach(pid, cpu) {
         Ok(p) => (Some(p), None),
         Err(e) => (None, Some(format!("perf stat: {e}"))),
     }
@@ -447,7 +273,7 @@ pub fn measure<C: Client + Send>(
         _ => None,
     };
     if lines == 0 {
-        return Err(other_err("no reply in the measured window"));
+        return Err(io::Error::other(NoReply));
     }
     Ok(Run {
         lines_per_sec: lines as f64 / secs,
@@ -467,35 +293,14 @@ pub fn measure<C: Client + Send>(
     })
 }
 
-/// `strace -c -f -p PID` over a short window of a run.
-fn strace_run(
-    kind: Kind,
-    cell: Cell,
-    o: &Opts,
-    c_bin: &Path,
-    cpus: Cpus,
-) -> io::Result<(Calls, u64)> {
-    let server = Server::start(kind, cell.mode, c_bin, cpus.server)?;
-    let conns = load::connect(server.addr, cell.conns, o.line, cell.depth)?;
-    strace_measure(
-        &server,
-        conns,
-        cell.depth,
-        o.ramp,
-        o.strace_window,
-        cpus.client,
-    )
-}
-
-/// Drives `conns` for `ramp` seconds, then counts the server's syscalls with
-/// `strace -c -f` (pinned to `cpu`) for `window` seconds; returns the counts and
-/// the replies meanwhile.
+/// Drives `conns` for `w.ramp` seconds, then counts the server's syscalls with
+/// `strace -c -f` (pinned to `cpu`) for `w.strace_window` seconds; returns the
+/// counts and the replies meanwhile.
 pub fn strace_measure<C: Client + Send>(
     server: &Server,
     mut conns: Vec<C>,
     depth: usize,
-    ramp: f64,
-    window: f64,
+    w: &Windows,
     cpu: Option<usize>,
 ) -> io::Result<(Calls, u64)> {
     let shared = Shared::default();
@@ -503,10 +308,10 @@ pub fn strace_measure<C: Client + Send>(
     let (tally, counted) = thread::scope(|s| {
         let load = s.spawn(|| load::drive(&mut conns, depth, &shared, far, far));
         let counted = (|| {
-            thread::sleep(Duration::from_secs_f64(ramp));
+            thread::sleep(Duration::from_secs_f64(w.ramp));
             let strace = Strace::attach(server.pid, cpu)?;
             let l0 = shared.live.load(Ordering::Relaxed);
-            thread::sleep(Duration::from_secs_f64(window));
+            thread::sleep(Duration::from_secs_f64(w.strace_window));
             let l1 = shared.live.load(Ordering::Relaxed);
             Ok::<_, io::Error>((strace.finish()?, l1 - l0))
         })();
@@ -521,321 +326,27 @@ pub fn strace_measure<C: Client + Send>(
     counted
 }
 
-fn measure_memory(
-    kind: Kind,
-    mode: Mode,
-    o: &Opts,
-    c_bin: &Path,
-    cpus: Cpus,
-) -> io::Result<Memory> {
-    let server = Server::start(kind, mode, c_bin, cpus.server)?;
-    thread::sleep(Duration::from_millis(100));
-    let rss = || tracing::proc_rss_kib(server.pid).ok_or_else(|| other_err("no /proc RSS"));
-    let before_kib = rss()?;
-    let conns = load::connect(server.addr, o.idle, o.line, 1)?;
-    thread::sleep(Duration::from_millis(200));
-    let with_kib = rss()?;
-    load::close_all(conns);
-    Ok(Memory {
-        before_kib,
-        with_kib,
-        conns: o.idle,
-    })
-}
-
-fn fmt_run(r: &Run) -> String {
-    format!(
-        "{:>9.0} lines/s {:>5.2} µs CPU/line {:>4.0}% CPU (waited {:>2.0}%/{:>2.0}%) p99 {:>8.1} µs {}",
-        r.lines_per_sec,
-        r.cpu_us_per_line,
-        r.server_cores * 100.0,
-        r.server_wait.unwrap_or(f64::NAN) * 100.0,
-        r.load_wait.unwrap_or(f64::NAN) * 100.0,
-        r.p99_us,
-        r.syscalls
-            .as_ref()
-            .map_or("".to_string(), |(c, lines)| {
-                let per = |n: u64| n as f64 / (*lines).max(1) as f64;
-                let names: Vec<String> = c
-                    .by_name
-                    .iter()
-                    .map(|(name, n, e)| match e {
-                        0 => format!("{name} {:.3}", per(*n)),
-                        e => format!("{name} {:.3} (EAGAIN {:.3})", per(*n), per(*e)),
-                    })
-                    .collect();
-                format!("{:.3} syscalls/line: {}", per(c.total), names.join(", "))
-            })
-    )
-}
-
-pub fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
-    let began = Instant::now();
-    let nofile = raise_nofile()?;
-    let cpus = Cpus::pick();
-    // Before pinning: `nproc` counts the CPUs this process may use.
-    let mut machine = machine();
-    if let Some(cpu) = cpus.client {
-        // The orchestrator and the load thread it spawns share the client's CPU.
-        servers::pin_to(cpu)?;
-    }
-    eprintln!(
-        "echo-bench: {} cores, {}, {}, load average {}; server on CPU {:?}, clients on CPU {:?}",
-        machine.nproc, machine.cpu, machine.kernel, machine.load_start, cpus.server, cpus.client
-    );
-    let c_bin = if o.kinds.contains(&Kind::C) {
-        servers::build_c(bench_dir)?
-    } else {
-        PathBuf::new()
-    };
-    let mut notes = Vec::new();
-    if cpus.server.is_none() {
-        notes.push("fewer than 2 CPUs: server and clients are not pinned".to_string());
-    }
-    let perf = o.perf && tracing::have("perf");
-    if o.perf && !perf {
-        notes.push("perf is not installed: no syscall counts (apt-get install linux-perf)".into());
-    }
-    let strace = o.strace && tracing::have("strace");
-    if o.strace && !strace {
-        notes.push("strace is not installed: no strace -c runs".into());
-    }
-    let mut cells = Vec::new();
-    for &mode in &o.modes {
-        for &depth in &o.depths {
-            for &conns in &o.conns {
-                if conns as u64 + 64 > nofile {
-                    notes.push(format!(
-                        "{conns} connections skipped: RLIMIT_NOFILE is {nofile}"
-                    ));
-                    continue;
-                }
-                cells.push(Cell { mode, depth, conns });
-            }
-        }
-    }
-    let fd_limited = |k: Kind| matches!(k, Kind::Ours | Kind::C);
-    let mut runs: BTreeMap<(Cell, Kind), Vec<Run>> = BTreeMap::new();
-    let (mut retries, mut perf_errors) = (0usize, 0usize);
-    for &cell in &cells {
-        for round in 0..o.rounds {
-            // Rotate the order so that no server always runs first or last.
-            let n = o.kinds.len();
-            for j in 0..n {
-                let kind = o.kinds[(j + round) % n];
-                if fd_limited(kind) && cell.conns + 16 > unp_select::FD_SETSIZE {
-                    continue;
-                }
-                let what = format!(
-                    "{} {} depth {} × {} conns, round {}/{}",
-                    kind.name(),
-                    cell.mode.name(),
-                    cell.depth,
-                    cell.conns,
-                    round + 1,
-                    o.rounds
-                );
-                let mut tries = 0;
-                let r = loop {
-                    let r = one_run(kind, cell, o, &c_bin, cpus, perf)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
-                    eprintln!("  {what:<42} {}", fmt_run(&r));
-                    // Another job took a good part of the server's CPU: this run
-                    // measured the machine, not the server. Run it again.
-                    let disturbed = r.disturbed();
-                    if disturbed && tries < MAX_RETRIES && retries < o.retry_budget {
-                        tries += 1;
-                        retries += 1;
-                        eprintln!("    (disturbed by other jobs: again)");
-                        continue;
-                    }
-                    break r;
-                };
-                if let Some(e) = &r.perf_error {
-                    perf_errors += 1;
-                    if perf_errors <= 3 {
-                        notes.push(format!("{what}: {e}"));
-                    }
-                }
-                runs.entry((cell, kind)).or_default().push(r);
-            }
-        }
-    }
-
-    let mut strace_results = Vec::new();
-    if strace {
-        let plan: Vec<Cell> = if o.quick {
-            vec![Cell {
-                mode: Mode::Lines,
-                depth: 8,
-                conns: 50,
-            }]
-        } else {
-            o.modes
-                .iter()
-                .flat_map(|&mode| {
-                    o.depths.iter().map(move |&depth| Cell {
-                        mode,
-                        depth,
-                        conns: 50,
-                    })
-                })
-                .collect()
-        };
-        for cell in plan {
-            for &kind in &o.kinds {
-                let r = strace_run(kind, cell, o, &c_bin, cpus);
-                match &r {
-                    Ok((c, lines)) => eprintln!(
-                        "  strace {} {} depth {} × {}: {:.3} syscalls/line ({} calls, {} lines)",
-                        kind.name(),
-                        cell.mode.name(),
-                        cell.depth,
-                        cell.conns,
-                        c.total as f64 / (*lines).max(1) as f64,
-                        c.total,
-                        lines
-                    ),
-                    Err(e) => eprintln!("  strace {}: {e}", kind.name()),
-                }
-                strace_results.push((cell, kind, r));
-            }
-        }
-    }
-
-    let mut memory: BTreeMap<(Mode, Kind), Vec<Memory>> = BTreeMap::new();
-    if o.rss {
-        for round in 0..o.rounds {
-            for &mode in &o.modes {
-                let n = o.kinds.len();
-                for j in 0..n {
-                    let kind = o.kinds[(j + round) % n];
-                    let m = measure_memory(kind, mode, o, &c_bin, cpus).map_err(|e| {
-                        io::Error::new(e.kind(), format!("RSS of {}: {e}", kind.name()))
-                    })?;
-                    eprintln!(
-                        "  RSS {} {}: {} KiB, with {} idle connections {} KiB ({:.0} bytes each)",
-                        kind.name(),
-                        mode.name(),
-                        m.before_kib,
-                        m.conns,
-                        m.with_kib,
-                        m.bytes_per_conn()
-                    );
-                    memory.entry((mode, kind)).or_default().push(m);
-                }
-            }
-        }
-    }
-    if retries > 0 {
-        notes.push(format!(
-            "{retries} run(s) were repeated because the server or the load generator \
-             waited for its CPU more than {:.0}% of the window (at most {MAX_RETRIES} \
-             repeats per run, {} in all)",
-            MAX_WAIT * 100.0,
-            o.retry_budget
-        ));
-    }
-    if perf_errors > 3 {
-        notes.push(format!("perf stat failed in {perf_errors} runs in all"));
-    }
-    machine.load_end = loadavg();
-    Ok(Results {
-        machine,
-        command: o.command(),
-        cpus,
-        cells,
-        kinds: o.kinds.clone(),
-        runs,
-        strace: strace_results,
-        memory,
-        idle: o.idle,
-        elapsed: began.elapsed(),
-        notes,
-        opts_summary: format!(
-            "{} round(s) per cell; per run {:.2} s ramp, {:.2} s measured, then {:.2} s of perf stat; strace windows {:.2} s; {}-byte lines",
-            o.rounds, o.ramp, o.window, o.perf_window, o.strace_window, o.line
-        ),
-    })
-}
-
-/// `echo-bench profile`: `perf record -g` on one server under load.
-pub fn profile_main(args: &[String], bench_dir: &Path) -> io::Result<()> {
-    let (mut kind, mut mode, mut depth, mut conns, mut secs) =
-        (Kind::Ours, Mode::Lines, 8, 50, 2.0);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it
-            .next()
-            .ok_or_else(|| invalid(format!("{a} needs a value")))?;
-        match a.as_str() {
-            "--server" => kind = Kind::from_name(v).ok_or_else(|| invalid("--server?"))?,
-            "--mode" => mode = Mode::from_name(v).ok_or_else(|| invalid("--mode?"))?,
-            "--depth" => depth = list(v)?[0].max(1),
-            "--conns" => conns = list(v)?[0].max(1),
-            "--secs" => secs = v.parse().map_err(|_| invalid("--secs: a number"))?,
-            s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
-        }
-    }
-    raise_nofile()?;
-    let cpus = Cpus::pick();
-    if let Some(cpu) = cpus.client {
-        servers::pin_to(cpu)?;
-    }
-    let c_bin = if kind == Kind::C {
-        servers::build_c(bench_dir)?
-    } else {
-        PathBuf::new()
-    };
-    let server = Server::start(kind, mode, &c_bin, cpus.server)?;
-    let mut cs = load::connect(server.addr, conns, 64, depth)?;
-    let shared = Shared::default();
-    let far = Instant::now() + Duration::from_secs(3600);
-    let (tally, prof) = thread::scope(|s| {
-        let load = s.spawn(|| load::drive(&mut cs, depth, &shared, far, far));
-        thread::sleep(Duration::from_millis(200));
-        let l0 = shared.live.load(Ordering::Relaxed);
-        let c0 = tracing::proc_cpu(server.pid).unwrap_or(0.0);
-        let prof = tracing::profile(server.pid, secs, cpus.client);
-        let l1 = shared.live.load(Ordering::Relaxed);
-        let c1 = tracing::proc_cpu(server.pid).unwrap_or(0.0);
-        shared.stop.store(true, Ordering::Relaxed);
-        let tally = load
-            .join()
-            .unwrap_or_else(|_| Err(other_err("the load thread panicked")));
-        (tally, prof.map(|p| (p, l1 - l0, c1 - c0)))
-    });
-    load::close_all(cs);
-    tally?;
-    let (text, lines, cpu) = prof?;
-    println!(
-        "{} {} depth {depth} × {conns} connections, {secs} s under perf record -g: {lines} lines, {:.2} µs CPU/line\n{text}",
-        kind.label(),
-        mode.name(),
-        cpu * 1e6 / lines.max(1) as f64
-    );
-    Ok(())
-}
-
 /// The runs of a comparison, by cell and server.
 pub type Runs<C, K> = BTreeMap<(C, K), Vec<Run>>;
 
-/// Runs every cell `rounds` times: each of its servers (`kinds_of`) once per
+/// Runs every cell `c.rounds` times: each of its servers (`kinds_of`) once per
 /// round, the order rotating by one server each round, so that none always runs
 /// first or last. A run disturbed by other jobs ([`Run::disturbed`]) is run
-/// again, at most twice, and `budget` times in all. Prints each run (`name`
-/// names it); notes what was repeated and the first perf failures.
+/// again, at most twice, and `c.retry_budget` times in all; a run with no reply
+/// in its window ([`NoReply`]) at most twice, whatever the budget. Prints each
+/// run (`name` names it); notes what was repeated and the first perf failures.
 pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
     cells: &[C],
     kinds_of: impl Fn(C) -> Vec<K>,
-    rounds: usize,
-    budget: usize,
+    c: &Common,
+    unit: &str,
     name: impl Fn(K, C) -> String,
     mut one: impl FnMut(K, C) -> io::Result<Run>,
     notes: &mut Vec<String>,
 ) -> io::Result<Runs<C, K>> {
+    let (rounds, budget) = (c.rounds, c.retry_budget);
     let mut runs: Runs<C, K> = BTreeMap::new();
-    let (mut retries, mut perf_errors) = (0usize, 0usize);
+    let (mut retries, mut perf_errors, mut stalled) = (0usize, 0usize, 0usize);
     for &cell in cells {
         let kinds = kinds_of(cell);
         for round in 0..rounds {
@@ -843,11 +354,17 @@ pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
             for j in 0..n {
                 let kind = kinds[(j + round) % n];
                 let what = format!("{}, round {}/{rounds}", name(kind, cell), round + 1);
-                let mut tries = 0;
+                let (mut tries, mut stalls) = (0, 0);
                 let r = loop {
-                    let r = one(kind, cell)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
-                    eprintln!("  {what:<36} {}", fmt_ops(&r));
+                    let r = match one(kind, cell) {
+                        Err(e) if NoReply::is(&e) && stalls < MAX_RETRIES => {
+                            stalls += 1;
+                            eprintln!("  {what:<42} {e} (again)");
+                            continue;
+                        }
+                        r => r.map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?,
+                    };
+                    eprintln!("  {what:<42} {}", fmt_run(&r, unit));
                     if r.disturbed() && tries < MAX_RETRIES && retries < budget {
                         tries += 1;
                         retries += 1;
@@ -862,9 +379,17 @@ pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
                         notes.push(format!("{what}: {e}"));
                     }
                 }
+                stalled += stalls;
                 runs.entry((cell, kind)).or_default().push(r);
             }
         }
+    }
+    if stalled > 0 {
+        notes.push(format!(
+            "{stalled} run(s) got no reply in their measured window (a stall of the \
+             machine, or of a server) and were run again (at most {MAX_RETRIES} times \
+             per run, with or without the repeat budget)"
+        ));
     }
     if retries > 0 {
         notes.push(format!(
@@ -880,24 +405,193 @@ pub fn rounds<C: Copy + Ord, K: Copy + Ord>(
     Ok(runs)
 }
 
-/// One run of a request/reply load, on one line.
-pub fn fmt_ops(r: &Run) -> String {
+/// One run on one line; a `unit` is a line echoed or a request answered.
+pub fn fmt_run(r: &Run, unit: &str) -> String {
     format!(
-        "{:>8.0} ops/s {:>5.2} µs CPU/op {:>4.0}% CPU (waited {:>2.0}%/{:>2.0}%) p99 {:>8.1} µs {}",
+        "{:>9.0} {unit}s/s {:>5.2} µs CPU/{unit} {:>4.0}% CPU (waited {:>2.0}%/{:>2.0}%) p99 {:>8.1} µs {}",
         r.lines_per_sec,
         r.cpu_us_per_line,
         r.server_cores * 100.0,
         r.server_wait.unwrap_or(f64::NAN) * 100.0,
         r.load_wait.unwrap_or(f64::NAN) * 100.0,
         r.p99_us,
-        r.syscalls.as_ref().map_or(String::new(), |(c, ops)| {
-            let per = |n: u64| n as f64 / (*ops).max(1) as f64;
+        r.syscalls.as_ref().map_or(String::new(), |(c, n)| {
+            let per = |x: u64| x as f64 / (*n).max(1) as f64;
             let names: Vec<String> = c
                 .by_name
                 .iter()
-                .map(|(name, n, _)| format!("{name} {:.3}", per(*n)))
+                .map(|(name, x, e)| match e {
+                    0 => format!("{name} {:.3}", per(*x)),
+                    e => format!("{name} {:.3} (EAGAIN {:.3})", per(*x), per(*e)),
+                })
                 .collect();
-            format!("{:.3} syscalls/op: {}", per(c.total), names.join(", "))
+            format!("{:.3} syscalls/{unit}: {}", per(c.total), names.join(", "))
         })
     )
+}
+
+/// An `strace -c` run of a server on a cell: its counts and the units meanwhile.
+pub type StraceRun<C, K> = (C, K, io::Result<(Calls, u64)>);
+
+/// Runs `one` on every (cell, server) of `plan` once, printing each.
+pub fn strace_all<C: Copy, K: Copy>(
+    plan: &[(C, K)],
+    unit: &str,
+    name: impl Fn(K, C) -> String,
+    mut one: impl FnMut(K, C) -> io::Result<(Calls, u64)>,
+) -> Vec<StraceRun<C, K>> {
+    let mut out = Vec::new();
+    for &(cell, kind) in plan {
+        let r = one(kind, cell);
+        match &r {
+            Ok((c, n)) => eprintln!(
+                "  strace {}: {:.3} syscalls/{unit} ({} calls, {n} {unit}s)",
+                name(kind, cell),
+                c.total as f64 / (*n).max(1) as f64,
+                c.total
+            ),
+            Err(e) => eprintln!("  strace {}: {e}", name(kind, cell)),
+        }
+        out.push((cell, kind, r));
+    }
+    out
+}
+
+/// Drives `conns` (`depth` in flight each) and runs `perf record -g` on `server`
+/// for `secs` after 0.2 s; returns the flat profile, the units meanwhile and the
+/// server's CPU seconds.
+pub fn profile_load<C: Client + Send>(
+    server: &Server,
+    mut conns: Vec<C>,
+    depth: usize,
+    secs: f64,
+    cpu: Option<usize>,
+) -> io::Result<(String, u64, f64)> {
+    let shared = Shared::default();
+    let far = Instant::now() + Duration::from_secs(3600);
+    let (tally, prof) = thread::scope(|s| {
+        let load = s.spawn(|| load::drive(&mut conns, depth, &shared, far, far));
+        thread::sleep(Duration::from_millis(200));
+        let l0 = shared.live.load(Ordering::Relaxed);
+        let c0 = tracing::proc_cpu(server.pid).unwrap_or(0.0);
+        let prof = tracing::profile(server.pid, secs, cpu);
+        let l1 = shared.live.load(Ordering::Relaxed);
+        let c1 = tracing::proc_cpu(server.pid).unwrap_or(0.0);
+        shared.stop.store(true, Ordering::Relaxed);
+        let tally = load
+            .join()
+            .unwrap_or_else(|_| Err(other_err("the load thread panicked")));
+        (tally, prof.map(|p| (p, l1 - l0, c1 - c0)))
+    });
+    load::close_all(conns);
+    tally?;
+    prof
+}
+
+/// The start of a part's run: the soft descriptor limit raised, the CPUs picked
+/// (this process pinned to the load's), the machine described before that, and
+/// the tools found (a missing one noted).
+pub struct Session {
+    pub began: Instant,
+    /// The soft `RLIMIT_NOFILE` now.
+    pub nofile: u64,
+    pub cpus: Cpus,
+    pub machine: Machine,
+    pub notes: Vec<String>,
+    /// perf stat, strace: asked for and installed.
+    pub perf: bool,
+    pub strace: bool,
+}
+
+impl Session {
+    /// Begins `c`'s part; `about` (the reference programs' versions) goes into the
+    /// line it prints.
+    pub fn begin(c: &Common, about: &str) -> io::Result<Session> {
+        let began = Instant::now();
+        let nofile = raise_nofile()?;
+        let cpus = Cpus::pick();
+        // Before pinning: `nproc` counts the CPUs this process may use.
+        let machine = machine();
+        // The orchestrator and the load threads it spawns share the client's CPU.
+        let cpus = cpus.pin_client()?;
+        eprintln!(
+            "echo-bench{}{}: {} cores, {}, {}, load average {}{about}; server on CPU {:?}, clients on CPU {:?}",
+            if c.part.is_empty() { "" } else { " " },
+            c.part,
+            machine.nproc,
+            machine.cpu,
+            machine.kernel,
+            machine.load_start,
+            cpus.server,
+            cpus.client
+        );
+        let mut notes = Vec::new();
+        if cpus.server.is_none() {
+            notes.push("fewer than 2 CPUs: servers and clients are not pinned".to_string());
+        }
+        let perf = c.perf && tracing::have("perf");
+        if c.perf && !perf {
+            notes.push(
+                "perf is not installed: no syscall counts (apt-get install linux-perf)".into(),
+            );
+        }
+        let strace = c.strace && tracing::have("strace");
+        if c.strace && !strace {
+            notes.push("strace is not installed: no strace -c runs".into());
+        }
+        Ok(Session {
+            began,
+            nofile,
+            cpus,
+            machine,
+            notes,
+            perf,
+            strace,
+        })
+    }
+
+    /// The head of the part's report, at its end: `summary` says how it ran.
+    pub fn end(self, c: &Common, summary: String) -> Header {
+        let mut machine = self.machine;
+        machine.load_end = loadavg();
+        Header {
+            machine,
+            command: c.command(),
+            cpus: self.cpus,
+            elapsed: self.began.elapsed(),
+            notes: self.notes,
+            summary,
+        }
+    }
+}
+
+/// The error of a run in which no reply came back in the whole measured window;
+/// [`rounds`] runs it again. Seen on this shared machine with every server, mio
+/// and memcached too, while other jobs held the CPUs.
+#[derive(Debug)]
+pub struct NoReply;
+
+impl NoReply {
+    fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<NoReply>())
+    }
+}
+
+impl std::fmt::Display for NoReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no reply in the measured window")
+    }
+}
+
+impl std::error::Error for NoReply {}
+
+/// What opens every part's report.
+pub struct Header {
+    pub machine: Machine,
+    pub command: String,
+    pub cpus: Cpus,
+    pub elapsed: Duration,
+    pub notes: Vec<String>,
+    /// How it ran: rounds, windows, sizes.
+    pub summary: String,
 }

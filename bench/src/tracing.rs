@@ -41,20 +41,17 @@ fn schedstat_wait(path: &str) -> Option<f64> {
 /// Run-queue wait of every thread of process `pid` (memcached has several; the
 /// echo servers one).
 pub fn wait_of(pid: u32) -> Option<f64> {
-    let mut sum = 0.0;
-    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        sum += schedstat_wait(&format!("{}/schedstat", e.path().display())).unwrap_or(0.0);
-    }
-    Some(sum)
+    wait_of_tasks(&format!("/proc/{pid}/task"))
 }
 
 /// Run-queue wait of every thread of this process (the load generator).
 pub fn wait_of_self() -> Option<f64> {
+    wait_of_tasks("/proc/self/task")
+}
+
+fn wait_of_tasks(dir: &str) -> Option<f64> {
     let mut sum = 0.0;
-    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
         sum += schedstat_wait(&format!("{}/schedstat", e.path().display())).unwrap_or(0.0);
     }
     Some(sum)
@@ -154,23 +151,6 @@ pub struct Calls {
     pub by_name: Vec<CallCount>,
 }
 
-/// The syscalls `perf stat` counts by name: the calls of the echo loops.
-pub const PERF_SYSCALLS: [&str; 13] = [
-    "pselect6",
-    "poll",
-    "ppoll",
-    "epoll_wait",
-    "epoll_pwait",
-    "epoll_pwait2",
-    "epoll_ctl",
-    "read",
-    "recvfrom",
-    "write",
-    "sendto",
-    "accept4",
-    "futex",
-];
-
 /// `perf stat` attached to a running process with its events off, switched on and
 /// off through its control FIFO (`--control`, `-D -1`).
 pub struct PerfStat {
@@ -181,9 +161,9 @@ pub struct PerfStat {
     fifos: [PathBuf; 2],
 }
 
-/// The same for the kv comparison: kv_server's loop (select or poll, recv, send)
-/// and memcached's (libevent's epoll_wait, read, sendmsg).
-pub const KV_SYSCALLS: [&str; 17] = [
+/// The syscalls `perf stat` counts by name: those of the loops under test (select,
+/// poll or epoll, recv, send; memcached's libevent: epoll_wait, read, sendmsg).
+pub const SYSCALLS: [&str; 17] = [
     "pselect6",
     "poll",
     "ppoll",
@@ -204,8 +184,9 @@ pub const KV_SYSCALLS: [&str; 17] = [
 ];
 
 impl PerfStat {
-    /// Attaches to `pid` (every thread), counting all syscalls and `names` by name.
-    pub fn attach(pid: u32, cpu: Option<usize>, names: &[&str]) -> io::Result<PerfStat> {
+    /// Attaches to `pid` (every thread), counting all syscalls and [`SYSCALLS`] by
+    /// name.
+    pub fn attach(pid: u32, cpu: Option<usize>) -> io::Result<PerfStat> {
         let out = temp(&format!("perf-{pid}.csv"));
         let fifos = [temp(&format!("ctl-{pid}")), temp(&format!("ack-{pid}"))];
         for f in &fifos {
@@ -224,7 +205,7 @@ impl PerfStat {
                 fifos[1].display()
             ))
             .args(["-e", "raw_syscalls:sys_enter"]);
-        for name in names {
+        for name in SYSCALLS {
             cmd.args(["-e", &format!("syscalls:sys_enter_{name}")]);
         }
         // The reads that found nothing (EAGAIN).

@@ -8,7 +8,6 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -266,20 +265,7 @@ impl Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if let Some(cpu) = cpu {
-            // SAFETY: only sched_setaffinity (async-signal-safe) on stack data,
-            // between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == -1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
+        crate::servers::pin_command(&mut cmd, cpu);
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("stdout was piped");
         let (tx, rx) = mpsc::channel();
@@ -372,17 +358,6 @@ pub fn ctxt_switches(pid: u32) -> (u64, u64) {
         }
     }
     (vol, invol)
-}
-
-/// Seconds the threads of `pid` waited for a CPU (schedstat), added up.
-pub fn wait_all(pid: u32) -> Option<f64> {
-    let mut sum = 0.0;
-    for t in tasks(pid) {
-        let text = std::fs::read_to_string(t.join("schedstat")).ok()?;
-        let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-        sum += ns as f64 / 1e9;
-    }
-    Some(sum)
 }
 
 /// A `TcpExt` counter of /proc/net/netstat (`ListenOverflows`, `ListenDrops`).

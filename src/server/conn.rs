@@ -134,6 +134,12 @@ impl Conn {
         self.out.unsent()
     }
 
+    /// Whether output from others may be queued: open, not closing, and not past
+    /// `max_output` already (closed at its next turn).
+    pub(super) fn takes_output(&self) -> bool {
+        self.ending == Ending::Open && !self.overflowed
+    }
+
     /// Timer `timer`'s deadline.
     pub(super) fn deadline(&mut self, timer: Timer) -> &mut Deadline {
         &mut self.deadlines[timer as usize]

@@ -269,7 +269,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long a connection may go without all its output sent, counted from when
     /// output first stayed unsent until none is left (a peer that reads, but never
-    /// catches up, is closed too), before the connection is closed. Default 10
+    /// catches up, is closed too), before the connection is closed. For a paired
+    /// connection ([`Context::pair`]) each byte the kernel takes starts it again:
+    /// its queue is refilled from its partner as fast as it drains, so only a
+    /// reader that stops is closed. Default 10
     /// seconds; a duration too long to add to an [`Instant`](std::time::Instant)
     /// (such as `Duration::MAX`) never expires.
     pub write_timeout: Duration,
@@ -947,7 +950,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 .spawn(move || {
                     let result = serve::Loop::new(worker, backend).and_then(serve::Loop::run);
                     if result.is_err() {
-                        stop.shutdown(); // one broken worker stops them all
+                        stop.drain(); // one broken worker stops them all
                     }
                     result
                 });

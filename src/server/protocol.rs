@@ -42,8 +42,9 @@ pub enum Frame {
     /// Exactly this many bytes. The connection buffers up to this many (the loop
     /// reads the whole length into one buffer, so bound `n` by what one connection
     /// may hold; a protocol that accepts large messages should count them against
-    /// a budget of its own). `Exact(0)` delivers one empty message at once. At end
-    /// of file a shorter rest is dropped.
+    /// a budget of its own). `Exact(0)` delivers empty messages until the frame
+    /// changes (each counts as one byte of the turn's quota). At end of file a
+    /// shorter rest is dropped.
     Exact(usize),
 }
 
@@ -120,7 +121,8 @@ pub enum CloseReason {
     Shutdown,
     /// The protocol panicked while handling the connection.
     Panic,
-    /// The protocol closed it ([`Context::close`], [`Context::close_other`]).
+    /// The protocol closed it ([`Context::close`], [`Context::close_other`]), or
+    /// the connection it was paired with ([`Context::pair`]) went.
     Protocol,
 }
 
@@ -256,7 +258,8 @@ pub trait Protocol {
 
     /// A connection opened with [`Context::connect`] was not established: refused,
     /// timed out ([`Config::connect_timeout`](super::Config::connect_timeout)),
-    /// unreachable, reset. Its id is dead; the connection paired with it, if any,
+    /// unreachable, reset, or still connecting when the server stopped (also an
+    /// adopted one, [`Context::adopt`], that the loop could not watch). Its id is dead; the connection paired with it, if any,
     /// closes once its output is sent. The default does nothing.
     fn connect_failed(&mut self, id: ConnId, error: ConnectError) {
         let _ = (id, error);
@@ -460,6 +463,9 @@ impl Context<'_> {
     /// ```
     pub fn send_shared(&mut self, data: Arc<[u8]>) -> Result<(), SendError> {
         self.writable(data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
         self.copy_borrowed();
         let conn = self.this_mut().ok_or(SendError::Closing)?;
         conn.out.share(data);
@@ -521,6 +527,9 @@ impl Context<'_> {
         let Some(conn) = self.other_mut(id) else {
             return false;
         };
+        if data.is_empty() {
+            return true;
+        }
         conn.out.copy(data);
         end_message(conn, max_output);
         self.table.woken.push(id.index());
@@ -538,6 +547,9 @@ impl Context<'_> {
     /// before it accepts), so a client whose `connect` returned just before the
     /// broadcast may miss it if its worker had not accepted it yet.
     pub fn broadcast(&mut self, data: &[u8]) -> usize {
+        if data.is_empty() {
+            return 0;
+        }
         let shared: Option<Arc<[u8]>> =
             (data.len() >= SHARE_MIN || self.table.hub.is_some()).then(|| data.into());
         let sent = match &shared {
@@ -733,14 +745,21 @@ impl Context<'_> {
 
     /// Pairs this connection with `other` (of this worker): while either has more
     /// than [`Config::max_unsent`](super::Config::max_unsent) bytes unsent, the
-    /// other is not read, so a relay's memory stays bounded whichever side is
+    /// other is not read (its own queue does not hold back its reading: the two
+    /// directions go on independently), so a relay's memory stays bounded whichever side is
     /// slow; when either closes, the other closes once its output is sent; and at
     /// end of input a paired connection stays open until its own side is
-    /// half-closed too (see [`Protocol::end_of_input`]). Returns whether `other`
-    /// is there to pair with.
+    /// half-closed too (see [`Protocol::end_of_input`]). Returns whether they were
+    /// paired: not if `other` is gone, of another worker, a watched descriptor, or
+    /// either is paired already.
     pub fn pair(&mut self, other: ConnId) -> bool {
         let me = self.id;
-        if other == me || other.worker != me.worker || self.table.get_mut(other).is_none() {
+        let free = |c: &Conn| c.link.partner.is_none() && c.stage != Stage::Watched;
+        let mine = self.this().is_some_and(free);
+        if other == me || other.worker != me.worker || !mine {
+            return false;
+        }
+        if !self.table.get_mut(other).is_some_and(|c| free(c)) {
             return false;
         }
         if let Some(conn) = self.table.get_mut(other) {
@@ -782,10 +801,12 @@ impl Context<'_> {
         crate::sys::local_addr(conn.fd.as_fd())
     }
 
-    /// Asks the server to stop, as [`ShutdownHandle::shutdown`](super::ShutdownHandle::shutdown)
-    /// does (a drain, then the end of `run`): a protocol's SHUTDOWN command.
+    /// Asks the server to stop with a drain, as a first
+    /// [`ShutdownHandle::shutdown`](super::ShutdownHandle::shutdown) does: a
+    /// protocol's SHUTDOWN command. Asking again does not turn the drain into a
+    /// stop at once.
     pub fn shutdown_server(&mut self) {
-        self.table.shutdown.shutdown();
+        self.table.shutdown.drain();
     }
 
     /// Half-closes connection `id` (of this worker) as

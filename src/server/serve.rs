@@ -256,6 +256,9 @@ impl<P: Protocol> Loop<P> {
                 Err(e) => break Err(e),
             }
         };
+        if !self.table.dialed.is_empty() {
+            self.watch_dialed(); // counted as connected before they are closed
+        }
         self.close_all();
         self.stats_slot.store(&self.table.stats);
         result.map(|()| self.table.stats)
@@ -348,9 +351,15 @@ impl<P: Protocol> Loop<P> {
         self.draining = Some(until);
         let _ = self.sources.set_interest(&*self.listener, Interest::NONE);
         self.accepting.paused_until = None;
-        let open = self.table.client.iter().enumerate();
-        self.backlog
-            .extend(open.filter(|(_, c)| c.is_some()).map(|(i, _)| i));
+        for i in 0..self.table.client.len() {
+            match self.table.client[i].as_ref().map(|c| c.stage) {
+                None => {}
+                // Nothing to deliver on these: they go now, so that the drain
+                // ends when the last connection's output is out.
+                Some(Stage::Watched | Stage::Connecting) => self.close(i, CloseReason::Shutdown),
+                Some(_) => self.backlog.push(i),
+            }
+        }
     }
 
     /// The soonest of every deadline: timers, the listener's back-off, the end of
@@ -731,7 +740,7 @@ impl<P: Protocol> Loop<P> {
         // Input is delivered unless the connection is closing, streams a reply, or
         // its output is over `max_unsent` (back-pressure), or the server drains or
         // is over its total; it is read unless, also, EOF came.
-        let held = conn.unsent() > self.config.max_unsent
+        let held = (conn.link.partner.is_none() && conn.unsent() > self.config.max_unsent)
             || partner_full
             || conn.streaming
             || self.over_total
@@ -854,7 +863,7 @@ impl<P: Protocol> Loop<P> {
                 || conn.ending == Ending::Close
                 || conn.overflowed
                 || conn.streaming
-                || conn.unsent() > max_unsent
+                || (conn.link.partner.is_none() && conn.unsent() > max_unsent)
             {
                 stopped = true;
                 break;
@@ -984,6 +993,15 @@ impl<P: Protocol> Loop<P> {
         add(&mut table.stats.bytes_sent, n as u64);
         if n > 0 {
             self.active(i);
+            let table = &mut self.table;
+            if let Some(gen) = table.client[i]
+                .as_ref()
+                .filter(|c| c.link.partner.is_some())
+                .map(|c| c.gen)
+            {
+                let id = table.conn_id(i, gen);
+                table.set_timer(id, Timer::Write, None);
+            }
         }
         match result {
             Ok(_) => Ok(()),
@@ -1091,7 +1109,7 @@ impl<P: Protocol> Loop<P> {
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
             && !conn.streaming
-            && unsent <= max_unsent
+            && (conn.link.partner.is_some() || unsent <= max_unsent)
             && !partner_full
             && !draining;
         let wants_input = can_deliver && (conn.pending || !conn.eof);
@@ -1147,7 +1165,11 @@ impl<P: Protocol> Loop<P> {
         self.table.now = Instant::now();
         let mut ctx = Context::new(&mut self.table, id, &[]);
         let protocol = &mut self.protocol;
-        if guarded(|| protocol.ready(readiness, &mut ctx)).is_err() {
+        let panicked = guarded(|| protocol.ready(readiness, &mut ctx)).is_err();
+        let closing = self.table.client[i]
+            .as_ref()
+            .is_some_and(|c| c.ending == Ending::Close);
+        if panicked || closing {
             if let Some(conn) = self.table.remove(i) {
                 self.sources.unregister(&conn.fd);
             }

@@ -153,8 +153,22 @@ impl ShutdownHandle {
         Signal::try_from(self.signal.load(Ordering::SeqCst)).ok()
     }
 
+    /// Asks for a drain, unless a stop was asked already: what a protocol's
+    /// [`Context::shutdown_server`](super::Context::shutdown_server) and a failing
+    /// worker ask, however often.
+    pub(crate) fn drain(&self) {
+        let _ = self
+            .requests
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+        self.wake_all();
+    }
+
     fn request(&self, n: usize) {
         self.requests.fetch_add(n, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
         for waker in self.wakers.iter() {
             // A full socket (EAGAIN) is a success; nothing else can fail while the
             // waker's two ends live, and there is nothing to do about it in a

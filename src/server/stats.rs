@@ -175,7 +175,7 @@ impl fmt::Display for Stats {
 }
 
 impl Stats {
-    /// Connections open now: accepted and not yet closed.
+    /// Connections open now: accepted or connected, and not yet closed.
     ///
     /// # Examples
     /// ```

@@ -144,7 +144,7 @@ impl Table {
     /// Connection `id` of this worker, if it is open and not ending.
     pub(super) fn open_conn(&mut self, id: ConnId) -> Option<&mut Conn> {
         let conn = self.client.get_mut(id.index())?.as_mut()?;
-        (conn.gen == id.gen && conn.ending == Ending::Open).then_some(conn)
+        (conn.gen == id.gen && conn.ending == Ending::Open && !conn.overflowed).then_some(conn)
     }
 
     /// Queues a reference to `data` for every open connection but `except`; returns
@@ -155,7 +155,7 @@ impl Table {
             if Some(i) == except {
                 continue;
             }
-            if let Some(conn) = slot.as_mut().filter(|c| c.ending == Ending::Open) {
+            if let Some(conn) = slot.as_mut().filter(|c| c.takes_output()) {
                 conn.out.share(Arc::clone(data));
                 end_message(conn, self.max_output);
                 self.woken.push(i);
@@ -172,7 +172,7 @@ impl Table {
             if i == except {
                 continue;
             }
-            if let Some(conn) = slot.as_mut().filter(|c| c.ending == Ending::Open) {
+            if let Some(conn) = slot.as_mut().filter(|c| c.takes_output()) {
                 conn.out.copy(data);
                 end_message(conn, self.max_output);
                 self.woken.push(i);

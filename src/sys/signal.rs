@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 
 use super::cvt;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
@@ -262,12 +262,28 @@ const NO_HOOK: AtomicPtr<SignalHook> = AtomicPtr::new(ptr::null_mut());
 /// any time.
 static HOOK_SLOTS: [AtomicPtr<SignalHook>; HOOKS] = [NO_HOOK; HOOKS];
 
+#[allow(clippy::declare_interior_mutable_const)] // a template for the array below
+const NO_SIGNALS: AtomicU64 = AtomicU64::new(0);
+
+/// Each hook's signals, one bit per signal number: a hook runs for its own only.
+/// Written before the hook is published.
+static HOOK_SIGNALS: [AtomicU64; HOOKS] = [NO_SIGNALS; HOOKS];
+
+/// The bit of `signo` in a [`HOOK_SIGNALS`] mask (0 for a number past 63).
+fn signal_bit(signo: libc::c_int) -> u64 {
+    u32::try_from(signo)
+        .ok()
+        .and_then(|n| 1u64.checked_shl(n))
+        .unwrap_or(0)
+}
+
 /// The handler: runs every hook, keeping `errno` for the code it interrupted.
 extern "C" fn run_hooks(signo: libc::c_int) {
     let saved = Errno::last_raw();
-    for slot in &HOOK_SLOTS {
+    let bit = signal_bit(signo);
+    for (slot, signals) in HOOK_SLOTS.iter().zip(&HOOK_SIGNALS) {
         let hook = slot.load(Ordering::Acquire);
-        if !hook.is_null() {
+        if !hook.is_null() && signals.load(Ordering::Acquire) & bit != 0 {
             // SAFETY: a non-null slot holds a pointer from `Box::into_raw` in
             // `on_signals`, published with Release after the box was written, and
             // never freed, so it is valid for the life of the process.
@@ -289,8 +305,19 @@ pub(crate) fn on_signals(signals: &[Signal], hook: SignalHook) -> io::Result<()>
             format!("{s} cannot be caught"),
         ));
     }
+    let mask = signals
+        .iter()
+        .fold(0, |m, &s| m | signal_bit(s as libc::c_int));
+    // One registration at a time (a handler takes no lock: it only reads).
+    static REGISTERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = REGISTERING.lock().unwrap_or_else(|e| e.into_inner());
     let raw = Box::into_raw(Box::new(hook));
-    let kept = HOOK_SLOTS.iter().any(|slot| {
+    let kept = HOOK_SLOTS.iter().zip(&HOOK_SIGNALS).any(|(slot, signals)| {
+        // The mask first: a handler that sees the hook sees its signals.
+        if !slot.load(Ordering::Acquire).is_null() {
+            return false;
+        }
+        signals.store(mask, Ordering::Release);
         slot.compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     });

@@ -65,8 +65,15 @@ impl ServerProcess {
     /// options and whatever else the caller set, such as a `pre_exec`), with
     /// `127.0.0.1:0` as its last argument, and reads its first line.
     pub fn spawn(name: &str, cmd: &mut Command) -> ServerProcess {
+        ServerProcess::spawn_with_operands(name, cmd, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with `operands` after the address (the relay's
+    /// `UPSTREAM_ADDR`).
+    pub fn spawn_with_operands(name: &str, cmd: &mut Command, operands: &[&str]) -> ServerProcess {
         let mut child = cmd
             .arg("127.0.0.1:0")
+            .args(operands)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -96,10 +103,20 @@ impl ServerProcess {
     }
 
     /// Sends `signal`, then returns the exit status and the rest of stdout.
-    pub fn stop_with(mut self, signal: libc::c_int) -> (ExitStatus, String) {
+    pub fn stop_with(self, signal: libc::c_int) -> (ExitStatus, String) {
+        self.signal(signal);
+        self.finish()
+    }
+
+    /// Sends `signal` and returns at once.
+    pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill only sends a signal to our own child process.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
         assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits for the exit; returns its status and the rest of stdout.
+    pub fn finish(mut self) -> (ExitStatus, String) {
         let status = self
             .child
             .wait()

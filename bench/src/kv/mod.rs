@@ -12,20 +12,16 @@
 pub mod client;
 mod report;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
 
+use crate::cli::{self, Common, Requests};
 use crate::exchange::Batched;
-use crate::load::{self, Shared};
-use crate::orchestrate::{self, attach_perf, Cpus, Machine, Run, Windows};
+use crate::orchestrate::{self, attach_perf, Cpus, Header, Run, Runs, Session, StraceRun};
+use crate::raise_nofile;
 use crate::servers::kv::{self as kv_servers, KvKind};
-use crate::servers::pin_to;
-use crate::tracing::{self, Calls, KV_SYSCALLS};
-use crate::{invalid, micro, other_err, raise_nofile};
+use crate::tracing::Calls;
 use client::{Data, Workload};
 
 pub const USAGE: &str = "\
@@ -55,124 +51,42 @@ options:
   --no-strace        no strace -c runs";
 
 pub struct KvOpts {
-    pub quick: bool,
-    pub write_docs: bool,
-    pub rounds: usize,
-    pub windows: Windows,
-    pub conns: Vec<usize>,
-    pub depths: Vec<usize>,
+    pub c: Common,
+    pub r: Requests,
     pub pipeline: usize,
-    pub workloads: Vec<Workload>,
     pub kinds: Vec<KvKind>,
-    pub data: Data,
-    pub perf: bool,
-    pub strace: bool,
-    pub retry_budget: usize,
-    pub args: Vec<String>,
-}
-
-fn list(v: &str) -> io::Result<Vec<usize>> {
-    v.split(',')
-        .map(|x| {
-            x.trim()
-                .parse()
-                .map_err(|_| invalid(format!("bad number {x}")))
-        })
-        .collect()
 }
 
 impl KvOpts {
     pub fn parse(args: &[String]) -> io::Result<KvOpts> {
         let mut o = KvOpts {
-            quick: false,
-            write_docs: true,
-            rounds: 5,
-            windows: Windows {
-                ramp: 0.2,
-                window: 1.0,
-                perf_window: 0.5,
-                strace_window: 0.5,
+            c: Common::new("kv", args, 5, 40, cli::FULL, cli::QUICK),
+            r: Requests {
+                conns: vec![1, 50],
+                depths: vec![1, 8],
+                workloads: Workload::ALL.to_vec(),
+                data: Data {
+                    keys: 10_000,
+                    value: 100,
+                },
             },
-            conns: vec![1, 50],
-            depths: vec![1, 8],
             pipeline: 16,
-            workloads: Workload::ALL.to_vec(),
             kinds: KvKind::DEFAULT.to_vec(),
-            data: Data {
-                keys: 10_000,
-                value: 100,
-            },
-            perf: true,
-            strace: true,
-            retry_budget: 40,
-            args: args.to_vec(),
         };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut val = || {
-                it.next()
-                    .ok_or_else(|| invalid(format!("{a} needs a value")))
-            };
-            match a.as_str() {
+        o.c.parse(USAGE, |a, p| {
+            match a {
                 "--quick" => {
-                    o.quick = true;
-                    o.write_docs = false;
-                    o.rounds = 1;
-                    o.windows = Windows {
-                        ramp: 0.05,
-                        window: 0.2,
-                        perf_window: 0.1,
-                        strace_window: 0.2,
-                    };
-                    o.depths = vec![8];
-                    o.data.keys = 1000;
-                    o.retry_budget = 0;
+                    o.r.depths = vec![8];
+                    o.r.data.keys = 1000;
                 }
-                "--no-write" => o.write_docs = false,
-                "--rounds" => o.rounds = list(val()?)?[0].max(1),
-                "--secs" => {
-                    o.windows.window = val()?.parse().map_err(|_| invalid("--secs: a number"))?;
-                }
-                "--conns" => o.conns = list(val()?)?,
-                "--depths" => o.depths = list(val()?)?,
-                "--pipeline" => o.pipeline = list(val()?)?[0],
-                "--workloads" => {
-                    o.workloads = val()?
-                        .split(',')
-                        .map(|s| {
-                            Workload::from_name(s).ok_or_else(|| invalid(format!("workload {s}?")))
-                        })
-                        .collect::<io::Result<_>>()?;
-                }
-                "--servers" => {
-                    o.kinds = val()?
-                        .split(',')
-                        .map(|s| {
-                            KvKind::from_name(s).ok_or_else(|| invalid(format!("server {s}?")))
-                        })
-                        .collect::<io::Result<_>>()?;
-                }
-                "--keys" => o.data.keys = list(val()?)?[0].max(1) as u64,
-                "--value" => o.data.value = list(val()?)?[0],
-                "--no-perf" => o.perf = false,
-                "--no-strace" => o.strace = false,
-                s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
+                "--pipeline" => o.pipeline = p.number(a)?,
+                "--servers" => o.kinds = p.names(a, KvKind::from_name)?,
+                _ => return o.r.take(a, p),
             }
-        }
-        if o.depths.contains(&0) || o.conns.contains(&0) {
-            return Err(invalid("--depths, --conns: at least 1"));
-        }
+            Ok(true)
+        })?;
+        o.r.check()?;
         Ok(o)
-    }
-
-    /// The command line that reproduces this run.
-    pub fn command(&self) -> String {
-        let mut c = "cargo run --release --manifest-path bench/Cargo.toml -- kv".to_string();
-        for a in &self.args {
-            c.push(' ');
-            c.push_str(a);
-        }
-        c
     }
 }
 
@@ -213,50 +127,29 @@ impl KvCell {
     }
 }
 
-/// An `strace -c` run: its counts and the ops meanwhile.
-pub type StraceRun = (KvCell, KvKind, io::Result<(Calls, u64)>);
-
 /// Everything a kv comparison measured.
 pub struct KvResults {
-    pub machine: Machine,
+    pub head: Header,
     pub memcached: String,
-    pub command: String,
-    pub cpus: Cpus,
     pub cells: Vec<KvCell>,
     pub kinds: Vec<KvKind>,
     /// A "line" of a run is one request and its reply.
-    pub runs: BTreeMap<(KvCell, KvKind), Vec<Run>>,
-    pub strace: Vec<StraceRun>,
-    pub elapsed: Duration,
-    pub notes: Vec<String>,
-    pub opts_summary: String,
+    pub runs: Runs<KvCell, KvKind>,
+    pub strace: Vec<StraceRun<KvCell, KvKind>>,
 }
 
 /// `echo-bench kv ...`.
 pub fn main(args: &[String], bench_dir: &Path, docs_dir: &Path) -> io::Result<()> {
-    match args.first().map(String::as_str) {
-        Some("profile") => return profile_main(&args[1..], bench_dir),
-        Some("-h") | Some("--help") => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        _ => {}
+    if args.first().is_some_and(|a| a == "profile") {
+        return profile_main(&args[1..], bench_dir);
+    }
+    if cli::help(args, USAGE) {
+        return Ok(());
     }
     let o = KvOpts::parse(args)?;
-    let results = run(&o, bench_dir)?;
-    let md = report::markdown(&results);
-    println!("{md}");
-    if o.write_docs {
-        let path = docs_dir.join("benchmarks.md");
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| micro::DOC_SKELETON.into());
-        std::fs::write(&path, micro::replace_block(&old, "KV", &md))?;
-        eprintln!("echo-bench kv: wrote the KV block of docs/benchmarks.md");
-    }
-    eprintln!(
-        "echo-bench kv: done in {:.0} s",
-        results.elapsed.as_secs_f64()
-    );
-    Ok(())
+    let r = run(&o, bench_dir)?;
+    let md = report::markdown(&r);
+    o.c.publish(&md, docs_dir, &[("KV", &md)], r.head.elapsed)
 }
 
 /// One run of `kind` on `cell`: start it, preload the keys, connect, load;
@@ -270,11 +163,11 @@ fn one_run(
     perf: bool,
 ) -> io::Result<Run> {
     let server = kv_servers::start(kind, kv_bin, cpus.server)?;
-    client::preload(server.addr, o.data)?;
-    let (perf, perf_error) = attach_perf(perf, server.pid, cpus.client, &KV_SYSCALLS);
-    let conns = client::connect(server.addr, cell.conns, cell.workload, o.data, cell.depth)?;
+    client::preload(server.addr, o.r.data)?;
+    let (perf, perf_error) = attach_perf(perf, server.pid, cpus.client);
+    let conns = client::connect(server.addr, cell.conns, cell.workload, o.r.data, cell.depth)?;
     let conns = Batched::wrap(conns, cell.batched);
-    orchestrate::measure(&server, conns, cell.depth, &o.windows, perf, perf_error)
+    orchestrate::measure(&server, conns, cell.depth, &o.c.windows, perf, perf_error)
 }
 
 fn strace_run(
@@ -285,18 +178,10 @@ fn strace_run(
     cpus: Cpus,
 ) -> io::Result<(Calls, u64)> {
     let server = kv_servers::start(kind, kv_bin, cpus.server)?;
-    client::preload(server.addr, o.data)?;
-    let conns = client::connect(server.addr, cell.conns, cell.workload, o.data, cell.depth)?;
+    client::preload(server.addr, o.r.data)?;
+    let conns = client::connect(server.addr, cell.conns, cell.workload, o.r.data, cell.depth)?;
     let conns = Batched::wrap(conns, cell.batched);
-    let w = &o.windows;
-    orchestrate::strace_measure(
-        &server,
-        conns,
-        cell.depth,
-        w.ramp,
-        w.strace_window,
-        cpus.client,
-    )
+    orchestrate::strace_measure(&server, conns, cell.depth, &o.c.windows, cpus.client)
 }
 
 pub(crate) fn memcached_version() -> String {
@@ -310,41 +195,24 @@ pub(crate) fn memcached_version() -> String {
 }
 
 pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
-    let began = Instant::now();
-    raise_nofile()?;
-    let cpus = Cpus::pick();
-    let mut machine = orchestrate::machine();
-    if let Some(cpu) = cpus.client {
-        pin_to(cpu)?;
-    }
     let memcached = memcached_version();
-    eprintln!(
-        "echo-bench kv: {} cores, {}, {}, load average {}; {memcached}; server on CPU {:?}, clients on CPU {:?}",
-        machine.nproc, machine.cpu, machine.kernel, machine.load_start, cpus.server, cpus.client
-    );
+    let mut s = Session::begin(&o.c, &format!("; {memcached}"))?;
+    let cpus = s.cpus;
     let kv_bin = if o.kinds.iter().any(|k| k.is_ours()) {
         kv_servers::build_kv(bench_dir)?
     } else {
         PathBuf::new()
     };
-    let mut notes = Vec::new();
-    if cpus.server.is_none() {
-        notes.push("fewer than 2 CPUs: servers and clients are not pinned".to_string());
-    }
     let mut kinds = o.kinds.clone();
     if kinds.contains(&KvKind::Nagle) && !kv_servers::has_option(&kv_bin, "--no-nodelay") {
         kinds.retain(|&k| k != KvKind::Nagle);
-        notes.push("kv_server has no --no-nodelay option (yet): no kv-nagle rows".into());
+        s.notes
+            .push("kv_server has no --no-nodelay option (yet): no kv-nagle rows".into());
     }
-    let perf = o.perf && tracing::have("perf");
-    if o.perf && !perf {
-        notes.push("perf is not installed: no syscall counts".into());
-    }
-    let strace = o.strace && tracing::have("strace");
     let mut cells = Vec::new();
-    for &workload in &o.workloads {
-        for &depth in &o.depths {
-            for &conns in &o.conns {
+    for &workload in &o.r.workloads {
+        for &depth in &o.r.depths {
+            for &conns in &o.r.conns {
                 cells.push(KvCell {
                     workload,
                     depth,
@@ -356,9 +224,9 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
     }
     if o.pipeline > 0 {
         // The smoke run: the pipelined rows at the most connections only.
-        let most = o.conns.iter().copied().max().unwrap_or(1);
-        for &workload in &o.workloads {
-            for &conns in o.conns.iter().filter(|&&c| !o.quick || c == most) {
+        let most = o.r.conns.iter().copied().max().unwrap_or(1);
+        for &workload in &o.r.workloads {
+            for &conns in o.r.conns.iter().filter(|&&c| !o.c.quick || c == most) {
                 cells.push(KvCell {
                     workload,
                     depth: o.pipeline,
@@ -368,101 +236,75 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
             }
         }
     }
+    let name = |kind: KvKind, cell: KvCell| format!("{} {}", kind.name(), cell.name());
     let runs = orchestrate::rounds(
         &cells,
         |cell| cell.kinds(&kinds),
-        o.rounds,
-        o.retry_budget,
-        |kind, cell| format!("{} {}", kind.name(), cell.name()),
-        |kind, cell| one_run(kind, cell, o, &kv_bin, cpus, perf),
-        &mut notes,
+        &o.c,
+        "op",
+        name,
+        |kind, cell| one_run(kind, cell, o, &kv_bin, cpus, s.perf),
+        &mut s.notes,
     )?;
 
-    let mut strace_results = Vec::new();
-    if strace {
-        let plan: Vec<KvCell> = if o.quick {
+    let mut strace = Vec::new();
+    if s.strace {
+        let plan: Vec<KvCell> = if o.c.quick {
             vec![KvCell {
-                workload: o.workloads[0],
-                depth: *o.depths.iter().max().unwrap_or(&1),
-                conns: *o.conns.iter().max().unwrap_or(&1),
+                workload: o.r.workloads[0],
+                depth: *o.r.depths.iter().max().unwrap_or(&1),
+                conns: *o.r.conns.iter().max().unwrap_or(&1),
                 batched: false,
             }]
         } else {
             cells.iter().copied().filter(|c| c.conns > 1).collect()
         };
-        for cell in plan {
-            for kind in cell.kinds(&kinds) {
-                let r = strace_run(kind, cell, o, &kv_bin, cpus);
-                match &r {
-                    Ok((c, ops)) => eprintln!(
-                        "  strace {} {}: {:.3} syscalls/op ({} calls, {} ops)",
-                        kind.name(),
-                        cell.name(),
-                        c.total as f64 / (*ops).max(1) as f64,
-                        c.total,
-                        ops
-                    ),
-                    Err(e) => eprintln!("  strace {} {}: {e}", kind.name(), cell.name()),
-                }
-                strace_results.push((cell, kind, r));
-            }
-        }
+        let plan: Vec<(KvCell, KvKind)> = plan
+            .iter()
+            .flat_map(|&c| c.kinds(&kinds).into_iter().map(move |k| (c, k)))
+            .collect();
+        strace = orchestrate::strace_all(&plan, "op", name, |kind, cell| {
+            strace_run(kind, cell, o, &kv_bin, cpus)
+        });
     }
-    machine.load_end = orchestrate::loadavg();
+    let summary = format!(
+        "{}; {} keys preloaded, {}-byte values; pipelined rows: {} requests at once",
+        o.c.summary(),
+        o.r.data.keys,
+        o.r.data.value,
+        o.pipeline
+    );
     Ok(KvResults {
-        machine,
+        head: s.end(&o.c, summary),
         memcached,
-        command: o.command(),
-        cpus,
         cells,
         kinds,
         runs,
-        strace: strace_results,
-        elapsed: began.elapsed(),
-        notes,
-        opts_summary: format!(
-            "{} round(s) per cell; per run {:.2} s ramp, {:.2} s measured, then {:.2} s of perf stat; strace windows {:.2} s; {} keys preloaded, {}-byte values; pipelined rows: {} requests at once",
-            o.rounds,
-            o.windows.ramp,
-            o.windows.window,
-            o.windows.perf_window,
-            o.windows.strace_window,
-            o.data.keys,
-            o.data.value,
-            o.pipeline
-        ),
+        strace,
     })
 }
 
 /// `echo-bench kv profile`: `perf record -g` on one server under the kv load.
 fn profile_main(args: &[String], bench_dir: &Path) -> io::Result<()> {
-    let (mut kind, mut workload, mut depth, mut conns, mut secs) =
-        (KvKind::Select, Workload::Get, 8, 50, 2.0);
+    let (mut kind, mut workload, mut depth, mut conns) = (KvKind::Select, Workload::Get, 8, 50);
     let data = Data {
         keys: 10_000,
         value: 100,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it
-            .next()
-            .ok_or_else(|| invalid(format!("{a} needs a value")))?;
-        match a.as_str() {
-            "--server" => kind = KvKind::from_name(v).ok_or_else(|| invalid("--server?"))?,
-            "--workload" => {
-                workload = Workload::from_name(v).ok_or_else(|| invalid("--workload?"))?;
-            }
-            "--depth" => depth = list(v)?[0].max(1),
-            "--conns" => conns = list(v)?[0].max(1),
-            "--secs" => secs = v.parse().map_err(|_| invalid("--secs: a number"))?,
-            s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
+    let mut c = cli::profile_options(args);
+    c.parse(USAGE, |a, p| {
+        match a {
+            "--server" => kind = p.names(a, KvKind::from_name)?[0],
+            "--workload" => workload = p.names(a, Workload::from_name)?[0],
+            "--depth" => depth = p.number(a)?.max(1),
+            "--conns" => conns = p.number(a)?.max(1),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    let secs = c.windows.window;
     raise_nofile()?;
-    let cpus = Cpus::pick();
-    if let Some(cpu) = cpus.client {
-        pin_to(cpu)?;
-    }
+    let cpus = Cpus::pick().pin_client()?;
     let kv_bin = if kind.is_ours() {
         kv_servers::build_kv(bench_dir)?
     } else {
@@ -470,28 +312,8 @@ fn profile_main(args: &[String], bench_dir: &Path) -> io::Result<()> {
     };
     let server = kv_servers::start(kind, &kv_bin, cpus.server)?;
     client::preload(server.addr, data)?;
-    let mut cs = client::connect(server.addr, conns, workload, data, depth)?;
-    let shared = Shared::default();
-    let far = Instant::now() + Duration::from_secs(3600);
-    let (tally, prof) = thread::scope(|s| {
-        let load = s.spawn(|| load::drive(&mut cs, depth, &shared, far, far));
-        thread::sleep(Duration::from_millis(200));
-        let l0 = shared.live.load(std::sync::atomic::Ordering::Relaxed);
-        let c0 = tracing::proc_cpu(server.pid).unwrap_or(0.0);
-        let prof = tracing::profile(server.pid, secs, cpus.client);
-        let l1 = shared.live.load(std::sync::atomic::Ordering::Relaxed);
-        let c1 = tracing::proc_cpu(server.pid).unwrap_or(0.0);
-        shared
-            .stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let tally = load
-            .join()
-            .unwrap_or_else(|_| Err(other_err("the load thread panicked")));
-        (tally, prof.map(|p| (p, l1 - l0, c1 - c0)))
-    });
-    load::close_all(cs);
-    tally?;
-    let (text, ops, cpu) = prof?;
+    let cs = client::connect(server.addr, conns, workload, data, depth)?;
+    let (text, ops, cpu) = orchestrate::profile_load(&server, cs, depth, secs, cpus.client)?;
     println!(
         "{} {} depth {depth} × {conns} connections, {secs} s under perf record -g: {ops} ops, {:.2} µs CPU/op\n{text}",
         kind.label(),

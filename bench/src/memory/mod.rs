@@ -16,12 +16,13 @@ mod report;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::orchestrate::{self, Cpus, Machine};
+use crate::cli::{self, Common};
+use crate::invalid;
+use crate::orchestrate::{Cpus, Header, Session};
 use crate::servers::kv::{self as kv_servers, KvKind};
-use crate::servers::{pin_to, Server};
-use crate::{invalid, micro, raise_nofile};
+use crate::servers::Server;
 use loads::{BigGet, Flood, Stalled};
 
 pub const USAGE: &str = "\
@@ -61,8 +62,7 @@ impl Part {
 }
 
 pub struct MemOpts {
-    pub write_docs: bool,
-    pub rounds: usize,
+    pub c: Common,
     pub parts: Vec<Part>,
     pub conns: usize,
     /// The stalled `set`'s value, bytes.
@@ -72,14 +72,12 @@ pub struct MemOpts {
     pub flood: f64,
     pub receivers: usize,
     pub limit: Duration,
-    pub args: Vec<String>,
 }
 
 impl MemOpts {
     pub fn parse(args: &[String]) -> io::Result<MemOpts> {
         let mut o = MemOpts {
-            write_docs: true,
-            rounds: 3,
+            c: Common::new("memory", args, 3, 0, cli::FULL, cli::QUICK),
             parts: Part::ALL.to_vec(),
             conns: 1000,
             value: 1_000_000,
@@ -88,59 +86,29 @@ impl MemOpts {
             flood: 3.0,
             receivers: 30,
             limit: Duration::from_secs(120),
-            args: args.to_vec(),
         };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut val = || {
-                it.next()
-                    .ok_or_else(|| invalid(format!("{a} needs a value")))
-            };
-            let num = |v: &String| -> io::Result<f64> {
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|x| *x > 0.0)
-                    .ok_or_else(|| invalid(format!("{a}: a positive number")))
-            };
-            match a.as_str() {
+        o.c.parse(USAGE, |a, p| {
+            match a {
                 "--quick" => {
-                    o.write_docs = false;
-                    o.rounds = 1;
                     o.conns = 100;
                     o.slow = 0.5;
                     o.flood = 1.0;
                     o.limit = Duration::from_secs(30);
                 }
-                "--no-write" => o.write_docs = false,
-                "--rounds" => o.rounds = num(val()?)? as usize,
-                "--conns" => o.conns = num(val()?)? as usize,
-                "--slow" => o.slow = num(val()?)?,
-                "--flood" => o.flood = num(val()?)?,
+                "--conns" => o.conns = p.number(a)?.max(1),
+                "--slow" => o.slow = p.secs(a)?,
+                "--flood" => o.flood = p.secs(a)?,
                 "--parts" => {
-                    o.parts = val()?
-                        .split(',')
-                        .map(|s| {
-                            Part::ALL
-                                .into_iter()
-                                .find(|p| p.name() == s)
-                                .ok_or_else(|| invalid(format!("part {s}?")))
-                        })
-                        .collect::<io::Result<_>>()?;
+                    o.parts = p.names(a, |s| Part::ALL.into_iter().find(|p| p.name() == s))?;
                 }
-                s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
+                _ => return Ok(false),
             }
-        }
-        o.rounds = o.rounds.max(1);
+            Ok(true)
+        })?;
+        // No syscall counts: the Session looks for no tools.
+        o.c.perf = false;
+        o.c.strace = false;
         Ok(o)
-    }
-
-    pub fn command(&self) -> String {
-        let mut c = "cargo run --release --manifest-path bench/Cargo.toml -- memory".to_string();
-        for a in &self.args {
-            c.push(' ');
-            c.push_str(a);
-        }
-        c
     }
 }
 
@@ -152,41 +120,25 @@ const KINDS: [KvKind; 2] = [KvKind::Select, KvKind::Memcached];
 pub const MEMCACHED_ARGS: [&str; 6] = ["-m", "64", "-I", "2m", "-c", "4096"];
 
 pub struct MemResults {
-    pub machine: Machine,
+    pub head: Header,
     pub memcached: String,
-    pub command: String,
-    pub cpus: Cpus,
-    pub opts: String,
     pub stalled: BTreeMap<KvKind, Vec<Stalled>>,
     pub big: BTreeMap<KvKind, Vec<BigGet>>,
     pub flood: Vec<Flood>,
     /// The loop's output bounds chat_server runs with.
     pub bounds: String,
     pub receivers: usize,
-    pub elapsed: Duration,
 }
 
 /// `echo-bench memory ...`.
 pub fn main(args: &[String], bench_dir: &Path, docs_dir: &Path) -> io::Result<()> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
+    if cli::help(args, USAGE) {
         return Ok(());
     }
     let o = MemOpts::parse(args)?;
     let r = run(&o, bench_dir)?;
     let md = report::markdown(&r);
-    println!("{md}");
-    if o.write_docs {
-        let path = docs_dir.join("benchmarks.md");
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| micro::DOC_SKELETON.into());
-        std::fs::write(&path, micro::replace_block(&old, "MEMORY", &md))?;
-        eprintln!("echo-bench memory: wrote the MEMORY block of docs/benchmarks.md");
-    }
-    eprintln!(
-        "echo-bench memory: done in {:.0} s",
-        r.elapsed.as_secs_f64()
-    );
-    Ok(())
+    o.c.publish(&md, docs_dir, &[("MEMORY", &md)], r.head.elapsed)
 }
 
 fn start(kind: KvKind, kv_bin: &Path, cpus: Cpus) -> io::Result<Server> {
@@ -220,18 +172,9 @@ fn chat_bounds(receivers: usize) -> String {
 }
 
 pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
-    let began = Instant::now();
-    let nofile = raise_nofile()?;
-    let cpus = Cpus::pick();
-    let mut machine = orchestrate::machine();
-    if let Some(cpu) = cpus.client {
-        pin_to(cpu)?;
-    }
     let memcached = super::kv::memcached_version();
-    eprintln!(
-        "echo-bench memory: {} cores, {}, load average {}; {memcached}; server on CPU {:?}",
-        machine.nproc, machine.kernel, machine.load_start, cpus.server
-    );
+    let s = Session::begin(&o.c, &format!("; {memcached}"))?;
+    let (cpus, nofile) = (s.cpus, s.nofile);
     if (o.conns as u64) + 64 > nofile {
         return Err(invalid(format!(
             "--conns {}: RLIMIT_NOFILE is {nofile}",
@@ -252,8 +195,8 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
     let (mut stalled, mut big) = (BTreeMap::new(), BTreeMap::new());
     let mut flood = Vec::new();
     let limit = o.limit;
-    for round in 0..o.rounds {
-        let r = format!("round {}/{}", round + 1, o.rounds);
+    for round in 0..o.c.rounds {
+        let r = format!("round {}/{}", round + 1, o.c.rounds);
         for j in 0..KINDS.len() {
             let kind = KINDS[(j + round) % KINDS.len()];
             if o.parts.contains(&Part::Stall) {
@@ -327,21 +270,17 @@ pub fn run(o: &MemOpts, bench_dir: &Path) -> io::Result<MemResults> {
             }
         }
     }
-    machine.load_end = orchestrate::loadavg();
+    let summary = format!(
+        "{} round(s), the servers alternating; stall: {} connections, {}-byte values; bigget: {} names, read slowly for {} s (4 KiB every 10 ms, 16 KiB receive buffer); chat: {} receivers, {} s of flood",
+        o.c.rounds, o.conns, o.value, o.names, o.slow, o.receivers, o.flood
+    );
     Ok(MemResults {
-        machine,
+        head: s.end(&o.c, summary),
         memcached,
-        command: o.command(),
-        cpus,
-        opts: format!(
-            "{} round(s), the servers alternating; stall: {} connections, {}-byte values; bigget: {} names, read slowly for {} s (4 KiB every 10 ms, 16 KiB receive buffer); chat: {} receivers, {} s of flood",
-            o.rounds, o.conns, o.value, o.names, o.slow, o.receivers, o.flood
-        ),
         stalled,
         big,
         flood,
         bounds: chat_bounds(o.receivers),
         receivers: o.receivers,
-        elapsed: began.elapsed(),
     })
 }

@@ -12,13 +12,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cli::{self, Common, Requests};
 use crate::exchange::{self, Batched};
 use crate::kv::client::{Data, Workload};
-use crate::orchestrate::{self, attach_perf, Cpus, Machine, Run, Runs, Windows};
+use crate::orchestrate::{self, attach_perf, Cpus, Header, Run, Runs, Session, StraceRun};
+use crate::other_err;
+use crate::servers::pin_command;
 use crate::servers::resp::{self as resp_server, RespKind};
-use crate::servers::{pin_command, pin_to};
-use crate::tracing::{self, Calls, KV_SYSCALLS};
-use crate::{invalid, micro, other_err, raise_nofile};
+use crate::tracing::{self, Calls};
 use client::Resp;
 
 pub const USAGE: &str = "\
@@ -46,125 +47,43 @@ options:
   --no-strace           no strace -c runs";
 
 pub struct RespOpts {
-    pub quick: bool,
-    pub write_docs: bool,
-    pub rounds: usize,
-    pub windows: Windows,
-    pub conns: Vec<usize>,
-    pub depths: Vec<usize>,
-    pub workloads: Vec<Workload>,
+    pub c: Common,
+    pub r: Requests,
     pub kinds: Vec<RespKind>,
-    pub data: Data,
     pub bench_n: usize,
-    pub perf: bool,
-    pub strace: bool,
-    pub retry_budget: usize,
-    pub args: Vec<String>,
-}
-
-fn list(v: &str) -> io::Result<Vec<usize>> {
-    v.split(',')
-        .map(|x| {
-            x.trim()
-                .parse()
-                .map_err(|_| invalid(format!("bad number {x}")))
-        })
-        .collect()
 }
 
 impl RespOpts {
     pub fn parse(args: &[String]) -> io::Result<RespOpts> {
         let mut o = RespOpts {
-            quick: false,
-            write_docs: true,
-            rounds: 5,
-            windows: Windows {
-                ramp: 0.2,
-                window: 1.0,
-                perf_window: 0.5,
-                strace_window: 0.5,
+            c: Common::new("resp", args, 5, 30, cli::FULL, cli::QUICK),
+            r: Requests {
+                conns: vec![1, 50],
+                depths: vec![16],
+                workloads: vec![Workload::Set, Workload::Get],
+                data: Data {
+                    keys: 10_000,
+                    value: 3,
+                },
             },
-            conns: vec![1, 50],
-            depths: vec![16],
-            workloads: vec![Workload::Set, Workload::Get],
             kinds: RespKind::ALL.to_vec(),
-            data: Data {
-                keys: 10_000,
-                value: 3,
-            },
             bench_n: 200_000,
-            perf: true,
-            strace: true,
-            retry_budget: 30,
-            args: args.to_vec(),
         };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut val = || {
-                it.next()
-                    .ok_or_else(|| invalid(format!("{a} needs a value")))
-            };
-            match a.as_str() {
+        o.c.parse(USAGE, |a, p| {
+            match a {
                 "--quick" => {
-                    o.quick = true;
-                    o.write_docs = false;
-                    o.rounds = 1;
-                    o.windows = Windows {
-                        ramp: 0.05,
-                        window: 0.2,
-                        perf_window: 0.1,
-                        strace_window: 0.2,
-                    };
-                    o.conns = vec![50];
-                    o.data.keys = 1000;
+                    o.r.conns = vec![50];
+                    o.r.data.keys = 1000;
                     o.bench_n = 20_000;
-                    o.retry_budget = 0;
                 }
-                "--no-write" => o.write_docs = false,
-                "--rounds" => o.rounds = list(val()?)?[0].max(1),
-                "--secs" => {
-                    o.windows.window = val()?.parse().map_err(|_| invalid("--secs: a number"))?;
-                }
-                "--conns" => o.conns = list(val()?)?,
-                "--depths" => o.depths = list(val()?)?,
-                "--workloads" => {
-                    o.workloads = val()?
-                        .split(',')
-                        .map(|s| {
-                            Workload::from_name(s).ok_or_else(|| invalid(format!("workload {s}?")))
-                        })
-                        .collect::<io::Result<_>>()?;
-                }
-                "--servers" => {
-                    o.kinds = val()?
-                        .split(',')
-                        .map(|s| {
-                            RespKind::from_name(s).ok_or_else(|| invalid(format!("server {s}?")))
-                        })
-                        .collect::<io::Result<_>>()?;
-                }
-                "--keys" => o.data.keys = list(val()?)?[0].max(1) as u64,
-                "--value" => o.data.value = list(val()?)?[0],
-                "--redis-benchmark" => o.bench_n = list(val()?)?[0],
-                "--no-perf" => o.perf = false,
-                "--no-strace" => o.strace = false,
-                s => return Err(invalid(format!("unknown option {s}\n\n{USAGE}"))),
+                "--servers" => o.kinds = p.names(a, RespKind::from_name)?,
+                "--redis-benchmark" => o.bench_n = p.number(a)?,
+                _ => return o.r.take(a, p),
             }
-        }
-        if o.depths.contains(&0) || o.conns.contains(&0) {
-            return Err(invalid("--depths, --conns: at least 1"));
-        }
+            Ok(true)
+        })?;
+        o.r.check()?;
         Ok(o)
-    }
-
-    /// The command line that reproduces this run.
-    pub fn command(&self) -> String {
-        let mut c = "cargo run --release --manifest-path bench/Cargo.toml -- resp".to_string();
-        for a in &self.args {
-            c.push(' ');
-            c.push_str(a);
-        }
-        c
     }
 }
 
@@ -194,53 +113,33 @@ pub struct BenchRun {
     pub cpu_us_per_op: f64,
 }
 
-/// An `strace -c` run: its counts and the ops meanwhile.
-pub type StraceRun = (RespCell, RespKind, io::Result<(Calls, u64)>);
-
 /// Everything a RESP comparison measured.
 pub struct RespResults {
-    pub machine: Machine,
+    pub head: Header,
     pub redis: String,
-    pub command: String,
-    pub cpus: Cpus,
     pub cells: Vec<RespCell>,
     pub kinds: Vec<RespKind>,
     pub runs: Runs<RespCell, RespKind>,
-    pub strace: Vec<StraceRun>,
+    pub strace: Vec<StraceRun<RespCell, RespKind>>,
     pub bench: Vec<(RespKind, io::Result<BenchRun>)>,
     pub bench_command: String,
-    pub elapsed: Duration,
-    pub notes: Vec<String>,
-    pub opts_summary: String,
 }
 
 /// `echo-bench resp ...`.
 pub fn main(args: &[String], docs_dir: &Path) -> io::Result<()> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
+    if cli::help(args, USAGE) {
         return Ok(());
     }
     let o = RespOpts::parse(args)?;
-    let results = run(&o)?;
-    let md = report::markdown(&results);
-    println!("{md}");
-    if o.write_docs {
-        let path = docs_dir.join("benchmarks.md");
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| micro::DOC_SKELETON.into());
-        std::fs::write(&path, micro::replace_block(&old, "RESP", &md))?;
-        eprintln!("echo-bench resp: wrote the RESP block of docs/benchmarks.md");
-    }
-    eprintln!(
-        "echo-bench resp: done in {:.0} s",
-        results.elapsed.as_secs_f64()
-    );
-    Ok(())
+    let r = run(&o)?;
+    let md = report::markdown(&r);
+    o.c.publish(&md, docs_dir, &[("RESP", &md)], r.head.elapsed)
 }
 
 fn dialect(cell: RespCell, o: &RespOpts) -> Resp {
     Resp {
         workload: cell.workload,
-        data: o.data,
+        data: o.r.data,
     }
 }
 
@@ -261,12 +160,12 @@ fn one_run(
     let server = resp_server::start(kind, cpus.server, &redis_dir()?)?;
     let d = dialect(cell, o);
     exchange::preload(server.addr, &d)?;
-    let (perf, perf_error) = attach_perf(perf, server.pid, cpus.client, &KV_SYSCALLS);
+    let (perf, perf_error) = attach_perf(perf, server.pid, cpus.client);
     let conns = Batched::wrap(
         exchange::connect(server.addr, cell.conns, &d, cell.depth)?,
         true,
     );
-    orchestrate::measure(&server, conns, cell.depth, &o.windows, perf, perf_error)
+    orchestrate::measure(&server, conns, cell.depth, &o.c.windows, perf, perf_error)
 }
 
 fn strace_run(
@@ -282,21 +181,13 @@ fn strace_run(
         exchange::connect(server.addr, cell.conns, &d, cell.depth)?,
         true,
     );
-    let w = &o.windows;
-    orchestrate::strace_measure(
-        &server,
-        conns,
-        cell.depth,
-        w.ramp,
-        w.strace_window,
-        cpus.client,
-    )
+    orchestrate::strace_measure(&server, conns, cell.depth, &o.c.windows, cpus.client)
 }
 
 /// `redis-benchmark` against `kind`: the command (with PORT for the port) and
 /// what it measured.
 fn bench_args(o: &RespOpts) -> Vec<String> {
-    let depth = o.depths.iter().copied().max().unwrap_or(16);
+    let depth = o.r.depths.iter().copied().max().unwrap_or(16);
     [
         "-t",
         "set,get",
@@ -308,9 +199,9 @@ fn bench_args(o: &RespOpts) -> Vec<String> {
         "-n",
         &o.bench_n.to_string(),
         "-d",
-        &o.data.value.to_string(),
+        &o.r.data.value.to_string(),
         "-r",
-        &o.data.keys.to_string(),
+        &o.r.data.keys.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -331,7 +222,7 @@ fn redis_benchmark(kind: RespKind, o: &RespOpts, cpus: Cpus) -> io::Result<Bench
     let mut child = cmd
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("redis-benchmark: {e}")))?;
-    let limit = Duration::from_secs(if o.quick { 30 } else { 120 });
+    let limit = Duration::from_secs(if o.c.quick { 30 } else { 120 });
     let until = Instant::now() + limit;
     while child.try_wait()?.is_none() {
         if Instant::now() > until {
@@ -383,39 +274,26 @@ fn redis_version() -> Option<String> {
 }
 
 pub fn run(o: &RespOpts) -> io::Result<RespResults> {
-    let began = Instant::now();
-    raise_nofile()?;
-    let cpus = Cpus::pick();
-    let mut machine = orchestrate::machine();
-    if let Some(cpu) = cpus.client {
-        pin_to(cpu)?;
-    }
-    let mut notes = Vec::new();
-    let mut kinds = o.kinds.clone();
     let redis = redis_version();
+    let about = format!(
+        "; {}",
+        redis.as_deref().unwrap_or("redis-server not installed")
+    );
+    let mut s = Session::begin(&o.c, &about)?;
+    let cpus = s.cpus;
+    let mut kinds = o.kinds.clone();
     if redis.is_none() && kinds.contains(&RespKind::Redis) {
         kinds.retain(|&k| k != RespKind::Redis);
-        notes.push(
+        s.notes.push(
             "redis-server is not installed (apt-get install redis-server redis-tools): ours only"
                 .into(),
         );
     }
     let redis = redis.unwrap_or_else(|| "not installed".into());
-    eprintln!(
-        "echo-bench resp: {} cores, {}, {}, load average {}; {redis}; server on CPU {:?}, clients on CPU {:?}",
-        machine.nproc, machine.cpu, machine.kernel, machine.load_start, cpus.server, cpus.client
-    );
-    if cpus.server.is_none() {
-        notes.push("fewer than 2 CPUs: servers and clients are not pinned".to_string());
-    }
-    let perf = o.perf && tracing::have("perf");
-    if o.perf && !perf {
-        notes.push("perf is not installed: no syscall counts".into());
-    }
     let mut cells = Vec::new();
-    for &workload in &o.workloads {
-        for &depth in &o.depths {
-            for &conns in &o.conns {
+    for &workload in &o.r.workloads {
+        for &depth in &o.r.depths {
+            for &conns in &o.r.conns {
                 cells.push(RespCell {
                     workload,
                     depth,
@@ -424,43 +302,32 @@ pub fn run(o: &RespOpts) -> io::Result<RespResults> {
             }
         }
     }
+    let name = |kind: RespKind, cell: RespCell| format!("{} {}", kind.name(), cell.name());
     let runs = orchestrate::rounds(
         &cells,
         |_| kinds.clone(),
-        o.rounds,
-        o.retry_budget,
-        |kind, cell| format!("{} {}", kind.name(), cell.name()),
-        |kind, cell| one_run(kind, cell, o, cpus, perf),
-        &mut notes,
+        &o.c,
+        "op",
+        name,
+        |kind, cell| one_run(kind, cell, o, cpus, s.perf),
+        &mut s.notes,
     )?;
     let mut strace = Vec::new();
-    if o.strace && tracing::have("strace") {
-        let most = *o.conns.iter().max().unwrap_or(&1);
-        let plan: Vec<RespCell> = cells
+    if s.strace {
+        let most = *o.r.conns.iter().max().unwrap_or(&1);
+        let plan: Vec<(RespCell, RespKind)> = cells
             .iter()
             .copied()
             .filter(|c| c.conns == most)
-            .take(if o.quick { 1 } else { usize::MAX })
+            .take(if o.c.quick { 1 } else { usize::MAX })
+            .flat_map(|c| kinds.iter().map(move |&k| (c, k)))
             .collect();
-        for cell in plan {
-            for &kind in &kinds {
-                let r = strace_run(kind, cell, o, cpus);
-                match &r {
-                    Ok((c, ops)) => eprintln!(
-                        "  strace {} {}: {:.3} syscalls/op ({} calls, {ops} ops)",
-                        kind.name(),
-                        cell.name(),
-                        c.total as f64 / (*ops).max(1) as f64,
-                        c.total
-                    ),
-                    Err(e) => eprintln!("  strace {} {}: {e}", kind.name(), cell.name()),
-                }
-                strace.push((cell, kind, r));
-            }
-        }
+        strace = orchestrate::strace_all(&plan, "op", name, |kind, cell| {
+            strace_run(kind, cell, o, cpus)
+        });
     }
     let mut bench = Vec::new();
-    let bench_rounds = if o.quick { 1 } else { 3 };
+    let bench_rounds = if o.c.quick { 1 } else { 3 };
     if o.bench_n > 0 && tracing::have("redis-benchmark") {
         for round in 0..bench_rounds {
             for j in 0..kinds.len() {
@@ -483,15 +350,19 @@ pub fn run(o: &RespOpts) -> io::Result<RespResults> {
             }
         }
     } else if o.bench_n > 0 {
-        notes.push("redis-benchmark is not installed (apt-get install redis-tools)".into());
+        s.notes
+            .push("redis-benchmark is not installed (apt-get install redis-tools)".into());
     }
     let _ = std::fs::remove_dir_all(redis_dir()?);
-    machine.load_end = orchestrate::loadavg();
+    let summary = format!(
+        "{}; {} keys preloaded, {}-byte values",
+        o.c.summary(),
+        o.r.data.keys,
+        o.r.data.value
+    );
     Ok(RespResults {
-        machine,
+        head: s.end(&o.c, summary),
         redis,
-        command: o.command(),
-        cpus,
         cells,
         kinds,
         runs,
@@ -500,18 +371,6 @@ pub fn run(o: &RespOpts) -> io::Result<RespResults> {
         bench_command: format!(
             "redis-benchmark -h 127.0.0.1 -p PORT {}",
             bench_args(o).join(" ")
-        ),
-        elapsed: began.elapsed(),
-        notes,
-        opts_summary: format!(
-            "{} round(s) per cell; per run {:.2} s ramp, {:.2} s measured, then {:.2} s of perf stat; strace windows {:.2} s; {} keys preloaded, {}-byte values",
-            o.rounds,
-            o.windows.ramp,
-            o.windows.window,
-            o.windows.perf_window,
-            o.windows.strace_window,
-            o.data.keys,
-            o.data.value
         ),
     })
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{first_line, pin_command, Server};
+use super::{pin_command, spawn_ready, Server};
 use crate::other_err;
 
 /// The servers.
@@ -152,24 +152,8 @@ pub fn start_example(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    pin_command(&mut cmd, cpu);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", exe.display())))?;
     // "kv_server: listening on 127.0.0.1:PORT (select)"
-    let line = first_line(&mut child);
-    let addr: Option<SocketAddr> = line
-        .strip_prefix(&format!("{name}: listening on "))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse().ok());
-    match addr {
-        Some(addr) => Ok(Server::adopt(child, addr)),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(other_err(format!("{name} did not start (said {line:?})")))
-        }
-    }
+    spawn_ready(cmd, name, &format!("{name}: listening on "), cpu)
 }
 
 /// Starts `memcached -t 1 -U 0` with `extra` options on a free port of 127.0.0.1,

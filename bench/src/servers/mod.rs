@@ -212,24 +212,33 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        pin_command(&mut cmd, cpu);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", kind.name())))?;
-        let line = first_line(&mut child);
-        let mut words = line.strip_prefix("ready ").unwrap_or("").split_whitespace();
-        let addr = words.next().and_then(|a| a.parse().ok());
-        let pid = words.next().and_then(|p| p.parse().ok());
-        match (addr, pid) {
-            (Some(addr), Some(pid)) => Ok(Server { child, addr, pid }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(other_err(format!(
-                    "server {} did not start (said {line:?})",
-                    kind.name()
-                )))
-            }
+        spawn_ready(cmd, kind.name(), "ready ", cpu)
+    }
+}
+
+/// Spawns `cmd` (its stdout piped) pinned to `cpu`, and waits for its first line,
+/// `PREFIX ADDR ...`: the server `name` listening on ADDR, or why not.
+pub fn spawn_ready(
+    mut cmd: Command,
+    name: &str,
+    prefix: &str,
+    cpu: Option<usize>,
+) -> io::Result<Server> {
+    pin_command(&mut cmd, cpu);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+    let line = first_line(&mut child);
+    let addr: Option<SocketAddr> = line
+        .strip_prefix(prefix)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
+    match addr {
+        Some(addr) => Ok(Server::adopt(child, addr)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(other_err(format!("{name} did not start (said {line:?})")))
         }
     }
 }
@@ -276,6 +285,27 @@ impl Server {
     pub fn adopt(child: Child, addr: SocketAddr) -> Server {
         let pid = child.id();
         Server { child, addr, pid }
+    }
+}
+
+impl Server {
+    /// Sends SIGTERM and waits, at most `limit`, for the server to exit (then
+    /// kills it): a server run under a tool that writes its report at the exit.
+    pub fn stop(mut self, limit: Duration) -> io::Result<()> {
+        use nix::sys::signal::{kill, Signal};
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let until = std::time::Instant::now() + limit;
+        while self.child.try_wait()?.is_none() {
+            if std::time::Instant::now() > until {
+                return Err(other_err(format!(
+                    "no exit within {} s of SIGTERM",
+                    limit.as_secs()
+                )));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 }
 

@@ -14,15 +14,14 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use unp_select::server::{Config, Context, Frame, Protocol, Server as Loop};
 
 use super::kv::{free_port, wait_listening};
-use super::{first_line, pin_command, Server};
-use crate::{invalid, other_err};
+use super::{pin_command, spawn_ready, Server};
+use crate::invalid;
 
 /// The longest bulk string accepted (Redis takes 512 MB; this is a benchmark).
 const MAX_BULK: usize = 1 << 20;
@@ -252,23 +251,7 @@ pub fn start(kind: RespKind, cpu: Option<usize>, dir: &Path) -> io::Result<Serve
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null());
-            pin_command(&mut cmd, cpu);
-            let mut child = cmd.spawn()?;
-            let line = first_line(&mut child);
-            let addr: Option<SocketAddr> = line
-                .strip_prefix("ready ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|a| a.parse().ok());
-            match addr {
-                Some(addr) => Ok(Server::adopt(child, addr)),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    Err(other_err(format!(
-                        "the RESP server did not start (said {line:?})"
-                    )))
-                }
-            }
+            spawn_ready(cmd, "the RESP server", "ready ", cpu)
         }
         RespKind::Redis => {
             let port = free_port()?;
