@@ -87,6 +87,20 @@ pub fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
+/// Number of slots in the descriptor table (the kernel's `max_fds`), from `FDSize`
+/// in /proc/self/status. The table grows as higher numbers are used, never shrinks.
+#[cfg(target_os = "linux")]
+pub fn fd_table_size() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("FDSize:"))
+        .expect("FDSize in /proc/self/status")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// The descriptors a process has open, from `/proc/<pid>/fd` (Linux).
 pub fn open_fds_of(pid: u32) -> Option<usize> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -191,7 +205,14 @@ pub fn connect_high(addr: SocketAddr) -> io::Result<TcpStream> {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let sock = socket::socket(family, SockType::Stream, SockFlag::empty(), None)?;
+    // Close-on-exec from the start, so that a process another test thread starts
+    // meanwhile (a fresh copy of the test binary) cannot inherit it. Apple has no
+    // SOCK_CLOEXEC: there the copy made by `move_high_fd` is the first to have it.
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(target_vendor = "apple")]
+    let flags = SockFlag::empty();
+    let sock = socket::socket(family, SockType::Stream, flags, None)?;
     let sock = move_high_fd(sock);
     match addr {
         SocketAddr::V4(a) => socket::connect(sock.as_raw_fd(), &SockaddrIn::from(a))?,

@@ -1,13 +1,14 @@
 //! Helpers shared by the integration tests: a watchdog and small socket utilities
 //! here; descriptors (`fds`), signals (`signals`), the example binaries (`examples`),
-//! and for the reliability suite its load (`load`), an echo server thread (`server`)
-//! and streaming clients (`clients`).
+//! a process to oneself (`fresh`), and for the reliability suite its load (`load`),
+//! an echo server thread (`server`) and streaming clients (`clients`).
 #![allow(dead_code)]
 
 pub mod alloc;
 pub mod clients;
 pub mod examples;
 pub mod fds;
+pub mod fresh;
 pub mod load;
 pub mod server;
 pub mod signals;

@@ -94,13 +94,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// Binds 127.0.0.1:0 with `EchoServer::bind`, whose backlog is
+    /// `Config::backlog` (`LISTENQ`, 1024) where std's is 128: hundreds of clients
+    /// connecting one after the other then do not overflow the accept queue while
+    /// the server is busy (a SYN dropped there costs its client a second).
     pub fn start(config: Config, variant: Variant) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        Server::on(listener, config, variant)
+        let server = EchoServer::bind("127.0.0.1:0", config).expect("bind 127.0.0.1:0");
+        Server::run(server, variant)
     }
 
     pub fn on(listener: TcpListener, config: Config, variant: Variant) -> Server {
-        let server = EchoServer::new(listener, config).expect("EchoServer::new");
+        Server::run(
+            EchoServer::new(listener, config).expect("EchoServer::new"),
+            variant,
+        )
+    }
+
+    fn run(server: EchoServer, variant: Variant) -> Server {
         let addr = server.local_addr().expect("local_addr");
         let stop = server.shutdown_handle();
         let thread = thread::spawn(move || {

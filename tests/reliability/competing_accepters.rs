@@ -7,7 +7,6 @@ use super::*;
 /// `accept`, so every new connection wakes them all and only one gets it.
 fn competing(variant: Variant, nonblocking: bool) {
     const ACCEPT_WINDOW: Duration = Duration::from_millis(20);
-    let _lock = serial();
     let _dog = watchdog("competing accepters");
     raise_nofile(16384);
     let n_servers = 3;
@@ -170,21 +169,11 @@ fn competing(variant: Variant, nonblocking: bool) {
 }
 
 #[test]
-fn s2_competing_accepters_nonblocking_never_stall_select() {
-    competing(Variant::Select, true);
+fn s2_competing_accepters_nonblocking_never_stall() {
+    run_scenario(&SELECT_AND_POLL, |variant| competing(variant, true));
 }
 
 #[test]
-fn s2_competing_accepters_nonblocking_never_stall_poll() {
-    competing(Variant::Poll, true);
-}
-
-#[test]
-fn s2_competing_accepters_blocking_stall_is_detected_select() {
-    competing(Variant::Select, false);
-}
-
-#[test]
-fn s2_competing_accepters_blocking_stall_is_detected_poll() {
-    competing(Variant::Poll, false);
+fn s2_competing_accepters_blocking_stall_is_detected() {
+    run_scenario(&SELECT_AND_POLL, |variant| competing(variant, false));
 }

@@ -3,7 +3,6 @@
 use super::*;
 
 fn half_close(variant: Variant) {
-    let _lock = serial();
     let _dog = watchdog("half close");
     raise_nofile(16384);
     let seed = seed();
@@ -86,11 +85,6 @@ fn half_close(variant: Variant) {
 }
 
 #[test]
-fn s8_half_close_select() {
-    half_close(Variant::Select);
-}
-
-#[test]
-fn s8_half_close_poll() {
-    half_close(Variant::Poll);
+fn s8_half_close() {
+    run_scenario(&SELECT_AND_POLL, half_close);
 }

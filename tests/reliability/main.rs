@@ -7,28 +7,31 @@
 //! * no descriptor leaked (the process's open descriptors, counted before and after).
 //!
 //! One module per scenario; the helpers they share (load levels, the server thread,
-//! streaming clients, descriptor counting) are in `tests/common/`. The scenarios of
-//! one binary share the process's descriptor table, so they hold a global lock and
-//! run one at a time. Each prints a `RELIABILITY ...` line with its measurements
+//! streaming clients, descriptor counting) are in `tests/common/`. Descriptor counts
+//! are per process, so every scenario runs in a process of its own (a fresh copy of
+//! this binary, `common::fresh`): its variants side by side, and beside the other
+//! scenarios, except scenario 5, which measures its server's CPU time and runs alone.
+//! Each prints a `RELIABILITY ...` line with its measurements
 //! (`cargo test --test reliability -- --nocapture`); `docs/reliability.md` is built
 //! from them. Load: `UNP_LOAD=light` (valgrind), default (CI), `UNP_SOAK=1` (the
 //! issue's full numbers, longer). `UNP_SEED=n` replays a run.
-//!
-//! Out-of-descriptor scenarios (5 and 6) are in `tests/reliability_fds/`.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod bad_input;
+mod beyond_fd_setsize;
 mod competing_accepters;
 mod half_close;
 mod line_reader_props;
 mod never_reads;
+mod out_of_fds;
 mod rst_storm;
 mod signals;
 mod slow_input;
 
 // What the scenario modules share (each says `use super::*;`).
+use std::fmt::Debug;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -39,13 +42,53 @@ use std::time::{Duration, Instant};
 
 use common::clients::*;
 use common::fds::*;
+use common::fresh::in_fresh_processes;
 use common::load::*;
 use common::server::*;
 use common::Watchdog;
 use unp_select::echo::{Config, Echo, EchoServer, Stats};
 
+/// Both loops the scenarios run against (scenario 6 adds `run_large`).
+const SELECT_AND_POLL: [Variant; 2] = [Variant::Select, Variant::Poll];
+
 fn watchdog(name: &'static str) -> Watchdog {
     Watchdog::new(name, Duration::from_secs(pick(600, 120, 1200)))
+}
+
+/// How long a scenario's processes may run: longer than any watchdog in them, so
+/// that a hung scenario is reported by its own watchdog first.
+fn process_limit() -> Duration {
+    Duration::from_secs(pick(660, 180, 1260))
+}
+
+/// Runs `scenario` against each of `variants`, each in a process of its own, side by
+/// side with each other and with the other scenarios. The soak's loads and limits
+/// were set for a machine to themselves: there, one scenario and variant at a time.
+fn run_scenario<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
+    if level() == Level::Soak {
+        let _alone = alone();
+        in_fresh_processes(variants, 1, process_limit(), scenario);
+    } else {
+        let _others = side_by_side();
+        in_fresh_processes(variants, variants.len(), process_limit(), scenario);
+    }
+}
+
+/// [`run_scenario`] with no other scenario running meanwhile (scenario 5, Linux only).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn run_scenario_alone<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
+    let _alone = alone();
+    let at_once = if level() == Level::Soak {
+        1
+    } else {
+        variants.len()
+    };
+    in_fresh_processes(variants, at_once, process_limit(), scenario);
+}
+
+/// Runs `body` in a process of its own, side by side with the other scenarios.
+fn in_own_process(body: impl FnOnce()) {
+    run_scenario(&[()], |()| body());
 }
 
 /// `closed_*` add up to `accepted`: every client the server took was closed once, for

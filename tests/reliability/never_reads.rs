@@ -3,7 +3,6 @@
 use super::*;
 
 fn never_reads(variant: Variant) {
-    let _lock = serial();
     let _dog = watchdog("never reads");
     raise_nofile(16384);
     let seed = seed();
@@ -108,11 +107,6 @@ fn never_reads(variant: Variant) {
 }
 
 #[test]
-fn s4_client_that_never_reads_select() {
-    never_reads(Variant::Select);
-}
-
-#[test]
-fn s4_client_that_never_reads_poll() {
-    never_reads(Variant::Poll);
+fn s4_client_that_never_reads() {
+    run_scenario(&SELECT_AND_POLL, never_reads);
 }

@@ -14,7 +14,6 @@ enum RstKind {
 }
 
 fn rst_storm(variant: Variant) {
-    let _lock = serial();
     let _dog = watchdog("rst storm");
     raise_nofile(16384);
     let seed = seed();
@@ -147,11 +146,6 @@ fn rst_storm(variant: Variant) {
 }
 
 #[test]
-fn s1_rst_storm_select() {
-    rst_storm(Variant::Select);
-}
-
-#[test]
-fn s1_rst_storm_poll() {
-    rst_storm(Variant::Poll);
+fn s1_rst_storm() {
+    run_scenario(&SELECT_AND_POLL, rst_storm);
 }

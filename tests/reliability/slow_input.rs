@@ -29,7 +29,6 @@ struct Slow {
 
 fn slow_input(variant: Variant) {
     const MAX_LINE: usize = 64;
-    let _lock = serial();
     let _dog = watchdog("slow input");
     raise_nofile(16384);
     let seed = seed();
@@ -174,11 +173,6 @@ fn slow_input(variant: Variant) {
 }
 
 #[test]
-fn s3_slow_partial_input_select() {
-    slow_input(Variant::Select);
-}
-
-#[test]
-fn s3_slow_partial_input_poll() {
-    slow_input(Variant::Poll);
+fn s3_slow_partial_input() {
+    run_scenario(&SELECT_AND_POLL, slow_input);
 }

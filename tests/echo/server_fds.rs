@@ -1,8 +1,8 @@
 //! Descriptor numbers the loop did not choose: the waker's, made when the server
-//! was, may be too high for select when `run` starts. Its own binary, since it fills
-//! the descriptor table.
+//! was, may be too high for select when `run` starts. It fills the descriptor table,
+//! so it runs in a process of its own (`common::fresh`).
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use common::fds::raise_nofile;
+use common::fresh::in_fresh_process;
 use common::Watchdog;
 use unp_select::echo::{Config, EchoServer};
 use unp_select::FD_SETSIZE;
@@ -19,6 +20,10 @@ use unp_select::FD_SETSIZE;
 /// saw, when the server was made while low descriptors were busy.
 #[test]
 fn a_waker_made_above_fd_setsize_does_not_stop_select() {
+    in_fresh_process(Duration::from_secs(90), waker_above_fd_setsize);
+}
+
+fn waker_above_fd_setsize() {
     let _dog = Watchdog::new("waker above FD_SETSIZE", Duration::from_secs(60));
     assert!(raise_nofile(4096) >= 2048, "needs RLIMIT_NOFILE >= 2048");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

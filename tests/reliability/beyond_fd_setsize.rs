@@ -1,9 +1,9 @@
 //! Scenario 6. More clients than FD_SETSIZE.
 
 use super::*;
+use unp_select::select::FD_SETSIZE;
 
 fn beyond_fd_setsize(variant: Variant) {
-    let _lock = serial();
     let _dog = Watchdog::new(
         "beyond FD_SETSIZE",
         Duration::from_secs(pick(600, 120, 600)),
@@ -107,16 +107,6 @@ fn beyond_fd_setsize(variant: Variant) {
 }
 
 #[test]
-fn s6_beyond_fd_setsize_select_refuses_and_counts() {
-    beyond_fd_setsize(Variant::Select);
-}
-
-#[test]
-fn s6_beyond_fd_setsize_poll_serves_all() {
-    beyond_fd_setsize(Variant::Poll);
-}
-
-#[test]
-fn s6_beyond_fd_setsize_select_large_serves_all() {
-    beyond_fd_setsize(Variant::Large);
+fn s6_beyond_fd_setsize_select_refuses_and_counts_poll_and_large_serve_all() {
+    run_scenario(&Variant::ALL, beyond_fd_setsize);
 }

@@ -1,6 +1,6 @@
 //! Integration tests for `unp_select::linger` on loopback TCP.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
@@ -17,11 +17,12 @@ fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().expect("an OS error")
 }
 
-/// Moves `fd` to a descriptor number >= 800, which ordinary allocations (lowest free
-/// number first) in the other test threads will not reach, so a check that the number
-/// is closed cannot be fooled by another thread reusing it.
-fn to_high_fd(fd: OwnedFd) -> OwnedFd {
-    dup_at_least(&fd, 800)
+/// Moves `fd` to a descriptor number >= `at_least` (400..=499 is this module's), which
+/// ordinary allocations (lowest free number first) in the other test threads will not
+/// reach, so a check that the number is closed cannot be fooled by another thread
+/// reusing it. Each test takes its own part of the range, for the same reason.
+fn to_high_fd(fd: OwnedFd, at_least: RawFd) -> OwnedFd {
+    dup_at_least(&fd, at_least)
 }
 
 fn is_closed(fd: RawFd) -> bool {
@@ -162,7 +163,7 @@ fn abort_on_non_socket_closes_fd_and_returns_error() {
             r
         }),
     ] {
-        let fd = to_high_fd(fd);
+        let fd = to_high_fd(fd, 400);
         let raw = fd.as_raw_fd();
         assert!(!is_closed(raw));
         let err = abort(fd).unwrap_err();
@@ -174,7 +175,7 @@ fn abort_on_non_socket_closes_fd_and_returns_error() {
 #[test]
 fn abort_closes_socket_fd() {
     let (client, _server, _l) = tcp_pair_with_listener();
-    let fd = to_high_fd(OwnedFd::from(client));
+    let fd = to_high_fd(OwnedFd::from(client), 450);
     let raw = fd.as_raw_fd();
     abort(fd).unwrap();
     assert!(is_closed(raw));

@@ -1,7 +1,7 @@
 //! The echo server's behaviour, each test run against the three loops (select over
 //! `FdSet`, select over `LargeFdSet`, poll), on 127.0.0.1, bounded by a watchdog.
 
-mod common;
+use crate::common;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -43,14 +43,22 @@ enum Mode {
     Poll,
 }
 
-/// Runs `test` against each loop in turn, in both echo modes.
-fn each_loop(name: &'static str, test: impl Fn(Mode, Echo)) {
+/// Runs `test` against each loop in both echo modes, each pair in a thread of its
+/// own (named after it, for a panic's message), all at once: each has its own
+/// server, and most of a run is waiting.
+fn each_loop(name: &'static str, test: impl Fn(Mode, Echo) + Sync) {
     let _dog = Watchdog::new(name, Duration::from_secs(60));
-    for echo in [Echo::Bytes, Echo::Lines] {
-        for mode in [Mode::Select, Mode::Large, Mode::Poll] {
-            test(mode, echo);
+    let test = &test;
+    thread::scope(|scope| {
+        for echo in [Echo::Bytes, Echo::Lines] {
+            for mode in [Mode::Select, Mode::Large, Mode::Poll] {
+                thread::Builder::new()
+                    .name(format!("{name}: {mode:?}, {echo:?}"))
+                    .spawn_scoped(scope, move || test(mode, echo))
+                    .expect("spawn a thread");
+            }
         }
-    }
+    });
 }
 
 fn client(addr: SocketAddr) -> LineClient {

@@ -16,7 +16,7 @@
 //! Everything runs on 127.0.0.1 and every wait is bounded (socket timeouts, process
 //! deadlines, and a [`Watchdog`] on each test).
 
-mod common;
+use crate::common;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

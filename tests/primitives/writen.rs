@@ -1,6 +1,6 @@
 //! Integration tests for `unp_select::writen` on socketpairs, pipes, files and TCP.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::fds::tcp_pair;
-use common::signals::{install_handler, signal_thread, total};
+use common::signals::{hits, install_handler, signal_thread};
 use common::Watchdog;
 use nix::sys::signal::{SigSet, Signal};
 use unp_select::writen::{try_writen, writen};
@@ -372,13 +372,14 @@ fn run_child(mode: &str) -> std::process::ExitStatus {
     spawn_child("sigpipe_child", CHILD_ENV, mode, false)
 }
 
-/// Runs the test `test` of this binary alone in a child process with `env=mode`; with
+/// Runs the test `test` of this module alone in a child process with `env=mode`; with
 /// `block_sigpipe`, the child starts with `SIGPIPE` blocked, and so does every thread
 /// it creates (threads inherit the mask). Fails if it runs longer than 10 s.
 fn spawn_child(test: &str, env: &str, mode: &str, block_sigpipe: bool) -> std::process::ExitStatus {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+    let test = common::fresh::test_in(module_path!(), test);
+    cmd.args(["--exact", &test, "--nocapture", "--test-threads=1"])
         .env(env, mode)
         .stdout(std::process::Stdio::null());
     if block_sigpipe {
@@ -624,10 +625,10 @@ fn eintr_during_blocked_writen_loses_and_duplicates_nothing() {
         thread::spawn(move || {
             let r = writen(&a, &data);
             done.store(true, Ordering::SeqCst);
-            r
+            // The signals this thread handled (other tests signal their own threads).
+            (r, hits())
         })
     };
-    let before = total();
     // The writer is blocked: nobody reads. Interrupt it repeatedly.
     for _ in 0..20 {
         // The thread is alive: it cannot finish before the reader drains.
@@ -651,9 +652,9 @@ fn eintr_during_blocked_writen_loses_and_duplicates_nothing() {
         signal_thread(&writer, Signal::SIGUSR1);
         thread::sleep(Duration::from_millis(2));
     }
-    writer.join().unwrap().unwrap();
+    let (written, signals) = writer.join().unwrap();
+    written.unwrap();
     let (got, tail) = reader.join().unwrap();
-    let signals = total() - before;
     eprintln!("writen survived {signals} signals");
     assert!(signals >= 10, "only {signals} signals delivered");
     assert!(got == *data, "data differs");

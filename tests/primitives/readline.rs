@@ -1,7 +1,7 @@
 //! Integration tests of `LineReader` and `readn`: scripted readers (random chunking
 //! with injected EINTR/EAGAIN), real nonblocking sockets, and real EINTR from signals.
 
-mod common;
+use crate::common;
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

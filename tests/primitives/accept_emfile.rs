@@ -1,5 +1,5 @@
 //! `accept` when the process is out of descriptors. Lowering `RLIMIT_NOFILE` affects
-//! the whole process, so this file holds a single test (one test binary, one thread).
+//! the whole process, so the test runs in a process of its own (`common::fresh`).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -7,12 +7,19 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use crate::common::fresh::in_fresh_process;
+use crate::common::Watchdog;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use unp_select::accept::{accept, Accept, FdReserve};
 use unp_select::poll::{poll, PollFd, PollFlags};
 
 #[test]
 fn emfile_is_out_of_resources_and_the_reserve_sheds_it() {
+    in_fresh_process(Duration::from_secs(60), emfile_in_this_process);
+}
+
+fn emfile_in_this_process() {
+    let _dog = Watchdog::new("accept EMFILE", Duration::from_secs(30));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();

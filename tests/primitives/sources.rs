@@ -3,24 +3,24 @@
 //! backend unless it is about one backend's limits, every wait has a timeout (or a
 //! waker that ends it) and every test a watchdog.
 //!
-//! Descriptor numbers this binary reserves: 700..=760 (closed descriptors inside the
-//! table), 800..=899 (closed and reused descriptors on epoll and kqueue), 2000..
-//! (descriptors above `FD_SETSIZE`). Signals: `SIGUSR1` is the counting
+//! Descriptor numbers it reserves (see `main.rs`): 700..=799 (closed descriptors
+//! inside the table), 800..=899 (closed and reused descriptors on epoll and kqueue),
+//! 2000.. (descriptors above `FD_SETSIZE`). Signals: `SIGUSR1` is the counting
 //! handler of `common::signals` (EINTR tests), `SIGUSR2` the handler that calls
 //! [`Waker::wake`] (the two would replace each other if they shared a signal).
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::fds::{dup_at_least, pipe, raise_nofile, tcp_pair};
+use common::fresh::in_fresh_process;
 use common::signals::{hits, install_handler, signal_thread, signal_until_finished};
 use common::Watchdog;
 use nix::errno::Errno;
@@ -167,6 +167,8 @@ fn interest_none_write_and_both() {
         // and a write-only source numbered above it is still reported.
         sources.set_interest(&a, Interest::BOTH).unwrap();
         let (c, _c_peer) = UnixStream::pair().unwrap();
+        // Numbered above `a` even if another test thread closed a lower number.
+        let c = dup_at_least(&c, a.as_raw_fd() + 1);
         assert!(c.as_raw_fd() > a.as_raw_fd());
         sources.register(9, &c, Interest::WRITE).unwrap();
         let mut ready = wait(&mut sources, Some(SOON));
@@ -306,7 +308,7 @@ fn closed_descriptor_is_reported_invalid_once() {
     );
     let (r, mut w) = pipe();
     // Held open above the victims, so their numbers stay inside the descriptor table
-    // (this binary reserves 700..=760; other tests take the lowest free numbers).
+    // (700..=799 is this module's; other tests take the lowest free numbers).
     let keep = dup_at_least(&r, 760);
     // epoll and kqueue cannot see a close: closed_descriptor_on_epoll_and_kqueue.
     let backends = [Backend::Select, Backend::LargeSelect, Backend::Poll];
@@ -362,112 +364,70 @@ fn closed_descriptor_is_reported_invalid_once() {
     }
 }
 
-/// Set in a re-executed copy of this binary: run the body of an `in_fresh_process` test.
-const FRESH_PROCESS_ENV: &str = "UNP_SELECT_TEST_FRESH_PROCESS";
-
-/// Runs `body` in a fresh copy of this test binary that runs only test `name` (the
-/// descriptor table never shrinks, and other tests here grow it past 2000 slots).
-fn in_fresh_process(name: &str, body: impl FnOnce()) {
-    if std::env::var_os(FRESH_PROCESS_ENV).is_some() {
-        body();
-        return;
-    }
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(FRESH_PROCESS_ENV, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("re-execute the test binary");
-    // The watchdog of the calling test bounds this wait.
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    assert!(out.status.success(), "{name} failed in a fresh process");
-    // A name that matched no test would "pass" as well.
-    assert!(stdout.contains("1 passed"), "{name} did not run");
-}
-
-/// Number of slots in the descriptor table, from `FDSize` in /proc/self/status.
-#[cfg(target_os = "linux")]
-fn fd_table_size() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("FDSize:"))
-        .expect("FDSize in /proc/self/status")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn closed_descriptor_above_the_table_is_reported_invalid() {
     let _w = Watchdog::new(
         "closed_descriptor_above_the_table_is_reported_invalid",
         Duration::from_secs(30),
     );
-    in_fresh_process(
-        "closed_descriptor_above_the_table_is_reported_invalid",
-        || {
-            // Below FD_SETSIZE, so that Backend::Select takes it too.
-            let high: RawFd = 1000;
-            // SAFETY: F_GETFD only reads the descriptor's flags; on a closed one it fails.
-            let rc = unsafe { libc::fcntl(high, libc::F_GETFD) };
-            assert_eq!(rc, -1, "descriptor {high} is open");
-            #[cfg(target_os = "linux")]
-            assert!(
-                fd_table_size() <= high as usize,
-                "{high} is inside the descriptor table ({} slots)",
-                fd_table_size()
-            );
-            for backend in backends() {
-                let (idle, _idle_w) = pipe();
-                let mut sources = Sources::new(backend);
-                sources.register("idle", &idle, Interest::READ).unwrap();
-                // SAFETY: a descriptor closed behind the Sources' back is what is
-                // tested. The borrow is only given to `register` and `set_interest`,
-                // which take its number: no I/O is done on it.
-                let closed = unsafe { BorrowedFd::borrow_raw(high) };
-                sources.register("closed", &closed, Interest::READ).unwrap();
+    in_fresh_process(Duration::from_secs(25), || {
+        // Below FD_SETSIZE, so that Backend::Select takes it too.
+        let high: RawFd = 1000;
+        // SAFETY: F_GETFD only reads the descriptor's flags; on a closed one it fails.
+        let rc = unsafe { libc::fcntl(high, libc::F_GETFD) };
+        assert_eq!(rc, -1, "descriptor {high} is open");
+        #[cfg(target_os = "linux")]
+        assert!(
+            common::fds::fd_table_size() <= high as usize,
+            "{high} is inside the descriptor table ({} slots)",
+            common::fds::fd_table_size()
+        );
+        for backend in backends() {
+            let (idle, _idle_w) = pipe();
+            let mut sources = Sources::new(backend);
+            sources.register("idle", &idle, Interest::READ).unwrap();
+            // SAFETY: a descriptor closed behind the Sources' back is what is
+            // tested. The borrow is only given to `register` and `set_interest`,
+            // which take its number: no I/O is done on it.
+            let closed = unsafe { BorrowedFd::borrow_raw(high) };
+            sources.register("closed", &closed, Interest::READ).unwrap();
 
-                // poll says POLLNVAL at once (epoll and kqueue too: below). Linux's
-                // select ignores the bits above
-                // the table and sleeps until its timeout (or another source is
-                // ready); the crate's select then sees the uncounted bit (EBADF) and
-                // the key is reported. So with select a number above the table is
-                // found when the wait ends, not before: with no timeout and nothing
-                // else ready, never. (A descriptor registered while open is inside
-                // the table, which never shrinks: this takes a number borrowed
-                // while closed, as above.)
-                let timeout = Duration::from_millis(300);
-                let (ready, took) = timed_wait(&mut sources, Some(timeout));
-                eprintln!("note: {backend:?}: closed {high} above the table found after {took:?}");
-                assert_eq!(ready, [("closed", Readiness::INVALID)], "{backend:?}");
-                // poll says POLLNVAL; epoll_ctl and kevent say EBADF when it is
-                // registered, and the next wait reports it at once.
-                match backend {
-                    Backend::Select | Backend::LargeSelect => {
-                        assert!(took >= timeout, "{backend:?}: {took:?}")
-                    }
-                    _ => assert!(took < Duration::from_millis(200), "{backend:?}: {took:?}"),
+            // poll says POLLNVAL at once (epoll and kqueue too: below). Linux's
+            // select ignores the bits above
+            // the table and sleeps until its timeout (or another source is
+            // ready); the crate's select then sees the uncounted bit (EBADF) and
+            // the key is reported. So with select a number above the table is
+            // found when the wait ends, not before: with no timeout and nothing
+            // else ready, never. (A descriptor registered while open is inside
+            // the table, which never shrinks: this takes a number borrowed
+            // while closed, as above.)
+            let timeout = Duration::from_millis(300);
+            let (ready, took) = timed_wait(&mut sources, Some(timeout));
+            eprintln!("note: {backend:?}: closed {high} above the table found after {took:?}");
+            assert_eq!(ready, [("closed", Readiness::INVALID)], "{backend:?}");
+            // poll says POLLNVAL; epoll_ctl and kevent say EBADF when it is
+            // registered, and the next wait reports it at once.
+            match backend {
+                Backend::Select | Backend::LargeSelect => {
+                    assert!(took >= timeout, "{backend:?}: {took:?}")
                 }
-                assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
-                // Another source's readiness ends select's wait, and the closed
-                // number is found by the same call.
-                let (r, mut w) = pipe();
-                sources.set_interest(&closed, Interest::READ).unwrap();
-                sources.register("pipe", &r, Interest::READ).unwrap();
-                w.write_all(b"x").unwrap();
-                let (ready, took) = timed_wait(&mut sources, Some(SOON));
-                assert!(took < Duration::from_secs(2), "{backend:?}: {took:?}");
-                assert!(
-                    ready.contains(&("closed", Readiness::INVALID)),
-                    "{backend:?}: {ready:?}"
-                );
+                _ => assert!(took < Duration::from_millis(200), "{backend:?}: {took:?}"),
             }
-        },
-    );
+            assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
+            // Another source's readiness ends select's wait, and the closed
+            // number is found by the same call.
+            let (r, mut w) = pipe();
+            sources.set_interest(&closed, Interest::READ).unwrap();
+            sources.register("pipe", &r, Interest::READ).unwrap();
+            w.write_all(b"x").unwrap();
+            let (ready, took) = timed_wait(&mut sources, Some(SOON));
+            assert!(took < Duration::from_secs(2), "{backend:?}: {took:?}");
+            assert!(
+                ready.contains(&("closed", Readiness::INVALID)),
+                "{backend:?}: {ready:?}"
+            );
+        }
+    });
 }
 
 // ---- hang-up and reset ----------------------------------------------------------------------
@@ -640,11 +600,15 @@ fn waker_from_another_thread_ends_a_wait_without_timeout() {
 
         let remote = Arc::clone(&waker);
         let delay = Duration::from_millis(100);
+        // Timed from before the thread starts: on a busy machine the wait itself may
+        // start after the wake.
+        let start = Instant::now();
         let thread = thread::spawn(move || {
             thread::sleep(delay);
             remote.wake()
         });
-        let (ready, took) = timed_wait(&mut sources, None);
+        let ready = wait(&mut sources, None);
+        let took = start.elapsed();
         thread.join().unwrap().unwrap();
         assert_eq!(ready, [("waker", Readiness::READABLE)], "{backend:?}");
         assert!(
@@ -838,11 +802,15 @@ fn timeouts_round_up_and_never_spin() {
         sources.register("waker", &*waker, Interest::READ).unwrap();
         let remote = Arc::clone(&waker);
         let delay = Duration::from_millis(50);
+        // Timed from before the thread starts: on a busy machine the wait itself may
+        // start after the wake.
+        let start = Instant::now();
         let thread = thread::spawn(move || {
             thread::sleep(delay);
             remote.wake()
         });
-        let (ready, took) = timed_wait(&mut sources, Some(Duration::MAX));
+        let ready = wait(&mut sources, Some(Duration::MAX));
+        let took = start.elapsed();
         thread.join().unwrap().unwrap();
         assert_eq!(ready, [("waker", Readiness::READABLE)], "{backend:?}");
         assert!(
@@ -1302,7 +1270,7 @@ fn epoll_out_of_descriptors_at_the_first_register() {
     );
     assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
     // The descriptor limit is the process's: lowered in a fresh copy of this binary.
-    in_fresh_process("epoll_out_of_descriptors_at_the_first_register", || {
+    in_fresh_process(Duration::from_secs(25), || {
         use nix::sys::resource::{getrlimit, setrlimit, Resource};
         let (a, mut peer) = UnixStream::pair().unwrap();
         peer.write_all(b"x").unwrap();
@@ -1401,7 +1369,7 @@ fn more_ready_sources_than_one_wait_takes() {
         Duration::from_secs(60),
     );
     // 2200 descriptors would take the numbers other tests of this binary reserve.
-    in_fresh_process("more_ready_sources_than_one_wait_takes", || {
+    in_fresh_process(Duration::from_secs(55), || {
         let limit = raise_nofile(4096);
         assert!(
             limit > 2400,

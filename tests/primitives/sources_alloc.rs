@@ -1,23 +1,20 @@
 //! `Sources::wait` allocates nothing in steady state (the module documentation's
 //! claim): the sets, the `pollfd` array, epoll's and kqueue's event arrays and the
-//! caller's `Events` are reused. A counting global allocator is per binary, hence
-//! this separate test file.
+//! caller's `Events` are reused. The binary's allocator counts the allocations of
+//! the calling thread (`common::alloc`).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::alloc::{allocations_in, Counting};
+use common::alloc::allocations_in;
 use common::fds::{dup_at_least, pipe, raise_nofile};
 use common::Watchdog;
 use unp_select::sources::{Backend, Events, Interest, Sources, Waker};
 use unp_select::FD_SETSIZE;
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn counter_sees_allocations() {

@@ -5,7 +5,7 @@
 //! allows: a second accepter empties the queue between the server's `select` and its
 //! `accept`. Every test is bounded by a watchdog.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;

@@ -1,6 +1,6 @@
 //! `accept::accept` on real loopback sockets: each outcome and its errno.
 
-mod common;
+use crate::common;
 
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::signals::{install_handler_for, signal_thread};
+use common::signals::{install_handler, signal_thread};
 use common::Watchdog;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
@@ -131,7 +131,7 @@ fn a_non_socket_is_fatal() {
 fn a_signal_during_a_blocking_accept_is_not_now_with_eintr() {
     let _dog = Watchdog::new("accept EINTR", Duration::from_secs(20));
     // No SA_RESTART: accept must fail with EINTR.
-    install_handler_for(Signal::SIGUSR2);
+    install_handler();
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let done = Arc::new(AtomicBool::new(false));
@@ -143,7 +143,7 @@ fn a_signal_during_a_blocking_accept_is_not_now_with_eintr() {
     });
     while !done.load(Ordering::SeqCst) {
         thread::sleep(Duration::from_millis(20));
-        signal_thread(&blocked, Signal::SIGUSR2);
+        signal_thread(&blocked, Signal::SIGUSR1);
     }
     match blocked.join().unwrap().unwrap() {
         Accept::NotNow(e) => assert_eq!(e.raw_os_error(), Some(libc::EINTR)),

@@ -1,17 +1,14 @@
 //! `LineReader::readline` allocates nothing per line in steady state when the caller
-//! reuses its `Vec` (`clear` between lines). A counting global allocator is per
-//! binary, hence this separate test file.
+//! reuses its `Vec` (`clear` between lines). The binary's allocator counts the
+//! allocations of the calling thread (`common::alloc`).
 
-mod common;
+use crate::common;
 
 use std::io::{Cursor, Write};
 use std::os::unix::net::UnixStream;
 
-use common::alloc::{allocations_in, Counting};
+use common::alloc::allocations_in;
 use unp_select::LineReader;
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn lines(count: usize) -> Vec<u8> {
     let mut v = Vec::new();

@@ -1,7 +1,7 @@
 //! Integration tests of `unp_select::poll` on real descriptors (pipes, socketpairs,
 //! TCP on 127.0.0.1). Every blocking call has a timeout and every test a watchdog.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
@@ -121,10 +121,10 @@ fn negative_fd_is_ignored() {
 fn closed_fd_gives_pollnval() {
     let _w = Watchdog::new("closed_fd_gives_pollnval", Duration::from_secs(10));
     let (r, _w) = pipe();
-    // Keep one open above so the number is inside the descriptor table; 600..=700 is
+    // Keep one open above so the number is inside the descriptor table; 500..=599 is
     // used by no other test, so no other thread reuses the closed number.
-    let _keep = dup_at_least(&r, 700);
-    let closed = dup_at_least(&r, 600).as_raw_fd(); // dropped: closed at once
+    let _keep = dup_at_least(&r, 550);
+    let closed = dup_at_least(&r, 500).as_raw_fd(); // dropped: closed at once
     let mut fds = [
         PollFd::new(closed, READ),
         PollFd::new(r.as_raw_fd(), READ),
@@ -317,15 +317,15 @@ fn a_reused_number_reports_the_new_descriptor() {
         "a_reused_number_reports_the_new_descriptor",
         Duration::from_secs(10),
     );
-    // 800..=850 is used by no other test, so the lowest free number there is reused.
+    // 900..=949 is used by no other test, so the lowest free number there is reused.
     let (idle, _idle_w) = pipe();
-    let old = dup_at_least(&idle, 800);
+    let old = dup_at_least(&idle, 900);
     let mut fds = [PollFd::from_fd(&old, READ)];
     let number = old.as_raw_fd();
     drop(old); // closed while still in the array: the caller's bug
     let (r, mut w) = pipe();
     w.write_all(b"x").unwrap();
-    let new = dup_at_least(&r, 800);
+    let new = dup_at_least(&r, 900);
     assert_eq!(new.as_raw_fd(), number, "the number was not reused");
     assert_eq!(poll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
     assert!(

@@ -1,18 +1,18 @@
 //! Integration tests of `unp_select::select` on real descriptors (pipes, socketpairs,
 //! TCP on 127.0.0.1). Every blocking call has a timeout and every test a watchdog.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::fds::{dup_at_least, pipe};
+use common::fresh::in_fresh_process;
 use common::signals::{hits, install_handler, signal_until_finished};
 use common::Watchdog;
 use nix::sys::signal::{SigSet, Signal};
@@ -424,7 +424,7 @@ fn closed_fd_inside_the_table_is_ebadf() {
     );
     let (r, _w) = pipe();
     // Keep a descriptor open above the closed one so the table covers its number (Linux
-    // silently ignores numbers beyond the table). 600..=700 is used by no other test.
+    // silently ignores numbers beyond the table). 600..=699 is used by no other test.
     let keep = dup_at_least(&r, 700);
     let closed = dup_at_least(&r, 600).as_raw_fd(); // dropped: closed at once
     assert!(closed < keep.as_raw_fd());
@@ -454,68 +454,6 @@ fn closed_fd_inside_the_table_is_ebadf() {
 // table came back "ready". The table never shrinks and other tests of this binary grow
 // it (to 1024 slots and beyond), so these tests run in a fresh copy of the binary.
 
-/// Set in a re-executed copy of this binary: run the body of an `in_fresh_process` test.
-const FRESH_PROCESS_ENV: &str = "UNP_SELECT_TEST_FRESH_PROCESS";
-
-/// Runs `body` in a fresh copy of this test binary that runs only test `name`; in that
-/// copy, calls `body` directly.
-fn in_fresh_process(name: &str, body: impl FnOnce()) {
-    if std::env::var_os(FRESH_PROCESS_ENV).is_some() {
-        body();
-        return;
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(FRESH_PROCESS_ENV, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("re-execute the test binary");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name}: the fresh process hung");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    print!("{out}");
-    assert!(
-        status.success(),
-        "{name} failed in a fresh process: {status}"
-    );
-    // A name that matched no test would "pass" as well.
-    assert!(
-        out.contains("1 passed"),
-        "{name} did not run in the fresh process"
-    );
-}
-
-/// Number of slots in the descriptor table (`max_fds`), from `FDSize` in
-/// /proc/self/status.
-#[cfg(target_os = "linux")]
-fn fd_table_size() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("FDSize:"))
-        .expect("FDSize in /proc/self/status")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Checks that `fd` is closed and (on Linux) above the descriptor table, and returns it.
 fn closed_above_the_table(fd: RawFd) -> RawFd {
     // SAFETY: F_GETFD takes and returns an int; on a closed descriptor it fails (EBADF).
@@ -527,7 +465,7 @@ fn closed_above_the_table(fd: RawFd) -> RawFd {
     );
     #[cfg(target_os = "linux")]
     {
-        let table = fd_table_size();
+        let table = common::fds::fd_table_size();
         assert!(
             fd as usize >= table,
             "fd {fd} is inside the descriptor table ({table} slots)"
@@ -555,7 +493,7 @@ fn select_closed_fd_above_the_table_is_ebadf() {
         "select_closed_fd_above_the_table_is_ebadf",
         Duration::from_secs(30),
     );
-    in_fresh_process("select_closed_fd_above_the_table_is_ebadf", || {
+    in_fresh_process(Duration::from_secs(20), || {
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         let high = closed_above_the_table(1000);
@@ -618,7 +556,7 @@ fn pselect_closed_fd_above_the_table_is_ebadf() {
         "pselect_closed_fd_above_the_table_is_ebadf",
         Duration::from_secs(30),
     );
-    in_fresh_process("pselect_closed_fd_above_the_table_is_ebadf", || {
+    in_fresh_process(Duration::from_secs(20), || {
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         let high = closed_above_the_table(1000);
@@ -658,7 +596,7 @@ fn select_large_closed_fd_above_the_table_is_ebadf() {
         "select_large_closed_fd_above_the_table_is_ebadf",
         Duration::from_secs(30),
     );
-    in_fresh_process("select_large_closed_fd_above_the_table_is_ebadf", || {
+    in_fresh_process(Duration::from_secs(20), || {
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         let large = |fds: &[RawFd]| {
@@ -1071,16 +1009,16 @@ fn a_reused_number_reports_the_new_descriptor() {
         "a_reused_number_reports_the_new_descriptor",
         Duration::from_secs(10),
     );
-    // 800..=850 is used by no other test, so the lowest free number there is reused.
+    // 950..=999 is used by no other test, so the lowest free number there is reused.
     let (idle, _idle_w) = pipe();
-    let old = dup_at_least(&idle, 800);
+    let old = dup_at_least(&idle, 950);
     let number = old.as_raw_fd();
     let mut allset = FdSet::new();
     allset.insert_fd(&old).unwrap();
     drop(old); // closed while still in the set: the caller's bug
     let (r, mut w) = pipe();
     w.write_all(b"x").unwrap();
-    let new = dup_at_least(&r, 800);
+    let new = dup_at_least(&r, 950);
     assert_eq!(new.as_raw_fd(), number, "the number was not reused");
     let mut rset = allset;
     let n = select(Some(&mut rset), None, None, Some(Duration::from_secs(5))).unwrap();

@@ -1,21 +1,18 @@
 //! What a connection's buffers hold between turns: nothing once its input was
 //! delivered and its output sent, whatever its earlier turns needed. The server
-//! thread's live heap is measured with a counting global allocator (one per binary,
-//! hence this file).
+//! thread's live heap is measured with the binary's counting allocator, which counts
+//! for the threads that ask only (`common::alloc`).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::alloc::{count_live_bytes, live_bytes, Counting};
+use common::alloc::{count_live_bytes, live_bytes};
 use common::Watchdog;
 use unp_select::echo::{Config, Echo, EchoServer};
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Waits until the server thread's live heap stops changing; returns it.
 fn settled_live() -> isize {
