@@ -4,7 +4,7 @@
 //! neither allocates once its buffers have grown).
 //!
 //! `cargo bench --manifest-path bench/Cargo.toml --bench readline`; the allocation
-//! count per line is checked by the crate's tests/readline_alloc.rs.
+//! count per line is checked by the crate's tests/primitives/readline_alloc.rs.
 
 mod common;
 
