@@ -10,16 +10,17 @@ mod common;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::fds::pipe;
+use common::sources::{assert_quiet, backends, timed_wait, SOON};
 use common::Watchdog;
 use nix::sys::signal::SigSet;
 use unp_select::select::{
     pselect, select, select_large, select_large_restarting, select_restarting, FdSet, LargeFdSet,
     FD_SETSIZE,
 };
-use unp_select::sources::{Backend, Events, Interest, Readiness, Sources};
+use unp_select::sources::{Backend, Interest, Readiness, Sources};
 
 fn read_set(fds: &[RawFd]) -> FdSet {
     let mut set = FdSet::new();
@@ -27,46 +28,6 @@ fn read_set(fds: &[RawFd]) -> FdSet {
         set.insert(fd).unwrap();
     }
     set
-}
-
-/// Every backend this platform has.
-fn backends() -> Vec<Backend> {
-    [
-        Backend::Select,
-        Backend::LargeSelect,
-        Backend::Poll,
-        Backend::Epoll,
-        Backend::Kqueue,
-    ]
-    .into_iter()
-    .filter(|b| b.is_supported())
-    .collect()
-}
-
-/// A long enough timeout for something that is ready (or about to be).
-const SOON: Duration = Duration::from_secs(5);
-
-/// Waits once: what was ready, and how long the wait took.
-fn timed_wait<K: Clone>(
-    sources: &mut Sources<K>,
-    timeout: Option<Duration>,
-) -> (Vec<(K, Readiness)>, Duration) {
-    let start = Instant::now();
-    let mut events = Events::new();
-    let n = sources
-        .wait(&mut events, timeout)
-        .unwrap_or_else(|e| panic!("wait on {:?}: {e}", sources.backend()));
-    assert_eq!(n, events.len());
-    let ready = events.iter().map(|(k, r)| (k.clone(), r)).collect();
-    (ready, start.elapsed())
-}
-
-/// Nothing is reported within `t`, and the wait lasted `t`.
-fn assert_quiet<K: Clone + std::fmt::Debug>(sources: &mut Sources<K>, t: Duration, what: &str) {
-    let backend = sources.backend();
-    let (ready, took) = timed_wait(sources, Some(t));
-    assert!(ready.is_empty(), "{backend:?}, {what}: {ready:?}");
-    assert!(took >= t, "{backend:?}, {what}: returned after {took:?}");
 }
 
 #[test]

@@ -40,3 +40,32 @@ pub(crate) fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
         Some(p as usize - hay.as_ptr() as usize)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn read_takes_what_a_pipe_holds_then_would_block_then_eof() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        super::super::set_nonblocking_socket(r.as_fd()).unwrap(); // O_NONBLOCK on any fd
+        let mut w = std::fs::File::from(w);
+        w.write_all(b"abc").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        let e = read(r.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        drop(w);
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 0, "end of file");
+    }
+
+    #[test]
+    fn read_on_a_write_end_keeps_its_errno() {
+        let (_r, w) = nix::unistd::pipe().unwrap();
+        let e = read(w.as_fd(), &mut [0u8; 1]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+    }
+}

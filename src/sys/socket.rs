@@ -218,3 +218,63 @@ pub(crate) fn is_accept_network_error(errno: i32) -> bool {
 pub(crate) fn is_accept_network_error(_errno: i32) -> bool {
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{IoSlice, Read};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn sendmsg_sends_the_buffers_in_order() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let bufs = [
+            IoSlice::new(b"one "),
+            IoSlice::new(b""),
+            IoSlice::new(b"two"),
+        ];
+        assert_eq!(send_vectored_nosignal(a.as_fd(), &bufs).unwrap(), 7);
+        let mut got = [0u8; 7];
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"one two");
+    }
+
+    #[test]
+    fn sendmsg_passes_at_most_max_iovecs() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let byte = [b'x'];
+        let bufs = vec![IoSlice::new(&byte); MAX_IOVECS + 10];
+        assert_eq!(
+            send_vectored_nosignal(a.as_fd(), &bufs).unwrap(),
+            MAX_IOVECS
+        );
+        let mut got = vec![0u8; MAX_IOVECS];
+        b.read_exact(&mut got).unwrap();
+    }
+
+    #[test]
+    fn sendmsg_to_a_full_socket_is_would_block_and_to_a_gone_peer_epipe() {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        let e = loop {
+            match send_vectored_nosignal(a.as_fd(), &[IoSlice::new(&chunk)]) {
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        drop(b);
+        // No SIGPIPE (it would end the test binary): EPIPE.
+        let e = send_vectored_nosignal(a.as_fd(), &[IoSlice::new(b"x")]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPIPE), "{e}");
+    }
+
+    #[test]
+    fn sendmsg_on_a_pipe_is_enotsock() {
+        let (_r, w) = nix::unistd::pipe().unwrap();
+        let e = send_vectored_nosignal(w.as_fd(), &[IoSlice::new(b"x")]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTSOCK), "{e}");
+    }
+}

@@ -12,6 +12,7 @@ pub mod fresh;
 pub mod load;
 pub mod server;
 pub mod signals;
+pub mod sources;
 pub mod tools;
 
 use std::io::{self, BufRead, BufReader, Write};

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use common::fds::{dup_at_least, pipe, raise_nofile, tcp_pair};
 use common::fresh::in_fresh_process;
 use common::signals::{hits, install_handler, signal_thread, signal_until_finished};
+use common::sources::{assert_quiet, backends, timed_wait, wait, SOON};
 use common::Watchdog;
 use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -30,60 +31,12 @@ use unp_select::FD_SETSIZE;
 
 // ---- helpers ----------------------------------------------------------------------------
 
-/// Every backend this platform has: select, large select, poll, and epoll (Linux,
-/// Android) or kqueue (Apple's systems, the BSDs).
-fn backends() -> Vec<Backend> {
-    [
-        Backend::Select,
-        Backend::LargeSelect,
-        Backend::Poll,
-        Backend::Epoll,
-        Backend::Kqueue,
-    ]
-    .into_iter()
-    .filter(|b| b.is_supported())
-    .collect()
-}
-
 /// The backends whose kernel keeps the list of sources: epoll or kqueue.
 fn queue_backends() -> Vec<Backend> {
     [Backend::Epoll, Backend::Kqueue]
         .into_iter()
         .filter(|b| b.is_supported())
         .collect()
-}
-
-/// A long enough timeout for something that is ready (or about to be).
-const SOON: Duration = Duration::from_secs(5);
-
-/// Waits once and returns the `(key, readiness)` pairs, checking the count returned.
-fn wait<K: Clone>(sources: &mut Sources<K>, timeout: Option<Duration>) -> Vec<(K, Readiness)> {
-    let mut events = Events::new();
-    let n = sources
-        .wait(&mut events, timeout)
-        .unwrap_or_else(|e| panic!("wait on {:?}: {e}", sources.backend()));
-    assert_eq!(n, events.len());
-    assert_eq!(events.iter().len(), n);
-    events.iter().map(|(k, r)| (k.clone(), r)).collect()
-}
-
-/// Waits once and returns what was ready and how long the wait took.
-fn timed_wait<K: Clone>(
-    sources: &mut Sources<K>,
-    timeout: Option<Duration>,
-) -> (Vec<(K, Readiness)>, Duration) {
-    let start = Instant::now();
-    let ready = wait(sources, timeout);
-    (ready, start.elapsed())
-}
-
-/// Asserts that nothing is reported within `t`, and that the wait really lasted `t`
-/// (so a source that is reported nothing for does not make the loop spin either).
-fn assert_quiet<K: Clone + std::fmt::Debug>(sources: &mut Sources<K>, t: Duration, what: &str) {
-    let backend = sources.backend();
-    let (ready, took) = timed_wait(sources, Some(t));
-    assert!(ready.is_empty(), "{backend:?}, {what}: {ready:?}");
-    assert!(took >= t, "{backend:?}, {what}: returned after {took:?}");
 }
 
 // ---- keys, interests, registration ----------------------------------------------------------
