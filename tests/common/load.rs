@@ -1,9 +1,7 @@
-//! The load of the reliability suite (`tests/reliability/`): levels, the lock that
-//! keeps other scenarios away from one that must run alone, a reproducible random
-//! generator, and the measurement lines `docs/reliability.md` is built from.
+//! The load of the reliability suite (`tests/server/reliability/`): levels, a reproducible
+//! random generator, and the measurement lines `docs/reliability.md` is built from.
 
 use std::fmt::Display;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// How hard the suite pushes: `UNP_LOAD=light` (for valgrind), the default (CI), or
@@ -45,22 +43,6 @@ pub fn prompt_limit() -> Duration {
         Duration::from_secs(2),
         Duration::from_secs(1),
     )
-}
-
-static SCENARIOS: RwLock<()> = RwLock::new(());
-
-/// Held while a scenario runs. Scenarios run side by side (each in a process of its
-/// own: descriptor counts are per process), but not beside one that holds [`alone`].
-/// A panic in another scenario does not poison the lock for the rest.
-pub fn side_by_side() -> RwLockReadGuard<'static, ()> {
-    SCENARIOS.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Held by a scenario that measures a process's CPU time: it waits until the running
-/// scenarios are done and keeps new ones out meanwhile, so that their CPU use cannot
-/// take the cores a spinning server would burn.
-pub fn alone() -> RwLockWriteGuard<'static, ()> {
-    SCENARIOS.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// xorshift64*: small, fast, reproducible. The seed comes from `UNP_SEED` (printed by

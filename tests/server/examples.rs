@@ -2,7 +2,7 @@
 //! sockets on 127.0.0.1, and (ignored unless `nc` is installed: `cargo test --
 //! --ignored`) with netcat.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 #[cfg(target_os = "linux")]
@@ -352,6 +352,7 @@ fn blocked_in(pid: u32) -> Option<libc::c_long> {
 #[cfg(target_os = "linux")]
 #[test]
 fn echo_server_stops_within_100ms_even_asleep_in_accept() {
+    let _timing = common::timing();
     let _dog = Watchdog::new("stop within 100 ms", Duration::from_secs(60));
     let runs: [(&[&str], libc::c_int); 4] = [
         (&[], libc::SIGINT),
@@ -400,6 +401,7 @@ fn echo_server_stops_within_100ms_even_asleep_in_accept() {
 /// server's waker, which the signal handler wakes.
 #[test]
 fn echo_server_stops_within_100ms_during_the_accept_delay() {
+    let _timing = common::timing();
     let _dog = Watchdog::new("stop during the accept delay", Duration::from_secs(60));
     for mode in [&[][..], &["--poll"], &["--large"]] {
         let mut args = mode.to_vec();

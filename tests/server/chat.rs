@@ -5,10 +5,10 @@
 //! the others, running out of descriptors sheds the extra clients and no one else,
 //! and the server stops at once on SIGTERM.
 //!
-//! The tests of this file run one at a time (they measure latencies, and two
-//! servers busy at once on two cores would measure each other).
+//! The two that measure latencies take `common::timing`, the others, which keep a
+//! server busy, `common::busy`: no latency is measured beside a busy server.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,7 +17,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,12 +38,6 @@ const MAX_PIECE: usize = 4095;
 /// The chat's cap: a line longer than this closes its sender.
 const CHAT_MAX_LINE: usize = 64 * 1024;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One test of this file at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Builds and starts `chat_server MODE OPTIONS 127.0.0.1:0`.
 fn start(mode: &[&str], options: &[&str]) -> ServerProcess {
@@ -253,7 +247,7 @@ fn read_numbered(
 /// the others, each sender's in order, none of its own. The counters agree.
 #[test]
 fn every_line_reaches_every_other_client_in_order() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: 50 clients", Duration::from_secs(120));
     const N: usize = 50;
     const K: usize = 20;
@@ -618,7 +612,7 @@ fn latency_run(mode: &[&str], slow: bool) -> LatencyRun {
 /// of three miss.
 #[test]
 fn a_slow_reader_neither_slows_the_others_nor_stays() {
-    let _serial = serial();
+    let _timing = common::timing();
     let _dog = Watchdog::new("chat: slow reader", Duration::from_secs(300));
     // Every loop in the soak (UNP_SOAK=1); select alone by default, to keep
     // `cargo test` short (the back-pressure code is the same for all three, and
@@ -686,7 +680,7 @@ fn judge(slow: &LatencyRun) -> Result<(), String> {
 /// connection once, and nothing else.
 #[test]
 fn a_reset_in_the_middle_of_a_broadcast_loses_nothing_for_the_others() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: reset", Duration::from_secs(120));
     const A_LINES: usize = 5000;
     const B_LINES: usize = 1000;
@@ -899,7 +893,7 @@ fn connect_and_see(addr: SocketAddr, first: &mut LineClient, id: usize) -> (Line
 /// shed again.
 #[test]
 fn out_of_descriptors_sheds_the_extra_clients_and_serves_the_others() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: EMFILE", Duration::from_secs(120));
     const NOFILE: libc::rlim_t = 16;
     const TRIES: usize = 20;
@@ -1009,7 +1003,7 @@ fn out_of_descriptors_sheds_the_extra_clients_and_serves_the_others() {
 /// stderr and nothing on stdout.
 #[test]
 fn help_and_usage_errors() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: usage", Duration::from_secs(60));
     let out = example("chat_server")
         .arg("--help")
@@ -1058,7 +1052,7 @@ fn help_and_usage_errors() {
 /// open), and every client then reads end of file.
 #[test]
 fn sigterm_stops_it_within_100ms_with_clients_connected() {
-    let _serial = serial();
+    let _timing = common::timing();
     let _dog = Watchdog::new("chat: SIGTERM", Duration::from_secs(120));
     const N: usize = 10;
     const LINES: usize = 10_000;
@@ -1121,7 +1115,7 @@ fn sigterm_stops_it_within_100ms_with_clients_connected() {
 /// lines at the same time; the long lines count 13 messages received each.
 #[test]
 fn a_long_line_arrives_whole_while_another_client_chats() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: long line", Duration::from_secs(120));
     const LONG: usize = 50_000;
     const LONG_LINES: usize = 3;
@@ -1275,7 +1269,7 @@ const SHORT_AFTER: usize = 40;
 
 #[test]
 fn a_100k_line_closes_its_sender() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: 100 KB line", Duration::from_secs(120));
     a_line_over_the_cap_closes_its_sender(100_000);
 }
@@ -1285,7 +1279,7 @@ fn a_100k_line_closes_its_sender() {
 /// are over the cap too, and must close their sender.
 #[test]
 fn a_line_just_over_64k_closes_its_sender() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: line just over 64 KiB", Duration::from_secs(120));
     for len in [CHAT_MAX_LINE + 2, 66_000, 17 * MAX_PIECE] {
         a_line_over_the_cap_closes_its_sender(len);
@@ -1296,7 +1290,7 @@ fn a_line_just_over_64k_closes_its_sender() {
 /// relayed whole.
 #[test]
 fn a_64k_line_is_relayed_whole() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat: 64 KiB line", Duration::from_secs(120));
     const LEN: usize = CHAT_MAX_LINE + 1;
     for mode in LOOPS {

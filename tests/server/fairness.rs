@@ -3,7 +3,7 @@
 //! second client's round trip stays short. Each loop (select over `FdSet`, select
 //! over `LargeFdSet`, poll), both echo modes, on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -91,6 +91,7 @@ enum Mode {
 /// client twice per turn and let its share grow: 3.5–22 ms per probe round trip.
 #[test]
 fn a_flood_does_not_slow_another_client() {
+    let _timing = common::timing();
     let _dog = Watchdog::new("fairness", Duration::from_secs(120));
     for echo in [Echo::Lines, Echo::Bytes] {
         for mode in [Mode::Select, Mode::Large, Mode::Poll] {

@@ -3,7 +3,7 @@
 //! half-closing, panics, Unix-domain listeners, live counters, the listen backlog,
 //! and what the counters count.
 
-mod common;
+use crate::common;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -16,8 +16,7 @@
 //! from them. Load: `UNP_LOAD=light` (valgrind), default (CI), `UNP_SOAK=1` (the
 //! issue's full numbers, longer). `UNP_SEED=n` replays a run.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod bad_input;
 mod beyond_fd_setsize;
@@ -66,10 +65,10 @@ fn process_limit() -> Duration {
 /// were set for a machine to themselves: there, one scenario and variant at a time.
 fn run_scenario<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
     if level() == Level::Soak {
-        let _alone = alone();
+        let _alone = common::timing();
         in_fresh_processes(variants, 1, process_limit(), scenario);
     } else {
-        let _others = side_by_side();
+        let _others = common::busy();
         in_fresh_processes(variants, variants.len(), process_limit(), scenario);
     }
 }
@@ -77,7 +76,7 @@ fn run_scenario<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
 /// [`run_scenario`] with no other scenario running meanwhile (scenario 5, Linux only).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn run_scenario_alone<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
-    let _alone = alone();
+    let _alone = common::timing();
     let at_once = if level() == Level::Soak {
         1
     } else {

@@ -9,17 +9,17 @@
 //!
 //! Each test says how it failed before the loop was rewritten (`Failed before:`).
 //! Thresholds separate the broken from the fixed behaviour by an order of
-//! magnitude; the tests of this file run one at a time (some measure latencies,
-//! and two busy servers on two cores would measure each other).
+//! magnitude. Those that measure latencies take `common::timing`, the others
+//! `common::busy`: no latency is measured beside a busy server.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,12 +29,6 @@ use common::Watchdog;
 use unp_select::server::{CloseReason, Config, ConnId, Context, Frame, Protocol, Server};
 use unp_select::sources::Backend;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One test of this file at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
@@ -115,7 +109,7 @@ const SET: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
 // per turn, then the third reply held by Nagle until the client's delayed ACK).
 #[test]
 fn pipelined_requests_are_answered_at_once_on_the_defaults() {
-    let _serial = serial();
+    let _timing = common::timing();
     let _dog = Watchdog::new("pipelined_requests", Duration::from_secs(30));
     let server = Running::start(Resp, Config::default(), Backend::Poll);
     let mut conn = connect(server.addr);
@@ -170,7 +164,7 @@ impl Protocol for Large {
 // (64 KiB) is checked once per turn, so 16 MiB + 16 were queued, past max_output.
 #[test]
 fn pipelined_large_replies_all_reach_a_client_that_reads() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("pipelined_large_replies", Duration::from_secs(30));
     let server = Running::start(Large, Config::default(), Backend::Poll);
     // A receive buffer of a usual size: with Linux's autotuning (up to tcp_rmem's
@@ -235,7 +229,7 @@ impl Protocol for Streamed {
 // connection.
 #[test]
 fn a_streamed_reply_larger_than_max_output_reaches_the_client_whole() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("streamed_reply", Duration::from_secs(30));
     let server = Running::start(Streamed, Config::default(), Backend::Poll);
     let mut conn = connect_rcvbuf(server.addr, 256 * 1024);
@@ -293,7 +287,7 @@ impl Protocol for Chat {
 // so its input was not read while A's lasted.
 #[test]
 fn a_flooding_client_does_not_starve_another_ones_input() {
-    let _serial = serial();
+    let _timing = common::timing();
     let _dog = Watchdog::new("flood", Duration::from_secs(30));
     let server = Running::start(Chat, Config::default(), Backend::Poll);
     let a = connect(server.addr);
@@ -406,7 +400,7 @@ impl Protocol for Head {
 // later straight out of the read buffer, and not counted until then).
 #[test]
 fn zero_copy_output_counts_as_unsent() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("zero_copy_unsent", Duration::from_secs(20));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let server = Running::start(Head(seen.clone()), Config::default(), Backend::Poll);
@@ -446,7 +440,7 @@ fn expect_addr_in_use<T: std::fmt::Debug>(what: &str, result: io::Result<T>) {
 // both servers' listeners), and the kernel spread connections over both servers.
 #[test]
 fn a_second_server_on_a_port_in_use_fails_to_bind() {
-    let _serial = serial();
+    let _busy = common::busy();
     let two = || Config::default().with_workers(2);
     let first = Server::bind("127.0.0.1:0", Mute, two()).expect("first server");
     let addr = first.local_addr().unwrap();
@@ -476,7 +470,7 @@ fn a_second_server_on_a_port_in_use_fails_to_bind() {
 // "hello" as the start of a longer line, and dropped it at end of file.
 #[test]
 fn chat_server_relays_an_unterminated_last_line_at_eof() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("chat_unterminated", Duration::from_secs(120)); // builds
     let server = ServerProcess::start_example("chat_server", &[]);
     let receiver = connect(server.addr);
@@ -553,7 +547,7 @@ fn read_slowly(mut s: TcpStream, progress: mpsc::Sender<usize>) -> usize {
 // server closed every connection at once, dropping the output it had queued.
 #[test]
 fn shutdown_delivers_queued_output_to_a_slow_reader() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("shutdown_drains", Duration::from_secs(30));
     let server = Server::bind("127.0.0.1:0", Bulk, Config::default()).expect("bind");
     let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
@@ -626,7 +620,7 @@ fn ends_within(
 // stopped at once, output queued or not.
 #[test]
 fn a_second_shutdown_stops_at_once_and_counts_the_output_left() {
-    let _serial = serial();
+    let _timing = common::timing();
     let _dog = Watchdog::new("second_shutdown", Duration::from_secs(30));
     let (run, stop, conn) = bulk_unread(Config::default());
     stop.shutdown();
@@ -651,7 +645,7 @@ fn a_second_shutdown_stops_at_once_and_counts_the_output_left() {
 // Failed before: did not compile (Config::drain_timeout is new).
 #[test]
 fn a_drain_ends_after_drain_timeout() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("drain_timeout", Duration::from_secs(30));
     let config = Config::default().with_drain_timeout(Duration::from_millis(300));
     let (run, stop, conn) = bulk_unread(config);
@@ -784,7 +778,7 @@ impl Client {
 // sent a byte every 300 ms, and never a whole line, held its slot forever.
 #[test]
 fn a_trickling_client_is_closed_by_the_idle_timeout() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("idle_trickle", Duration::from_secs(30));
     let named = Named::default();
     let config = Config::default().with_idle_timeout(Some(Duration::from_secs(1)));
@@ -824,7 +818,7 @@ fn a_trickling_client_is_closed_by_the_idle_timeout() {
 // Failed before: did not compile (Config::idle_timeout is new).
 #[test]
 fn a_connection_that_keeps_sending_messages_is_not_idle() {
-    let _serial = serial();
+    let _timing = common::timing();
     let _dog = Watchdog::new("idle_busy", Duration::from_secs(30));
     let named = Named::default();
     // 1 s: a loaded 2-core machine can stall a client for a few hundred ms.
@@ -878,7 +872,7 @@ impl Protocol for Ticker {
 // Protocol::timer are new).
 #[test]
 fn a_protocol_timer_fires_once_and_can_be_rearmed_replaced_and_cancelled() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("timers", Duration::from_secs(30));
     let server = Running::start(Ticker, Config::default(), Backend::Poll);
     let mut c = Client::new(connect(server.addr));
@@ -919,7 +913,7 @@ fn a_protocol_timer_fires_once_and_can_be_rearmed_replaced_and_cancelled() {
 // Failed before: did not compile (Protocol::disconnect had no reason).
 #[test]
 fn every_close_reason_reaches_disconnect() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("close_reasons", Duration::from_secs(30));
     let named = Named::default();
     let config = Config::default().with_write_timeout(Duration::from_millis(300));
@@ -976,7 +970,7 @@ fn every_close_reason_reaches_disconnect() {
 // closed the connection.
 #[test]
 fn a_send_past_max_output_is_refused_and_the_connection_stays() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("send_refused", Duration::from_secs(30));
     let config = Config::default().with_max_output(1 << 20);
     let server = Running::start(Named::default(), config, Backend::Poll);
@@ -1002,7 +996,7 @@ fn a_send_past_max_output_is_refused_and_the_connection_stays() {
 // counted per worker: each of the 2 workers took up to 3).
 #[test]
 fn max_clients_counts_the_clients_of_all_workers() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("max_clients_workers", Duration::from_secs(30));
     let config = Config::default().with_workers(2).with_max_clients(3);
     let server = Running::start(Named::default(), config, Backend::Poll);
@@ -1045,7 +1039,7 @@ const FLOOD: usize = 40 << 20;
 // MiB, each); after: 19 MiB.
 #[test]
 fn a_broadcast_to_idle_receivers_shares_one_copy_of_each_line() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _dog = Watchdog::new("broadcast_memory", Duration::from_secs(180)); // builds
     let server = ServerProcess::start_example("chat_server", &["--write-timeout", "1000"]);
     let pid = server.child.id();
@@ -1139,7 +1133,7 @@ impl Protocol for Watcher {
 /// Nothing is left to send: a watched descriptor does not hold the drain.
 #[test]
 fn a_watched_descriptor_does_not_hold_the_drain() {
-    let _serial = serial();
+    let _busy = common::busy();
     let _w = Watchdog::new("watch drain", Duration::from_secs(30));
     let (r, _keep_writer) = common::fds::cloexec_pipe();
     let config = Config::default().with_drain_timeout(Duration::from_secs(3600));

@@ -6,14 +6,9 @@
 //! threads that ask only (`common::alloc`); a test that fills the descriptor table
 //! runs in a process of its own (`common::fresh`).
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod echo;
 mod echo_race;
 mod real_clients;
 mod server_fds;
 mod server_memory;
 
-#[global_allocator]
-static GLOBAL: common::alloc::Counting = common::alloc::Counting;
