@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use unp_select::echo::{Config, EchoServer, Stats};
+use unp_select::echo::{Echo, EchoServer};
 use unp_select::poll::{poll, PollFd, PollFlags};
+use unp_select::server::{Config, Stats};
 
 const USAGE: &str = "\
 usage: accept_race [--delay MS] [--wait MS]
@@ -151,10 +152,10 @@ fn steal_next(listener: TcpListener, after: Duration) -> thread::JoinHandle<io::
 fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let thief = listener.try_clone()?;
-    let config = Config::default()
+    let config = Config::book()
         .with_nonblocking_listener(nonblocking)
         .with_accept_delay(Some(opts.delay));
-    let server = EchoServer::new(listener, config)?;
+    let server = EchoServer::new(listener, Echo::Bytes, config)?;
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
     let thread = thread::spawn(move || server.run());
@@ -250,7 +251,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
         stats.empty_accepts.would_block,
         stats.empty_accepts.aborted,
         stats.closed_reset,
-        stats.lines_echoed
+        stats.messages_sent
     );
     Ok(served)
 }

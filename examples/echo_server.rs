@@ -8,7 +8,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use unp_select::echo::{Config, Echo, EchoServer};
+use unp_select::echo::{Echo, EchoServer};
+use unp_select::server::Config;
 use unp_select::sources::Backend;
 
 #[path = "common/cli.rs"]
@@ -57,6 +58,7 @@ try:  nc 127.0.0.1 9877     or     cargo run --example echo_client";
 struct Args {
     addr: String,
     backend: Backend,
+    echo: Echo,
     config: Config,
 }
 
@@ -73,15 +75,16 @@ fn parse() -> Result<Option<Args>, String> {
     let mut args = Args {
         addr: "127.0.0.1:9877".to_string(),
         backend: Backend::Select,
-        config: Config::default(),
+        echo: Echo::Bytes,
+        config: Config::book(),
     };
     let mut it = std::env::args().skip(1);
     let mut addr_seen = false;
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--bytes" => args.config.echo = Echo::Bytes,
-            "--lines" => args.config.echo = Echo::Lines,
+            "--bytes" => args.echo = Echo::Bytes,
+            "--lines" => args.echo = Echo::Lines,
             "--poll" => args.backend = Backend::Poll,
             "--large" => args.backend = Backend::LargeSelect,
             "--epoll" => args.backend = Backend::Epoll,
@@ -128,7 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match EchoServer::bind(&args.addr, args.config.clone()) {
+    let server = match EchoServer::bind(&args.addr, args.echo, args.config.clone()) {
         Ok(s) => s,
         Err(e) => {
             errln(format_args!("echo_server: {}: {e}", args.addr));
@@ -144,7 +147,7 @@ fn main() -> ExitCode {
     match server.local_addr() {
         Ok(addr) => outln(format_args!(
             "echo_server: listening on {addr} ({mechanism}, {} echo, {} listener)",
-            match args.config.echo {
+            match args.echo {
                 Echo::Bytes => "byte",
                 Echo::Lines => "line",
             },

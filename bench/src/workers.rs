@@ -15,8 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
-use unp_select::echo::{Config, EchoServer};
-use unp_select::server::{ShutdownHandle, StatsHandle};
+use unp_select::echo::EchoServer;
+use unp_select::server::{Config, ShutdownHandle, StatsHandle};
 
 use crate::{invalid, other_err};
 
@@ -381,7 +381,7 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let o = ServeOpts::parse(&args).unwrap();
-        let c = o.apply(Config::default());
+        let c = o.apply(Config::book());
         assert_eq!((c.workers, c.reuseport, c.accept_batch), (4, true, 16));
         assert!(ServeOpts::parse(&["--workers".to_string()]).is_err());
     }

@@ -166,8 +166,8 @@ pub use stats::{EmptyAccepts, Stats, StatsHandle};
 
 /// How many messages one connection of the book's echo server may have handled in
 /// one turn of the loop before the others get theirs: 16. The rest stay buffered
-/// for the next turn. [`Server`]'s quota counts input bytes instead
-/// ([`Config::input_per_turn`]).
+/// for the next turn ([`Config::book`]). [`Server`]'s default quota counts input
+/// bytes instead ([`Config::input_per_turn`]).
 pub const MESSAGES_PER_TURN: usize = 16;
 
 /// How much input one connection may have delivered in one turn: 64 KiB, the most
@@ -234,12 +234,12 @@ pub struct Config {
     pub input_per_turn: usize,
     /// At most this many messages per connection and turn, besides
     /// [`input_per_turn`](Self::input_per_turn). Default no limit (`usize::MAX`);
-    /// the book's echo server uses [`MESSAGES_PER_TURN`].
+    /// the book's echo server uses [`MESSAGES_PER_TURN`] ([`Config::book`]).
     pub messages_per_turn: usize,
     /// Back-pressure, per message: after each message, while more than this many
     /// bytes of the connection's output are unsent, its further messages wait in
     /// its buffer and it is not read, until the output drains. Default 64 KiB; 0
-    /// stops as soon as anything is unsent (the echo server's choice). Half of it
+    /// stops as soon as anything is unsent (the echo server's, [`Config::book`]). Half of it
     /// is the low-water mark of a streamed reply ([`Context::wait_drained`]).
     pub max_unsent: usize,
     /// The most unsent output one connection may hold. A
@@ -307,8 +307,7 @@ pub struct Config {
     /// once even while an earlier one waits for its ACK (Nagle's algorithm would
     /// hold it, up to the peer's delayed-ACK time, often 40 ms). What
     /// request/response protocols want (memcached and redis set it), and the
-    /// default, `true`; the book's echo server leaves it off
-    /// ([`EchoServer`](crate::echo::EchoServer)). It costs one `setsockopt` per
+    /// default, `true`; the book's echo server leaves it off ([`Config::book`]). It costs one `setsockopt` per
     /// connection.
     pub nodelay: bool,
 }
@@ -335,6 +334,57 @@ impl Default for Config {
             reuseport: true,
             nodelay: true,
         }
+    }
+}
+
+impl Config {
+    /// The book's echo server's loop ([`EchoServer`](crate::echo::EchoServer)):
+    /// [`Config::default`] with four settings of `tcpservselect01`, which is
+    /// built for echo, not for request/response:
+    ///
+    /// - [`messages_per_turn`](Self::messages_per_turn) = [`MESSAGES_PER_TURN`]
+    ///   (16), not unlimited: a client that pipelines many short lines gets at
+    ///   most 16 echoed per turn (UNP 6.8's `readlinebuf` fairness), however few
+    ///   bytes they are.
+    /// - [`max_unsent`](Self::max_unsent) = 0, not 64 KiB: the book's `Writen`
+    ///   blocks until every echo is written, so a client is not read again until
+    ///   its echoes are out. Here its reading stops as soon as anything is unsent
+    ///   (back-pressure at once), without freezing the others: a client that
+    ///   does not read its echoes is not read either.
+    /// - [`nodelay`](Self::nodelay) = `false`, not `true`: the book never sets
+    ///   `TCP_NODELAY`; an echo goes out as soon as it is read, and Nagle's
+    ///   algorithm only merges echoes a client has not yet acknowledged.
+    /// - [`drain_timeout`](Self::drain_timeout) = zero, not 5 s: the book's
+    ///   server has no graceful stop; on shutdown the loop closes its clients at
+    ///   once, echoes still unsent counted in [`Stats::undelivered`].
+    ///
+    /// Every other field is the default, which is the book's where it has one
+    /// (`FD_SETSIZE` clients, `MAXLINE - 1` bytes per read or line piece,
+    /// `LISTENQ` backlog, one `accept` per readiness, one worker).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, MESSAGES_PER_TURN};
+    ///
+    /// let book = Config::book();
+    /// assert_eq!(book.messages_per_turn, MESSAGES_PER_TURN);
+    /// assert_eq!((book.max_unsent, book.nodelay), (0, false));
+    /// assert!(book.drain_timeout.is_zero());
+    /// // Those four are all that differs from the default.
+    /// let back = book
+    ///     .with_messages_per_turn(usize::MAX)
+    ///     .with_max_unsent(64 * 1024)
+    ///     .with_nodelay(true)
+    ///     .with_drain_timeout(Duration::from_secs(5));
+    /// assert_eq!(back, Config::default());
+    /// ```
+    pub fn book() -> Config {
+        Config::default()
+            .with_messages_per_turn(MESSAGES_PER_TURN)
+            .with_max_unsent(0)
+            .with_nodelay(false)
+            .with_drain_timeout(Duration::ZERO)
     }
 }
 

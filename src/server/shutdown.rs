@@ -68,8 +68,9 @@ impl ShutdownHandle {
     ///
     /// # Examples
     /// ```
-    /// use unp_select::echo::{Config, EchoServer};
-    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+    /// use unp_select::echo::{Echo, EchoServer};
+    /// use unp_select::server::Config;
+    /// let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
     /// let stop = server.shutdown_handle();
     /// stop.shutdown(); // before it runs: run returns at once
     /// let stats = server.run()?;
@@ -86,8 +87,9 @@ impl ShutdownHandle {
     ///
     /// # Examples
     /// ```
-    /// use unp_select::echo::{Config, EchoServer};
-    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+    /// use unp_select::echo::{Echo, EchoServer};
+    /// use unp_select::server::Config;
+    /// let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
     /// server.shutdown_handle().shutdown_now();
     /// assert_eq!(server.run()?.accepted, 0);
     /// # Ok::<(), std::io::Error>(())
@@ -120,10 +122,11 @@ impl ShutdownHandle {
     ///
     /// # Examples
     /// ```
-    /// use unp_select::echo::{Config, EchoServer};
+    /// use unp_select::echo::{Echo, EchoServer};
+    /// use unp_select::server::Config;
     /// use unp_select::nix::sys::signal::{raise, Signal};
     ///
-    /// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+    /// let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
     /// let stop = server.shutdown_handle();
     /// stop.on_signals(&[Signal::SIGUSR1])?;
     /// let thread = std::thread::spawn(move || server.run());

@@ -231,8 +231,9 @@ impl std::iter::Sum for Stats {
 ///
 /// # Examples
 /// ```
-/// use unp_select::echo::{Config, EchoServer};
-/// let server = EchoServer::bind("127.0.0.1:0", Config::default())?;
+/// use unp_select::echo::{Echo, EchoServer};
+/// use unp_select::server::Config;
+/// let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
 /// let stats = server.stats_handle();
 /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
 /// let thread = std::thread::spawn(move || server.run());

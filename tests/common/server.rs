@@ -6,7 +6,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use unp_select::echo::{Config, EchoServer, ShutdownHandle, Stats};
+use unp_select::echo::{Echo, EchoServer, ShutdownHandle};
+use unp_select::server::{Config, Stats};
 
 fn cpu_clock(clock: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec {
@@ -98,14 +99,14 @@ impl Server {
     /// `Config::backlog` (`LISTENQ`, 1024) where std's is 128: hundreds of clients
     /// connecting one after the other then do not overflow the accept queue while
     /// the server is busy (a SYN dropped there costs its client a second).
-    pub fn start(config: Config, variant: Variant) -> Server {
-        let server = EchoServer::bind("127.0.0.1:0", config).expect("bind 127.0.0.1:0");
+    pub fn start(echo: Echo, config: Config, variant: Variant) -> Server {
+        let server = EchoServer::bind("127.0.0.1:0", echo, config).expect("bind 127.0.0.1:0");
         Server::run(server, variant)
     }
 
-    pub fn on(listener: TcpListener, config: Config, variant: Variant) -> Server {
+    pub fn on(listener: TcpListener, echo: Echo, config: Config, variant: Variant) -> Server {
         Server::run(
-            EchoServer::new(listener, config).expect("EchoServer::new"),
+            EchoServer::new(listener, echo, config).expect("EchoServer::new"),
             variant,
         )
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::server::Running;
 use common::Watchdog;
-use unp_select::echo::{Config as EchoConfig, Echo, EchoServer};
+use unp_select::echo::{Echo, EchoServer};
 use unp_select::server::{Config, ConnId, Context, Frame, Protocol, Server};
 use unp_select::sources::Backend;
 
@@ -333,7 +333,7 @@ fn bind_listens_with_the_books_backlog() {
     let _dog = Watchdog::new("backlog", Duration::from_secs(60));
     // std's TcpListener::bind listens with 128: 200 simultaneous connects overflow
     // it, and the rest wait a second for the SYN to be sent again.
-    let server = EchoServer::bind("127.0.0.1:0", EchoConfig::default()).unwrap();
+    let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book()).unwrap();
     let done = connects_completed(
         server.local_addr().unwrap(),
         200,
@@ -363,10 +363,8 @@ fn lines_echoed_counts_only_what_the_kernel_took() {
         EchoServer::run as fn(EchoServer) -> io::Result<_>,
         EchoServer::run_poll,
     ] {
-        let config = EchoConfig::default()
-            .with_echo(Echo::Lines)
-            .with_write_timeout(Duration::from_millis(300));
-        let server = EchoServer::bind("127.0.0.1:0", config).unwrap();
+        let config = Config::book().with_write_timeout(Duration::from_millis(300));
+        let server = EchoServer::bind("127.0.0.1:0", Echo::Lines, config).unwrap();
         let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
         let thread = thread::spawn(move || run(server));
         let c = TcpStream::connect(addr).unwrap();
@@ -396,12 +394,12 @@ fn lines_echoed_counts_only_what_the_kernel_took() {
         let stats = thread.join().unwrap().unwrap();
         assert_eq!(stats.closed_policy, 1, "{stats:?}");
         // Every counted line went out whole; at most one line is partly sent.
-        let whole = stats.bytes_echoed / 32;
+        let whole = stats.bytes_sent / 32;
         assert!(
-            stats.lines_echoed == whole,
+            stats.messages_sent == whole,
             "{} lines counted, {} bytes taken (= {whole} whole lines)",
-            stats.lines_echoed,
-            stats.bytes_echoed
+            stats.messages_sent,
+            stats.bytes_sent
         );
         drop(c);
     }

@@ -195,7 +195,7 @@ fn echo_server_echoes_and_stops_on_sigterm_and_sigint() {
         let (status, rest) = server.stop_with(signal);
         assert!(status.success(), "{mode:?}: {status}");
         assert!(
-            rest.contains("stopped") && rest.contains("lines_echoed: 1"),
+            rest.contains("stopped") && rest.contains("messages_sent: 1"),
             "{rest}"
         );
     }

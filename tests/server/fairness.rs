@@ -1,5 +1,5 @@
 //! Fair turns: a client that floods the server with pipelined lines gets at most
-//! one `read`, one `send` and `LINES_PER_TURN` lines per turn of the loop, so a
+//! one `read`, one `send` and `MESSAGES_PER_TURN` lines per turn of the loop, so a
 //! second client's round trip stays short. Each loop (select over `FdSet`, select
 //! over `LargeFdSet`, poll), both echo modes, on 127.0.0.1.
 
@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::examples::example;
 use common::{LineClient, Watchdog};
-use unp_select::echo::{Config, Echo, EchoServer, LINES_PER_TURN};
+use unp_select::echo::{Echo, EchoServer};
+use unp_select::server::{Config, MESSAGES_PER_TURN};
 
 /// 63 bytes and a newline: a flood line.
 const LINE: &[u8; 64] = b"flood flood flood flood flood flood flood flood flood flood 123\n";
@@ -95,8 +96,7 @@ fn a_flood_does_not_slow_another_client() {
     let _dog = Watchdog::new("fairness", Duration::from_secs(120));
     for echo in [Echo::Lines, Echo::Bytes] {
         for mode in [Mode::Select, Mode::Large, Mode::Poll] {
-            let config = Config::default().with_echo(echo);
-            let server = EchoServer::bind("127.0.0.1:0", config).unwrap();
+            let server = EchoServer::bind("127.0.0.1:0", echo, Config::book()).unwrap();
             let addr = server.local_addr().unwrap();
             let stop = server.shutdown_handle();
             let thread = thread::spawn(move || match mode {
@@ -133,7 +133,7 @@ fn a_flood_does_not_slow_another_client() {
 
 /// From a trace of the example server: between two `select`/`poll` calls, each
 /// client descriptor gets at most one `recvfrom` and one `sendto`, and in line
-/// mode a `sendto` carries at most `LINES_PER_TURN` flood lines.
+/// mode a `sendto` carries at most `MESSAGES_PER_TURN` flood lines.
 #[test]
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn at_most_one_read_one_send_and_16_lines_per_client_per_turn() {
@@ -237,8 +237,8 @@ fn check_turns(trace: &str, lines: bool, label: &str) -> usize {
                         .and_then(|r| r.parse().ok())
                         .unwrap_or(-1);
                     assert!(
-                        ret <= (LINES_PER_TURN * LINE.len()) as i64,
-                        "{label}: one send of {ret} bytes carries more than {LINES_PER_TURN} lines:\n{row}"
+                        ret <= (MESSAGES_PER_TURN * LINE.len()) as i64,
+                        "{label}: one send of {ret} bytes carries more than {MESSAGES_PER_TURN} lines:\n{row}"
                     );
                 }
             }

@@ -167,9 +167,9 @@ fn targets(s: &mut String, r: &Results) {
             f3(r.median_of(cell, Kind::Ours, sys).unwrap_or(f64::NAN)),
             f3(r.median_of(cell, Kind::C, sys).unwrap_or(f64::NAN))
         );
-        // At most LINES_PER_TURN lines go back per turn in line mode.
+        // At most MESSAGES_PER_TURN lines go back per turn in line mode.
         let k = match cell.mode {
-            Mode::Lines => cell.depth.min(unp_select::echo::LINES_PER_TURN),
+            Mode::Lines => cell.depth.min(unp_select::server::MESSAGES_PER_TURN),
             Mode::Bytes => cell.depth,
         } as f64;
         let (rate_col, mio_col, tokio_col) = if from50 {
@@ -241,7 +241,7 @@ fn targets(s: &mut String, r: &Results) {
          ping-pong of two processes measures the scheduler more than the server). The \
          floor of syscalls per line at depth k is about (2 + select)/k: one read and one \
          write per k lines, plus a share of a select; in line mode k is at most 16 \
-         (`LINES_PER_TURN`: at depth 32 the clients' refills come in halves of 16 and \
+         (`MESSAGES_PER_TURN`: at depth 32 the clients' refills come in halves of 16 and \
          each read brings 16 lines).\n"
     );
     let _ = writeln!(

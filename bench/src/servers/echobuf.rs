@@ -1,9 +1,10 @@
 //! A connection's echo buffer for the mio and tokio servers: what was read and not
 //! yet echoed, searched for whole lines. It mirrors `EchoServer`'s per-client
 //! buffer: allocated at the first read, `MAXLINE` bytes, echoes sent straight from
-//! it, at most `LINES_PER_TURN` lines per send.
+//! it, at most `MESSAGES_PER_TURN` lines per send.
 
-use unp_select::echo::{LINES_PER_TURN, MAXLINE};
+use unp_select::echo::MAXLINE;
+use unp_select::server::MESSAGES_PER_TURN;
 
 /// The position of the first `\n` in `hay` (glibc's vectorised `memchr`, as the C
 /// server uses).
@@ -69,14 +70,14 @@ impl EchoBuf {
         }
     }
 
-    /// The length of this turn's echo (at most `LINES_PER_TURN` whole lines, or a
+    /// The length of this turn's echo (at most `MESSAGES_PER_TURN` whole lines, or a
     /// full buffer without a newline as one piece) and whether whole lines remain
     /// after it.
     pub fn lines(&mut self) -> (usize, bool) {
         let data = &self.buf[self.start..self.end];
         let mut end = 0;
         let mut skip = self.scanned.min(data.len());
-        for _ in 0..LINES_PER_TURN {
+        for _ in 0..MESSAGES_PER_TURN {
             match find_newline(&data[end + skip..]) {
                 Some(i) => end += skip + i + 1,
                 None => {
@@ -115,10 +116,10 @@ mod tests {
         assert_eq!(b.lines(), (4, false));
         b.consume(4);
         assert!(b.data().is_empty());
-        let many = b"x\n".repeat(LINES_PER_TURN + 1);
+        let many = b"x\n".repeat(MESSAGES_PER_TURN + 1);
         fill(&mut b, &many);
-        assert_eq!(b.lines(), (2 * LINES_PER_TURN, true));
-        b.consume(2 * LINES_PER_TURN);
+        assert_eq!(b.lines(), (2 * MESSAGES_PER_TURN, true));
+        b.consume(2 * MESSAGES_PER_TURN);
         assert_eq!(b.lines(), (2, false));
     }
 

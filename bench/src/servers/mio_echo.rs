@@ -1,6 +1,6 @@
 //! A single-threaded mio (epoll, edge-triggered) echo server in the shape of
 //! `EchoServer`: per turn a connection gets at most one `read` and one `write`;
-//! line mode echoes at most `LINES_PER_TURN` whole lines per write, straight from
+//! line mode echoes at most `MESSAGES_PER_TURN` whole lines per write, straight from
 //! the connection's buffer; byte mode echoes what one read of a shared buffer
 //! returned. A read that returns less than it asked for drained the socket (as
 //! tokio assumes), so there is no read that ends in `EAGAIN` per event; a full read

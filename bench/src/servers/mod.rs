@@ -19,8 +19,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use unp_select::echo::{Config, Echo, EchoServer};
+use unp_select::echo::{Echo, EchoServer};
 use unp_select::select::FD_SETSIZE;
+use unp_select::server::Config;
 
 use crate::{invalid, other_err, raise_nofile};
 
@@ -133,13 +134,13 @@ pub fn serve_main(args: &[String]) -> io::Result<()> {
     let ready = |a: SocketAddr| println!("ready {a} {}", std::process::id());
     match kind {
         Kind::Ours | Kind::Poll | Kind::Large => {
-            let config = Config::default()
-                .with_echo(match mode {
-                    Mode::Lines => Echo::Lines,
-                    Mode::Bytes => Echo::Bytes,
-                })
-                .with_max_clients(if kind == Kind::Ours { FD_SETSIZE } else { 4096 });
-            let server = EchoServer::bind(addr.as_str(), extra.apply(config))?;
+            let echo = match mode {
+                Mode::Lines => Echo::Lines,
+                Mode::Bytes => Echo::Bytes,
+            };
+            let config =
+                Config::book().with_max_clients(if kind == Kind::Ours { FD_SETSIZE } else { 4096 });
+            let server = EchoServer::bind(addr.as_str(), echo, extra.apply(config))?;
             extra.watch(&server)?;
             ready(server.local_addr()?);
             let stats = match kind {

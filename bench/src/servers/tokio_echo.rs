@@ -1,5 +1,5 @@
 //! tokio's current-thread runtime, a task per connection. Line mode reads into the
-//! connection's buffer and writes at most `LINES_PER_TURN` whole lines per write,
+//! connection's buffer and writes at most `MESSAGES_PER_TURN` whole lines per write,
 //! yielding to the other tasks between such writes; byte mode writes back what one
 //! read returned. tokio clears a socket's readiness after a short read, so the next
 //! read waits in epoll instead of failing with `EAGAIN`.

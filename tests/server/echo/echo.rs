@@ -9,7 +9,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{LineClient, Watchdog};
-use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle, Stats};
+use unp_select::echo::{Echo, EchoServer, ShutdownHandle};
+use unp_select::server::{Config, Stats};
 
 struct Server {
     addr: SocketAddr,
@@ -18,8 +19,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(config: Config, mode: Mode) -> Server {
-        let server = EchoServer::bind("127.0.0.1:0", config).unwrap();
+    fn start(echo: Echo, config: Config, mode: Mode) -> Server {
+        let server = EchoServer::bind("127.0.0.1:0", echo, config).unwrap();
         let addr = server.local_addr().unwrap();
         let stop = server.shutdown_handle();
         let thread = thread::spawn(move || match mode {
@@ -76,7 +77,7 @@ fn read_to_eof(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 #[test]
 fn many_clients_each_get_their_own_lines_back() {
     each_loop("many clients", |mode, echo| {
-        let s = Server::start(Config::default().with_echo(echo), mode);
+        let s = Server::start(echo, Config::book(), mode);
         let mut clients: Vec<LineClient> = (0..20).map(|_| client(s.addr)).collect();
         for round in 0..50 {
             for (i, c) in clients.iter_mut().enumerate() {
@@ -92,9 +93,9 @@ fn many_clients_each_get_their_own_lines_back() {
         let sent: usize = (0..50)
             .flat_map(|r| (0..20).map(move |i| format!("client {i} line {r}\n").len()))
             .sum();
-        assert_eq!(stats.bytes_echoed, sent as u64, "{stats:?}");
+        assert_eq!(stats.bytes_sent, sent as u64, "{stats:?}");
         if echo == Echo::Lines {
-            assert_eq!(stats.lines_echoed, 1000);
+            assert_eq!(stats.messages_sent, 1000);
         }
     });
 }
@@ -102,7 +103,7 @@ fn many_clients_each_get_their_own_lines_back() {
 #[test]
 fn a_partial_line_does_not_block_other_clients() {
     each_loop("partial line", |mode, echo| {
-        let s = Server::start(Config::default().with_echo(echo), mode);
+        let s = Server::start(echo, Config::book(), mode);
         let mut slow = client(s.addr);
         slow.send("no newline yet").unwrap();
         let mut other = client(s.addr);
@@ -120,7 +121,7 @@ fn a_partial_line_does_not_block_other_clients() {
 #[test]
 fn pipelined_lines_in_one_write_all_come_back() {
     each_loop("pipelined", |mode, echo| {
-        let s = Server::start(Config::default().with_echo(echo), mode);
+        let s = Server::start(echo, Config::book(), mode);
         let mut c = client(s.addr);
         let lines: String = (0..2000).map(|i| format!("pipelined {i}\n")).collect();
         let writer = {
@@ -136,9 +137,9 @@ fn pipelined_lines_in_one_write_all_come_back() {
         assert_eq!(got, lines);
         drop(c);
         let stats = s.finish();
-        assert_eq!(stats.bytes_echoed, lines.len() as u64);
+        assert_eq!(stats.bytes_sent, lines.len() as u64);
         if echo == Echo::Lines {
-            assert_eq!(stats.lines_echoed, 2000);
+            assert_eq!(stats.messages_sent, 2000);
         }
     });
 }
@@ -146,8 +147,8 @@ fn pipelined_lines_in_one_write_all_come_back() {
 #[test]
 fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
     each_loop("long line", |mode, echo| {
-        let config = Config::default().with_max_line(16).with_echo(echo);
-        let s = Server::start(config, mode);
+        let config = Config::book().with_max_line(16);
+        let s = Server::start(echo, config, mode);
         let mut c = TcpStream::connect(s.addr).unwrap();
         let line: Vec<u8> = (0..100u8).map(|b| b'a' + b % 26).chain([b'\n']).collect();
         c.write_all(&line).unwrap();
@@ -156,18 +157,18 @@ fn a_line_longer_than_max_line_comes_back_whole_in_pieces() {
         let stats = s.finish();
         if echo == Echo::Lines {
             assert_eq!(
-                stats.lines_echoed, 7,
+                stats.messages_sent, 7,
                 "101 bytes in pieces of 16: {stats:?}"
             );
         }
-        assert_eq!(stats.bytes_echoed, 101);
+        assert_eq!(stats.bytes_sent, 101);
     });
 }
 
 #[test]
 fn half_close_gets_every_echo_then_eof() {
     each_loop("half close", |mode, echo| {
-        let s = Server::start(Config::default().with_echo(echo), mode);
+        let s = Server::start(echo, Config::book(), mode);
         let mut c = TcpStream::connect(s.addr).unwrap();
         let mut sent: Vec<u8> = (0..300)
             .flat_map(|i| format!("line {i}\n").into_bytes())
@@ -179,7 +180,7 @@ fn half_close_gets_every_echo_then_eof() {
         let stats = s.finish();
         assert_eq!(stats.closed_eof, 1);
         if echo == Echo::Lines {
-            assert_eq!(stats.lines_echoed, 301);
+            assert_eq!(stats.messages_sent, 301);
         }
     });
 }
@@ -187,8 +188,8 @@ fn half_close_gets_every_echo_then_eof() {
 #[test]
 fn too_many_clients_refuses_one_connection_and_keeps_serving() {
     each_loop("too many clients", |mode, echo| {
-        let config = Config::default().with_max_clients(2).with_echo(echo);
-        let s = Server::start(config, mode);
+        let config = Config::book().with_max_clients(2);
+        let s = Server::start(echo, config, mode);
         let mut a = client(s.addr);
         let mut b = client(s.addr);
         a.echo("a\n").unwrap();
@@ -214,7 +215,7 @@ fn too_many_clients_refuses_one_connection_and_keeps_serving() {
 #[test]
 fn a_client_that_resets_is_closed_and_counted() {
     each_loop("client reset", |mode, echo| {
-        let s = Server::start(Config::default().with_echo(echo), mode);
+        let s = Server::start(echo, Config::book(), mode);
         let mut c = client(s.addr);
         c.echo("before the reset\n").unwrap();
         c.abort().unwrap();
@@ -223,16 +224,19 @@ fn a_client_that_resets_is_closed_and_counted() {
         thread::sleep(Duration::from_millis(100));
         let stats = s.finish();
         assert_eq!(stats.closed_reset, 1, "{stats:?}");
+        assert_eq!(
+            (stats.closed_protocol, stats.closed_panic),
+            (0, 0),
+            "{stats:?}"
+        );
     });
 }
 
 #[test]
 fn a_client_that_never_reads_is_dropped_without_freezing_others() {
     each_loop("never reads", |mode, echo| {
-        let config = Config::default()
-            .with_write_timeout(Duration::from_millis(500))
-            .with_echo(echo);
-        let s = Server::start(config, mode);
+        let config = Config::book().with_write_timeout(Duration::from_millis(500));
+        let s = Server::start(echo, config, mode);
         let hog = TcpStream::connect(s.addr).unwrap();
         let mut other = client(s.addr);
         other.echo("hello\n").unwrap();
@@ -281,7 +285,7 @@ fn a_client_that_never_reads_is_dropped_without_freezing_others() {
 #[test]
 fn shutdown_wakes_an_idle_server_promptly() {
     each_loop("shutdown", |mode, echo| {
-        let s = Server::start(Config::default().with_echo(echo), mode);
+        let s = Server::start(echo, Config::book(), mode);
         let _idle = client(s.addr);
         thread::sleep(Duration::from_millis(100));
         let t = Instant::now();
@@ -298,7 +302,7 @@ fn shutdown_wakes_an_idle_server_promptly() {
 fn serves_when_nobody_holds_a_shutdown_handle() {
     let _dog = Watchdog::new("no handle", Duration::from_secs(30));
     for mode in [Mode::Select, Mode::Large, Mode::Poll] {
-        let server = EchoServer::bind("127.0.0.1:0", Config::default()).unwrap();
+        let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book()).unwrap();
         let addr = server.local_addr().unwrap();
         thread::spawn(move || match mode {
             Mode::Select => server.run(),

@@ -13,8 +13,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{is_timeout, LineClient, Watchdog};
-use unp_select::echo::{Config, EchoServer, ShutdownHandle, Stats};
+use unp_select::echo::{Echo, EchoServer, ShutdownHandle};
 use unp_select::poll::{poll, PollFd, PollFlags};
+use unp_select::server::{Config, Stats};
 
 /// The race window: how long the server sleeps between select and accept.
 const DELAY: Duration = Duration::from_millis(300);
@@ -29,10 +30,10 @@ struct Running {
 fn start(nonblocking: bool, use_poll: bool) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let thief_listener = listener.try_clone().unwrap();
-    let config = Config::default()
+    let config = Config::book()
         .with_nonblocking_listener(nonblocking)
         .with_accept_delay(Some(DELAY));
-    let server = EchoServer::new(listener, config).unwrap();
+    let server = EchoServer::new(listener, Echo::Bytes, config).unwrap();
     let addr = server.local_addr().unwrap();
     let stop = server.shutdown_handle();
     let thread = thread::spawn(move || {
@@ -140,7 +141,7 @@ fn served_run(use_poll: bool) {
     let stats = r.thread.join().unwrap().unwrap();
     assert_eq!(stats.empty_accepts.would_block, 1, "{stats:?}");
     assert_eq!(stats.accepted, 1, "{stats:?}");
-    assert_eq!(stats.lines_echoed, 2, "{stats:?}");
+    assert_eq!(stats.messages_sent, 2, "{stats:?}");
 }
 
 #[test]
@@ -189,7 +190,7 @@ fn book_rst_sequence(nonblocking: bool) {
     } else {
         assert_eq!(stats.accepted + stats.empty_accepts.total(), 3, "{stats:?}");
     }
-    assert_eq!(stats.lines_echoed, 3, "{stats:?}");
+    assert_eq!(stats.messages_sent, 3, "{stats:?}");
 }
 
 #[test]

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use common::examples::ServerProcess;
 use common::{is_timeout, Watchdog};
-use unp_select::echo::{Config, Echo, EchoServer, ShutdownHandle, Stats, MAXLINE};
+use unp_select::echo::{Echo, EchoServer, ShutdownHandle, MAXLINE};
 use unp_select::select::{select, FdSet};
+use unp_select::server::{Config, Stats};
 use unp_select::sources::Backend;
 use unp_select::writen::writen;
 
@@ -399,13 +400,13 @@ struct Running {
     thread: JoinHandle<io::Result<Stats>>,
 }
 
-fn start(lp: Loop, config: Config) -> Running {
+fn start(lp: Loop, echo: Echo, config: Config) -> Running {
     let config = match lp {
         Loop::Workers | Loop::WorkersEpoll => config.with_workers(2).with_reuseport(false),
         Loop::WorkersReuseport => config.with_workers(2).with_reuseport(true),
         _ => config,
     };
-    let server = EchoServer::bind("127.0.0.1:0", config).expect("bind");
+    let server = EchoServer::bind("127.0.0.1:0", echo, config).expect("bind");
     let addr = server.local_addr().unwrap();
     let stop = server.shutdown_handle();
     let thread = thread::spawn(move || match lp {
@@ -436,7 +437,7 @@ fn every_input_every_mode(
     client: fn(SocketAddr, &[u8]) -> io::Result<Vec<u8>>,
 ) {
     for echo in MODES {
-        let server = start(lp, Config::default().with_echo(echo));
+        let server = start(lp, echo, Config::book());
         let mut sent = 0u64;
         for (name, input) in inputs {
             let t = Instant::now();
@@ -454,7 +455,7 @@ fn every_input_every_mode(
         let n = inputs.len() as u64;
         assert_eq!(stats.accepted, n, "{lp:?}, {echo:?}: {stats:?}");
         assert_eq!(stats.closed_eof, n, "{lp:?}, {echo:?}: {stats:?}");
-        assert_eq!(stats.bytes_echoed, sent, "{lp:?}, {echo:?}: {stats:?}");
+        assert_eq!(stats.bytes_sent, sent, "{lp:?}, {echo:?}: {stats:?}");
     }
 }
 
@@ -513,12 +514,7 @@ fn str_cli_waits_forever_on_a_line_server_with_room_for_4096() {
     let _dog = Watchdog::new("str_cli max_line 4096", Duration::from_secs(60));
     let short = Duration::from_millis(300);
     for lp in [Loop::Select, Loop::Large, Loop::Poll, Loop::Epoll] {
-        let server = start(
-            lp,
-            Config::default()
-                .with_echo(Echo::Lines)
-                .with_max_line(MAXLINE),
-        );
+        let server = start(lp, Echo::Lines, Config::book().with_max_line(MAXLINE));
         let input = line(4095);
         let err = str_cli(server.addr, &input, short).expect_err("str_cli should wait forever");
         assert!(is_timeout(&err), "{lp:?}: {err}");
@@ -651,7 +647,7 @@ fn tool_against_every_server(
         let n = inputs.len() as u64;
         assert_eq!(counter(&report, "accepted"), n, "{what}: {report}");
         assert_eq!(counter(&report, "closed_eof"), n, "{what}: {report}");
-        assert_eq!(counter(&report, "bytes_echoed"), sent, "{what}: {report}");
+        assert_eq!(counter(&report, "bytes_sent"), sent, "{what}: {report}");
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::fds::raise_nofile;
 use common::fresh::in_fresh_process;
 use common::Watchdog;
-use unp_select::echo::{Config, EchoServer};
+use unp_select::echo::{Echo, EchoServer};
+use unp_select::server::Config;
 use unp_select::FD_SETSIZE;
 
 /// Issue: `run()` failed with `InvalidInput` naming a descriptor the caller never
@@ -33,7 +34,7 @@ fn waker_above_fd_setsize() {
     while fillers.last().map_or(0, |f: &File| f.as_raw_fd() as usize) < FD_SETSIZE + 8 {
         fillers.push(File::open("/dev/null").unwrap());
     }
-    let server = EchoServer::new(listener, Config::default()).unwrap();
+    let server = EchoServer::new(listener, Echo::Bytes, Config::book()).unwrap();
     let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
     drop(fillers);
     let thread = std::thread::spawn(move || server.run());

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::alloc::{count_live_bytes, live_bytes};
 use common::Watchdog;
-use unp_select::echo::{Config, Echo, EchoServer};
+use unp_select::echo::{Echo, EchoServer};
+use unp_select::server::Config;
 
 /// Waits until the server thread's live heap stops changing; returns it.
 fn settled_live() -> isize {
@@ -53,8 +54,7 @@ fn an_idle_connection_holds_no_buffer_after_a_line_in_pieces() {
         ("large", EchoServer::run_large),
         ("poll", EchoServer::run_poll),
     ] {
-        let server =
-            EchoServer::bind("127.0.0.1:0", Config::default().with_echo(Echo::Lines)).unwrap();
+        let server = EchoServer::bind("127.0.0.1:0", Echo::Lines, Config::book()).unwrap();
         let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
         let thread = thread::spawn(move || {
             count_live_bytes(true);

@@ -168,17 +168,18 @@ fn s9_bad_config_is_invalid_input() {
         let _dog = watchdog("bad config");
         let base = open_fds();
         for bad in [
-            Config::default().with_max_line(0),
-            Config::default().with_max_clients(0),
+            Config::book().with_max_line(0),
+            Config::book().with_max_clients(0),
         ] {
-            let err = EchoServer::bind("127.0.0.1:0", bad).unwrap_err();
+            let err = EchoServer::bind("127.0.0.1:0", Echo::Bytes, bad).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         }
         // A write_timeout of zero is accepted: an echo the kernel does not take at once
         // closes the client (documented policy); others are unaffected.
         for variant in Variant::ALL {
             let s = Server::start(
-                Config::default()
+                Echo::Bytes,
+                Config::book()
                     .with_write_timeout(Duration::ZERO)
                     .with_max_clients(1)
                     .with_max_line(1),
@@ -187,7 +188,7 @@ fn s9_bad_config_is_invalid_input() {
             // max_line 1: every byte is echoed as its own piece.
             probe(s.addr).expect("serves with max_line 1");
             let (stats, _) = s.finish();
-            assert_eq!(stats.lines_echoed, 22, "{stats:?}");
+            assert_eq!(stats.messages_sent, 22, "{stats:?}");
         }
         assert_eq!(settle_fds(base, Duration::from_secs(5)), base);
     });
@@ -198,7 +199,7 @@ fn s9_bad_config_is_invalid_input() {
 /// client stalls).
 fn absurd_config_is_handled(config: Config, stall_a_client: bool, variant: Variant) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = match EchoServer::new(listener, config.clone()) {
+    let server = match EchoServer::new(listener, Echo::Bytes, config.clone()) {
         Err(e) => {
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
             return;
@@ -237,7 +238,7 @@ fn absurd_config_is_handled(config: Config, stall_a_client: bool, variant: Varia
 fn s9_write_timeout_duration_max_does_not_panic() {
     run_scenario(&Variant::ALL, |variant| {
         let _dog = watchdog("write_timeout MAX");
-        let config = Config::default().with_write_timeout(Duration::MAX);
+        let config = Config::book().with_write_timeout(Duration::MAX);
         absurd_config_is_handled(config, true, variant);
     });
 }
@@ -246,7 +247,7 @@ fn s9_write_timeout_duration_max_does_not_panic() {
 fn s9_max_clients_usize_max_does_not_panic() {
     run_scenario(&Variant::ALL, |variant| {
         let _dog = watchdog("max_clients MAX");
-        let config = Config::default().with_max_clients(usize::MAX);
+        let config = Config::book().with_max_clients(usize::MAX);
         absurd_config_is_handled(config, false, variant);
     });
 }
@@ -255,7 +256,7 @@ fn s9_max_clients_usize_max_does_not_panic() {
 fn s9_max_line_usize_max_does_not_panic() {
     run_scenario(&Variant::ALL, |variant| {
         let _dog = watchdog("max_line MAX");
-        let config = Config::default().with_max_line(usize::MAX);
+        let config = Config::book().with_max_line(usize::MAX);
         absurd_config_is_handled(config, false, variant);
     });
 }

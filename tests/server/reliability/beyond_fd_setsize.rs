@@ -18,8 +18,8 @@ fn beyond_fd_setsize(variant: Variant) {
     let base = open_fds();
     let started = Instant::now();
     // More slots than FD_SETSIZE: the descriptor limit, not the slot limit, refuses.
-    let config = Config::default().with_max_clients(4 * FD_SETSIZE + n_clients);
-    let s = Server::start(config, variant);
+    let config = Config::book().with_max_clients(4 * FD_SETSIZE + n_clients);
+    let s = Server::start(Echo::Bytes, config, variant);
     let idle = idle_fds(s.addr);
     // Clients live at HIGH_FD and above; the server's descriptors are the low ones.
     let low_in_use = fd_numbers()

@@ -22,11 +22,18 @@ fn competing(variant: Variant, nonblocking: bool) {
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = Config::default()
+    let config = Config::book()
         .with_nonblocking_listener(nonblocking)
         .with_accept_delay(Some(ACCEPT_WINDOW));
     let servers: Vec<Server> = (0..n_servers)
-        .map(|_| Server::on(listener.try_clone().unwrap(), config.clone(), variant))
+        .map(|_| {
+            Server::on(
+                listener.try_clone().unwrap(),
+                Echo::Bytes,
+                config.clone(),
+                variant,
+            )
+        })
         .collect();
     drop(listener);
     let sampler = FdSampler::start();
@@ -120,7 +127,7 @@ fn competing(variant: Variant, nonblocking: bool) {
         cpu += c;
         per_server.push(stats.accepted);
         total.accepted += stats.accepted;
-        total.lines_echoed += stats.lines_echoed;
+        total.messages_sent += stats.messages_sent;
         total.empty_accepts.would_block += stats.empty_accepts.would_block;
         total.empty_accepts.aborted += stats.empty_accepts.aborted;
     }
@@ -138,7 +145,7 @@ fn competing(variant: Variant, nonblocking: bool) {
             ("clients", &clients_connected),
             ("rounds", &rounds),
             ("lines_sent", &lines_sent),
-            ("lines_echoed_by_servers", &total.lines_echoed),
+            ("lines_echoed_by_servers", &total.messages_sent),
             ("stalled_rounds", &stalled_rounds),
             ("stalled_client_waits", &stalls),
             ("rescue_connections", &rescue_connections),

@@ -10,7 +10,7 @@ fn half_close(variant: Variant) {
     let per_client = pick(4 << 10, 64 << 10, 1 << 20);
     let base = open_fds();
     let started = Instant::now();
-    let s = Server::start(Config::default(), variant);
+    let s = Server::start(Echo::Bytes, Config::book(), variant);
     let idle = idle_fds(s.addr);
     let sampler = FdSampler::start();
 
@@ -65,7 +65,7 @@ fn half_close(variant: Variant) {
             ("seed", &seed),
             ("clients", &n_clients),
             ("lines_sent", &lines),
-            ("server_lines_echoed", &stats.lines_echoed),
+            ("server_lines_echoed", &stats.messages_sent),
             ("bytes_sent", &sent),
             ("bytes_echoed", &echoed),
             ("closed_eof", &stats.closed_eof),

@@ -45,7 +45,8 @@ use common::fresh::in_fresh_processes;
 use common::load::*;
 use common::server::*;
 use common::Watchdog;
-use unp_select::echo::{Config, Echo, EchoServer, Stats};
+use unp_select::echo::{Echo, EchoServer};
+use unp_select::server::{Config, Stats};
 
 /// Both loops the scenarios run against (scenario 6 adds `run_large`).
 const SELECT_AND_POLL: [Variant; 2] = [Variant::Select, Variant::Poll];

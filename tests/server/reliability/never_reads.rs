@@ -11,8 +11,8 @@ fn never_reads(variant: Variant) {
     let batches = pick(20, 100, 1000);
     let base = open_fds();
     let started = Instant::now();
-    let config = Config::default().with_write_timeout(write_timeout);
-    let s = Server::start(config, variant);
+    let config = Config::book().with_write_timeout(write_timeout);
+    let s = Server::start(Echo::Bytes, config, variant);
     let idle = idle_fds(s.addr);
     let sampler = FdSampler::start();
 

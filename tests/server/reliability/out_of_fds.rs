@@ -39,7 +39,7 @@ fn child_server_entry() {
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     setrlimit(Resource::RLIMIT_NOFILE, limit, hard).unwrap();
 
-    let server = EchoServer::bind("127.0.0.1:0", Config::default()).unwrap();
+    let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book()).unwrap();
     println!("CHILD addr={}", server.local_addr().unwrap());
     io::stdout().flush().unwrap();
     let stop = server.shutdown_handle();
@@ -79,7 +79,7 @@ fn child_server_entry() {
         stats.refused,
         stats.closed_eof,
         stats.closed_reset,
-        stats.lines_echoed,
+        stats.messages_sent,
         stats.empty_accepts.total()
     );
     io::stdout().flush().unwrap();

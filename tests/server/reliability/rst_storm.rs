@@ -24,7 +24,7 @@ fn rst_storm(variant: Variant) {
 
     let base = open_fds();
     let started = Instant::now();
-    let s = Server::start(Config::default(), variant);
+    let s = Server::start(Echo::Bytes, Config::book(), variant);
     let idle = idle_fds(s.addr);
     let sampler = FdSampler::start();
 

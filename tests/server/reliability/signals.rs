@@ -17,7 +17,7 @@ fn signals(variant: Variant) {
     );
     let base = open_fds();
     let started = Instant::now();
-    let s = Server::start(Config::default(), variant);
+    let s = Server::start(Echo::Bytes, Config::book(), variant);
     let idle = idle_fds(s.addr);
     let handled_before = common::signals::total();
 

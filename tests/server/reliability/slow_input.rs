@@ -45,10 +45,8 @@ fn slow_input(variant: Variant) {
     let base = open_fds();
     let rss_before = rss_kib();
     let started = Instant::now();
-    let config = Config::default()
-        .with_echo(Echo::Lines)
-        .with_max_line(MAX_LINE);
-    let s = Server::start(config, variant);
+    let config = Config::book().with_max_line(MAX_LINE);
+    let s = Server::start(Echo::Lines, config, variant);
     let idle = idle_fds(s.addr);
     let sampler = FdSampler::start();
 
