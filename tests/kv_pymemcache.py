@@ -2,7 +2,7 @@
 
 usage: python3 tests/kv_pymemcache.py PORT
 
-Run by tests/kv_clients.rs against examples/kv_server (each loop) and, to show that
+Run by tests/server/kv_clients.rs against examples/kv_server (each loop) and, to show that
 the expectations are memcached's own, against a real memcached. Every check that
 fails is listed; the exit status is 1 if any did. The server should start empty;
 the script flushes it anyway.

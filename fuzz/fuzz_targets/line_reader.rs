@@ -4,7 +4,7 @@
 //! `max_line` bytes, longer lines in pieces of exactly `max_line`, the unterminated
 //! tail last), lose and invent no byte, append nothing on `WouldBlock`, keep its
 //! buffer within `max(capacity, max_line)`, and `has_line()` must mean "no read
-//! needed". The same properties run as a proptest in `tests/reliability/line_reader_props.rs`.
+//! needed". The same properties run as a proptest in `tests/server/reliability/line_reader_props.rs`.
 #![no_main]
 
 use std::io::{self, Read};

@@ -101,7 +101,7 @@ pub(crate) fn worker_cases() -> Vec<Case> {
     // hello, which needs the connections accepted in the order they connected.
     // Two workers take them from two queues (or race for one), so a client still
     // waiting in one worker's queue can miss a hello another worker relays
-    // (tests/workers.rs checks broadcasts across workers with every client
+    // (tests/server/workers.rs checks broadcasts across workers with every client
     // accepted first).
     cases
 }

@@ -38,7 +38,6 @@ const MAX_PIECE: usize = 4095;
 /// The chat's cap: a line longer than this closes its sender.
 const CHAT_MAX_LINE: usize = 64 * 1024;
 
-
 /// Builds and starts `chat_server MODE OPTIONS 127.0.0.1:0`.
 fn start(mode: &[&str], options: &[&str]) -> ServerProcess {
     let args: Vec<&str> = mode.iter().chain(options).copied().collect();
@@ -616,7 +615,7 @@ fn a_slow_reader_neither_slows_the_others_nor_stays() {
     let _dog = Watchdog::new("chat: slow reader", Duration::from_secs(300));
     // Every loop in the soak (UNP_SOAK=1); select alone by default, to keep
     // `cargo test` short (the back-pressure code is the same for all three, and
-    // tests/reliability's never_reads scenario runs it on each).
+    // tests/server/reliability's never_reads scenario runs it on each).
     let soak = common::load::level() == common::load::Level::Soak;
     let loops = if soak { &LOOPS[..] } else { &LOOPS[..1] };
     for &mode in loops {

@@ -29,7 +29,6 @@ use common::Watchdog;
 use unp_select::server::{CloseReason, Config, ConnId, Context, Frame, Protocol, Server};
 use unp_select::sources::Backend;
 
-
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

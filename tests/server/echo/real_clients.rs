@@ -11,7 +11,7 @@
 //!   of the input, then read until EOF.
 //! * `nc -N`, `socat` and `python3` against the example binary `echo_server`. They
 //!   need those programs, so they are `#[ignore]`d: `.ci/run` installs them and runs
-//!   `cargo test --test real_clients -- --ignored`.
+//!   `cargo test --test server real_clients:: -- --ignored`.
 //!
 //! Everything runs on 127.0.0.1 and every wait is bounded (socket timeouts, process
 //! deadlines, and a [`Watchdog`] on each test).
@@ -654,7 +654,7 @@ fn tool_against_every_server(
 /// OpenBSD netcat: `-N` shuts the socket down (SHUT_WR) after EOF on stdin, then nc
 /// reads until the server closes.
 #[test]
-#[ignore = "needs nc (apt-get install netcat-openbsd); .ci/run installs it and runs cargo test --test real_clients -- --ignored"]
+#[ignore = "needs nc (apt-get install netcat-openbsd); .ci/run installs it and runs cargo test --test server real_clients:: -- --ignored"]
 fn nc_dash_n() {
     let _dog = Watchdog::new("nc -N", Duration::from_secs(240));
     require("nc", "-h", "netcat-openbsd");
@@ -669,7 +669,7 @@ fn nc_dash_n() {
 /// sockets, given explicitly) and then waits up to `-t` seconds for the server's EOF
 /// (the default, 0.5 s, could cut a slow echo short).
 #[test]
-#[ignore = "needs socat (apt-get install socat); .ci/run installs it and runs cargo test --test real_clients -- --ignored"]
+#[ignore = "needs socat (apt-get install socat); .ci/run installs it and runs cargo test --test server real_clients:: -- --ignored"]
 fn socat_half_close() {
     let _dog = Watchdog::new("socat", Duration::from_secs(240));
     require("socat", "-V", "socat");
@@ -722,7 +722,7 @@ sys.stdout.buffer.write(got)
 /// The half-close client sends everything before it reads anything, so its inputs stay
 /// small enough (about 220 KB at most) for the socket buffers to hold the echoes.
 #[test]
-#[ignore = "needs python3; .ci/run runs cargo test --test real_clients -- --ignored"]
+#[ignore = "needs python3; .ci/run runs cargo test --test server real_clients:: -- --ignored"]
 fn python_sockets() {
     let _dog = Watchdog::new("python3", Duration::from_secs(240));
     require("python3", "--version", "python3");

@@ -10,9 +10,10 @@
 //! streaming clients, descriptor counting) are in `tests/common/`. Descriptor counts
 //! are per process, so every scenario runs in a process of its own (a fresh copy of
 //! this binary, `common::fresh`): its variants side by side, and beside the other
-//! scenarios, except scenario 5, which measures its server's CPU time and runs alone.
+//! scenarios, except scenario 5, which measures its server's CPU time and runs alone
+//! (`common::timing`).
 //! Each prints a `RELIABILITY ...` line with its measurements
-//! (`cargo test --test reliability -- --nocapture`); `docs/reliability.md` is built
+//! (`cargo test --test server reliability:: -- --nocapture`); `docs/reliability.md` is built
 //! from them. Load: `UNP_LOAD=light` (valgrind), default (CI), `UNP_SOAK=1` (the
 //! issue's full numbers, longer). `UNP_SEED=n` replays a run.
 

@@ -14,8 +14,6 @@ use std::sync::mpsc;
 
 const CHILD_ENV: &str = "UNP_RELIABILITY_CHILD";
 const CHILD_NOFILE_ENV: &str = "UNP_RELIABILITY_CHILD_NOFILE";
-/// The path of [`child_server_entry`] in this binary, for `--exact`.
-const CHILD_TEST: &str = "out_of_fds::child_server_entry";
 
 /// The child's side. When re-executed with
 /// `UNP_RELIABILITY_CHILD=<select|poll>-<reserve|noreserve>` it lowers
@@ -109,8 +107,10 @@ struct ChildServer {
 
 impl ChildServer {
     fn start(mode: &str, nofile: u64) -> ChildServer {
+        // `--exact` wants the test's path in this binary.
+        let child_test = common::fresh::test_in(module_path!(), "child_server_entry");
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+            .args(["--exact", &child_test, "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, mode)
             .env(CHILD_NOFILE_ENV, nofile.to_string())
             .stdin(Stdio::piped())
