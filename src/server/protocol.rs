@@ -208,9 +208,12 @@ pub trait Protocol {
     ///
     /// # Examples
     /// `count N` is answered with the numbers 0 to N-1, a line each, produced
-    /// while the client reads them:
+    /// while the client reads them, at most 16 KiB ahead of it:
     /// ```
-    /// use unp_select::server::{Context, Frame, Protocol};
+    /// use std::io::{Read, Write};
+    /// use std::net::{Shutdown, TcpStream};
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
     ///
     /// struct Count;
     /// impl Protocol for Count {
@@ -227,21 +230,41 @@ pub trait Protocol {
     ///         self.drained(left, ctx);
     ///     }
     ///     fn drained(&mut self, left: &mut Self::Conn, ctx: &mut Context<'_>) {
-    ///         // Up to a piece's worth; the loop calls back when it has gone out.
-    ///         for i in left.by_ref().take(1000) {
+    ///         while ctx.unsent() < 16 * 1024 {
+    ///             let Some(i) = left.next() else {
+    ///                 return; // all sent: the stream ends
+    ///             };
     ///             let _ = ctx.send(format!("{i}\n").as_bytes());
     ///         }
-    ///         if !left.is_empty() {
-    ///             ctx.wait_drained();
-    ///         }
+    ///         ctx.wait_drained(); // called back when the output has gone out
     ///     }
     /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Count, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"count 20000\n")?;
+    /// conn.shutdown(Shutdown::Write)?;
+    /// let mut numbers = String::new();
+    /// conn.read_to_string(&mut numbers)?; // 108,890 bytes
+    /// assert_eq!(numbers.lines().count(), 20000);
+    /// assert_eq!(numbers.lines().last(), Some("19999"));
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.messages_sent, 20000);
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     fn drained(&mut self, conn: &mut Self::Conn, ctx: &mut Context<'_>) {
         let _ = (conn, ctx);
     }
 
     /// The timer set with [`Context::set_timer`] expired. The default does nothing.
+    ///
+    /// # Examples
+    /// See [`Context::set_timer`]'s: a reminder rings back.
     fn timer(&mut self, conn: &mut Self::Conn, ctx: &mut Context<'_>) {
         let _ = (conn, ctx);
     }
@@ -252,6 +275,46 @@ pub trait Protocol {
     /// half-closed too ([`Context::shutdown_write`]) or its partner goes, so a
     /// relay can pass the half-close on ([`Context::shutdown_write_other`]). The
     /// default does nothing.
+    ///
+    /// # Examples
+    /// `wc -l`: the count goes out when the client has sent everything.
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::{Shutdown, TcpStream};
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct CountLines;
+    /// impl Protocol for CountLines {
+    ///     type Conn = usize; // lines so far
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) -> usize {
+    ///         ctx.set_frame(Frame::Line);
+    ///         0
+    ///     }
+    ///     fn receive(&mut self, n: &mut usize, _: &[u8], _: &mut Context<'_>) {
+    ///         *n += 1;
+    ///     }
+    ///     fn end_of_input(&mut self, n: &mut usize, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(format!("{n}\n").as_bytes()); // then it closes
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", CountLines, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"one\ntwo\nthree\n")?;
+    /// conn.shutdown(Shutdown::Write)?;
+    /// let mut count = String::new();
+    /// conn.read_to_string(&mut count)?;
+    /// assert_eq!(count, "3\n");
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_eof, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn end_of_input(&mut self, conn: &mut Self::Conn, ctx: &mut Context<'_>) {
         let _ = (conn, ctx);
     }
@@ -261,6 +324,53 @@ pub trait Protocol {
     /// unreachable, reset, or still connecting when the server stopped (also an
     /// adopted one, [`Context::adopt`], that the loop could not watch). Its id is dead; the connection paired with it, if any,
     /// closes once its output is sent. The default does nothing.
+    ///
+    /// # Examples
+    /// A client whose upstream refuses is closed with it; the protocol hears why.
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::{SocketAddr, TcpListener, TcpStream};
+    /// use std::sync::mpsc::{channel, Sender};
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, ConnId, ConnectError, Context, Protocol, Server};
+    ///
+    /// struct Dial(SocketAddr, Sender<ConnectError>);
+    /// impl Protocol for Dial {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if ctx.is_outgoing() {
+    ///             return;
+    ///         }
+    ///         match ctx.connect(self.0) {
+    ///             Ok(upstream) => {
+    ///                 ctx.pair(upstream);
+    ///             }
+    ///             Err(_) => ctx.close(), // failed at once
+    ///         }
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    ///     fn connect_failed(&mut self, _: ConnId, error: ConnectError) {
+    ///         let _ = self.1.send(error);
+    ///     }
+    /// }
+    ///
+    /// let nobody = TcpListener::bind("127.0.0.1:0")?.local_addr()?; // closed again
+    /// let (tx, failed) = channel();
+    /// let server = Server::bind("127.0.0.1:0", Dial(nobody, tx), Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// assert_eq!(conn.read(&mut [0; 1])?, 0); // closed
+    /// let error = failed.recv_timeout(Duration::from_secs(5)).expect("connect_failed");
+    /// assert!(matches!(error, ConnectError::Refused(_)), "{error:?}");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.connect_failed, stats.closed_protocol), (1, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn connect_failed(&mut self, id: ConnId, error: ConnectError) {
         let _ = (id, error);
     }
@@ -269,11 +379,18 @@ pub trait Protocol {
     /// `ctx.id()` is the watch's id. Read it with [`Context::read_watched`]. The
     /// wait is level-triggered: a descriptor left readable is reported again at the
     /// next turn. The default does nothing.
+    ///
+    /// # Examples
+    /// See [`Context::watch`]'s.
     fn ready(&mut self, readiness: crate::sources::Readiness, ctx: &mut Context<'_>) {
         let _ = (readiness, ctx);
     }
 
     /// The connection is gone, for `reason`. The default does nothing.
+    ///
+    /// # Examples
+    /// See [`Context::shutdown_write`]'s: the reason goes to the test through a
+    /// channel.
     fn disconnect(&mut self, conn: Self::Conn, id: ConnId, reason: CloseReason) {
         let _ = (conn, id, reason);
     }
@@ -371,16 +488,67 @@ impl<'a> Context<'a> {
 
 impl Context<'_> {
     /// This connection's id.
+    ///
+    /// # Examples
+    /// See [`send_to`](Self::send_to)'s: the operator is known by its id.
     pub fn id(&self) -> ConnId {
         self.id
     }
 
     /// This connection's current frame.
+    ///
+    /// # Examples
+    /// See [`set_frame`](Self::set_frame)'s: which message is which.
     pub fn frame(&self) -> Frame {
         self.this().map_or(Frame::Bytes, |c| c.frame)
     }
 
     /// Cuts the next messages of this connection as `frame` says.
+    ///
+    /// # Examples
+    /// A line with a length, then a block of that many bytes (memcached's `set`
+    /// in short).
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::{Shutdown, TcpStream};
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Blocks;
+    /// impl Protocol for Blocks {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), msg: &[u8], ctx: &mut Context<'_>) {
+    ///         if ctx.frame() == Frame::Line {
+    ///             match std::str::from_utf8(msg).ok().and_then(|l| l.trim().parse().ok()) {
+    ///                 Some(n) => ctx.set_frame(Frame::Exact(n)),
+    ///                 None => ctx.close(),
+    ///             }
+    ///         } else {
+    ///             let _ = ctx.send(format!("{} bytes: {:?}\n", msg.len(), msg).as_bytes());
+    ///             ctx.set_frame(Frame::Line);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Blocks, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"3\na\nb2\ncd")?;
+    /// conn.shutdown(Shutdown::Write)?;
+    /// let mut reply = String::new();
+    /// conn.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "3 bytes: [97, 10, 98]\n2 bytes: [99, 100]\n");
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.messages_received, 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_frame(&mut self, frame: Frame) {
         if let Some(conn) = self.this_mut() {
             if conn.frame != frame {
@@ -399,6 +567,9 @@ impl Context<'_> {
     /// output past [`Config::max_output`](super::Config::max_output)
     /// ([`SendError::MaxOutput`], counted in
     /// [`Stats::sends_refused`](super::Stats::sends_refused)).
+    ///
+    /// # Examples
+    /// See [`close`](Self::close)'s: lines are echoed from the input, with no copy.
     #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<(), SendError> {
         let queued = self.writable(data.len())?;
@@ -516,6 +687,53 @@ impl Context<'_> {
     /// its next turn; `true` then says only that it was posted. A receiver whose
     /// unsent output passes [`Config::max_output`](super::Config::max_output) is
     /// closed ([`CloseReason::MaxOutput`]): a reader too slow for what it is sent.
+    ///
+    /// # Examples
+    /// The first client is the operator; every other client's lines go to it.
+    /// ```
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, ConnId, Context, Frame, Protocol, Server};
+    ///
+    /// struct Operator(Option<ConnId>);
+    /// impl Protocol for Operator {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///         if self.0.is_none() {
+    ///             self.0 = Some(ctx.id());
+    ///             let _ = ctx.send(b"operator\n");
+    ///         }
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         let delivered = self.0.is_some_and(|op| ctx.send_to(op, line));
+    ///         if !delivered {
+    ///             let _ = ctx.send(b"no operator\n"); // it closed
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Operator(None), Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let op = TcpStream::connect(addr)?;
+    /// op.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// let mut op = BufReader::new(op);
+    /// let mut line = String::new();
+    /// op.read_line(&mut line)?; // accepted first
+    /// assert_eq!(line, "operator\n");
+    /// TcpStream::connect(addr)?.write_all(b"help\n")?;
+    /// line.clear();
+    /// op.read_line(&mut line)?;
+    /// assert_eq!(line, "help\n");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.messages_received, stats.messages_sent), (1, 2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send_to(&mut self, id: ConnId, data: &[u8]) -> bool {
         if id == self.id {
             return self.send(data).is_ok();
@@ -546,6 +764,9 @@ impl Context<'_> {
     /// to the connections it has accepted when it reads the post (it reads posts
     /// before it accepts), so a client whose `connect` returned just before the
     /// broadcast may miss it if its worker had not accepted it yet.
+    ///
+    /// # Examples
+    /// See [`watch`](Self::watch)'s: what a socket brings goes to every connection.
     pub fn broadcast(&mut self, data: &[u8]) -> usize {
         if data.is_empty() {
             return 0;
@@ -568,6 +789,10 @@ impl Context<'_> {
 
     /// Bytes queued for this connection and not yet taken by the kernel, the part
     /// of the input it is to send back included.
+    ///
+    /// # Examples
+    /// See [`Protocol::drained`]'s: a streamed reply kept 16 KiB ahead of its
+    /// reader.
     pub fn unsent(&self) -> usize {
         let borrowed = self.borrowed.map_or(0, |(s, e)| e - s);
         self.this().map_or(0, Conn::unsent) + borrowed
@@ -575,6 +800,47 @@ impl Context<'_> {
 
     /// Whether the peer has sent end of file (or half-closed): no message follows
     /// the ones already read. A line frame's last message may then lack its `\n`.
+    ///
+    /// # Examples
+    /// Lines come back; a last line without its `\n` gets one. (A piece of a line
+    /// longer than [`Config::max_line`](super::Config::max_line) lacks it too, but
+    /// the input goes on after it.)
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::{Shutdown, TcpStream};
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Lines;
+    /// impl Protocol for Lines {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(line);
+    ///         if ctx.input_closed() && !line.ends_with(b"\n") {
+    ///             let _ = ctx.send(b"\n");
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Lines, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"one\ntwo")?;
+    /// conn.shutdown(Shutdown::Write)?;
+    /// let mut reply = String::new();
+    /// conn.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "one\ntwo\n");
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_eof, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn input_closed(&self) -> bool {
         self.this().is_some_and(|c| c.eof)
     }
@@ -584,6 +850,9 @@ impl Context<'_> {
     /// the low-water mark ([`Config::max_unsent`](super::Config::max_unsent) / 2).
     /// Call it again from `drained` for each further piece; a `drained` that does
     /// not call it ends the stream, and the waiting messages are delivered.
+    ///
+    /// # Examples
+    /// See [`Protocol::drained`]'s: a reply of any length, in bounded memory.
     pub fn wait_drained(&mut self) {
         if let Some(conn) = self.this_mut() {
             conn.streaming = true;
@@ -593,12 +862,71 @@ impl Context<'_> {
     /// Calls [`Protocol::timer`] for this connection `after` from now (replacing a
     /// timer set before). A duration too long to add to an
     /// [`Instant`](std::time::Instant) never expires.
+    ///
+    /// # Examples
+    /// `remind` rings back after 50 ms, `cancel` calls it off; lines are echoed.
+    /// ```
+    /// use std::io::{BufRead, BufReader, Result, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Remind;
+    /// impl Protocol for Remind {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         match line {
+    ///             b"remind\n" => ctx.set_timer(Duration::from_millis(50)),
+    ///             b"cancel\n" => ctx.cancel_timer(),
+    ///             _ => {}
+    ///         }
+    ///         let _ = ctx.send(line);
+    ///     }
+    ///     fn timer(&mut self, _: &mut (), ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(b"ring\n");
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Remind, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    /// let client = |lines: &[u8]| -> Result<BufReader<TcpStream>> {
+    ///     let mut conn = TcpStream::connect(addr)?;
+    ///     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///     conn.write_all(lines)?;
+    ///     Ok(BufReader::new(conn))
+    /// };
+    /// let next = |conn: &mut BufReader<TcpStream>| -> Result<String> {
+    ///     let mut line = String::new();
+    ///     conn.read_line(&mut line)?;
+    ///     Ok(line)
+    /// };
+    ///
+    /// let mut a = client(b"remind\ncancel\n")?;
+    /// assert_eq!(next(&mut a)? + &next(&mut a)?, "remind\ncancel\n");
+    /// let mut b = client(b"remind\n")?;
+    /// assert_eq!(next(&mut b)? + &next(&mut b)?, "remind\nring\n");
+    /// // a's reminder, due before b's, was called off:
+    /// a.get_mut().write_all(b"ping\n")?;
+    /// assert_eq!(next(&mut a)?, "ping\n");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.messages_received, stats.messages_sent), (4, 5));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_timer(&mut self, after: Duration) {
         let at = self.table.now.checked_add(after);
         self.table.set_timer(self.id, Timer::Protocol, at);
     }
 
     /// Cancels the timer of [`set_timer`](Self::set_timer), if one is set.
+    ///
+    /// # Examples
+    /// See [`set_timer`](Self::set_timer)'s: `cancel` calls a reminder off.
     pub fn cancel_timer(&mut self) {
         self.table.set_timer(self.id, Timer::Protocol, None);
     }
@@ -619,11 +947,14 @@ impl Context<'_> {
     /// (e.g. `ENETUNREACH`).
     ///
     /// # Examples
-    /// A proxy's first step: each client gets its own upstream connection, paired
-    /// with it.
+    /// A proxy: each client gets its own upstream connection, paired with it (here
+    /// the upstream is an echo server).
     /// ```
-    /// use std::net::SocketAddr;
-    /// use unp_select::server::{ConnId, Context, Protocol};
+    /// use std::io::{Read, Write};
+    /// use std::net::{SocketAddr, TcpStream};
+    /// use std::time::Duration;
+    /// use unp_select::echo::EchoServer;
+    /// use unp_select::server::{Config, ConnId, Context, Protocol, Server};
     ///
     /// struct Proxy { upstream: SocketAddr }
     /// impl Protocol for Proxy {
@@ -645,8 +976,29 @@ impl Context<'_> {
     ///         }
     ///     }
     /// }
+    ///
+    /// let echo = EchoServer::bind("127.0.0.1:0", Default::default())?;
+    /// let (upstream, stop_echo) = (echo.local_addr()?, echo.shutdown_handle());
+    /// let echo = std::thread::spawn(move || echo.run());
+    /// let server = Server::bind("127.0.0.1:0", Proxy { upstream }, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"there and back\n")?; // waits until the upstream is connected
+    /// let mut reply = [0; 15];
+    /// conn.read_exact(&mut reply)?;
+    /// assert_eq!(&reply, b"there and back\n");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.accepted, stats.connected), (1, 1));
+    /// stop_echo.shutdown();
+    /// echo.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
-    /// The whole relay is `examples/relay.rs`.
+    /// The whole relay, half-closes passed on, is `examples/relay.rs`.
     pub fn connect(&mut self, addr: SocketAddr) -> Result<ConnId, ConnectError> {
         self.table.dial(addr)
     }
@@ -659,6 +1011,45 @@ impl Context<'_> {
     /// # Errors
     /// `fcntl(2)`'s, and `Other` if [`Config::max_clients`](super::Config::max_clients)
     /// connections are open; the stream is closed then.
+    ///
+    /// # Examples
+    /// One end of a socket pair is served as a client, from the first accepted
+    /// connection on.
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::TcpStream;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Protocol, Server};
+    ///
+    /// struct Hello(Option<UnixStream>);
+    /// impl Protocol for Hello {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Some(stream) = self.0.take() {
+    ///             let _ = ctx.adopt(stream); // connected next turn
+    ///         }
+    ///         let _ = ctx.send(b"hello\n");
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// let (mut ours, theirs) = UnixStream::pair()?;
+    /// let server = Server::bind("127.0.0.1:0", Hello(Some(theirs)), Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let _client = TcpStream::connect(addr)?;
+    /// ours.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// let mut greeting = [0; 6];
+    /// ours.read_exact(&mut greeting)?;
+    /// assert_eq!(&greeting, b"hello\n");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.accepted, stats.connected), (1, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn adopt(&mut self, stream: impl Into<OwnedFd>) -> io::Result<ConnId> {
         self.table.adopt(stream.into())
     }
@@ -676,37 +1067,61 @@ impl Context<'_> {
     /// come later, as an unwatch: the descriptor is closed.
     ///
     /// # Examples
-    /// Lines written into a pipe (by another thread, a child process, a signal
-    /// handler) go to every connection:
+    /// What another thread (a child process, a signal handler) writes into a
+    /// socket goes to every connection; when the writer is done, the socket is
+    /// unwatched, and closed.
     /// ```
-    /// use std::os::fd::OwnedFd;
-    /// use unp_select::server::{Context, Protocol};
+    /// use std::io::{ErrorKind, Read, Write};
+    /// use std::net::{Shutdown, TcpStream};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Protocol, Server};
     /// use unp_select::sources::{Interest, Readiness};
     ///
-    /// struct Announce {
-    ///     pipe: Option<OwnedFd>, // the read end, watched at the first connection
-    /// }
+    /// struct Announce(Option<UnixStream>); // watched from the first connection on
     /// impl Protocol for Announce {
     ///     type Conn = ();
     ///     fn connect(&mut self, ctx: &mut Context<'_>) {
-    ///         if let Some(pipe) = self.pipe.take() {
-    ///             let _ = ctx.watch(pipe, Interest::READ);
+    ///         if let Some(feed) = self.0.take() {
+    ///             let _ = ctx.watch(feed, Interest::READ);
     ///         }
     ///     }
     ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
     ///     fn ready(&mut self, _: Readiness, ctx: &mut Context<'_>) {
     ///         let mut buf = [0; 512];
     ///         match ctx.read_watched(&mut buf) {
-    ///             Ok(0) | Err(_) => {
-    ///                 let id = ctx.id();
-    ///                 ctx.unwatch(id); // writer gone
-    ///             }
-    ///             Ok(n) => {
+    ///             Ok(n) if n > 0 => {
     ///                 ctx.broadcast(&buf[..n]);
+    ///             }
+    ///             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+    ///             _ => {
+    ///                 let id = ctx.id();
+    ///                 ctx.unwatch(id); // end of file or error: the writer is done
     ///             }
     ///         }
     ///     }
     /// }
+    ///
+    /// let (mut writer, feed) = UnixStream::pair()?;
+    /// feed.set_nonblocking(true)?; // a read the loop makes never waits
+    /// let server = Server::bind("127.0.0.1:0", Announce(Some(feed)), Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let timeout = Some(Duration::from_secs(5));
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(timeout)?;
+    /// writer.write_all(b"news\n")?;
+    /// let mut news = [0; 5];
+    /// conn.read_exact(&mut news)?;
+    /// assert_eq!(&news, b"news\n");
+    /// writer.shutdown(Shutdown::Write)?;
+    /// writer.set_read_timeout(timeout)?;
+    /// assert_eq!(writer.read(&mut [0; 1])?, 0); // the server closed its end
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.messages_sent, 1);
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn watch(&mut self, fd: impl Into<OwnedFd>, interest: Interest) -> io::Result<ConnId> {
         self.table.watch(fd.into(), interest)
@@ -714,6 +1129,10 @@ impl Context<'_> {
 
     /// Stops watching `id` ([`watch`](Self::watch)) and closes its descriptor, at
     /// the end of this turn. Returns whether it was watched.
+    ///
+    /// # Examples
+    /// See [`watch`](Self::watch)'s: the socket is unwatched when its writer is
+    /// done.
     pub fn unwatch(&mut self, id: ConnId) -> bool {
         if id.worker != self.id.worker {
             return false;
@@ -733,6 +1152,9 @@ impl Context<'_> {
     ///
     /// # Errors
     /// `read(2)`'s; `InvalidInput` outside a `ready` call.
+    ///
+    /// # Examples
+    /// See [`watch`](Self::watch)'s.
     pub fn read_watched(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.this() {
             Some(conn) if conn.stage == Stage::Watched => crate::sys::read(conn.fd.as_fd(), buf),
@@ -752,6 +1174,65 @@ impl Context<'_> {
     /// half-closed too (see [`Protocol::end_of_input`]). Returns whether they were
     /// paired: not if `other` is gone, of another worker, a watched descriptor, or
     /// either is paired already.
+    ///
+    /// # Examples
+    /// Clients are put through to each other two by two, as a relay puts a client
+    /// through to its upstream; a half-close is passed on.
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::{Shutdown, TcpStream};
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, ConnId, Context, Protocol, Server};
+    ///
+    /// struct Switchboard(Option<ConnId>); // a client waiting for another
+    /// impl Protocol for Switchboard {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         match self.0.take() {
+    ///             Some(other) if ctx.pair(other) => {
+    ///                 ctx.send_to(other, b"go\n");
+    ///                 let _ = ctx.send(b"go\n");
+    ///             }
+    ///             _ => self.0 = Some(ctx.id()), // none, or it left
+    ///         }
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), bytes: &[u8], ctx: &mut Context<'_>) {
+    ///         if let Some(other) = ctx.partner() {
+    ///             ctx.send_to(other, bytes);
+    ///         }
+    ///     }
+    ///     fn end_of_input(&mut self, _: &mut (), ctx: &mut Context<'_>) {
+    ///         if let Some(other) = ctx.partner() {
+    ///             ctx.shutdown_write_other(other); // its client reads end of file
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Switchboard(None), Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let (mut a, mut b) = (TcpStream::connect(addr)?, TcpStream::connect(addr)?);
+    /// for conn in [&mut a, &mut b] {
+    ///     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///     conn.read_exact(&mut [0; 3])?; // "go\n": put through
+    /// }
+    /// b.write_all(b"hi")?;
+    /// b.shutdown(Shutdown::Write)?;
+    /// let mut heard = String::new();
+    /// a.read_to_string(&mut heard)?; // to b's half-close
+    /// assert_eq!(heard, "hi");
+    /// a.write_all(b"bye")?; // b still reads
+    /// a.shutdown(Shutdown::Write)?;
+    /// heard.clear();
+    /// b.read_to_string(&mut heard)?;
+    /// assert_eq!(heard, "bye");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.accepted, stats.messages_received), (2, 2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn pair(&mut self, other: ConnId) -> bool {
         let me = self.id;
         let free = |c: &Conn| c.link.partner.is_none() && c.stage != Stage::Watched;
@@ -772,12 +1253,18 @@ impl Context<'_> {
     }
 
     /// The connection paired with this one ([`pair`](Self::pair)), if any.
+    ///
+    /// # Examples
+    /// See [`pair`](Self::pair)'s.
     pub fn partner(&self) -> Option<ConnId> {
         self.this().and_then(|c| c.link.partner)
     }
 
     /// Whether the server opened this connection ([`connect`](Self::connect))
     /// rather than accepted it.
+    ///
+    /// # Examples
+    /// See [`connect`](Self::connect)'s: a proxy's upstream side.
     pub fn is_outgoing(&self) -> bool {
         self.this().is_some_and(|c| c.link.outgoing)
     }
@@ -787,6 +1274,41 @@ impl Context<'_> {
     /// # Errors
     /// `getpeername(2)`'s (`ENOTCONN` once the peer is gone), and `Unsupported`
     /// for a Unix-domain connection.
+    ///
+    /// # Examples
+    /// Each client is told who it is and where it came in, then closed.
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Protocol, Server};
+    ///
+    /// struct WhoAmI;
+    /// impl Protocol for WhoAmI {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let (Ok(peer), Ok(local)) = (ctx.peer_addr(), ctx.local_addr()) {
+    ///             let _ = ctx.send(format!("{peer} to {local}\n").as_bytes());
+    ///         }
+    ///         ctx.close();
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", WhoAmI, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// let mut reply = String::new();
+    /// conn.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, format!("{} to {addr}\n", conn.local_addr()?));
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_protocol, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         let conn = self.this().ok_or_else(gone)?;
         crate::sys::peer_addr(conn.fd.as_fd())
@@ -796,6 +1318,9 @@ impl Context<'_> {
     ///
     /// # Errors
     /// As [`peer_addr`](Self::peer_addr).
+    ///
+    /// # Examples
+    /// See [`peer_addr`](Self::peer_addr)'s.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         let conn = self.this().ok_or_else(gone)?;
         crate::sys::local_addr(conn.fd.as_fd())
@@ -805,6 +1330,44 @@ impl Context<'_> {
     /// [`ShutdownHandle::shutdown`](super::ShutdownHandle::shutdown) does: a
     /// protocol's SHUTDOWN command. Asking again does not turn the drain into a
     /// stop at once.
+    ///
+    /// # Examples
+    /// A `shutdown` command: the server stops with no
+    /// [`ShutdownHandle`](super::ShutdownHandle), after the reply is delivered.
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Admin;
+    /// impl Protocol for Admin {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         if line == b"shutdown\n" {
+    ///             let _ = ctx.send(b"bye\n");
+    ///             ctx.shutdown_server();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Admin, Config::default())?;
+    /// let addr = server.local_addr()?;
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"shutdown\n")?;
+    /// let mut reply = String::new();
+    /// conn.read_to_string(&mut reply)?; // the drain delivers "bye", then closes
+    /// assert_eq!(reply, "bye\n");
+    ///
+    /// assert_eq!(thread.join().unwrap()?.closed_shutdown, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown_server(&mut self) {
         self.table.shutdown.drain();
     }
@@ -812,6 +1375,9 @@ impl Context<'_> {
     /// Half-closes connection `id` (of this worker) as
     /// [`shutdown_write`](Self::shutdown_write) does for this one: a relay passes a
     /// half-close on. Returns whether it was open.
+    ///
+    /// # Examples
+    /// See [`pair`](Self::pair)'s: each client's half-close reaches the other.
     pub fn shutdown_write_other(&mut self, id: ConnId) -> bool {
         if id.worker != self.id.worker {
             return false;
@@ -826,6 +1392,46 @@ impl Context<'_> {
 
     /// Closes this connection once what is queued for it has been sent; the rest
     /// of its input is dropped.
+    ///
+    /// # Examples
+    /// `quit` is answered, then the connection closes; other lines are echoed.
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Quit;
+    /// impl Protocol for Quit {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         if line == b"quit\n" {
+    ///             let _ = ctx.send(b"bye\n");
+    ///             ctx.close(); // after "bye" is sent
+    ///         } else {
+    ///             let _ = ctx.send(line);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Quit, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"hi\nquit\n")?;
+    /// let mut reply = String::new();
+    /// conn.read_to_string(&mut reply)?; // to the server's close
+    /// assert_eq!(reply, "hi\nbye\n");
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_protocol, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn close(&mut self) {
         if let Some(conn) = self.this_mut() {
             conn.ending = Ending::Close;
@@ -834,6 +1440,51 @@ impl Context<'_> {
 
     /// Closes connection `id` the same way; returns whether it was open (for a
     /// connection of another worker: that the request was posted).
+    ///
+    /// # Examples
+    /// One client at a time: a new one closes the one before.
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, ConnId, Context, Protocol, Server};
+    ///
+    /// struct Latest(Option<ConnId>); // the client served
+    /// impl Protocol for Latest {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Some(before) = self.0.replace(ctx.id()) {
+    ///             ctx.close_other(before);
+    ///         }
+    ///         let _ = ctx.send(format!("{} open\n", ctx.connections()).as_bytes());
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Latest(None), Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    /// let client = || -> std::io::Result<(TcpStream, String)> {
+    ///     let mut conn = TcpStream::connect(addr)?;
+    ///     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///     let mut greeting = [0; 7];
+    ///     conn.read_exact(&mut greeting)?;
+    ///     Ok((conn, String::from_utf8_lossy(&greeting).into_owned()))
+    /// };
+    ///
+    /// let (mut first, greeting) = client()?;
+    /// assert_eq!(greeting, "1 open\n");
+    /// let (_second, greeting) = client()?;
+    /// assert_eq!(greeting, "2 open\n"); // the first is closing
+    /// let mut rest = String::new();
+    /// first.read_to_string(&mut rest)?;
+    /// assert_eq!(rest, ""); // closed
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.closed_protocol, stats.closed_shutdown), (1, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn close_other(&mut self, id: ConnId) -> bool {
         if id == self.id {
             self.close();
@@ -853,6 +1504,51 @@ impl Context<'_> {
     /// Half-closes this connection (`shutdown(SHUT_WR)`, UNP 6.6) once what is
     /// queued has been sent: the peer reads end of file, and this side goes on
     /// reading until the peer closes. Later output is refused.
+    ///
+    /// # Examples
+    /// One answer, then end of file; the client may still talk.
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::sync::mpsc::{channel, Sender};
+    /// use std::time::Duration;
+    /// use unp_select::server::{CloseReason, Config, ConnId, Context, Frame, Protocol, Server};
+    ///
+    /// struct Answer(Sender<CloseReason>);
+    /// impl Protocol for Answer {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], ctx: &mut Context<'_>) {
+    ///         if ctx.send(b"42\n").is_ok() {
+    ///             ctx.shutdown_write(); // later sends are refused
+    ///         }
+    ///     }
+    ///     fn disconnect(&mut self, _: (), _: ConnId, reason: CloseReason) {
+    ///         let _ = self.0.send(reason);
+    ///     }
+    /// }
+    ///
+    /// let (tx, closed) = channel();
+    /// let server = Server::bind("127.0.0.1:0", Answer(tx), Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"question\n")?;
+    /// let mut answer = String::new();
+    /// conn.read_to_string(&mut answer)?; // to end of file, not to a close
+    /// assert_eq!(answer, "42\n");
+    /// conn.write_all(b"thanks\n")?; // still read
+    /// drop(conn);
+    /// assert_eq!(closed.recv_timeout(Duration::from_secs(5)), Ok(CloseReason::Eof));
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.messages_received, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown_write(&mut self) {
         if let Some(conn) = self.this_mut() {
             if conn.ending == Ending::Open {
@@ -862,6 +1558,9 @@ impl Context<'_> {
     }
 
     /// How many connections this worker has open, this one included.
+    ///
+    /// # Examples
+    /// See [`close_other`](Self::close_other)'s: the greeting counts.
     pub fn connections(&self) -> usize {
         self.table.open
     }
