@@ -953,7 +953,7 @@ impl Context<'_> {
     /// use std::io::{Read, Write};
     /// use std::net::{SocketAddr, TcpStream};
     /// use std::time::Duration;
-    /// use unp_select::echo::EchoServer;
+    /// use unp_select::echo::{Echo, EchoServer};
     /// use unp_select::server::{Config, ConnId, Context, Protocol, Server};
     ///
     /// struct Proxy { upstream: SocketAddr }
@@ -977,7 +977,7 @@ impl Context<'_> {
     ///     }
     /// }
     ///
-    /// let echo = EchoServer::bind("127.0.0.1:0", Default::default())?;
+    /// let echo = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
     /// let (upstream, stop_echo) = (echo.local_addr()?, echo.shutdown_handle());
     /// let echo = std::thread::spawn(move || echo.run());
     /// let server = Server::bind("127.0.0.1:0", Proxy { upstream }, Config::default())?;
