@@ -203,7 +203,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     let _victim = TcpStream::connect(addr)?;
     let _taken = taker
         .join()
-        .map_err(|_| io::Error::new(io::ErrorKind::Other, "the competing accepter panicked"))??;
+        .map_err(|_| io::Error::other("the competing accepter panicked"))??;
     let t = Instant::now();
     a.send("anyone there?\n")?;
     let served = match a.recv(limit)? {
@@ -242,7 +242,7 @@ fn act(nonblocking: bool, opts: &Opts) -> io::Result<bool> {
     stop.shutdown();
     let stats: Stats = thread
         .join()
-        .map_err(|_| io::Error::new(io::ErrorKind::Other, "the server thread panicked"))??;
+        .map_err(|_| io::Error::other("the server thread panicked"))??;
     say!(
         "     server counters: {} accepted, {} empty accepts (EAGAIN {}, ECONNABORTED {}), \
          {} closed by reset, {} lines echoed",

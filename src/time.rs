@@ -32,7 +32,7 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(100_000_000);
 pub(crate) fn to_timeval(timeout: Duration) -> libc::timeval {
     let t = timeout.min(MAX_TIMEOUT);
     let mut secs = t.as_secs();
-    let mut micros = (t.subsec_nanos() + 999) / 1000;
+    let mut micros = t.subsec_nanos().div_ceil(1000);
     if micros == 1_000_000 {
         secs += 1;
         micros = 0;

@@ -81,9 +81,9 @@ const ARC_COUNTERS: usize = 2 * std::mem::size_of::<usize>();
 fn allocated(n: usize) -> u64 {
     const PAGE: usize = 4096;
     let n = if n >= 128 * 1024 {
-        (n + 16 + PAGE - 1) / PAGE * PAGE
+        (n + 16).div_ceil(PAGE) * PAGE
     } else {
-        ((n + 8 + 15) / 16 * 16).max(32)
+        ((n + 8).div_ceil(16) * 16).max(32)
     };
     n as u64
 }

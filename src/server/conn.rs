@@ -56,7 +56,7 @@ pub(super) struct Link {
 
 pub(super) struct Conn {
     pub(super) fd: OwnedFd,
-    pub(super) gen: u32,
+    pub(super) generation: u32,
     pub(super) frame: Frame,
     /// Input read and not delivered yet: the start of a message, or messages left
     /// for the next turn. Freed when empty.
@@ -98,10 +98,10 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(fd: OwnedFd, gen: u32) -> Conn {
+    pub(super) fn new(fd: OwnedFd, generation: u32) -> Conn {
         Conn {
             fd,
-            gen,
+            generation,
             frame: Frame::Bytes,
             input: Vec::new(),
             scanned: 0,

@@ -30,15 +30,15 @@ impl Table {
         crate::sys::set_nonblocking_socket(fd.as_fd())?;
         crate::sys::prepare_nosigpipe(fd.as_raw_fd())?;
         self.take_in(fd, Stage::Made, false)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "max_clients connections are open"))
+            .ok_or_else(|| io::Error::other("max_clients connections are open"))
     }
 
     /// Watches `fd` for `interest` for the protocol (see [`Stage::Watched`]): it
     /// takes no output and no input of the loop's.
     pub(super) fn watch(&mut self, fd: OwnedFd, interest: Interest) -> io::Result<ConnId> {
-        let id = self.take_in(fd, Stage::Watched, false).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Other, "max_clients connections are open")
-        })?;
+        let id = self
+            .take_in(fd, Stage::Watched, false)
+            .ok_or_else(|| io::Error::other("max_clients connections are open"))?;
         let conn = self.client[id.index()].as_mut().expect("just taken in");
         conn.interest = interest;
         conn.ending = Ending::ShutdownWrite; // no output: send_to and broadcast skip it
@@ -58,10 +58,7 @@ impl Table {
 
 /// No entry left: `max_clients` connections are open.
 fn full() -> ConnectError {
-    ConnectError::OutOfResources(io::Error::new(
-        io::ErrorKind::Other,
-        "max_clients connections are open",
-    ))
+    ConnectError::OutOfResources(io::Error::other("max_clients connections are open"))
 }
 
 /// Why a connection the protocol opened ([`Context::connect`](super::Context::connect))

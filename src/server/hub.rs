@@ -73,7 +73,7 @@ impl Hub {
     pub(super) fn wake(&self, to: usize) -> bool {
         self.inboxes
             .get(to)
-            .map_or(true, |inbox| inbox.waker.wake_written())
+            .is_none_or(|inbox| inbox.waker.wake_written())
     }
 
     /// Takes everything in worker `worker`'s inbox (into `into`, which is cleared

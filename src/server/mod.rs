@@ -1022,10 +1022,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                     first_error.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_error.get_or_insert(io::Error::new(
-                        io::ErrorKind::Other,
-                        "a server worker panicked",
-                    ));
+                    first_error.get_or_insert(io::Error::other("a server worker panicked"));
                 }
             }
         }

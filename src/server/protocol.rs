@@ -64,7 +64,7 @@ pub enum Frame {
 pub struct ConnId {
     pub(super) worker: u16,
     pub(super) index: u32,
-    pub(super) gen: u32,
+    pub(super) generation: u32,
 }
 
 impl ConnId {
@@ -87,7 +87,7 @@ impl fmt::Debug for ConnId {
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}#{}", self.worker, self.index, self.gen)
+        write!(f, "{}.{}#{}", self.worker, self.index, self.generation)
     }
 }
 

@@ -565,10 +565,10 @@ impl<P: Protocol> Loop<P> {
         self.fit_state();
         for i in mem::take(&mut self.table.dialed) {
             let table = &mut self.table;
-            let Some(gen) = table.client[i].as_ref().map(|c| c.gen) else {
+            let Some(generation) = table.client[i].as_ref().map(|c| c.generation) else {
                 continue;
             };
-            let id = table.conn_id(i, gen);
+            let id = table.conn_id(i, generation);
             let conn = table.client[i].as_mut().expect("looked up");
             let connecting = conn.stage == Stage::Connecting;
             let interest = match conn.stage {
@@ -605,10 +605,10 @@ impl<P: Protocol> Loop<P> {
     /// it ended (UNP 16.3). Returns whether it is established.
     fn finish_connect(&mut self, i: usize) -> bool {
         let table = &mut self.table;
-        let Some(gen) = table.client[i].as_ref().map(|c| c.gen) else {
+        let Some(generation) = table.client[i].as_ref().map(|c| c.generation) else {
             return false;
         };
-        let id = table.conn_id(i, gen);
+        let id = table.conn_id(i, generation);
         let conn = table.client[i].as_mut().expect("looked up");
         let error = match crate::sys::take_socket_error(conn.fd.as_fd()) {
             Ok(None) => None,
@@ -677,7 +677,7 @@ impl<P: Protocol> Loop<P> {
             return false;
         };
         let conn = self.table.client.get(p.index()).and_then(Option::as_ref);
-        conn.is_some_and(|c| c.gen == p.gen && c.unsent() > self.config.max_unsent)
+        conn.is_some_and(|c| c.generation == p.generation && c.unsent() > self.config.max_unsent)
     }
 
     fn refuse(&mut self, fd: OwnedFd) {
@@ -698,13 +698,14 @@ impl<P: Protocol> Loop<P> {
             return Ok(()); // fair turns: once per connection per turn
         }
         conn.served_in = self.turn;
-        let gen = conn.gen;
+        let generation = conn.generation;
         self.table
-            .set_timer(self.table.conn_id(i, gen), Timer::Park, None);
+            .set_timer(self.table.conn_id(i, generation), Timer::Park, None);
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
-        let (stage, gen, paired) = (conn.stage, conn.gen, conn.link.partner.is_some());
+        let (stage, generation, paired) =
+            (conn.stage, conn.generation, conn.link.partner.is_some());
         if stage == Stage::Watched {
             self.serve_watch(i, readiness);
             return Ok(());
@@ -715,7 +716,7 @@ impl<P: Protocol> Loop<P> {
             Stage::Connecting if !self.finish_connect(i) => return Ok(()),
             Stage::Open => {}
             _ => {
-                let id = self.table.conn_id(i, gen);
+                let id = self.table.conn_id(i, generation);
                 self.greet(i, id);
             }
         }
@@ -835,7 +836,7 @@ impl<P: Protocol> Loop<P> {
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
-        let (eof, max_line, gen) = (conn.eof, self.config.max_line, conn.gen);
+        let (eof, max_line, generation) = (conn.eof, self.config.max_line, conn.generation);
         let mut scanned = conn.scanned;
         let input = mem::take(&mut conn.input);
         let buf = mem::take(&mut self.buf);
@@ -846,7 +847,7 @@ impl<P: Protocol> Loop<P> {
         let (byte_quota, message_quota) =
             (self.config.input_per_turn, self.config.messages_per_turn);
         let max_unsent = self.config.max_unsent;
-        let id = self.table.conn_id(i, gen);
+        let id = self.table.conn_id(i, generation);
         let mut state = self.state[i].take();
         let mut ctx = Context::new(&mut self.table, id, data);
         // `used` counts each message as at least one byte, so empty messages
@@ -918,14 +919,14 @@ impl<P: Protocol> Loop<P> {
     /// Calls the protocol for connection `i` outside a message (a stream's next
     /// piece, a timer); its output is sent at the connection's turn.
     fn callback(&mut self, i: usize, f: impl FnOnce(&mut P, &mut P::Conn, &mut Context<'_>)) {
-        let Some(gen) = self.table.client[i].as_ref().map(|c| c.gen) else {
+        let Some(generation) = self.table.client[i].as_ref().map(|c| c.generation) else {
             return;
         };
         let Some(mut state) = self.state[i].take() else {
             return;
         };
         self.table.now = Instant::now();
-        let id = self.table.conn_id(i, gen);
+        let id = self.table.conn_id(i, generation);
         let mut ctx = Context::new(&mut self.table, id, &[]);
         let protocol = &mut self.protocol;
         let result = guarded(|| f(protocol, &mut state, &mut ctx));
@@ -943,9 +944,9 @@ impl<P: Protocol> Loop<P> {
             return;
         };
         let table = &mut self.table;
-        if let Some(gen) = table.client[i].as_ref().map(|c| c.gen) {
+        if let Some(generation) = table.client[i].as_ref().map(|c| c.generation) {
             let at = table.now.checked_add(timeout);
-            table.set_timer(table.conn_id(i, gen), Timer::Idle, at);
+            table.set_timer(table.conn_id(i, generation), Timer::Idle, at);
         }
     }
 
@@ -994,12 +995,12 @@ impl<P: Protocol> Loop<P> {
         if n > 0 {
             self.active(i);
             let table = &mut self.table;
-            if let Some(gen) = table.client[i]
+            if let Some(generation) = table.client[i]
                 .as_ref()
                 .filter(|c| c.link.partner.is_some())
-                .map(|c| c.gen)
+                .map(|c| c.generation)
             {
-                let id = table.conn_id(i, gen);
+                let id = table.conn_id(i, generation);
                 table.set_timer(id, Timer::Write, None);
             }
         }
@@ -1029,9 +1030,9 @@ impl<P: Protocol> Loop<P> {
             return;
         };
         if conn.deadline(Timer::Park).wanted().is_none() {
-            let gen = conn.gen;
+            let generation = conn.generation;
             bump(&mut table.stats.backoffs);
-            let id = table.conn_id(i, gen);
+            let id = table.conn_id(i, generation);
             table.set_timer(id, Timer::Park, Some(Instant::now() + RESOURCE_BACKOFF));
         }
     }
@@ -1076,11 +1077,11 @@ impl<P: Protocol> Loop<P> {
         if conn.ending == Ending::Close {
             conn.streaming = false; // closing ends a stream
         }
-        let (gen, draining) = (conn.gen, self.draining.is_some());
+        let (generation, draining) = (conn.generation, self.draining.is_some());
         let write = conn.deadline(Timer::Write);
         if unsent == 0 {
             if write.wanted().is_some() {
-                timers.set(write, None, i, gen, Timer::Write);
+                timers.set(write, None, i, generation, Timer::Write);
             }
             if !conn.streaming {
                 match conn.ending {
@@ -1103,7 +1104,7 @@ impl<P: Protocol> Loop<P> {
         } else if write.wanted().is_none() {
             // Output stays unsent from now: the write timeout runs.
             let at = now.checked_add(self.config.write_timeout);
-            timers.set(write, at, i, gen, Timer::Write);
+            timers.set(write, at, i, generation, Timer::Write);
         }
         let parked = conn.deadline(Timer::Park).wanted().is_some();
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
@@ -1161,7 +1162,7 @@ impl<P: Protocol> Loop<P> {
         if readiness.is_empty() {
             return; // woken for nothing it takes
         }
-        let id = self.table.conn_id(i, conn.gen);
+        let id = self.table.conn_id(i, conn.generation);
         self.table.now = Instant::now();
         let mut ctx = Context::new(&mut self.table, id, &[]);
         let protocol = &mut self.protocol;
@@ -1202,7 +1203,7 @@ impl<P: Protocol> Loop<P> {
             }
             if conn.stage == Stage::Connecting {
                 // Never established: not a connection to close, a connect that failed.
-                let id = table.conn_id(i, conn.gen);
+                let id = table.conn_id(i, conn.generation);
                 let e = io::Error::new(io::ErrorKind::Interrupted, "the server stopped");
                 return self.fail_dial(i, id, ConnectError::Other(e));
             }
@@ -1225,7 +1226,7 @@ impl<P: Protocol> Loop<P> {
             CloseReason::Panic => &mut stats.closed_panic,
             CloseReason::Shutdown => &mut stats.closed_shutdown,
         });
-        let id = self.table.conn_id(i, conn.gen);
+        let id = self.table.conn_id(i, conn.generation);
         drop(conn); // closes the descriptor
         if let Some(state) = self.state[i].take() {
             let protocol = &mut self.protocol;
@@ -1276,7 +1277,9 @@ impl<P: Protocol> Loop<P> {
             let Some(conn) = table.client[due.index].as_mut() else {
                 continue; // closed since
             };
-            if conn.gen != due.gen || !table.timers.fires(conn.deadline(due.timer), due, now) {
+            if conn.generation != due.generation
+                || !table.timers.fires(conn.deadline(due.timer), due, now)
+            {
                 continue;
             }
             match due.timer {
@@ -1284,7 +1287,7 @@ impl<P: Protocol> Loop<P> {
                 Timer::Write => self.close(due.index, CloseReason::WriteTimeout),
                 Timer::Idle => self.close(due.index, CloseReason::IdleTimeout),
                 Timer::Connect => {
-                    let id = self.table.conn_id(due.index, due.gen);
+                    let id = self.table.conn_id(due.index, due.generation);
                     let late = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
                     self.fail_dial(due.index, id, ConnectError::TimedOut(late));
                 }

@@ -45,7 +45,7 @@ pub(super) struct Table {
     /// Connections the protocol opened or adopted, to be watched by the loop.
     pub(super) dialed: Vec<usize>,
     /// The generation of the next connection (see [`ConnId`]).
-    pub(super) next_gen: u32,
+    pub(super) next_generation: u32,
     pub(super) max_clients: usize,
 }
 
@@ -73,7 +73,7 @@ impl Table {
             totals,
             shutdown,
             dialed: Vec::new(),
-            next_gen: 0,
+            next_generation: 0,
             max_clients: config.max_clients,
         }
     }
@@ -104,11 +104,11 @@ impl Table {
             self.totals.release();
             return Err(fd);
         };
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1);
-        self.client[i] = Some(Conn::new(fd, gen));
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.client[i] = Some(Conn::new(fd, generation));
         self.open += 1;
-        Ok((i, self.conn_id(i, gen)))
+        Ok((i, self.conn_id(i, generation)))
     }
 
     /// Takes connection `i` out (its entry is free again, and it no longer counts
@@ -125,7 +125,7 @@ impl Table {
     /// Connection `id`, if it is still there (whatever its state).
     pub(super) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         let conn = self.client.get_mut(id.index())?.as_mut()?;
-        (conn.gen == id.gen).then_some(conn)
+        (conn.generation == id.generation).then_some(conn)
     }
 
     /// Entry `i` is free again.
@@ -133,18 +133,19 @@ impl Table {
         self.free.push(Reverse(i));
     }
 
-    pub(super) fn conn_id(&self, i: usize, gen: u32) -> ConnId {
+    pub(super) fn conn_id(&self, i: usize, generation: u32) -> ConnId {
         ConnId {
             worker: self.worker,
             index: i as u32, // client[] holds fewer than 2^32 slots
-            gen,
+            generation,
         }
     }
 
     /// Connection `id` of this worker, if it is open and not ending.
     pub(super) fn open_conn(&mut self, id: ConnId) -> Option<&mut Conn> {
         let conn = self.client.get_mut(id.index())?.as_mut()?;
-        (conn.gen == id.gen && conn.ending == Ending::Open && !conn.overflowed).then_some(conn)
+        (conn.generation == id.generation && conn.ending == Ending::Open && !conn.overflowed)
+            .then_some(conn)
     }
 
     /// Queues a reference to `data` for every open connection but `except`; returns
@@ -187,9 +188,9 @@ impl Table {
         let Some(conn) = self.client.get_mut(id.index()).and_then(Option::as_mut) else {
             return;
         };
-        if conn.gen == id.gen {
+        if conn.generation == id.generation {
             self.timers
-                .set(conn.deadline(timer), at, id.index(), id.gen, timer);
+                .set(conn.deadline(timer), at, id.index(), id.generation, timer);
         }
     }
 }

@@ -48,16 +48,16 @@ impl Deadline {
 struct Entry {
     at: Instant,
     index: u32,
-    gen: u32,
+    generation: u32,
     timer: Timer,
 }
 
-/// A due entry: connection `index` of generation `gen`, its timer `timer` queued
+/// A due entry: connection `index` and `generation`, its timer `timer` queued
 /// for `at`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Due {
     pub(super) index: usize,
-    pub(super) gen: u32,
+    pub(super) generation: u32,
     pub(super) timer: Timer,
     pub(super) at: Instant,
 }
@@ -69,24 +69,24 @@ pub(super) struct Timers {
 }
 
 impl Timers {
-    /// Sets `deadline` (timer `timer` of connection `index`, generation `gen`) to
+    /// Sets `deadline` (timer `timer` of connection `index` and `generation`) to
     /// `at`, or clears it. Queues an entry only if none as early is queued.
     pub(super) fn set(
         &mut self,
         deadline: &mut Deadline,
         at: Option<Instant>,
         index: usize,
-        gen: u32,
+        generation: u32,
         timer: Timer,
     ) {
         deadline.wanted = at;
         if let Some(at) = at {
-            if deadline.queued.map_or(true, |q| at < q) {
+            if deadline.queued.is_none_or(|q| at < q) {
                 deadline.queued = Some(at);
                 self.heap.push(Reverse(Entry {
                     at,
                     index: index as u32, // client[] holds fewer than 2^32 slots
-                    gen,
+                    generation,
                     timer,
                 }));
             }
@@ -106,7 +106,7 @@ impl Timers {
         let Reverse(e) = self.heap.pop()?;
         Some(Due {
             index: e.index as usize,
-            gen: e.gen,
+            generation: e.generation,
             timer: e.timer,
             at: e.at,
         })
@@ -125,7 +125,7 @@ impl Timers {
                 true
             }
             Some(at) => {
-                self.set(deadline, Some(at), due.index, due.gen, due.timer);
+                self.set(deadline, Some(at), due.index, due.generation, due.timer);
                 false
             }
             None => false,
@@ -160,7 +160,7 @@ mod tests {
         assert!(!timers.fires(&mut d, due, t0 + ms(50)));
         assert!(timers.pop_due(t0 + ms(50)).is_none());
         let due = timers.pop_due(t0 + ms(99)).unwrap();
-        assert_eq!((due.index, due.gen, due.timer), (7, 1, Timer::Idle));
+        assert_eq!((due.index, due.generation, due.timer), (7, 1, Timer::Idle));
         assert!(timers.fires(&mut d, due, t0 + ms(99)));
         assert_eq!(timers.len(), 0);
     }

@@ -101,7 +101,7 @@ pub(crate) type Sets<'a> = [Option<&'a mut [FdWord]>; 3];
 fn check(nfds: libc::c_int, limit: usize, sets: &Sets<'_>) -> io::Result<()> {
     let ok = usize::try_from(nfds).is_ok_and(|n| {
         // `usize::div_ceil` needs Rust 1.73; n <= c_int::MAX cannot overflow.
-        let words = (n + WORD_BITS - 1) / WORD_BITS;
+        let words = n.div_ceil(WORD_BITS);
         n <= limit && sets.iter().flatten().all(|set| set.len() >= words)
     });
     if ok {
@@ -156,7 +156,10 @@ pub(crate) fn select_unlimited(
     let tv = timeout.map_or(std::ptr::null_mut(), |tv| tv as *mut libc::timeval);
     #[cfg(target_vendor = "apple")]
     {
-        extern "C" {
+        // SAFETY: this is select(2)'s prototype in <sys/select.h>, under the symbol
+        // that header uses when _DARWIN_C_SOURCE is defined (descriptors past
+        // FD_SETSIZE allowed).
+        unsafe extern "C" {
             #[link_name = "select$DARWIN_EXTSN"]
             fn select_darwin_extsn(
                 nfds: libc::c_int,

@@ -444,7 +444,7 @@ pub(crate) fn chat_client(
                 thread::sleep(Duration::from_millis(1));
             }
             let len = line.iter().map(Vec::len).sum::<usize>();
-            msgs += ((len + MAX_LINE - 1) / MAX_LINE) as u64;
+            msgs += len.div_ceil(MAX_LINE) as u64;
         }
         (sent, msgs, None)
     });
@@ -477,11 +477,10 @@ pub(crate) fn chat_client(
             }
         }
     }
-    let (sent, msgs, write_error) = writing.join().unwrap_or((
-        0,
-        0,
-        Some(io::Error::new(ErrorKind::Other, "writer panicked")),
-    ));
+    let (sent, msgs, write_error) =
+        writing
+            .join()
+            .unwrap_or((0, 0, Some(io::Error::other("writer panicked"))));
     peer.report.sent += sent;
     peer.report.msgs_in += msgs;
     if peer.report.failure.is_some() {

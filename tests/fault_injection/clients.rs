@@ -81,7 +81,7 @@ pub(crate) fn echo_of(pieces: Vec<Vec<u8>>) -> Exchange {
 
 /// `m` in `parts` pieces of (nearly) equal length.
 pub(crate) fn split(m: &[u8], parts: usize) -> Vec<Vec<u8>> {
-    m.chunks((m.len() + parts - 1) / parts)
+    m.chunks(m.len().div_ceil(parts))
         .map(<[u8]>::to_vec)
         .collect()
 }

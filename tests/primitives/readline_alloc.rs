@@ -92,7 +92,7 @@ fn a_long_line_grows_the_buffer_once_then_never_again() {
     // (doubling) during the first line only.
     let mut data = Vec::new();
     for _ in 0..10 {
-        data.extend(std::iter::repeat(b'x').take(20_000));
+        data.extend(std::iter::repeat_n(b'x', 20_000));
         data.push(b'\n');
     }
     let mut r = LineReader::with_capacity(1024, Cursor::new(&data[..]));

@@ -68,7 +68,7 @@ impl Expected {
     /// longer than the loop's `max_line` reaches the protocol in pieces, each a
     /// message received; the chat relays it as one message.
     fn line(&mut self, len: usize, to: usize) {
-        self.received += ((len + MAX_PIECE - 1) / MAX_PIECE) as u64;
+        self.received += len.div_ceil(MAX_PIECE) as u64;
         self.sent += to as u64;
         self.bytes_received += len as u64;
         self.bytes_sent += (len * to) as u64;
@@ -319,7 +319,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Line `seq` of client `from`, sent `stamp` microseconds after the run's start.
 fn stamped(from: usize, seq: usize, stamp: u128) -> String {
     let mut line = format!("t {from} {seq} {stamp} ");
-    line.extend(std::iter::repeat('s').take(STAMPED_LEN - line.len() - 1));
+    line.extend(std::iter::repeat_n('s', STAMPED_LEN - line.len() - 1));
     line.push('\n');
     line
 }
@@ -487,6 +487,7 @@ fn latency_run(mode: &[&str], slow: bool) -> LatencyRun {
         }));
     }
     go.wait();
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     let started = Instant::now();
 
     // The slow reader: the server must close it once its output has waited the
