@@ -805,7 +805,8 @@ impl<P: Protocol> Server<P> {
     ///
     /// # Errors
     /// Only errors that mean the server itself is broken end the loop: `select`,
-    /// `accept`, `recv` or `send` failing with `EBADF`, `EFAULT`, `EINVAL` or
+    /// `accept`, `recv`, `send`, or the `getsockopt(SO_ERROR)` that ends a
+    /// [`Context::connect`], failing with `EBADF`, `EFAULT`, `EINVAL` or
     /// `ENOTSOCK`. `InvalidInput` at the start if the listener's descriptor is `>=
     /// FD_SETSIZE` (use [`run_large`](Self::run_large) or
     /// [`run_poll`](Self::run_poll)). Every other error ends one connection, or

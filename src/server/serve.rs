@@ -33,15 +33,25 @@ const FIRST_CONN: usize = 3;
 
 /// What to do after an error of `recv` or `send`: `Ok(())` to back off and retry
 /// (`ENOMEM`, `ENOBUFS`), `Err(None)` to close the connection, `Err(Some(e))` when
-/// the server itself is broken (`EBADF`, `EFAULT`, `EINVAL`, `ENOTSOCK`).
+/// the server itself is broken (see [`broken`]).
 fn sort(e: io::Error) -> Result<(), Option<io::Error>> {
     match e.raw_os_error() {
         Some(libc::ENOMEM | libc::ENOBUFS) => Ok(()),
-        Some(libc::EBADF | libc::EFAULT | libc::EINVAL | libc::ENOTSOCK) => Err(Some(e)),
+        _ if broken(&e) => Err(Some(e)),
         // ECONNRESET, EPIPE, ETIMEDOUT, ENOTCONN, EHOSTUNREACH, ENETDOWN, EIO, …:
         // this connection is over, whatever the reason.
         _ => Err(None),
     }
+}
+
+/// An error of a call on a connection's descriptor that says the server itself is
+/// broken: the descriptor is not the socket the loop holds (`EBADF`, `ENOTSOCK`),
+/// or the call is wrong (`EFAULT`, `EINVAL`). The loop stops.
+fn broken(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EFAULT | libc::EINVAL | libc::ENOTSOCK)
+    )
 }
 
 /// What the loop does after `select`/`poll` failed.
@@ -602,21 +612,23 @@ impl<P: Protocol> Loop<P> {
     }
 
     /// A connect in progress reported writable (or failed): `SO_ERROR` says how
-    /// it ended (UNP 16.3). Returns whether it is established.
-    fn finish_connect(&mut self, i: usize) -> bool {
+    /// it ended (UNP 16.3). Returns whether it is established; an error if the
+    /// server is broken (`getsockopt` itself failed as a `recv` would stop it).
+    fn finish_connect(&mut self, i: usize) -> io::Result<bool> {
         let table = &mut self.table;
         let Some(generation) = table.client[i].as_ref().map(|c| c.generation) else {
-            return false;
+            return Ok(false);
         };
         let id = table.conn_id(i, generation);
         let conn = table.client[i].as_mut().expect("looked up");
         let error = match crate::sys::take_socket_error(conn.fd.as_fd()) {
             Ok(None) => None,
+            Err(e) if broken(&e) => return Err(e),
             Ok(Some(e)) | Err(e) => Some(e),
         };
         if let Some(e) = error {
             self.fail_dial(i, id, ConnectError::from(e));
-            return false;
+            return Ok(false);
         }
         conn.stage = Stage::Made;
         if self.config.nodelay {
@@ -624,7 +636,7 @@ impl<P: Protocol> Loop<P> {
         }
         table.set_timer(id, Timer::Connect, None);
         bump(&mut table.stats.connected);
-        true
+        Ok(true)
     }
 
     /// A connection the protocol opened was not established: it goes (with its
@@ -713,7 +725,7 @@ impl<P: Protocol> Loop<P> {
         match stage {
             // Woken (output queued for it) before its connect ended: wait on.
             Stage::Connecting if readiness.is_empty() => return Ok(()),
-            Stage::Connecting if !self.finish_connect(i) => return Ok(()),
+            Stage::Connecting if !self.finish_connect(i)? => return Ok(()),
             Stage::Open => {}
             _ => {
                 let id = self.table.conn_id(i, generation);

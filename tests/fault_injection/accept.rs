@@ -63,6 +63,6 @@ pub(crate) const ACCEPT_ROWS: &[Row] = &[
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn accept_errors() {
     let _w = Watchdog::new("accept_errors", LIMIT);
-    let targets = [ECHO, Target::Chat, Target::Kv];
+    let targets = [ECHO, Target::Chat, Target::Kv, Target::Relay];
     run_table("accept4", &every(ACCEPT_ROWS, &targets));
 }

@@ -132,6 +132,7 @@ pub(crate) fn check(
     };
     let get = |k: &str| c.get(k).copied().unwrap_or(u64::MAX);
     let echo = matches!(target, Target::Echo(_));
+    let relay = target == Target::Relay;
     let nonzero = || {
         let common = [
             "accepted",
@@ -154,6 +155,8 @@ pub(crate) fn check(
             ]
         } else {
             &[
+                "connected",
+                "connect_failed",
                 "closed_protocol",
                 "closed_panic",
                 "closed_shutdown",
@@ -282,18 +285,39 @@ pub(crate) fn check(
     let n = |v: usize| v as u64;
 
     let fresh_clients = target.fresh_clients();
+    let accepted = n(served.len()) + fresh_clients;
+    // The relay's clients whose upstream never connected: closed, not reset.
+    let no_upstream = if row.expect == Expect::NoUpstream {
+        faults
+    } else {
+        0
+    };
     let mut want: Vec<(&str, u64)> = vec![
-        ("accepted", n(served.len()) + fresh_clients),
+        ("accepted", accepted),
         ("closed_eof", n(finished.len()) + fresh_clients),
-        ("closed_reset", n(closed.len())),
+        ("closed_reset", n(closed.len()).saturating_sub(no_upstream)),
         ("closed_policy", 0),
-        // Nothing else closes a connection (no protocol here closes one on its
-        // own, nor panics), and none is left at the end.
-        ("closed_protocol", 0),
-        ("closed_panic", 0),
-        ("closed_shutdown", 0),
-        ("open", 0),
     ];
+    if relay {
+        // A pair ends as its upstream side reads EOF (`closed_eof`) or one side
+        // fails (`closed_reset`); the other side follows (`closed_protocol`), as
+        // does a client whose upstream never connected: one per client. A connect
+        // given up once under way is counted; one whose `socket` or `connect`
+        // failed, the protocol heard of at once.
+        let under_way = !matches!(row.sys, "socket" | "connect");
+        want.extend([
+            ("closed_protocol", accepted),
+            ("connected", accepted.saturating_sub(no_upstream)),
+            ("connect_failed", if under_way { no_upstream } else { 0 }),
+        ]);
+    }
+    // Nothing else closes a connection (no protocol here closes one on its own,
+    // nor panics), and none is left at the end.
+    for k in ["closed_protocol", "closed_panic", "closed_shutdown", "open"] {
+        if !want.iter().any(|(w, _)| *w == k) {
+            want.push((k, 0));
+        }
+    }
     let mut want_turned_away = 0;
     let mut want_closed = 0;
     let mut want_no_eof = 0;
@@ -361,7 +385,7 @@ pub(crate) fn check(
             want.push(("shed", faults));
             want_turned_away = faults;
         }
-        Expect::CloseClient => want_closed = faults,
+        Expect::CloseClient | Expect::NoUpstream => want_closed = faults,
         Expect::LingerFin => {
             want.push(("refused", 3));
             want_turned_away = 3;
@@ -373,7 +397,11 @@ pub(crate) fn check(
         _ => unreachable!(),
     }
     if row.expect == Expect::CloseIgnored {
-        want_no_eof = faults;
+        want_no_eof = if relay {
+            w.client_closes_failed
+        } else {
+            faults
+        };
     }
     if racing && !want.iter().any(|(k, _)| *k == "empty_accepts") {
         want.push(("empty_accepts", get("empty_accepts.would_block")));
@@ -443,7 +471,30 @@ pub(crate) fn check(
     let sum = |f: fn(&ClientReport) -> u64| served.iter().map(|c| f(c)).sum::<u64>();
     let sent = sum(|c| c.sent) + fresh.sent;
     let verified = sum(|c| c.verified) + fresh.verified;
-    if !echo {
+    if relay {
+        // Every byte twice: read from its client and sent upstream, read back from
+        // the upstream and sent to the client; nothing lost (no client closed), or
+        // at least what the clients checked.
+        let (got_in, got_out) = (get("bytes_received"), get("bytes_sent"));
+        let lost = if closed.is_empty() {
+            got_in != 2 * sent || got_out != 2 * sent || verified != sent
+        } else {
+            got_in < 2 * verified || got_out < 2 * verified
+        };
+        if lost {
+            return fail(format!(
+                "bytes: sent {sent}, verified {verified}, relay received {got_in}, sent \
+                 {got_out}"
+            ));
+        }
+        if w.upstream_open != 0 {
+            return fail(format!(
+                "{} upstream connections still open after the fresh client",
+                w.upstream_open
+            ));
+        }
+        notes.push(format!("upstream: {} conns", w.upstream_accepted));
+    } else if !echo {
         // Nothing lost: the server read every byte and message the clients sent
         // and sent every byte and message they checked, no more; with a client
         // closed, at least what the others checked.
@@ -508,6 +559,7 @@ pub(crate) fn check(
         Expect::LingerFin => "refused with FIN",
         Expect::Refuse => "refuses that connection (RST)",
         Expect::NeverCalled => "never called, nothing lost",
+        Expect::NoUpstream => "closes that client only (no upstream)",
         _ => "",
     };
     Ok(format!("{what}; {}", nonzero()))

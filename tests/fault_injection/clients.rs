@@ -58,6 +58,13 @@ pub(crate) struct Workload {
     /// With workers, fresh clients shed before the one served (a worker's planned
     /// accept4 fault can be the fresh client's).
     pub(crate) fresh_shed: u64,
+    /// The relay's upstream: connections it accepted, and those still open once
+    /// the fresh client is done (every pair should be closed by then).
+    pub(crate) upstream_accepted: u64,
+    pub(crate) upstream_open: u64,
+    /// The relay's `close` rows: the failed closes that were a client's (the
+    /// client sees no EOF; an upstream's peer closed first).
+    pub(crate) client_closes_failed: u64,
 }
 
 /// One request, sent in pieces 1 ms apart, and the reply that must come back whole
@@ -434,7 +441,6 @@ pub(crate) fn join_reports(
     reports.sort_by_key(|r| r.id);
     Workload {
         clients: reports,
-        fresh: None,
-        fresh_shed: 0,
+        ..Workload::default()
     }
 }

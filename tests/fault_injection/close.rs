@@ -38,17 +38,24 @@ pub(crate) const LINGER_ROWS: &[Row] = &[
 
 pub(crate) const LINGER_ARGS: &[&str] = &["--max-clients", "2"];
 
+/// The relay's: clients 0 and 1 and their upstreams.
+pub(crate) const RELAY_LINGER_ARGS: &[&str] = &["--max-clients", "4"];
+
 #[test]
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn close_errors() {
     let _w = Watchdog::new("close_errors", LIMIT);
-    // Each run waits 1.5 s for the EOFs the leaked descriptors never send: chat and
-    // kv get each errno once, in one mode each.
+    // Each run waits 1.5 s for the EOFs the leaked descriptors never send: chat, kv
+    // and the relay get each errno once, in one mode each.
     let mut cases = every(CLOSE_ROWS, &[ECHO]);
-    cases.extend(spread(CLOSE_ROWS, &OTHERS));
+    cases.extend(spread(
+        CLOSE_ROWS,
+        &[Target::Chat, Target::Kv, Target::Relay],
+    ));
     // Release builds make no fcntl(F_GETFD) before close: nothing to inject there.
     if cfg!(debug_assertions) {
-        cases.extend(every(FCNTL_ROWS, &[ECHO, Target::Chat, Target::Kv]));
+        let targets = [ECHO, Target::Chat, Target::Kv, Target::Relay];
+        cases.extend(every(FCNTL_ROWS, &targets));
     }
     run_table("close", &cases);
 }
@@ -57,13 +64,16 @@ fn close_errors() {
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn linger_errors() {
     let _w = Watchdog::new("linger_errors", LIMIT);
-    let rows: Vec<Row> = LINGER_ROWS
-        .iter()
-        .map(|r| r.args(LINGER_ARGS).matching("SO_LINGER"))
-        .collect();
-    // Each run probes five clients for 400 ms: chat and kv get four errnos, one
-    // per mode.
-    let mut cases = every(&rows, &[ECHO]);
-    cases.extend(spread(&rows[..Mode::ALL.len()], &OTHERS));
+    let rows = |args| -> Vec<Row> {
+        let rows = LINGER_ROWS.iter();
+        rows.map(|r| r.args(args).matching("SO_LINGER")).collect()
+    };
+    let rows_of_one = rows(LINGER_ARGS);
+    // Each run probes five clients for 400 ms: chat, kv and the relay get four
+    // errnos, one per mode.
+    let mut cases = every(&rows_of_one, &[ECHO]);
+    cases.extend(spread(&rows_of_one[..Mode::ALL.len()], &OTHERS));
+    let relay_rows = rows(RELAY_LINGER_ARGS);
+    cases.extend(spread(&relay_rows[..Mode::ALL.len()], &[Target::Relay]));
     run_table("setsockopt(SO_LINGER)", &cases);
 }

@@ -106,11 +106,52 @@ const REARM_ROWS: &[Row] = &[row("accept4", "ENOMEM", "2", Expect::Pause).also(A
     matching: Some("EPOLL_CTL_ADD, 3,"),
 })];
 
+/// The relay's upstream: its registration (for writing, while its connect goes on)
+/// fails, for clients 1 and 3 (the relay's calls are counted in `relay`: client 1
+/// is 6, its upstream 7, its client's removal at its close 8, so client 3's
+/// upstream is 13): the connect is given up (`connect_failed`) and its client
+/// closed, whatever the errno but EBADF, which stops the loop as for a client.
+/// EEXIST's takeover (8) fails too, so client 3's upstream is 14.
+const UPSTREAM_ADD_ROWS: &[Row] = &[
+    ctl("ENOMEM", "7..13+6", Expect::NoUpstream),
+    ctl("ENOSPC", "7..13+6", Expect::NoUpstream),
+    ctl("EPERM", "7..13+6", Expect::NoUpstream),
+    ctl("EINVAL", "7..13+6", Expect::NoUpstream),
+    ctl("ELOOP", "7..13+6", Expect::NoUpstream),
+    ctl("ENOENT", "7..13+6", Expect::NoUpstream),
+    ctl("EEXIST", "7..14+7", Expect::NoUpstream),
+    ctl("EBADF", "7", Expect::Fatal),
+];
+
+/// The relay's removals: a pair's client is taken out of the set when its EOF
+/// comes (it is watched for nothing: call 18 is the workload's first such), its
+/// upstream just before its close (the workload's last removal, 27, is one).
+/// Taking a connection out of the set fails as a change of interest does (its
+/// interest stays, it is parked: `backoffs`), but for EBADF and ENOENT, which say
+/// it is out already; before a close, every error is ignored.
+const RELAY_DEL_ROWS: &[Row] = &[
+    ctl("ENOMEM", "18", Expect::Backoff),
+    ctl("EINVAL", "18", Expect::Backoff),
+    ctl("EPERM", "18", Expect::Backoff),
+    ctl("EBADF", "18", Expect::Retry),
+    ctl("ENOENT", "18", Expect::Retry),
+    ctl("ENOMEM", "27", Expect::Retry),
+    ctl("EINVAL", "27", Expect::Retry),
+    ctl("EPERM", "27", Expect::Retry),
+    ctl("EBADF", "27", Expect::Retry),
+    ctl("ENOENT", "27", Expect::Retry),
+];
+
+/// `rows` against `targets`, in epoll mode only.
+fn epoll_only_on(rows: &[Row], targets: &[Target]) -> Vec<Case> {
+    let cases = every(rows, targets).into_iter();
+    cases.filter(|c| c.mode == Mode::Epoll).collect()
+}
+
 /// `rows` against every server, in epoll mode only.
 fn epoll_only(rows: &[Row]) -> Vec<Case> {
-    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv];
-    let cases = every(rows, &targets).into_iter();
-    cases.filter(|c| c.mode == Mode::Epoll).collect()
+    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv, Target::Relay];
+    epoll_only_on(rows, &targets)
 }
 
 #[test]
@@ -123,8 +164,18 @@ fn epoll_errors() {
         .collect();
     let mut cases = epoll_only(ADD_ROWS);
     cases.extend(epoll_only(&mods));
-    cases.extend(epoll_only(DEL_ROWS));
+    // The relay's removals are planned apart (its clients leave the set at EOF).
+    cases.extend(epoll_only_on(
+        DEL_ROWS,
+        &[ECHO, ECHO_LINES, Target::Chat, Target::Kv],
+    ));
     cases.extend(epoll_only(START_ROWS));
     cases.extend(epoll_only(REARM_ROWS));
+    let relay = |rows: &[Row], m| -> Vec<Row> { rows.iter().map(|r| r.matching(m)).collect() };
+    let relay_rows = [
+        relay(UPSTREAM_ADD_ROWS, "EPOLL_CTL_ADD"),
+        relay(RELAY_DEL_ROWS, "EPOLL_CTL_DEL"),
+    ];
+    cases.extend(epoll_only_on(&relay_rows.concat(), &[Target::Relay]));
     run_table("epoll_ctl, epoll_create1", &cases);
 }

@@ -22,11 +22,11 @@ pub(crate) const BUG_ROWS: &[Row] = &[
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 /// Two bugs this suite found in echo_server (both fixed): a connection shed while
 /// the reserve cannot be re-opened went uncounted; a failed write to stderr at
-/// shutdown panicked. The same rows run against chat and kv.
+/// shutdown panicked. The same rows run against chat, kv and the relay.
 fn fixed_bugs_stay_fixed() {
     let _w = Watchdog::new("fixed_bugs_stay_fixed", LIMIT);
     run_table(
         "known bugs",
-        &every(BUG_ROWS, &[ECHO, Target::Chat, Target::Kv]),
+        &every(BUG_ROWS, &[ECHO, Target::Chat, Target::Kv, Target::Relay]),
     );
 }

@@ -25,7 +25,7 @@ pub(crate) fn fresh_client(
                 msgs_out: 2,
             }
         }
-        Target::Echo(_) => echo_of(vec![FRESH.to_vec()]),
+        Target::Echo(_) | Target::Relay => echo_of(vec![FRESH.to_vec()]),
     };
     let request = exchange.pieces.concat();
     let mut s = fresh_connect(addr)?;

@@ -232,6 +232,8 @@ pub(crate) fn calibration(target: Target) -> Calibration {
             .args(["-e", "trace=openat,close,rt_sigaction,write", "--"])
             .arg(exe)
             .arg("127.0.0.1:0")
+            // The relay's upstream: no client comes, so it never connects there.
+            .args((target == Target::Relay).then_some("127.0.0.1:9"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -340,7 +342,8 @@ fn case_when(case: Case) -> String {
         // or the reserve's as the worker ends), and the main thread's at shutdown.
         return CLOSE_WHEN_ATTACHED.to_string();
     }
-    resolve(case.target.when(case.row.sys, case.row.when), case.target)
+    let row = case.row;
+    resolve(case.target.when(row.sys, row.errno, row.when), case.target)
 }
 
 const CLOSE_WHEN_ATTACHED: &str = "1..3+2";
@@ -431,12 +434,19 @@ fn run_case(strace: &PathBuf, case: Case) -> Result<String, String> {
     let mut injects = vec![(sys, row.errno, when, matching(row.matching))];
     if let Some(a) = row.also {
         traced_set.push(a.sys);
-        let when = resolve(target.when(a.sys, a.when), target);
+        let when = resolve(target.when(a.sys, a.errno, a.when), target);
         injects.push((a.sys, a.errno, when, matching(a.matching)));
     }
-    if workers != Workers::One && !traced_set.contains(&"accept4") {
+    // The relay's `close` rows: which closes were its clients' (the others' are
+    // its upstream's, whose peer closed first: no client misses an EOF there).
+    let clients_known = target == Target::Relay && row.sys == "close";
+    if (workers != Workers::One || clients_known) && !traced_set.contains(&"accept4") {
         // Which descriptors are connections: those accept4 returned.
         traced_set.push("accept4");
+    }
+    if workers != Workers::One && target == Target::Relay && !traced_set.contains(&"connect") {
+        // And the relay's upstreams: those it connected.
+        traced_set.push("connect");
     }
     let mut strace_args: Vec<OsString> = Vec::new();
     if let Some(path) = row.path {
@@ -454,6 +464,13 @@ fn run_case(strace: &PathBuf, case: Case) -> Result<String, String> {
     server_args.extend(workers.args());
     server_args.extend(row.args);
     server_args.push("127.0.0.1:0");
+    // The relay's upstream: an echo server of this run's own.
+    let upstream = match target {
+        Target::Relay => Some(Upstream::start().map_err(|e| format!("upstream: {e}"))?),
+        _ => None,
+    };
+    let upstream_addr = upstream.as_ref().map(|u| u.addr.to_string());
+    server_args.extend(upstream_addr.as_deref());
 
     let mut cmd = if attach {
         Command::new(exe)
@@ -584,6 +601,11 @@ fn run_case(strace: &PathBuf, case: Case) -> Result<String, String> {
                     fresh = fresh_client(target, addr, expect);
                 }
                 report.fresh = Some(fresh);
+                if let Some(up) = &upstream {
+                    // Every pair is over by now: its upstream side closed too.
+                    report.upstream_open = up.wait_closed(Duration::from_secs(2));
+                    report.upstream_accepted = up.accepted();
+                }
                 traced.stop(Duration::from_secs(10))
             }
         }
@@ -597,6 +619,11 @@ fn run_case(strace: &PathBuf, case: Case) -> Result<String, String> {
     let stderr = err_reader.join().unwrap_or_default();
     let stdout = out_lines.lock().unwrap().clone();
     let trace = std::fs::read_to_string(&out_file).unwrap_or_default();
+    if clients_known {
+        let calls = parse_calls(&trace);
+        let on_clients = calls.iter().filter(|c| c.injected && c.client);
+        report.client_closes_failed = on_clients.count() as u64;
+    }
     let (injected, landed) = if workers == Workers::One {
         (injected_lines(&trace), None)
     } else {

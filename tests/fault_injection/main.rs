@@ -3,20 +3,24 @@
 //! binary fail, and the test checks what the server did about it.
 //!
 //! One row is (system call, errno, which calls). A case is a row run against one
-//! server (`Target`: `echo_server` in byte or line mode, `chat_server`, `kv_server`)
-//! in one loop mode (select, poll, large, epoll). Every row runs against
+//! server (`Target`: `echo_server` in byte or line mode, `chat_server`, `kv_server`,
+//! `relay` between the clients and an echo upstream the test runs) in one loop mode
+//! (select, poll, large, epoll). Every row runs against
 //! `echo_server` in every mode (byte echo; the `recvfrom`/`sendto` and
 //! `pselect6`/`poll`/`epoll_wait` rows also in line mode), and against `chat_server`
 //! and `kv_server` as each test says (`every`: all modes; `spread`: the rows shared
-//! out over the modes); the `sendmsg` rows only against the servers that make that
-//! call (chat), and the others are checked to make none; the rows of epoll's own
-//! calls (`epoll_ctl`, `epoll_create1`) in epoll mode only, against all four. The
-//! call numbers (`when`) are tuned to echo's workload; `PLANS` re-tunes them for
-//! the others'.
+//! out over the modes), and against `relay` in every mode; the `sendmsg` rows only
+//! against the servers that make that call (chat), and the others are checked to
+//! make none; the rows of epoll's own calls (`epoll_ctl`, `epoll_create1`) in epoll
+//! mode only, against all five (the relay's removals planned apart). The relay has
+//! rows of its own (`relay`; with epoll, `epoll`): the
+//! upstream's `socket`, `connect` and `getsockopt(SO_ERROR)`. The call numbers
+//! (`when`) are tuned to echo's workload; `PLANS` re-tunes them for the others'.
 //!
 //! Each run: five clients connect one after the other (so the accept order is
 //! known) and say hello, then all of them at once do their exchange in pieces and
-//! check every byte they get back; then each half-closes and waits for EOF. Echo:
+//! check every byte they get back; then each half-closes and waits for EOF. Echo
+//! (and the relay, whose upstream echoes):
 //! distinctive data (text lines, binary with NULs, one 4095-byte piece without a
 //! newline, lines split across pieces) and its echo. kv: `set`s of binary values
 //! (NULs, `\r\n`, one longer than a command line), split inside the command line and
@@ -36,7 +40,8 @@
 //!
 //! Layout: this file has what a row and a case are (modes, servers, expectations);
 //! one module per family of system calls holds its rows and its test (`wait`,
-//! `accept`, `recv`, `send`, `close`, `epoll`, `startup`, `fixed_bugs`, `workers`); the
+//! `accept`, `recv`, `send`, `close`, `epoll`, `startup`, `fixed_bugs`, `workers`,
+//! `relay`: also the relay's upstream); the
 //! harness runs a case under strace (`harness`), reads the trace (`trace`) and
 //! judges the outcome (`check`); the clients are in `clients` (echo, kv), `chat` and
 //! `fresh` (the check after the faults).
@@ -58,6 +63,7 @@ mod close;
 mod epoll;
 mod fixed_bugs;
 mod recv;
+mod relay;
 mod send;
 mod startup;
 mod wait;
@@ -68,6 +74,7 @@ use check::*;
 use clients::*;
 use fresh::*;
 use harness::*;
+use relay::*;
 use trace::*;
 
 use std::collections::{HashMap, VecDeque};
@@ -149,11 +156,14 @@ enum Target {
     Chat,
     /// `kv_server`: memcached's text protocol (`unp_select::server`).
     Kv,
+    /// `relay LISTEN UPSTREAM`: each client paired with its own connection to an
+    /// echo server the test runs (`Upstream`), so it gets its bytes back.
+    Relay,
 }
 
 const ECHO: Target = Target::Echo(EchoMode::Bytes);
 const ECHO_LINES: Target = Target::Echo(EchoMode::Lines);
-/// The servers on the generic loop.
+/// The servers on the generic loop (but the relay, whose rows are its own).
 const OTHERS: [Target; 2] = [Target::Chat, Target::Kv];
 
 impl Target {
@@ -162,6 +172,7 @@ impl Target {
             Target::Echo(_) => "echo_server",
             Target::Chat => "chat_server",
             Target::Kv => "kv_server",
+            Target::Relay => "relay",
         }
     }
 
@@ -169,7 +180,7 @@ impl Target {
         match self {
             Target::Echo(EchoMode::Bytes) => &["--bytes"],
             Target::Echo(EchoMode::Lines) => &["--lines"],
-            Target::Chat | Target::Kv => &[],
+            Target::Chat | Target::Kv | Target::Relay => &[],
         }
     }
 
@@ -179,6 +190,7 @@ impl Target {
             Target::Echo(EchoMode::Lines) => "echo lines",
             Target::Chat => "chat",
             Target::Kv => "kv",
+            Target::Relay => "relay",
         }
     }
 
@@ -191,11 +203,12 @@ impl Target {
     }
 
     /// A row's `when`, re-tuned to this server's workload (see `PLANS`).
-    fn when(self, sys: &str, when: &'static str) -> &'static str {
-        PLANS
-            .iter()
-            .find(|(t, s, w, _)| *t == self && *s == sys && *w == when)
-            .map_or(when, |p| p.3)
+    fn when(self, sys: &str, errno: &str, when: &'static str) -> &'static str {
+        let plan = |&&(t, s, e, w, _): &&Plan| {
+            t == self && s == sys && w == when && e.map_or(true, |e| e == errno)
+        };
+        let mut plans = PLANS.iter().chain(RELAY_PLANS);
+        plans.find(plan).map_or(when, |p| p.4)
     }
 }
 
@@ -286,6 +299,12 @@ enum Expect {
     /// This server never makes the call: nothing is injected, nothing lost, no
     /// counter moves. When it starts making it, the row fails and says so.
     NeverCalled,
+    /// The relay's connection to its upstream fails (its `socket`, `connect`,
+    /// `SO_ERROR` or registration): that client is closed at its hello, the
+    /// others and the next client are relayed. `connect_failed` counts it once the
+    /// connect was under way; when `socket` or `connect` itself fails, the
+    /// protocol hears it at once and only closes its client.
+    NoUpstream,
 }
 
 /// One more fault in the same run (a row may inject into two system calls).
@@ -344,9 +363,19 @@ impl Row {
     }
 }
 
-/// The rows' `when`, re-tuned for chat's and kv's workloads: (server, system call,
-/// echo's `when`, this server's). A row not listed keeps echo's.
-const PLANS: &[(Target, &str, &str, &str)] = &[
+/// A row's `when` re-tuned for a server: (server, system call, only for this errno,
+/// echo's `when`, this server's).
+type Plan = (
+    Target,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+);
+
+/// The rows' `when`, re-tuned for chat's and kv's workloads (the relay's are
+/// `RELAY_PLANS`). A row not listed keeps echo's; the first plan that fits is taken.
+const PLANS: &[Plan] = &[
     // Chat's hellos are sendto 1-10 (client k's to the k clients before it). The
     // exchange opens with a round, one client at a time, in which each says a
     // line alone (sendto 11-30: each client's to the four others) and then two
@@ -355,11 +384,11 @@ const PLANS: &[(Target, &str, &str, &str)] = &[
     // client 1's to its 3rd), sendmsg 4 and 8 (echo's plan). Concurrent sends
     // after it are a copy or a shared chunk alone (sendto) or several (sendmsg)
     // as the timing has it: no plan could count on them.
-    (Target::Chat, "sendto", "4..8+4", "12..17+5"),
+    (Target::Chat, "sendto", None, "4..8+4", "12..17+5"),
     // chat and kv set TCP_NODELAY on each accepted connection (calls 2 and 3 for
     // clients 0 and 1): client 2's SO_LINGER is call 4.
-    (Target::Chat, "setsockopt", "2", "4"),
-    (Target::Kv, "setsockopt", "2", "4"),
+    (Target::Chat, "setsockopt", None, "2", "4"),
+    (Target::Kv, "setsockopt", None, "2", "4"),
 ];
 
 // ---- the tests ----------------------------------------------------------------------

@@ -24,6 +24,6 @@ pub(crate) const RECV_ROWS: &[Row] = &[
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn recv_errors() {
     let _w = Watchdog::new("recv_errors", LIMIT);
-    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv];
+    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv, Target::Relay];
     run_table("recvfrom", &every(RECV_ROWS, &targets));
 }

@@ -47,15 +47,16 @@ pub(crate) fn sendmsg_rows() -> Vec<Row> {
 
 /// The servers that make sendmsg calls: chat's broadcasts of lines of 64 bytes or
 /// more are shared, so a receiver's output is often a copy and a shared chunk.
-/// Echo (its own loop) never makes one; kv does not yet (each reply is one copy):
-/// `sendmsg_errors` checks both.
+/// Echo (its own loop) never makes one; kv does not yet (each reply is one copy),
+/// nor does the relay (what it passes on is copied into one buffer):
+/// `sendmsg_errors` checks all three.
 pub(crate) const SENDMSG_TARGETS: [Target; 1] = [Target::Chat];
 
 #[test]
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn send_errors() {
     let _w = Watchdog::new("send_errors", LIMIT);
-    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv];
+    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv, Target::Relay];
     run_table("sendto", &every(SEND_ROWS, &targets));
 }
 
@@ -66,6 +67,9 @@ fn sendmsg_errors() {
     let mut cases = every(&sendmsg_rows(), &SENDMSG_TARGETS);
     // The others make no sendmsg: a fault planned there must never fire.
     let unused = [row("sendmsg", "EAGAIN", "1..3", Expect::NeverCalled)];
-    cases.extend(every(&unused, &[ECHO, ECHO_LINES, Target::Kv]));
+    cases.extend(every(
+        &unused,
+        &[ECHO, ECHO_LINES, Target::Kv, Target::Relay],
+    ));
     run_table("sendmsg", &cases);
 }

@@ -25,6 +25,6 @@ fn startup_errors() {
     let _w = Watchdog::new("startup_errors", LIMIT);
     run_table(
         "start-up",
-        &every(START_ROWS, &[ECHO, Target::Chat, Target::Kv]),
+        &every(START_ROWS, &[ECHO, Target::Chat, Target::Kv, Target::Relay]),
     );
 }

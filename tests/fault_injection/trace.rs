@@ -12,8 +12,11 @@ pub(crate) struct Call {
     /// Its number among this thread's calls of `name` (strace counts `when` per
     /// thread).
     pub(crate) nth: u32,
-    /// On a connection (a descriptor accept4 returned, not closed since).
+    /// On a connection (a descriptor accept4 returned, or, when `connect` is
+    /// traced, one the server connected: the relay's upstreams; not closed since).
     pub(crate) conn: bool,
+    /// On a client (a descriptor accept4 returned).
+    pub(crate) client: bool,
     /// It returned (strace printed its result).
     pub(crate) done: bool,
     pub(crate) injected: bool,
@@ -27,6 +30,7 @@ pub(crate) fn parse_calls(trace: &str) -> Vec<Call> {
     let mut nth: HashMap<(u32, String), u32> = HashMap::new();
     let mut pending: HashMap<u32, usize> = HashMap::new();
     let mut conns: std::collections::HashSet<i32> = std::collections::HashSet::new();
+    let mut upstreams: std::collections::HashSet<i32> = std::collections::HashSet::new();
     let ret = |line: &str| -> Option<i64> {
         let (_, r) = line.rsplit_once(") = ")?;
         r.split_whitespace().next()?.parse().ok()
@@ -69,11 +73,17 @@ pub(crate) fn parse_calls(trace: &str) -> Vec<Call> {
             .split([',', ')', ' '])
             .next()
             .and_then(|a| a.parse::<i32>().ok());
-        let conn = fd.is_some_and(|fd| conns.contains(&fd));
-        if name == "close" {
-            if let Some(fd) = fd {
+        let client = fd.is_some_and(|fd| conns.contains(&fd));
+        let conn = client || fd.is_some_and(|fd| upstreams.contains(&fd));
+        match (name.as_str(), fd) {
+            ("close", Some(fd)) => {
                 conns.remove(&fd);
+                upstreams.remove(&fd);
             }
+            ("connect", Some(fd)) => {
+                upstreams.insert(fd);
+            }
+            _ => {}
         }
         let n = nth.entry((tid, name.clone())).or_insert(0);
         *n += 1;
@@ -82,6 +92,7 @@ pub(crate) fn parse_calls(trace: &str) -> Vec<Call> {
             name,
             nth: *n,
             conn,
+            client,
             done: false,
             injected: false,
             line: format!("{tid} {rest}"),
@@ -220,6 +231,7 @@ pub(crate) fn errno_number(name: &str) -> i32 {
         "ESOCKTNOSUPPORT" => libc::ESOCKTNOSUPPORT,
         "EOPNOTSUPP" => libc::EOPNOTSUPP,
         "EADDRINUSE" => libc::EADDRINUSE,
+        "EADDRNOTAVAIL" => libc::EADDRNOTAVAIL,
         "ENETDOWN" => libc::ENETDOWN,
         "ENETUNREACH" => libc::ENETUNREACH,
         "ECONNABORTED" => libc::ECONNABORTED,

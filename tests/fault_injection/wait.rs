@@ -17,6 +17,6 @@ pub(crate) const WAIT_ROWS: &[Row] = &[
 #[ignore = "needs strace (apt-get install strace); .ci/run installs it and runs cargo test -- --ignored"]
 fn select_and_poll_errors() {
     let _w = Watchdog::new("select_and_poll_errors", LIMIT);
-    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv];
+    let targets = [ECHO, ECHO_LINES, Target::Chat, Target::Kv, Target::Relay];
     run_table("pselect6/poll/epoll_wait", &every(WAIT_ROWS, &targets));
 }

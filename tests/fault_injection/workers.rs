@@ -97,6 +97,9 @@ pub(crate) fn worker_cases() -> Vec<Case> {
     add(ECHO, Mode::Large, Workers::Reuseport, &[]);
     add(Target::Kv, Mode::Poll, Workers::Shared, &[]);
     add(Target::Kv, Mode::Epoll, Workers::Reuseport, &[]);
+    // Each worker dials the upstreams of the clients it accepted.
+    add(Target::Relay, Mode::Poll, Workers::Shared, &[]);
+    add(Target::Relay, Mode::Epoll, Workers::Reuseport, &[]);
     // Not chat: its workload knows a client is in once another client got its
     // hello, which needs the connections accepted in the order they connected.
     // Two workers take them from two queues (or race for one), so a client still
