@@ -205,7 +205,7 @@ impl Target {
     /// A row's `when`, re-tuned to this server's workload (see `PLANS`).
     fn when(self, sys: &str, errno: &str, when: &'static str) -> &'static str {
         let plan = |&&(t, s, e, w, _): &&Plan| {
-            t == self && s == sys && w == when && e.map_or(true, |e| e == errno)
+            t == self && s == sys && w == when && e.is_none_or(|e| e == errno)
         };
         let mut plans = PLANS.iter().chain(RELAY_PLANS);
         plans.find(plan).map_or(when, |p| p.4)
