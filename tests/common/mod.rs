@@ -18,25 +18,18 @@ pub mod tools;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// The tests of a binary run side by side (most of their time is spent waiting on
-/// sockets and timers). Those that measure a latency take [`timing`]: they run one
-/// at a time, and never beside a test that keeps the CPU busy, which takes [`busy`].
-/// On two cores, two busy servers would measure each other.
-static MACHINE: RwLock<()> = RwLock::new(());
+/// The tests of a binary run side by side: most of their time is spent waiting on
+/// sockets, timers and child processes. The few that measure a latency against a
+/// bound (and most of them load the machine to do it) take [`timing`], so that no
+/// two of them measure each other.
+static TIMING: Mutex<()> = Mutex::new(());
 
-/// Held by a test that measures latencies: no other such test, and no [`busy`]
-/// one, runs meanwhile.
-pub fn timing() -> RwLockWriteGuard<'static, ()> {
-    MACHINE.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Held by a test that keeps the CPU busy (bulk transfers, floods): it never runs
-/// beside a [`timing`] one.
-pub fn busy() -> RwLockReadGuard<'static, ()> {
-    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+/// Held by a test that measures latencies: no other such test runs meanwhile.
+pub fn timing() -> MutexGuard<'static, ()> {
+    TIMING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Aborts the whole test process if it is still alive after `limit`, so no test can

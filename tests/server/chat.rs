@@ -5,8 +5,8 @@
 //! the others, running out of descriptors sheds the extra clients and no one else,
 //! and the server stops at once on SIGTERM.
 //!
-//! The two that measure latencies take `common::timing`, the others, which keep a
-//! server busy, `common::busy`: no latency is measured beside a busy server.
+//! The two that measure latencies take `common::timing`: no other latency is
+//! measured meanwhile.
 
 use crate::common;
 
@@ -246,7 +246,6 @@ fn read_numbered(
 /// the others, each sender's in order, none of its own. The counters agree.
 #[test]
 fn every_line_reaches_every_other_client_in_order() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: 50 clients", Duration::from_secs(120));
     const N: usize = 50;
     const K: usize = 20;
@@ -680,7 +679,6 @@ fn judge(slow: &LatencyRun) -> Result<(), String> {
 /// connection once, and nothing else.
 #[test]
 fn a_reset_in_the_middle_of_a_broadcast_loses_nothing_for_the_others() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: reset", Duration::from_secs(120));
     const A_LINES: usize = 5000;
     const B_LINES: usize = 1000;
@@ -893,7 +891,6 @@ fn connect_and_see(addr: SocketAddr, first: &mut LineClient, id: usize) -> (Line
 /// shed again.
 #[test]
 fn out_of_descriptors_sheds_the_extra_clients_and_serves_the_others() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: EMFILE", Duration::from_secs(120));
     const NOFILE: libc::rlim_t = 16;
     const TRIES: usize = 20;
@@ -1003,7 +1000,6 @@ fn out_of_descriptors_sheds_the_extra_clients_and_serves_the_others() {
 /// stderr and nothing on stdout.
 #[test]
 fn help_and_usage_errors() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: usage", Duration::from_secs(60));
     let out = example("chat_server")
         .arg("--help")
@@ -1115,7 +1111,6 @@ fn sigterm_stops_it_within_100ms_with_clients_connected() {
 /// lines at the same time; the long lines count 13 messages received each.
 #[test]
 fn a_long_line_arrives_whole_while_another_client_chats() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: long line", Duration::from_secs(120));
     const LONG: usize = 50_000;
     const LONG_LINES: usize = 3;
@@ -1269,7 +1264,6 @@ const SHORT_AFTER: usize = 40;
 
 #[test]
 fn a_100k_line_closes_its_sender() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: 100 KB line", Duration::from_secs(120));
     a_line_over_the_cap_closes_its_sender(100_000);
 }
@@ -1279,7 +1273,6 @@ fn a_100k_line_closes_its_sender() {
 /// are over the cap too, and must close their sender.
 #[test]
 fn a_line_just_over_64k_closes_its_sender() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: line just over 64 KiB", Duration::from_secs(120));
     for len in [CHAT_MAX_LINE + 2, 66_000, 17 * MAX_PIECE] {
         a_line_over_the_cap_closes_its_sender(len);
@@ -1290,7 +1283,6 @@ fn a_line_just_over_64k_closes_its_sender() {
 /// relayed whole.
 #[test]
 fn a_64k_line_is_relayed_whole() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat: 64 KiB line", Duration::from_secs(120));
     const LEN: usize = CHAT_MAX_LINE + 1;
     for mode in LOOPS {

@@ -164,7 +164,6 @@ fn exchange(addr: SocketAddr, what: &str, request: &[u8], expected: &[u8]) {
 /// quit, on each loop.
 #[test]
 fn raw_protocol_on_every_loop() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("raw_protocol_on_every_loop", Duration::from_secs(120));
     for args in LOOPS {
         let server = KvServer::start(args);
@@ -509,7 +508,6 @@ fn stat(addr: SocketAddr, name: &str) -> u64 {
 /// did, 8 MiB of small items cost about 40 MiB.)
 #[test]
 fn rss_stays_near_the_memory_limit() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("rss_stays_near_the_memory_limit", Duration::from_secs(180));
     let server = KvServer::start(&["-m", "8"]);
     let (addr, pid) = (server.addr, server.child.id());
@@ -580,7 +578,6 @@ fn rss_stays_near_the_memory_limit() {
 /// grew by 2 MiB per name, and cut a reply past 16 MiB).
 #[test]
 fn large_multigets_are_answered_whole_in_bounded_memory() {
-    let _busy = common::busy();
     let _dog = Watchdog::new(
         "large_multigets_are_answered_whole_in_bounded_memory",
         Duration::from_secs(120),
@@ -656,7 +653,6 @@ fn large_multigets_are_answered_whole_in_bounded_memory() {
 /// about the limit (it once held every block whole: 200 MiB).
 #[test]
 fn stalled_data_blocks_are_bounded_by_the_memory_limit() {
-    let _busy = common::busy();
     let _dog = Watchdog::new(
         "stalled_data_blocks_are_bounded_by_the_memory_limit",
         Duration::from_secs(180),

@@ -10,7 +10,8 @@
 //! (its descriptor table, limits, signal handlers or CPU time) runs in a fresh copy
 //! of this binary (`common::fresh`); the few that measure latencies take
 //! [`common::timing`] so that no two of them measure each other. The allocator
-//! counts only for the threads that ask (`common::alloc`).
+//! counts only for the threads that ask (`common::alloc`). `.cargo/config.toml`
+//! gives libtest 16 threads: the default, one per core, would leave the cores idle.
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -576,7 +576,6 @@ fn reset_before_the_connect_is_seen_is_sorted_as_reset() {
 /// established, each gets its own data back intact.
 #[test]
 fn fifty_connects_at_once_all_complete() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("fifty connects", Duration::from_secs(60));
     let echo = Running::start(Echo, Config::default(), Backend::Poll);
     for backend in [
@@ -743,7 +742,6 @@ fn protocol_stops_its_server() {
 /// client's writes stall, and once the upstream reads, every byte arrives.
 #[test]
 fn pair_back_pressure_bounds_what_the_relay_holds() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("pair back-pressure", Duration::from_secs(60));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     set_buffers(&listener, 32 * 1024); // inherited by the accepted socket
@@ -797,7 +795,6 @@ fn pair_back_pressure_bounds_what_the_relay_holds() {
 /// at a time (many partial sends of its queue).
 #[test]
 fn pair_relays_byte_exact_through_small_buffers_on_every_loop() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("pair byte-exact", Duration::from_secs(60));
     let (up_data, down_data) = (&ten_mib(false)[..4 * MIB], &ten_mib(true)[..4 * MIB]);
     for backend in [
@@ -859,7 +856,6 @@ fn pair_relays_byte_exact_through_small_buffers_on_every_loop() {
 // other direction's data) was over max_unsent: 0 bytes of 256 KiB arrived.
 #[test]
 fn pair_directions_are_independent() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("pair directions", Duration::from_secs(60));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let protocol = Pair::dial(listener.local_addr().unwrap());
@@ -911,7 +907,6 @@ fn pair_directions_are_independent() {
 // none was left; the client got 5.5 of 12 MiB, then EOF at 1.01 s.
 #[test]
 fn paired_steady_reader_is_not_cut_by_write_timeout() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("steady reader", Duration::from_secs(60));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let write_timeout = Duration::from_secs(1);
@@ -1007,7 +1002,6 @@ fn relay_usage() {
 /// half-close; on every loop.
 #[test]
 fn relay_moves_10_mib_each_way_on_every_loop() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("relay 10 MiB", Duration::from_secs(120));
     let (up_data, down_data) = (ten_mib(false), ten_mib(true));
     for args in LOOPS {
@@ -1124,7 +1118,6 @@ fn vm_hwm(pid: u32) -> usize {
 /// the reader reads, every byte arrives intact.
 #[test]
 fn relay_memory_stays_bounded_with_a_reader_that_reads_nothing() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("relay memory", Duration::from_secs(60));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     set_buffers(&listener, 64 * 1024);

@@ -58,7 +58,6 @@ const CONFIGS: [(&str, bool); 2] = [("shared listener", false), ("SO_REUSEPORT",
 
 #[test]
 fn workers_share_the_load_and_stop_together() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("workers share", Duration::from_secs(120));
     for (name, reuseport) in CONFIGS {
         for backend in [Backend::Select, Backend::Poll] {
@@ -93,7 +92,6 @@ fn workers_share_the_load_and_stop_together() {
 
 #[test]
 fn a_broadcast_reaches_the_clients_of_every_worker() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("broadcast across workers", Duration::from_secs(60));
     for (name, reuseport) in CONFIGS {
         let config = Config::default().with_workers(2).with_reuseport(reuseport);
@@ -145,7 +143,6 @@ fn a_broadcast_reaches_the_clients_of_every_worker() {
 
 #[test]
 fn a_competing_accepter_never_stalls_a_worker() {
-    let _timing = common::timing();
     let _dog = Watchdog::new("competing accepter", Duration::from_secs(60));
     for backend in [Backend::Select, Backend::Poll] {
         let config = Config::default().with_workers(2);

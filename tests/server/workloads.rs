@@ -9,8 +9,8 @@
 //!
 //! Each test says how it failed before the loop was rewritten (`Failed before:`).
 //! Thresholds separate the broken from the fixed behaviour by an order of
-//! magnitude. Those that measure latencies take `common::timing`, the others
-//! `common::busy`: no latency is measured beside a busy server.
+//! magnitude. Those that measure latencies take `common::timing`: no other latency
+//! is measured meanwhile.
 
 use crate::common;
 
@@ -163,7 +163,6 @@ impl Protocol for Large {
 // (64 KiB) is checked once per turn, so 16 MiB + 16 were queued, past max_output.
 #[test]
 fn pipelined_large_replies_all_reach_a_client_that_reads() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("pipelined_large_replies", Duration::from_secs(30));
     let server = Running::start(Large, Config::default(), Backend::Poll);
     // A receive buffer of a usual size: with Linux's autotuning (up to tcp_rmem's
@@ -228,7 +227,6 @@ impl Protocol for Streamed {
 // connection.
 #[test]
 fn a_streamed_reply_larger_than_max_output_reaches_the_client_whole() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("streamed_reply", Duration::from_secs(30));
     let server = Running::start(Streamed, Config::default(), Backend::Poll);
     let mut conn = connect_rcvbuf(server.addr, 256 * 1024);
@@ -399,7 +397,6 @@ impl Protocol for Head {
 // later straight out of the read buffer, and not counted until then).
 #[test]
 fn zero_copy_output_counts_as_unsent() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("zero_copy_unsent", Duration::from_secs(20));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let server = Running::start(Head(seen.clone()), Config::default(), Backend::Poll);
@@ -439,7 +436,6 @@ fn expect_addr_in_use<T: std::fmt::Debug>(what: &str, result: io::Result<T>) {
 // both servers' listeners), and the kernel spread connections over both servers.
 #[test]
 fn a_second_server_on_a_port_in_use_fails_to_bind() {
-    let _busy = common::busy();
     let two = || Config::default().with_workers(2);
     let first = Server::bind("127.0.0.1:0", Mute, two()).expect("first server");
     let addr = first.local_addr().unwrap();
@@ -469,7 +465,6 @@ fn a_second_server_on_a_port_in_use_fails_to_bind() {
 // "hello" as the start of a longer line, and dropped it at end of file.
 #[test]
 fn chat_server_relays_an_unterminated_last_line_at_eof() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("chat_unterminated", Duration::from_secs(120)); // builds
     let server = ServerProcess::start_example("chat_server", &[]);
     let receiver = connect(server.addr);
@@ -546,7 +541,6 @@ fn read_slowly(mut s: TcpStream, progress: mpsc::Sender<usize>) -> usize {
 // server closed every connection at once, dropping the output it had queued.
 #[test]
 fn shutdown_delivers_queued_output_to_a_slow_reader() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("shutdown_drains", Duration::from_secs(30));
     let server = Server::bind("127.0.0.1:0", Bulk, Config::default()).expect("bind");
     let (addr, stop) = (server.local_addr().unwrap(), server.shutdown_handle());
@@ -619,7 +613,6 @@ fn ends_within(
 // stopped at once, output queued or not.
 #[test]
 fn a_second_shutdown_stops_at_once_and_counts_the_output_left() {
-    let _timing = common::timing();
     let _dog = Watchdog::new("second_shutdown", Duration::from_secs(30));
     let (run, stop, conn) = bulk_unread(Config::default());
     stop.shutdown();
@@ -644,7 +637,6 @@ fn a_second_shutdown_stops_at_once_and_counts_the_output_left() {
 // Failed before: did not compile (Config::drain_timeout is new).
 #[test]
 fn a_drain_ends_after_drain_timeout() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("drain_timeout", Duration::from_secs(30));
     let config = Config::default().with_drain_timeout(Duration::from_millis(300));
     let (run, stop, conn) = bulk_unread(config);
@@ -777,7 +769,6 @@ impl Client {
 // sent a byte every 300 ms, and never a whole line, held its slot forever.
 #[test]
 fn a_trickling_client_is_closed_by_the_idle_timeout() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("idle_trickle", Duration::from_secs(30));
     let named = Named::default();
     let config = Config::default().with_idle_timeout(Some(Duration::from_secs(1)));
@@ -817,7 +808,6 @@ fn a_trickling_client_is_closed_by_the_idle_timeout() {
 // Failed before: did not compile (Config::idle_timeout is new).
 #[test]
 fn a_connection_that_keeps_sending_messages_is_not_idle() {
-    let _timing = common::timing();
     let _dog = Watchdog::new("idle_busy", Duration::from_secs(30));
     let named = Named::default();
     // 1 s: a loaded 2-core machine can stall a client for a few hundred ms.
@@ -871,7 +861,6 @@ impl Protocol for Ticker {
 // Protocol::timer are new).
 #[test]
 fn a_protocol_timer_fires_once_and_can_be_rearmed_replaced_and_cancelled() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("timers", Duration::from_secs(30));
     let server = Running::start(Ticker, Config::default(), Backend::Poll);
     let mut c = Client::new(connect(server.addr));
@@ -912,7 +901,6 @@ fn a_protocol_timer_fires_once_and_can_be_rearmed_replaced_and_cancelled() {
 // Failed before: did not compile (Protocol::disconnect had no reason).
 #[test]
 fn every_close_reason_reaches_disconnect() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("close_reasons", Duration::from_secs(30));
     let named = Named::default();
     let config = Config::default().with_write_timeout(Duration::from_millis(300));
@@ -969,7 +957,6 @@ fn every_close_reason_reaches_disconnect() {
 // closed the connection.
 #[test]
 fn a_send_past_max_output_is_refused_and_the_connection_stays() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("send_refused", Duration::from_secs(30));
     let config = Config::default().with_max_output(1 << 20);
     let server = Running::start(Named::default(), config, Backend::Poll);
@@ -995,7 +982,6 @@ fn a_send_past_max_output_is_refused_and_the_connection_stays() {
 // counted per worker: each of the 2 workers took up to 3).
 #[test]
 fn max_clients_counts_the_clients_of_all_workers() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("max_clients_workers", Duration::from_secs(30));
     let config = Config::default().with_workers(2).with_max_clients(3);
     let server = Running::start(Named::default(), config, Backend::Poll);
@@ -1038,7 +1024,6 @@ const FLOOD: usize = 40 << 20;
 // MiB, each); after: 19 MiB.
 #[test]
 fn a_broadcast_to_idle_receivers_shares_one_copy_of_each_line() {
-    let _busy = common::busy();
     let _dog = Watchdog::new("broadcast_memory", Duration::from_secs(180)); // builds
     let server = ServerProcess::start_example("chat_server", &["--write-timeout", "1000"]);
     let pid = server.child.id();
@@ -1132,7 +1117,6 @@ impl Protocol for Watcher {
 /// Nothing is left to send: a watched descriptor does not hold the drain.
 #[test]
 fn a_watched_descriptor_does_not_hold_the_drain() {
-    let _busy = common::busy();
     let _w = Watchdog::new("watch drain", Duration::from_secs(30));
     let (r, _keep_writer) = common::fds::cloexec_pipe();
     let config = Config::default().with_drain_timeout(Duration::from_secs(3600));

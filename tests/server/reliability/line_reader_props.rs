@@ -93,7 +93,6 @@ proptest! {
     ) {
         // Runs beside the other scenarios (it counts no descriptors), but takes
         // the suite's lock per case: it pauses while a scenario runs alone.
-        let _others = super::common::busy();
         let all_would_block = !steps.is_empty()
             && steps.iter().all(|s| !matches!(s, Step::Bytes(_)));
         prop_assume!(!all_would_block);

@@ -10,8 +10,7 @@
 //! streaming clients, descriptor counting) are in `tests/common/`. Descriptor counts
 //! are per process, so every scenario runs in a process of its own (a fresh copy of
 //! this binary, `common::fresh`): its variants side by side, and beside the other
-//! scenarios, except scenario 5, which measures its server's CPU time and runs alone
-//! (`common::timing`).
+//! scenarios.
 //! Each prints a `RELIABILITY ...` line with its measurements
 //! (`cargo test --test server reliability:: -- --nocapture`); `docs/reliability.md` is built
 //! from them. Load: `UNP_LOAD=light` (valgrind), default (CI), `UNP_SOAK=1` (the
@@ -64,27 +63,15 @@ fn process_limit() -> Duration {
 
 /// Runs `scenario` against each of `variants`, each in a process of its own, side by
 /// side with each other and with the other scenarios. The soak's loads and limits
-/// were set for a machine to themselves: there, one scenario and variant at a time.
+/// were set for a machine to themselves: there, one scenario and variant at a time
+/// (each holds [`common::timing`]).
 fn run_scenario<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
     if level() == Level::Soak {
         let _alone = common::timing();
         in_fresh_processes(variants, 1, process_limit(), scenario);
     } else {
-        let _others = common::busy();
         in_fresh_processes(variants, variants.len(), process_limit(), scenario);
     }
-}
-
-/// [`run_scenario`] with no other scenario running meanwhile (scenario 5, Linux only).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn run_scenario_alone<T: Copy + Debug>(variants: &[T], scenario: impl FnOnce(T)) {
-    let _alone = common::timing();
-    let at_once = if level() == Level::Soak {
-        1
-    } else {
-        variants.len()
-    };
-    in_fresh_processes(variants, at_once, process_limit(), scenario);
 }
 
 /// Runs `body` in a process of its own, side by side with the other scenarios.

@@ -2,8 +2,8 @@
 //!
 //! The child server runs under a low `RLIMIT_NOFILE`, and more clients arrive than
 //! it has descriptors. It must neither exit nor spin (its CPU time is read from
-//! `/proc/<pid>/stat` during the flood, so the scenario runs alone) and must serve
-//! again once clients leave.
+//! `/proc/<pid>/stat` during the flood: a spinning server burns a core, a busy machine only
+//! lowers the share a waiting one uses) and must serve again once clients leave.
 // The scenario reads /proc (Linux only); elsewhere its helpers are unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
@@ -518,11 +518,11 @@ fn cpu_meter_sees_a_spinning_thread() {
 #[cfg(target_os = "linux")]
 #[test]
 fn s5_out_of_fds_reserve_sheds_without_spinning() {
-    run_scenario_alone(&SELECT_AND_POLL, out_of_fds_reserve);
+    run_scenario(&SELECT_AND_POLL, out_of_fds_reserve);
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn s5_out_of_fds_without_reserve_backs_off() {
-    run_scenario_alone(&SELECT_AND_POLL, out_of_fds_backoff);
+    run_scenario(&SELECT_AND_POLL, out_of_fds_backoff);
 }
