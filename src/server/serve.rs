@@ -1309,6 +1309,8 @@ impl<P: Protocol> Loop<P> {
                 }
             }
         }
+        // The write timers this turn set, and the entries of connections closed.
+        self.table.compact_timers();
     }
 }
 

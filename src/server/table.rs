@@ -10,7 +10,7 @@ use super::conn::{Conn, Ending};
 use super::hub::Hub;
 use super::protocol::{end_message, ConnId};
 use super::stats::Stats;
-use super::timers::{Timer, Timers};
+use super::timers::{Timer, Timers, KINDS};
 use super::totals::Totals;
 use super::{Config, ShutdownHandle};
 
@@ -191,6 +191,21 @@ impl Table {
         if conn.generation == id.generation {
             self.timers
                 .set(conn.deadline(timer), at, id.index(), id.generation, timer);
+            self.compact_timers();
         }
+    }
+
+    /// Drops the timer entries that are stale (moved earlier since, or of a closed
+    /// connection) once they could outnumber the live ones.
+    pub(super) fn compact_timers(&mut self) {
+        let client = &mut self.client;
+        self.timers.compact(self.open.saturating_mul(KINDS), |due| {
+            client
+                .get_mut(due.index)
+                .and_then(Option::as_mut)
+                .is_some_and(|c| {
+                    c.generation == due.generation && c.deadline(due.timer).is_queued(due)
+                })
+        });
     }
 }

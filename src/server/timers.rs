@@ -5,7 +5,11 @@
 //! the one queued in the heap. Moving a deadline later (the idle time-out after each
 //! message) only changes what is wanted: the queued entry pops early, sees that, and
 //! queues the new instant. So a connection has one entry per kind in the heap,
-//! plus, for a timer moved earlier, the stale later one it leaves until it pops.
+//! plus, for a timer moved earlier, the stale later one it leaves until it pops,
+//! and a closed connection leaves its entries until they pop. Those stale entries
+//! are dropped ([`Timers::compact`]) whenever they could outnumber the live ones:
+//! the heap never holds more than about twice the entries the open connections
+//! can have, however often a protocol moves its timer earlier.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -30,6 +34,9 @@ pub(super) enum Timer {
 /// How many kinds of [`Timer`] there are.
 pub(super) const KINDS: usize = 5;
 
+/// Heaps this small are never compacted.
+const SLACK: usize = 64;
+
 /// One timer of one connection: the instant wanted, and the one queued.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Deadline {
@@ -42,6 +49,12 @@ impl Deadline {
     pub(super) fn wanted(&self) -> Option<Instant> {
         self.wanted
     }
+
+    /// Whether `due` is this deadline's live entry (the one [`Timers::fires`]
+    /// looks at), not a stale one.
+    pub(super) fn is_queued(&self, due: &Due) -> bool {
+        self.queued == Some(due.at)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,6 +63,17 @@ struct Entry {
     index: u32,
     generation: u32,
     timer: Timer,
+}
+
+impl Entry {
+    fn due(&self) -> Due {
+        Due {
+            index: self.index as usize,
+            generation: self.generation,
+            timer: self.timer,
+            at: self.at,
+        }
+    }
 }
 
 /// A due entry: connection `index` and `generation`, its timer `timer` queued
@@ -104,12 +128,17 @@ impl Timers {
             return None;
         }
         let Reverse(e) = self.heap.pop()?;
-        Some(Due {
-            index: e.index as usize,
-            generation: e.generation,
-            timer: e.timer,
-            at: e.at,
-        })
+        Some(e.due())
+    }
+
+    /// Drops every entry `live` says is stale, if the heap holds more than twice
+    /// `most_live` (the most live entries there can be: [`KINDS`] per open
+    /// connection) plus a small slack. Between two compactions at least
+    /// `most_live` entries are pushed, so each push costs O(log n) amortized.
+    pub(super) fn compact(&mut self, most_live: usize, mut live: impl FnMut(&Due) -> bool) {
+        if self.heap.len() > most_live.saturating_mul(2).saturating_add(SLACK) {
+            self.heap.retain(|Reverse(e)| live(&e.due()));
+        }
     }
 
     /// The entry `due` of `deadline` popped: whether the timer fires now. A stale
@@ -177,6 +206,46 @@ mod tests {
         assert!(timers.fires(&mut d, due, t0 + ms(5)));
         let stale = timers.pop_due(t0 + ms(100)).unwrap();
         assert!(!timers.fires(&mut d, stale, t0 + ms(100)));
+    }
+
+    #[test]
+    fn a_timer_moved_earlier_again_and_again_keeps_the_heap_bounded() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut timers = Timers::default();
+        let mut d = Deadline::default();
+        let mut most = 0;
+        // One connection: at most KINDS live entries.
+        for k in (1..100_000u64).rev() {
+            timers.set(&mut d, Some(t0 + ms(k)), 0, 0, Timer::Protocol);
+            timers.compact(KINDS, |due| d.is_queued(due));
+            most = most.max(timers.len());
+        }
+        assert!(most <= 2 * KINDS + SLACK + 1, "{most} entries");
+        // The live one still fires, once.
+        let due = timers.pop_due(t0 + ms(1)).unwrap();
+        assert!(timers.fires(&mut d, due, t0 + ms(1)));
+        while let Some(due) = timers.pop_due(t0 + ms(100_000)) {
+            assert!(!timers.fires(&mut d, due, t0 + ms(100_000)));
+        }
+    }
+
+    #[test]
+    fn the_entries_of_closed_connections_are_dropped() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        for i in 0..1000 {
+            let mut d = Deadline::default();
+            timers.set(&mut d, Some(t0), i, 0, Timer::Idle);
+        }
+        // None of them is open any more.
+        timers.compact(0, |_| false);
+        assert_eq!(timers.len(), 0);
+        // A heap within the bound is left alone.
+        let mut d = Deadline::default();
+        timers.set(&mut d, Some(t0), 0, 1, Timer::Idle);
+        timers.compact(0, |_| false);
+        assert_eq!(timers.len(), 1);
     }
 
     #[test]

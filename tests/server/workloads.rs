@@ -898,6 +898,47 @@ fn a_protocol_timer_fires_once_and_can_be_rearmed_replaced_and_cancelled() {
     server.finish();
 }
 
+// A timer moved earlier leaves its later entry in the loop's heap. Moved earlier
+// on every message, 50,000 times by each of two clients, the stale entries are
+// dropped as they pile up (the bound is tested in the heap's own tests) while the
+// other client's live one waits in the heap: each fires, once.
+#[test]
+fn timers_moved_earlier_on_every_message_fire_once() {
+    let _dog = Watchdog::new("timers_moved_earlier", Duration::from_secs(30));
+    let server = Running::start(Ticker, Config::default(), Backend::Poll);
+    let burst = |last: u64| {
+        let mut burst = String::new();
+        for ms in (last..last + 50_000).rev() {
+            burst.push_str(&format!("arm {ms}\n"));
+        }
+        burst + "ping\n"
+    };
+    let t = Instant::now();
+    let mut a = Client::new(connect(server.addr));
+    a.send(&burst(3000));
+    assert_eq!(a.line().expect("a's echo"), "ping\n");
+    let mut b = Client::new(connect(server.addr));
+    b.send(&burst(1000));
+    assert_eq!(b.line().expect("b's echo"), "ping\n");
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "the bursts took {:?}: a's timer may have fired before b's compactions",
+        t.elapsed()
+    );
+    for (name, c) in [("b", &mut b), ("a", &mut a)] {
+        assert_eq!(c.line().expect("the timer"), "fired\n", "{name}");
+    }
+    for (name, c) in [("a", &mut a), ("b", &mut b)] {
+        c.set_timeout(Duration::from_millis(300));
+        match c.line() {
+            Err(e) if common::is_timeout(&e) => {}
+            other => panic!("{name}: a second firing: {other:?}"),
+        }
+    }
+    drop((a, b));
+    server.finish();
+}
+
 // Failed before: did not compile (Protocol::disconnect had no reason).
 #[test]
 fn every_close_reason_reaches_disconnect() {
