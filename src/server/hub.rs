@@ -1,10 +1,16 @@
 //! Between workers: what one worker's protocol sends to connections of another
 //! (a broadcast, `send_to`, `close_other`) goes through that worker's inbox, and
 //! its waker makes the other loop look.
+//!
+//! What waits in an inbox counts as unsent output against
+//! [`Config::max_output_total`](super::Config::max_output_total), as it will be
+//! once delivered: past it, every worker's input waits, so a worker that floods
+//! another, slower one stops reading what makes it post.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::protocol::ConnId;
+use super::totals::Totals;
 use crate::sources::Waker;
 
 /// One message for another worker.
@@ -17,28 +23,55 @@ pub(super) enum Post {
     Close(ConnId),
 }
 
+impl Post {
+    /// The bytes it carries (a broadcast's once: its receivers share them).
+    fn bytes(&self) -> usize {
+        match self {
+            Post::All(data) => data.len(),
+            Post::To(_, data) => data.len(),
+            Post::Close(_) => 0,
+        }
+    }
+}
+
+/// What waits in an inbox, and the bytes of it charged to [`Totals`].
+#[derive(Default)]
+struct Queue {
+    posts: Vec<Post>,
+    charged: usize,
+}
+
 /// A worker's inbox.
 pub(super) struct Inbox {
-    queue: Mutex<Vec<Post>>,
+    queue: Mutex<Queue>,
     pub(super) waker: Waker,
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Every worker's inbox, by worker index.
 pub(super) struct Hub {
     inboxes: Vec<Inbox>,
+    totals: Arc<Totals>,
 }
 
 impl Hub {
-    pub(super) fn new(workers: usize) -> std::io::Result<Hub> {
+    pub(super) fn new(workers: usize, totals: Arc<Totals>) -> std::io::Result<Hub> {
         let inboxes = (0..workers)
             .map(|_| {
                 Ok(Inbox {
-                    queue: Mutex::new(Vec::new()),
+                    queue: Mutex::new(Queue::default()),
                     waker: Waker::new()?,
                 })
             })
             .collect::<std::io::Result<_>>()?;
-        Ok(Hub { inboxes })
+        Ok(Hub { inboxes, totals })
     }
 
     pub(super) fn inbox(&self, worker: usize) -> &Inbox {
@@ -59,12 +92,11 @@ impl Hub {
             return true;
         };
         let was_empty = {
-            let mut queue = match inbox.queue.lock() {
-                Ok(q) => q,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            queue.push(post);
-            queue.len() == 1
+            let mut queue = inbox.lock();
+            let bytes = queue.charged.saturating_add(post.bytes());
+            self.totals.charge(&mut queue.charged, bytes);
+            queue.posts.push(post);
+            queue.posts.len() == 1
         };
         !was_empty || inbox.waker.wake_written()
     }
@@ -95,11 +127,10 @@ impl Hub {
                 return Err(e);
             }
         }
-        let mut queue = match inbox.queue.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        std::mem::swap(&mut *queue, into);
+        let mut queue = inbox.lock();
+        std::mem::swap(&mut queue.posts, into);
+        // Delivered now: the connections it is queued for count it from here.
+        self.totals.charge(&mut queue.charged, 0);
         Ok(())
     }
 }
@@ -114,9 +145,13 @@ mod tests {
         posts
     }
 
+    fn hub(workers: usize, max_output_total: usize) -> Hub {
+        Hub::new(workers, Arc::new(Totals::new(100, max_output_total))).unwrap()
+    }
+
     #[test]
     fn a_post_wakes_an_empty_inbox_and_is_taken_once() {
-        let hub = Hub::new(2).unwrap();
+        let hub = hub(2, 1000);
         assert!(hub.post(1, Post::All(Arc::from(&b"x"[..]))));
         assert!(hub.post(1, Post::All(Arc::from(&b"y"[..])))); // no second wake-up
         assert_eq!(take(&hub, 1).len(), 2);
@@ -126,12 +161,35 @@ mod tests {
 
     #[test]
     fn a_wake_up_that_cannot_be_written_says_so_and_can_be_repeated() {
-        let hub = Hub::new(2).unwrap();
+        let hub = hub(2, 1000);
         // Fill the inbox's socket with wake-ups: the post's own then finds it full.
         while hub.inbox(1).waker.wake_written() {}
         assert!(!hub.post(1, Post::All(Arc::from(&b"x"[..]))));
         assert!(!hub.wake(1));
         assert_eq!(take(&hub, 1).len(), 1); // reads the socket empty
         assert!(hub.wake(1));
+    }
+
+    #[test]
+    fn what_waits_in_an_inbox_counts_against_max_output_total() {
+        let hub = hub(3, 100);
+        let id = ConnId {
+            worker: 2,
+            index: 0,
+            generation: 0,
+        };
+        hub.post(1, Post::All(Arc::from(&[0u8; 60][..])));
+        assert!(!hub.totals.over());
+        hub.post(2, Post::To(id, Box::from(&[0u8; 41][..])));
+        hub.post(2, Post::Close(id));
+        assert!(hub.totals.over(), "101 bytes wait, past 100");
+        assert_eq!(take(&hub, 2).len(), 2);
+        assert!(!hub.totals.over());
+        assert_eq!(take(&hub, 1).len(), 1);
+        hub.post(1, Post::All(Arc::from(&[0u8; 100][..])));
+        assert!(!hub.totals.over(), "100 is not past 100");
+        take(&hub, 1);
+        hub.post(1, Post::All(Arc::from(&[0u8; 101][..])));
+        assert!(hub.totals.over());
     }
 }

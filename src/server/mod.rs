@@ -249,7 +249,9 @@ pub struct Config {
     /// ([`CloseReason::MaxOutput`], [`Stats::closed_policy`]): the memory a slow
     /// reader can hold. Default 16 MiB. Shared buffers count their full length.
     pub max_output: usize,
-    /// The most unsent output of all connections together (all workers). While
+    /// The most unsent output of all connections together (all workers),
+    /// including what waits in a worker's inbox for its connections (a
+    /// [`Context::broadcast`] or [`Context::send_to`] from another worker). While
     /// it is passed, no connection's input is delivered or read (a limit slows
     /// input first; it never cuts a reader), until enough has been sent. Default
     /// 256 MiB.
@@ -976,11 +978,11 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
             shutdown,
             stats,
         } = self;
-        let hub = Arc::new(hub::Hub::new(n)?);
         let totals = Arc::new(totals::Totals::new(
             config.max_clients,
             config.max_output_total,
         ));
+        let hub = Arc::new(hub::Hub::new(n, Arc::clone(&totals))?);
         let slots = stats.start(n);
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
         let mut threads = Vec::with_capacity(n);

@@ -1041,6 +1041,81 @@ fn max_clients_counts_the_clients_of_all_workers() {
     server.finish();
 }
 
+/// Says which worker serves it (`w0`, `w1`); `sleep MS` blocks its worker's loop
+/// that long (a slow protocol); any other line is broadcast.
+#[derive(Clone)]
+struct SlowWorker;
+
+impl Protocol for SlowWorker {
+    type Conn = ();
+
+    fn connect(&mut self, ctx: &mut Context<'_>) {
+        ctx.set_frame(Frame::Line);
+        let hello = format!("w{}\n", ctx.id().worker());
+        ctx.send(hello.as_bytes())
+            .expect("a greeting under max_output");
+    }
+
+    fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+        let text = String::from_utf8_lossy(line);
+        if let Some(ms) = text.trim_end().strip_prefix("sleep ") {
+            thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+        } else {
+            ctx.broadcast(line);
+        }
+    }
+}
+
+/// A client served by worker `worker` (connects until one is).
+fn client_on(addr: SocketAddr, worker: usize) -> Client {
+    for _ in 0..100 {
+        let mut c = Client::new(connect(addr));
+        if c.line().expect("the greeting") == format!("w{worker}\n") {
+            return c;
+        }
+    }
+    panic!("no connection reached worker {worker} in 100 tries");
+}
+
+// Failed before: worker 0 read the flood at full speed while worker 1 slept, and
+// its posts piled up in worker 1's inbox without bound (148 MB in 1 s here);
+// max_output_total did not count them.
+#[test]
+fn a_flood_of_posts_to_a_stalled_worker_is_bounded_by_max_output_total() {
+    let _dog = Watchdog::new("inbox_bound", Duration::from_secs(30));
+    const TOTAL: usize = 1 << 20;
+    let config = Config::default()
+        .with_workers(2)
+        .with_max_output_total(TOTAL);
+    let server = Running::start(SlowWorker, config, Backend::Poll);
+    let mut sleeper = client_on(server.addr, 1);
+    let flooder = client_on(server.addr, 0);
+    sleeper.send("sleep 1500\n");
+    thread::sleep(Duration::from_millis(100)); // worker 1 is asleep
+    let before = server.stats.snapshot().bytes_received;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (mut s, stop) = (flooder.stream.try_clone().unwrap(), stop.clone());
+        thread::spawn(move || {
+            let line = [b"x".repeat(16 * 1024), b"\n".to_vec()].concat();
+            // Writes block once the server stops reading; the timeout ends them.
+            while !stop.load(Ordering::SeqCst) && s.write_all(&line).is_ok() {}
+        })
+    };
+    thread::sleep(Duration::from_millis(1000));
+    let read = server.stats.snapshot().bytes_received - before;
+    stop.store(true, Ordering::SeqCst);
+    // What worker 0 took in while worker 1 slept: the total, one turn's input
+    // (64 KiB) and a line past it, at most.
+    assert!(
+        read < (TOTAL + 256 * 1024) as u64,
+        "worker 0 read {read} bytes for a stalled worker (max_output_total {TOTAL})"
+    );
+    drop((sleeper, flooder));
+    writer.join().unwrap();
+    server.finish();
+}
+
 // ---------------------------------------------------------------------------
 // 9. Memory of shared output.
 
