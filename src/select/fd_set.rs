@@ -770,23 +770,8 @@ impl LargeFdSet {
     }
 
     /// Removes the descriptor `fd` from the set: [`remove`](LargeFdSet::remove) for a borrowed
-    /// descriptor. Call it before closing the descriptor, while its number is still
-    /// its own.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use unp_select::select::LargeFdSet;
-    ///
-    /// let (a, _b) = UnixStream::pair()?;
-    /// let mut set = LargeFdSet::new();
-    /// set.insert_fd(&a)?;
-    /// set.remove_fd(&a);
-    /// drop(a); // closed after leaving the set
-    /// assert!(set.is_empty());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
+    /// descriptor, as [`FdSet::remove_fd`]. Call it before closing the descriptor,
+    /// while its number is still its own (example: [`insert_fd`](LargeFdSet::insert_fd)).
     #[inline]
     pub fn remove_fd(&mut self, fd: &(impl AsFd + ?Sized)) {
         self.remove(fd.as_fd().as_raw_fd());
@@ -794,24 +779,8 @@ impl LargeFdSet {
 
     /// Returns whether the descriptor `fd` is in the set: [`contains`](LargeFdSet::contains)
     /// for a borrowed descriptor, e.g. after [`select_large`](super::select_large) to ask
-    /// whether a socket became ready.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::Write;
-    /// use std::os::unix::net::UnixStream;
-    /// use std::time::Duration;
-    /// use unp_select::select::{select_large, LargeFdSet};
-    ///
-    /// let (mut a, b) = UnixStream::pair()?;
-    /// a.write_all(b"x")?;
-    /// let mut rset = LargeFdSet::new();
-    /// rset.insert_fd(&b)?;
-    /// select_large(Some(&mut rset), None, None, Some(Duration::from_secs(5)))?;
-    /// assert!(rset.contains_fd(&b));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
+    /// whether a socket became ready, as [`FdSet::contains_fd`] after
+    /// [`select`](super::select) (example: [`insert_fd`](LargeFdSet::insert_fd)).
     #[inline]
     pub fn contains_fd(&self, fd: &(impl AsFd + ?Sized)) -> bool {
         self.contains(fd.as_fd().as_raw_fd())
@@ -1073,44 +1042,52 @@ impl sealed::Sealed for FdSet {
     }
 }
 
-impl FdSetLike for FdSet {
-    #[inline]
-    fn insert(&mut self, fd: RawFd) -> io::Result<()> {
-        FdSet::insert(self, fd)
-    }
-    #[inline]
-    fn remove(&mut self, fd: RawFd) {
-        FdSet::remove(self, fd)
-    }
-    #[inline]
-    fn contains(&self, fd: RawFd) -> bool {
-        FdSet::contains(self, fd)
-    }
-    #[inline]
-    fn clear(&mut self) {
-        FdSet::clear(self)
-    }
-    fn highest(&self) -> Option<RawFd> {
-        FdSet::highest(self)
-    }
-    fn len(&self) -> usize {
-        FdSet::len(self)
-    }
-    fn is_empty(&self) -> bool {
-        FdSet::is_empty(self)
-    }
-    fn iter(&self) -> Iter<'_> {
-        FdSet::iter(self)
-    }
-    fn select(
-        read: Option<&mut Self>,
-        write: Option<&mut Self>,
-        except: Option<&mut Self>,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
-        super::select(read, write, except, timeout)
-    }
+/// The trait on a set: each method is the set's inherent method of the same name,
+/// and `select` the set's own `select` (a trait impl on two types: a macro).
+macro_rules! fd_set_like {
+    ($set:ident, $select:path) => {
+        impl FdSetLike for $set {
+            #[inline]
+            fn insert(&mut self, fd: RawFd) -> io::Result<()> {
+                $set::insert(self, fd)
+            }
+            #[inline]
+            fn remove(&mut self, fd: RawFd) {
+                $set::remove(self, fd)
+            }
+            #[inline]
+            fn contains(&self, fd: RawFd) -> bool {
+                $set::contains(self, fd)
+            }
+            #[inline]
+            fn clear(&mut self) {
+                $set::clear(self)
+            }
+            fn highest(&self) -> Option<RawFd> {
+                $set::highest(self)
+            }
+            fn len(&self) -> usize {
+                $set::len(self)
+            }
+            fn is_empty(&self) -> bool {
+                $set::is_empty(self)
+            }
+            fn iter(&self) -> Iter<'_> {
+                $set::iter(self)
+            }
+            fn select(
+                read: Option<&mut Self>,
+                write: Option<&mut Self>,
+                except: Option<&mut Self>,
+                timeout: Option<Duration>,
+            ) -> io::Result<usize> {
+                $select(read, write, except, timeout)
+            }
+        }
+    };
 }
+
+fd_set_like!(FdSet, super::select);
 
 impl sealed::Sealed for LargeFdSet {
     const UNLIMITED: bool = true;
@@ -1121,44 +1098,7 @@ impl sealed::Sealed for LargeFdSet {
     }
 }
 
-impl FdSetLike for LargeFdSet {
-    #[inline]
-    fn insert(&mut self, fd: RawFd) -> io::Result<()> {
-        LargeFdSet::insert(self, fd)
-    }
-    #[inline]
-    fn remove(&mut self, fd: RawFd) {
-        LargeFdSet::remove(self, fd)
-    }
-    #[inline]
-    fn contains(&self, fd: RawFd) -> bool {
-        LargeFdSet::contains(self, fd)
-    }
-    #[inline]
-    fn clear(&mut self) {
-        LargeFdSet::clear(self)
-    }
-    fn highest(&self) -> Option<RawFd> {
-        LargeFdSet::highest(self)
-    }
-    fn len(&self) -> usize {
-        LargeFdSet::len(self)
-    }
-    fn is_empty(&self) -> bool {
-        LargeFdSet::is_empty(self)
-    }
-    fn iter(&self) -> Iter<'_> {
-        LargeFdSet::iter(self)
-    }
-    fn select(
-        read: Option<&mut Self>,
-        write: Option<&mut Self>,
-        except: Option<&mut Self>,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
-        super::select_large(read, write, except, timeout)
-    }
-}
+fd_set_like!(LargeFdSet, super::select_large);
 
 #[cfg(test)]
 mod tests {

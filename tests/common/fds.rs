@@ -17,6 +17,15 @@ pub fn pipe() -> (File, File) {
     (File::from(r), File::from(w))
 }
 
+/// Writes a byte to `w` after `delay`, on a thread of its own, which gives `w` back.
+pub fn write_later(mut w: File, delay: Duration) -> JoinHandle<File> {
+    thread::spawn(move || {
+        thread::sleep(delay);
+        io::Write::write_all(&mut w, b"x").unwrap();
+        w
+    })
+}
+
 /// A close-on-exec pipe, so that a child process another test thread spawns does not
 /// keep a read end open (a write then succeeds where the test expects `EPIPE`).
 /// Apple has no `pipe2`: there a short window between `pipe` and `exec` remains.

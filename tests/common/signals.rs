@@ -87,3 +87,61 @@ pub fn signal_until_finished<T>(handle: JoinHandle<T>, every: Duration) -> (T, u
     }
     (handle.join().expect("thread panicked"), sent)
 }
+
+/// What a call made on a thread that was sent signals returned, and how it went.
+pub struct Signalled<T> {
+    /// What the call returned.
+    pub out: T,
+    /// How long the call took.
+    pub took: Duration,
+    /// Signals the handler ran for on the call's thread.
+    pub handled: usize,
+    /// Signals sent to that thread.
+    pub sent: usize,
+}
+
+/// Installs the counting handler ([`install_handler`]) and makes `call` on a thread of
+/// its own, which is sent `SIGUSR1` every `every` until the call returns
+/// ([`signal_until_finished`]).
+pub fn under_signals<T: Send + 'static>(
+    every: Duration,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Signalled<T> {
+    install_handler();
+    let waiter = thread::spawn(move || {
+        let start = Instant::now();
+        let out = call();
+        (out, start.elapsed(), hits())
+    });
+    let ((out, took, handled), sent) = signal_until_finished(waiter, every);
+    Signalled {
+        out,
+        took,
+        handled,
+        sent,
+    }
+}
+
+/// Checks a restarting wait through signals: `wait(timeout)` on something that never
+/// becomes ready, sent a signal every 15 ms, returns 0 after its whole 300 ms (5 ms
+/// of slack), not restarted from scratch (under 900 ms), the signals handled on the
+/// way.
+pub fn assert_keeps_the_deadline(
+    wait: impl FnOnce(Duration) -> std::io::Result<usize> + Send + 'static,
+) {
+    let s = under_signals(Duration::from_millis(15), move || {
+        wait(Duration::from_millis(300))
+    });
+    let (res, waited, handled, sent) = (s.out, s.took, s.handled, s.sent);
+    assert_eq!(res.unwrap(), 0);
+    assert!(sent >= 10, "only {sent} signals sent");
+    assert!(handled >= 5, "only {handled} signals handled by the waiter");
+    assert!(
+        waited >= Duration::from_millis(295),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(900),
+        "restarted from scratch? {waited:?}"
+    );
+}

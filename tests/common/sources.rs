@@ -52,3 +52,16 @@ pub fn assert_quiet<K: Clone + std::fmt::Debug>(sources: &mut Sources<K>, t: Dur
     assert!(ready.is_empty(), "{backend:?}, {what}: {ready:?}");
     assert!(took >= t, "{backend:?}, {what}: returned after {took:?}");
 }
+
+/// Waits once (up to [`SOON`]) and asserts that exactly `want` was ready: one event
+/// a source, in the order of the keys (the kernels hand them out in any order).
+#[track_caller]
+pub fn assert_ready<K: Copy + Ord + std::fmt::Debug>(
+    sources: &mut Sources<K>,
+    want: &[(K, Readiness)],
+) {
+    let backend = sources.backend();
+    let mut ready = wait(sources, Some(SOON));
+    ready.sort_by_key(|&(k, _)| k);
+    assert_eq!(ready, want, "{backend:?}");
+}

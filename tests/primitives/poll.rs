@@ -7,11 +7,10 @@ use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use common::fds::{dup_at_least, pipe};
-use common::signals::{hits, install_handler, signal_until_finished};
+use common::fds::{dup_at_least, pipe, write_later};
+use common::signals::{assert_keeps_the_deadline, under_signals};
 use common::Watchdog;
 use unp_select::poll::{poll, poll_restarting, PollFd, PollFlags};
 
@@ -185,12 +184,8 @@ fn zero_timeout_polls() {
 #[test]
 fn no_timeout_blocks_until_ready() {
     let _w = Watchdog::new("no_timeout_blocks_until_ready", Duration::from_secs(10));
-    let (r, mut w) = pipe();
-    let writer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(100));
-        w.write_all(b"x").unwrap();
-        w
-    });
+    let (r, w) = pipe();
+    let writer = write_later(w, Duration::from_millis(100));
     let start = Instant::now();
     let mut fds = [PollFd::new(r.as_raw_fd(), READ)];
     assert_eq!(poll(&mut fds, None).unwrap(), 1);
@@ -217,16 +212,12 @@ fn huge_timeouts_do_not_overflow() {
 #[test]
 fn signal_interrupts_poll_with_eintr() {
     let _w = Watchdog::new("signal_interrupts_poll_with_eintr", Duration::from_secs(15));
-    install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
-    let waiter = thread::spawn(move || {
-        let mut fds = [PollFd::new(fd, READ)];
-        let start = Instant::now();
-        let res = poll(&mut fds, Some(Duration::from_secs(5)));
-        (res, start.elapsed(), hits())
+    let s = under_signals(Duration::from_millis(20), move || {
+        poll(&mut [PollFd::new(fd, READ)], Some(Duration::from_secs(5)))
     });
-    let ((res, waited, handled), _) = signal_until_finished(waiter, Duration::from_millis(20));
+    let (res, waited, handled) = (s.out, s.took, s.handled);
     let err = res.expect_err("poll should be interrupted");
     assert_eq!(err.kind(), ErrorKind::Interrupted);
     assert_eq!(err.raw_os_error(), Some(libc::EINTR));
@@ -240,27 +231,9 @@ fn poll_restarting_keeps_the_deadline_across_signals() {
         "poll_restarting_keeps_the_deadline_across_signals",
         Duration::from_secs(15),
     );
-    install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
-    let waiter = thread::spawn(move || {
-        let mut fds = [PollFd::new(fd, READ)];
-        let start = Instant::now();
-        let res = poll_restarting(&mut fds, Some(Duration::from_millis(300)));
-        (res, start.elapsed(), hits())
-    });
-    let ((res, waited, handled), sent) = signal_until_finished(waiter, Duration::from_millis(15));
-    assert_eq!(res.unwrap(), 0);
-    assert!(sent >= 10, "only {sent} signals sent");
-    assert!(handled >= 5, "only {handled} signals handled by the waiter");
-    assert!(
-        waited >= Duration::from_millis(295),
-        "returned early: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_millis(900),
-        "restarted from scratch? {waited:?}"
-    );
+    assert_keeps_the_deadline(move |t| poll_restarting(&mut [PollFd::new(fd, READ)], Some(t)));
 }
 
 #[test]
@@ -269,20 +242,15 @@ fn poll_restarting_reports_readiness_after_signals() {
         "poll_restarting_reports_readiness_after_signals",
         Duration::from_secs(15),
     );
-    install_handler();
-    let (r, mut w) = pipe();
+    let (r, w) = pipe();
     let fd = r.as_raw_fd();
-    let writer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(150));
-        w.write_all(b"x").unwrap();
-        w
-    });
-    let waiter = thread::spawn(move || {
+    let writer = write_later(w, Duration::from_millis(150));
+    let s = under_signals(Duration::from_millis(10), move || {
         let mut fds = [PollFd::new(fd, READ)];
         let res = poll_restarting(&mut fds, Some(Duration::from_secs(5)));
-        (res, fds[0].revents(), hits())
+        (res, fds[0].revents())
     });
-    let ((res, revents, handled), _) = signal_until_finished(waiter, Duration::from_millis(10));
+    let ((res, revents), handled) = (s.out, s.handled);
     assert_eq!(res.unwrap(), 1);
     assert!(revents.contains(READ));
     assert!(handled >= 3, "only {handled} signals handled");

@@ -11,8 +11,8 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::fds::{dup_at_least, pipe};
-use common::signals::{hits, install_handler, signal_until_finished};
+use common::fds::{dup_at_least, pipe, write_later};
+use common::signals::{assert_keeps_the_deadline, hits, install_handler, under_signals};
 use common::Watchdog;
 use nix::sys::signal::{SigSet, Signal};
 use proptest::prelude::*;
@@ -126,70 +126,55 @@ fn op_strategy(max: RawFd) -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Runs `ops` on a new set and on a `BTreeSet`, which must agree after every step;
+/// the set takes the descriptors `0..=max`. Returns the set.
+fn agrees_with_btreeset<S: FdSetLike>(ops: Vec<Op>, max: RawFd) -> Result<S, TestCaseError> {
+    let mut set = S::default();
+    let mut model = BTreeSet::new();
+    for op in ops {
+        match op {
+            Op::Insert(fd) => {
+                let r = set.insert(fd);
+                prop_assert_eq!(r.is_ok(), (0..=max).contains(&fd));
+                if let Err(e) = r {
+                    prop_assert_eq!(e.kind(), ErrorKind::InvalidInput);
+                } else {
+                    model.insert(fd);
+                }
+            }
+            Op::Remove(fd) => {
+                set.remove(fd);
+                model.remove(&fd);
+            }
+            Op::Contains(fd) => prop_assert_eq!(set.contains(fd), model.contains(&fd)),
+            Op::Clear => {
+                set.clear();
+                model.clear();
+            }
+        }
+        prop_assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            model.iter().copied().collect::<Vec<_>>()
+        );
+        prop_assert_eq!(set.len(), model.len());
+        prop_assert_eq!(set.is_empty(), model.is_empty());
+        prop_assert_eq!(set.highest(), model.last().copied());
+        prop_assert_eq!(format!("{set:?}"), format!("{model:?}"));
+    }
+    Ok(set)
+}
+
 proptest! {
     #[test]
     fn fd_set_behaves_like_btreeset(ops in prop::collection::vec(op_strategy(FD_SETSIZE as RawFd), 0..200)) {
-        let mut set = FdSet::new();
-        let mut model = BTreeSet::new();
-        let in_range = |fd: RawFd| (0..FD_SETSIZE as RawFd).contains(&fd);
-        for op in ops {
-            match op {
-                Op::Insert(fd) => {
-                    let r = set.insert(fd);
-                    prop_assert_eq!(r.is_ok(), in_range(fd));
-                    if let Err(e) = r {
-                        prop_assert_eq!(e.kind(), ErrorKind::InvalidInput);
-                    } else {
-                        model.insert(fd);
-                    }
-                }
-                Op::Remove(fd) => {
-                    set.remove(fd);
-                    model.remove(&fd);
-                }
-                Op::Contains(fd) => prop_assert_eq!(set.contains(fd), model.contains(&fd)),
-                Op::Clear => {
-                    set.clear();
-                    model.clear();
-                }
-            }
-            prop_assert_eq!(set.iter().collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
-            prop_assert_eq!(set.len(), model.len());
-            prop_assert_eq!(set.is_empty(), model.is_empty());
-            prop_assert_eq!(set.highest(), model.last().copied());
-            prop_assert_eq!(format!("{set:?}"), format!("{model:?}"));
-        }
+        let set: FdSet = agrees_with_btreeset(ops, FD_SETSIZE as RawFd - 1)?;
         let copy = set;
         prop_assert_eq!(copy, set);
     }
 
     #[test]
     fn large_fd_set_behaves_like_btreeset(ops in prop::collection::vec(op_strategy(5000), 0..200)) {
-        let mut set = LargeFdSet::new();
-        let mut model = BTreeSet::new();
-        for op in ops {
-            match op {
-                Op::Insert(fd) => {
-                    let r = set.insert(fd);
-                    prop_assert_eq!(r.is_ok(), (0..=LargeFdSet::MAX_FD).contains(&fd));
-                    if r.is_ok() {
-                        model.insert(fd);
-                    }
-                }
-                Op::Remove(fd) => {
-                    set.remove(fd);
-                    model.remove(&fd);
-                }
-                Op::Contains(fd) => prop_assert_eq!(set.contains(fd), model.contains(&fd)),
-                Op::Clear => {
-                    set.clear();
-                    model.clear();
-                }
-            }
-            prop_assert_eq!(set.iter().collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
-            prop_assert_eq!(set.len(), model.len());
-            prop_assert_eq!(set.highest(), model.last().copied());
-        }
+        agrees_with_btreeset::<LargeFdSet>(ops, LargeFdSet::MAX_FD)?;
     }
 }
 
@@ -250,12 +235,8 @@ fn zero_timeout_polls() {
 #[test]
 fn no_timeout_blocks_until_ready() {
     let _w = Watchdog::new("no_timeout_blocks_until_ready", Duration::from_secs(10));
-    let (r, mut w) = pipe();
-    let writer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(100));
-        w.write_all(b"x").unwrap();
-        w
-    });
+    let (r, w) = pipe();
+    let writer = write_later(w, Duration::from_millis(100));
     let start = Instant::now();
     let mut rset = read_set(&[r.as_raw_fd()]);
     assert_eq!(select(Some(&mut rset), None, None, None).unwrap(), 1);
@@ -318,52 +299,36 @@ fn counts_each_ready_set_once() {
     let _w = Watchdog::new("counts_each_ready_set_once", Duration::from_secs(10));
     let (mut a, b) = UnixStream::pair().unwrap();
     a.write_all(b"x").unwrap();
-    let mut rset = read_set(&[a.as_raw_fd(), b.as_raw_fd()]);
-    let mut wset = read_set(&[a.as_raw_fd(), b.as_raw_fd()]);
-    let n = select(
-        Some(&mut rset),
-        Some(&mut wset),
-        None,
-        Some(Duration::from_secs(5)),
-    )
-    .unwrap();
-    // b readable; a and b writable.
-    assert_eq!(n, 3);
-    assert_eq!(rset, read_set(&[b.as_raw_fd()]));
-    assert_eq!(wset.len(), 2);
-
-    // b counts twice (readable and writable) in every entry point.
+    // b readable; a and b writable: b counts twice in every entry point.
     let both = read_set(&[a.as_raw_fd(), b.as_raw_fd()]);
-    let (mut rset, mut wset) = (both, both);
-    let n = pselect(
-        Some(&mut rset),
-        Some(&mut wset),
-        None,
-        Some(Duration::from_secs(5)),
-        None,
-    )
-    .unwrap();
-    assert_eq!((n, rset.len(), wset.len()), (3, 1, 2));
-    let (mut rset, mut wset) = (both, both);
-    let n = select_restarting(
-        Some(&mut rset),
-        Some(&mut wset),
-        None,
-        Some(Duration::from_secs(5)),
-    )
-    .unwrap();
-    assert_eq!((n, rset.len(), wset.len()), (3, 1, 2));
-    for call in [select_large, select_large_restarting] {
+    let t = Some(Duration::from_secs(5));
+    type Call<'a, S> = &'a dyn Fn(&mut S, &mut S) -> io::Result<usize>;
+    let calls: [(&str, Call<FdSet>); 3] = [
+        ("select", &|r, w| select(Some(r), Some(w), None, t)),
+        ("pselect", &|r, w| pselect(Some(r), Some(w), None, t, None)),
+        ("select_restarting", &|r, w| {
+            select_restarting(Some(r), Some(w), None, t)
+        }),
+    ];
+    for (name, call) in calls {
+        let (mut rset, mut wset) = (both, both);
+        let n = call(&mut rset, &mut wset).unwrap();
+        assert_eq!((n, rset.len(), wset.len()), (3, 1, 2), "{name}");
+        assert_eq!(rset, read_set(&[b.as_raw_fd()]), "{name}");
+    }
+    let large: [(&str, Call<LargeFdSet>); 2] = [
+        ("select_large", &|r, w| {
+            select_large(Some(r), Some(w), None, t)
+        }),
+        ("select_large_restarting", &|r, w| {
+            select_large_restarting(Some(r), Some(w), None, t)
+        }),
+    ];
+    for (name, call) in large {
         let mut rset = LargeFdSet::from(&both);
         let mut wset = LargeFdSet::from(&both);
-        let n = call(
-            Some(&mut rset),
-            Some(&mut wset),
-            None,
-            Some(Duration::from_secs(5)),
-        )
-        .unwrap();
-        assert_eq!((n, rset.len(), wset.len()), (3, 1, 2));
+        let n = call(&mut rset, &mut wset).unwrap();
+        assert_eq!((n, rset.len(), wset.len()), (3, 1, 2), "{name}");
     }
 }
 
@@ -480,17 +445,16 @@ fn signal_interrupts_select_with_eintr() {
         "signal_interrupts_select_with_eintr",
         Duration::from_secs(15),
     );
-    install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
-    let waiter = thread::spawn(move || {
+    let s = under_signals(Duration::from_millis(20), move || {
         let mut rset = read_set(&[fd]);
-        let start = Instant::now();
-        let res = select(Some(&mut rset), None, None, Some(Duration::from_secs(5)));
-        (res, start.elapsed(), hits(), rset)
+        (
+            select(Some(&mut rset), None, None, Some(Duration::from_secs(5))),
+            rset,
+        )
     });
-    let ((res, waited, handled, rset), _sent) =
-        signal_until_finished(waiter, Duration::from_millis(20));
+    let ((res, rset), waited, handled) = (s.out, s.took, s.handled);
     let err = res.expect_err("select should be interrupted");
     assert_eq!(err.kind(), ErrorKind::Interrupted);
     assert_eq!(err.raw_os_error(), Some(libc::EINTR));
@@ -506,32 +470,11 @@ fn select_restarting_keeps_the_deadline_across_signals() {
         "select_restarting_keeps_the_deadline_across_signals",
         Duration::from_secs(15),
     );
-    install_handler();
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
-    let waiter = thread::spawn(move || {
-        let mut rset = read_set(&[fd]);
-        let start = Instant::now();
-        let res = select_restarting(
-            Some(&mut rset),
-            None,
-            None,
-            Some(Duration::from_millis(300)),
-        );
-        (res, start.elapsed(), hits())
+    assert_keeps_the_deadline(move |t| {
+        select_restarting(Some(&mut read_set(&[fd])), None, None, Some(t))
     });
-    let ((res, waited, handled), sent) = signal_until_finished(waiter, Duration::from_millis(15));
-    assert_eq!(res.unwrap(), 0);
-    assert!(sent >= 10, "only {sent} signals sent");
-    assert!(handled >= 5, "only {handled} signals handled by the waiter");
-    assert!(
-        waited >= Duration::from_millis(295),
-        "returned early: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_millis(900),
-        "restarted from scratch? {waited:?}"
-    );
 }
 
 #[test]
@@ -540,21 +483,16 @@ fn select_restarting_reports_readiness_after_signals() {
         "select_restarting_reports_readiness_after_signals",
         Duration::from_secs(15),
     );
-    install_handler();
-    let (r, mut w) = pipe();
+    let (r, w) = pipe();
     let (idle, _idle_w) = pipe();
     let (fd, idle_fd) = (r.as_raw_fd(), idle.as_raw_fd());
-    let writer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(150));
-        w.write_all(b"x").unwrap();
-        w
-    });
-    let waiter = thread::spawn(move || {
+    let writer = write_later(w, Duration::from_millis(150));
+    let s = under_signals(Duration::from_millis(10), move || {
         let mut rset = read_set(&[fd, idle_fd]);
         let res = select_restarting(Some(&mut rset), None, None, Some(Duration::from_secs(5)));
-        (res, rset, hits())
+        (res, rset)
     });
-    let ((res, rset, handled), _) = signal_until_finished(waiter, Duration::from_millis(10));
+    let ((res, rset), handled) = (s.out, s.handled);
     assert_eq!(res.unwrap(), 1);
     assert_eq!(rset, read_set(&[fd]));
     assert!(handled >= 3, "only {handled} signals handled");
@@ -567,22 +505,18 @@ fn select_large_restarting_survives_signals() {
         "select_large_restarting_survives_signals",
         Duration::from_secs(15),
     );
-    install_handler();
     let (r, _w) = pipe();
-    let fd = r.as_raw_fd();
-    let waiter = thread::spawn(move || {
-        let mut rset = LargeFdSet::new();
-        rset.insert(fd).unwrap();
-        let start = Instant::now();
-        let res = select_large_restarting(
+    let mut rset = LargeFdSet::new();
+    rset.insert(r.as_raw_fd()).unwrap();
+    let s = under_signals(Duration::from_millis(15), move || {
+        select_large_restarting(
             Some(&mut rset),
             None,
             None,
             Some(Duration::from_millis(200)),
-        );
-        (res, start.elapsed(), hits())
+        )
     });
-    let ((res, waited, handled), _) = signal_until_finished(waiter, Duration::from_millis(15));
+    let (res, waited, handled) = (s.out, s.took, s.handled);
     assert_eq!(res.unwrap(), 0);
     assert!(handled >= 3, "only {handled} signals handled");
     assert!(

@@ -12,17 +12,17 @@
 use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::fds::{dup_at_least, pipe, raise_nofile, tcp_pair};
+use common::fds::{dup_at_least, pipe, raise_nofile, tcp_pair, write_later};
 use common::fresh::in_fresh_process;
-use common::signals::{hits, install_handler, signal_thread, signal_until_finished};
-use common::sources::{assert_quiet, backends, timed_wait, wait, SOON};
+use common::signals::{signal_thread, under_signals};
+use common::sources::{assert_quiet, assert_ready, backends, timed_wait, wait, SOON};
 use common::Watchdog;
 use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -30,6 +30,38 @@ use unp_select::sources::{Backend, Events, Interest, Readiness, Sources, Waker};
 use unp_select::FD_SETSIZE;
 
 // ---- helpers ----------------------------------------------------------------------------
+
+/// A copy of `fd` numbered exactly `at`: a number just closed, taken again.
+fn dup_at(fd: &impl AsRawFd, at: RawFd) -> OwnedFd {
+    let again = dup_at_least(fd, at);
+    assert_eq!(again.as_raw_fd(), at, "the number was taken meanwhile");
+    again
+}
+
+/// The start of the epoll tests of a closed number: a watchdog, and `"old"`, a copy
+/// of a socket numbered from `at_least` up, registered on epoll and closed while the
+/// socket keeps the file open. Returns (watchdog, sources, socket, its peer, number).
+fn epoll_with_closed_old(
+    name: &'static str,
+    at_least: RawFd,
+) -> (
+    Watchdog,
+    Sources<&'static str>,
+    UnixStream,
+    UnixStream,
+    RawFd,
+) {
+    let w = Watchdog::new(name, Duration::from_secs(30));
+    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
+    raise_nofile(4096);
+    let (a, a_peer) = UnixStream::pair().unwrap();
+    let old = dup_at_least(&a, at_least);
+    let fd = old.as_raw_fd();
+    let mut sources = Sources::new(Backend::Epoll);
+    sources.register("old", &old, Interest::READ).unwrap();
+    drop(old);
+    (w, sources, a, a_peer, fd)
+}
 
 /// The backends whose kernel keeps the list of sources: epoll or kqueue.
 fn queue_backends() -> Vec<Backend> {
@@ -59,32 +91,22 @@ fn readable_and_writable_under_the_right_key() {
         assert_quiet(&mut sources, Duration::from_millis(20), "nothing written");
 
         a_peer.write_all(b"x").unwrap();
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("a", Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("a", Readiness::READABLE)]);
         w.write_all(b"y").unwrap();
-        let mut ready = wait(&mut sources, Some(SOON));
-        ready.sort_by_key(|&(k, _)| k);
-        assert_eq!(
-            ready,
-            [("a", Readiness::READABLE), ("pipe", Readiness::READABLE)],
-            "{backend:?}"
+        assert_ready(
+            &mut sources,
+            &[("a", Readiness::READABLE), ("pipe", Readiness::READABLE)],
         );
 
         // A socket pair always has room: writable, under its own key only.
         sources.set_interest(&b, Interest::WRITE).unwrap();
-        let mut ready = wait(&mut sources, Some(SOON));
-        ready.sort_by_key(|&(k, _)| k);
-        assert_eq!(
-            ready,
-            [
+        assert_ready(
+            &mut sources,
+            &[
                 ("a", Readiness::READABLE),
                 ("b", Readiness::WRITABLE),
-                ("pipe", Readiness::READABLE)
+                ("pipe", Readiness::READABLE),
             ],
-            "{backend:?}"
         );
         assert_eq!(sources.key(&a), Some(&"a"));
         assert_eq!(sources.key(&b), Some(&"b"));
@@ -110,11 +132,7 @@ fn interest_none_write_and_both() {
         );
 
         sources.set_interest(&a, Interest::READ).unwrap();
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [(7, Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[(7, Readiness::READABLE)]);
 
         // BOTH: one event with both flags, select included (it is in two sets there),
         // and a write-only source numbered above it is still reported.
@@ -124,15 +142,12 @@ fn interest_none_write_and_both() {
         let c = dup_at_least(&c, a.as_raw_fd() + 1);
         assert!(c.as_raw_fd() > a.as_raw_fd());
         sources.register(9, &c, Interest::WRITE).unwrap();
-        let mut ready = wait(&mut sources, Some(SOON));
-        ready.sort_by_key(|&(k, _)| k);
-        assert_eq!(
-            ready,
-            [
+        assert_ready(
+            &mut sources,
+            &[
                 (7, Readiness::READABLE | Readiness::WRITABLE),
-                (9, Readiness::WRITABLE)
+                (9, Readiness::WRITABLE),
             ],
-            "{backend:?}"
         );
         assert_eq!(sources.unregister(&c), Some(9));
 
@@ -174,43 +189,28 @@ fn unregister_returns_the_key_and_stops_reporting() {
         for (i, (s, _)) in pairs.iter().enumerate() {
             sources.register(i, s, Interest::WRITE).unwrap();
         }
-        let sorted = |mut v: Vec<(usize, Readiness)>| {
-            v.sort_by_key(|&(k, _)| k);
-            v
-        };
         let w = Readiness::WRITABLE;
-        assert_eq!(
-            sorted(wait(&mut sources, Some(SOON))),
-            [(0, w), (1, w), (2, w), (3, w)]
-        );
+        assert_ready(&mut sources, &[(0, w), (1, w), (2, w), (3, w)]);
 
         assert_eq!(sources.unregister(&pairs[0].0), Some(0), "{backend:?}");
         assert_eq!(sources.len(), 3);
         assert_eq!(sources.key(&pairs[0].0), None);
         assert_eq!(sources.unregister(&pairs[0].0), None, "{backend:?}: twice");
-        assert_eq!(
-            sorted(wait(&mut sources, Some(SOON))),
-            [(1, w), (2, w), (3, w)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[(1, w), (2, w), (3, w)]);
 
         // The moved source (3 on poll) is still found by its descriptor.
         sources.set_interest(&pairs[3].0, Interest::NONE).unwrap();
-        assert_eq!(
-            sorted(wait(&mut sources, Some(SOON))),
-            [(1, w), (2, w)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[(1, w), (2, w)]);
         assert_eq!(sources.unregister(&pairs[3].0), Some(3), "{backend:?}");
         assert_eq!(sources.unregister(&pairs[1].0), Some(1), "{backend:?}");
-        assert_eq!(sorted(wait(&mut sources, Some(SOON))), [(2, w)]);
+        assert_ready(&mut sources, &[(2, w)]);
         assert_eq!(sources.unregister(&pairs[2].0), Some(2), "{backend:?}");
         assert!(sources.is_empty());
         assert_quiet(&mut sources, Duration::from_millis(20), "all unregistered");
 
         // A removed descriptor can be registered again, under a new key.
         sources.register(10, &pairs[0].0, Interest::WRITE).unwrap();
-        assert_eq!(wait(&mut sources, Some(SOON)), [(10, w)], "{backend:?}");
+        assert_ready(&mut sources, &[(10, w)]);
     }
 }
 
@@ -232,22 +232,14 @@ fn double_register_and_unknown_descriptors_are_errors() {
         // Nothing changed: same key, same interest (READ, not WRITE).
         assert_eq!(sources.len(), 1);
         assert_eq!(sources.key(&a), Some(&"first"));
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("first", Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("first", Readiness::READABLE)]);
 
         let err = sources.set_interest(&unknown, Interest::READ).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{backend:?}: {err}");
         assert_eq!(sources.unregister(&unknown), None);
         assert_eq!(sources.key(&unknown), None);
         assert_eq!(sources.len(), 1);
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("first", Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("first", Readiness::READABLE)]);
     }
 }
 
@@ -287,8 +279,7 @@ fn closed_descriptor_is_reported_invalid_once() {
 
         // The number opened again (another pipe read end, with data): still not
         // watched until its interest is set again…
-        let again = dup_at_least(&r, fd);
-        assert_eq!(again.as_raw_fd(), fd, "the number was taken meanwhile");
+        let again = dup_at(&r, fd);
         w.write_all(b"x").unwrap();
         assert_eq!(sources.key(&again), Some(&"victim"));
         assert_quiet(
@@ -298,21 +289,13 @@ fn closed_descriptor_is_reported_invalid_once() {
         );
         // …then it is.
         sources.set_interest(&again, Interest::READ).unwrap();
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("victim", Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("victim", Readiness::READABLE)]);
         let mut byte = [0u8; 1];
         (&r).read_exact(&mut byte).unwrap();
 
         // Closed a second time: found again.
         drop(again);
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("victim", Readiness::INVALID)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("victim", Readiness::INVALID)]);
         assert_quiet(&mut sources, Duration::from_millis(20), "reported already");
     }
 }
@@ -450,22 +433,15 @@ fn descriptors_above_fd_setsize() {
         sources
             .register("high writable", &high_writable, Interest::WRITE)
             .unwrap();
-        let mut ready = wait(&mut sources, Some(SOON));
-        ready.sort_by_key(|&(k, _)| k);
-        assert_eq!(
-            ready,
-            [
+        assert_ready(
+            &mut sources,
+            &[
                 ("high", Readiness::READABLE),
-                ("high writable", Readiness::WRITABLE)
+                ("high writable", Readiness::WRITABLE),
             ],
-            "{backend:?}"
         );
         assert_eq!(sources.unregister(&high), Some("high"));
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("high writable", Readiness::WRITABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("high writable", Readiness::WRITABLE)]);
     }
 }
 
@@ -534,7 +510,7 @@ fn many_wakes_do_not_block_and_one_reset_clears_them() {
         assert_quiet(&mut sources, Duration::from_millis(20), "after one reset");
         // And it wakes again after the reset.
         waker.wake().unwrap();
-        assert_eq!(wait(&mut sources, Some(SOON)), [(0, Readiness::READABLE)]);
+        assert_ready(&mut sources, &[(0, Readiness::READABLE)]);
         waker.reset().unwrap();
     }
 }
@@ -715,18 +691,15 @@ fn wait_resumes_after_signals_with_the_time_left() {
         "wait_resumes_after_signals_with_the_time_left",
         Duration::from_secs(30),
     );
-    install_handler();
     for backend in backends() {
         let timeout = Duration::from_millis(300);
-        let waiter = thread::spawn(move || {
+        let s = under_signals(Duration::from_millis(15), move || {
             let (idle, _idle_w) = pipe();
             let mut sources = Sources::new(backend);
             sources.register((), &idle, Interest::READ).unwrap();
-            let (ready, took) = timed_wait(&mut sources, Some(timeout));
-            (ready, took, hits())
+            timed_wait(&mut sources, Some(timeout))
         });
-        let ((ready, took, handled), sent) =
-            signal_until_finished(waiter, Duration::from_millis(15));
+        let ((ready, took), handled, sent) = (s.out, s.handled, s.sent);
         assert!(ready.is_empty(), "{backend:?}: {ready:?}");
         assert!(sent >= 10, "{backend:?}: only {sent} signals sent");
         assert!(handled >= 5, "{backend:?}: only {handled} signals handled");
@@ -744,21 +717,15 @@ fn wait_reports_readiness_after_signals() {
         "wait_reports_readiness_after_signals",
         Duration::from_secs(30),
     );
-    install_handler();
     for backend in backends() {
-        let (r, mut w) = pipe();
-        let writer = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(150));
-            w.write_all(b"x").unwrap();
-            w
-        });
-        let waiter = thread::spawn(move || {
+        let (r, w) = pipe();
+        let writer = write_later(w, Duration::from_millis(150));
+        let s = under_signals(Duration::from_millis(15), move || {
             let mut sources = Sources::new(backend);
             sources.register("pipe", &r, Interest::READ).unwrap();
-            let ready = wait(&mut sources, Some(SOON));
-            (ready, hits())
+            wait(&mut sources, Some(SOON))
         });
-        let ((ready, handled), _) = signal_until_finished(waiter, Duration::from_millis(15));
+        let (ready, handled) = (s.out, s.handled);
         let _w = writer.join().unwrap();
         assert_eq!(ready, [("pipe", Readiness::READABLE)], "{backend:?}");
         assert!(handled >= 2, "{backend:?}: only {handled} signals handled");
@@ -771,19 +738,17 @@ fn wait_interruptible_returns_interrupted() {
         "wait_interruptible_returns_interrupted",
         Duration::from_secs(30),
     );
-    install_handler();
     for backend in backends() {
-        let waiter = thread::spawn(move || {
+        let s = under_signals(Duration::from_millis(20), move || {
             let (idle, _idle_w) = pipe();
             let mut sources = Sources::new(backend);
             sources.register((), &idle, Interest::READ).unwrap();
             let mut events = Events::new();
             let start = Instant::now();
             let res = sources.wait_interruptible(&mut events, Some(SOON));
-            (res, start.elapsed(), hits(), events.len())
+            (res, start.elapsed(), events.len())
         });
-        let ((res, took, handled, events), _) =
-            signal_until_finished(waiter, Duration::from_millis(20));
+        let ((res, took, events), handled) = (s.out, s.handled);
         let err = res.expect_err("the signal should interrupt the wait");
         assert_eq!(err.kind(), ErrorKind::Interrupted, "{backend:?}: {err}");
         assert!(
@@ -868,10 +833,7 @@ fn closed_descriptor_on_epoll_and_kqueue() {
         match backend {
             // epoll reports the file; the number is closed: invalid, not readable.
             Backend::Epoll => {
-                assert_eq!(
-                    wait(&mut sources, Some(SOON)),
-                    [("victim", Readiness::INVALID)],
-                );
+                assert_ready(&mut sources, &[("victim", Readiness::INVALID)]);
                 // Once: the file is still readable, but no longer watched.
                 assert_quiet(&mut sources, Duration::from_millis(50), "reported already");
             }
@@ -881,17 +843,12 @@ fn closed_descriptor_on_epoll_and_kqueue() {
         assert_eq!(sources.len(), 1, "{backend:?}: still registered");
 
         // The number opened again on the same file: watched again once asked.
-        let again = dup_at_least(&a, fd);
-        assert_eq!(again.as_raw_fd(), fd, "the number was taken meanwhile");
+        let again = dup_at(&a, fd);
         assert_eq!(sources.key(&again), Some(&"victim"));
         sources.set_interest(&again, Interest::NONE).unwrap();
         assert_quiet(&mut sources, Duration::from_millis(20), "NONE");
         sources.set_interest(&again, Interest::READ).unwrap();
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("victim", Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("victim", Readiness::READABLE)]);
         assert_eq!(sources.unregister(&again), Some("victim"));
         assert!(sources.is_empty());
         assert_quiet(&mut sources, Duration::from_millis(20), "unregistered");
@@ -917,9 +874,8 @@ fn number_reused_without_unregister_is_already_registered() {
         let _ = old_peer.write_all(b"to nobody"); // EPIPE, or into a closed socket
 
         let (new_src, mut new_peer) = UnixStream::pair().unwrap();
-        let new = dup_at_least(&new_src, fd);
+        let new = dup_at(&new_src, fd);
         drop(new_src);
-        assert_eq!(new.as_raw_fd(), fd, "the number was taken meanwhile");
         new_peer.write_all(b"y").unwrap();
         // As on every backend: the number is taken until unregistered.
         let err = sources.register("new", &new, Interest::READ).unwrap_err();
@@ -937,11 +893,7 @@ fn number_reused_without_unregister_is_already_registered() {
         }
         assert_eq!(sources.unregister(&new), Some("old"));
         sources.register("new", &new, Interest::READ).unwrap();
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("new", Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("new", Readiness::READABLE)]);
     }
 }
 
@@ -967,9 +919,8 @@ fn remove_by_key_after_the_descriptor_is_lost() {
         old_peer.write_all(b"old").unwrap(); // the file lives on, readable
 
         let (new_src, mut new_peer) = UnixStream::pair().unwrap();
-        let new = dup_at_least(&new_src, fd);
+        let new = dup_at(&new_src, fd);
         drop(new_src);
-        assert_eq!(new.as_raw_fd(), fd, "the number was taken meanwhile");
         let err = sources.register("new", &new, Interest::READ).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{backend:?}: {err}");
         let msg = err.to_string();
@@ -985,20 +936,13 @@ fn remove_by_key_after_the_descriptor_is_lost() {
         sources.register("new", &new, Interest::READ).unwrap();
         new_peer.write_all(b"new").unwrap();
         other_peer.write_all(b"other").unwrap();
-        let mut ready = wait(&mut sources, Some(SOON));
-        ready.sort_by_key(|&(k, _)| k);
-        assert_eq!(
-            ready,
-            [("new", Readiness::READABLE), ("other", Readiness::READABLE)],
-            "{backend:?}"
+        assert_ready(
+            &mut sources,
+            &[("new", Readiness::READABLE), ("other", Readiness::READABLE)],
         );
         // On a descriptor still open, remove is unregister by key.
         assert_eq!(sources.remove(&"other"), Some(other.as_raw_fd()));
-        assert_eq!(
-            wait(&mut sources, Some(SOON)),
-            [("new", Readiness::READABLE)],
-            "{backend:?}"
-        );
+        assert_ready(&mut sources, &[("new", Readiness::READABLE)]);
         drop(old_file);
     }
 }
@@ -1009,24 +953,13 @@ fn remove_by_key_after_the_descriptor_is_lost() {
     ignore = "epoll is Linux's and Android's"
 )]
 fn epoll_number_reused_while_the_old_file_lives() {
-    let _w = Watchdog::new(
-        "epoll_number_reused_while_the_old_file_lives",
-        Duration::from_secs(30),
-    );
-    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
-    raise_nofile(4096);
     // The old file stays open through `a` and is readable; its number is taken by
     // another socket, readable too. epoll still reports the old file under the
     // number: that must not reach the key as the new socket's readiness.
-    let (a, mut a_peer) = UnixStream::pair().unwrap();
-    let old = dup_at_least(&a, 840);
-    let fd = old.as_raw_fd();
-    let mut sources = Sources::new(Backend::Epoll);
-    sources.register("old", &old, Interest::READ).unwrap();
-    drop(old);
+    let (_w, mut sources, a, mut a_peer, fd) =
+        epoll_with_closed_old("epoll_number_reused_while_the_old_file_lives", 840);
     let (b, mut b_peer) = UnixStream::pair().unwrap();
-    let reused = dup_at_least(&b, fd);
-    assert_eq!(reused.as_raw_fd(), fd, "the number was taken meanwhile");
+    let reused = dup_at(&b, fd);
     a_peer.write_all(b"old").unwrap();
     b_peer.write_all(b"new").unwrap();
 
@@ -1043,10 +976,7 @@ fn epoll_number_reused_while_the_old_file_lives() {
     assert_eq!(sources.unregister(&reused), Some("old"));
     sources.register("new", &reused, Interest::READ).unwrap();
     // The old file is still readable (through `a`) and is not reported.
-    assert_eq!(
-        wait(&mut sources, Some(SOON)),
-        [("new", Readiness::READABLE)]
-    );
+    assert_ready(&mut sources, &[("new", Readiness::READABLE)]);
     drop(a);
 }
 
@@ -1056,30 +986,19 @@ fn epoll_number_reused_while_the_old_file_lives() {
     ignore = "epoll is Linux's and Android's"
 )]
 fn epoll_unregister_after_close_while_the_file_lives() {
-    let _w = Watchdog::new(
-        "epoll_unregister_after_close_while_the_file_lives",
-        Duration::from_secs(30),
-    );
-    assert!(Backend::Epoll.is_supported(), "{NEEDS_EPOLL}");
-    raise_nofile(4096);
     // Closed first, unregistered after: EPOLL_CTL_DEL cannot reach the file through
     // a closed number, so the kernel keeps the registration (a dup lives). Its
     // events must reach no key (not the next registration of the number either)
     // and must not make the wait spin.
-    let (a, mut a_peer) = UnixStream::pair().unwrap();
-    let old = dup_at_least(&a, 860);
-    let fd = old.as_raw_fd();
-    let mut sources = Sources::new(Backend::Epoll);
-    sources.register("old", &old, Interest::READ).unwrap();
-    drop(old);
+    let (_w, mut sources, a, mut a_peer, fd) =
+        epoll_with_closed_old("epoll_unregister_after_close_while_the_file_lives", 860);
     // SAFETY: the number is closed; the borrow only hands it to `unregister`,
     // which does no I/O on it.
     let closed = unsafe { BorrowedFd::borrow_raw(fd) };
     assert_eq!(sources.unregister(&closed), Some("old"));
 
     let (b, mut b_peer) = UnixStream::pair().unwrap();
-    let reused = dup_at_least(&b, fd);
-    assert_eq!(reused.as_raw_fd(), fd, "the number was taken meanwhile");
+    let reused = dup_at(&b, fd);
     sources.register("new", &reused, Interest::READ).unwrap();
     a_peer.write_all(b"old").unwrap(); // the lingering registration fires
     let mut events = Events::new();
@@ -1096,10 +1015,7 @@ fn epoll_unregister_after_close_while_the_file_lives() {
     assert_quiet(&mut sources, Duration::from_millis(50), "old file readable");
 
     b_peer.write_all(b"new").unwrap();
-    assert_eq!(
-        wait(&mut sources, Some(SOON)),
-        [("new", Readiness::READABLE)]
-    );
+    assert_ready(&mut sources, &[("new", Readiness::READABLE)]);
     drop(a);
 }
 
@@ -1138,10 +1054,7 @@ fn epoll_ctl_errors_come_back_and_change_nothing() {
         format!("{sources:?}").contains("(\"file\", NONE)"),
         "{sources:?}"
     );
-    assert_eq!(
-        wait(&mut sources, Some(SOON)),
-        [("socket", Readiness::READABLE)]
-    );
+    assert_ready(&mut sources, &[("socket", Readiness::READABLE)]);
     assert_eq!(sources.unregister(&file), Some("file"));
 }
 
@@ -1181,7 +1094,7 @@ fn epoll_out_of_descriptors_at_the_first_register() {
         assert!(sources.is_empty(), "nothing kept");
         // With a descriptor to spare, the same Sources works.
         sources.register(1u8, &a, Interest::READ).unwrap();
-        assert_eq!(wait(&mut sources, Some(SOON)), [(1, Readiness::READABLE)]);
+        assert_ready(&mut sources, &[(1, Readiness::READABLE)]);
     });
 }
 
@@ -1222,10 +1135,7 @@ fn epoll_list_is_shared_with_a_fork_child() {
 
     // A child that exits closes its copy of the epoll descriptor: nothing changes.
     in_child(&mut sources, |_| {});
-    assert_eq!(
-        wait(&mut sources, Some(SOON)),
-        [("pipe", Readiness::READABLE)]
-    );
+    assert_ready(&mut sources, &[("pipe", Readiness::READABLE)]);
     // A child that unregisters changes the list of both processes: one list.
     in_child(&mut sources, |sources| {
         let _ = sources.unregister(&r);
@@ -1243,10 +1153,7 @@ fn epoll_list_is_shared_with_a_fork_child() {
     // Taken out and put in again, the parent watches it again.
     sources.set_interest(&r, Interest::NONE).unwrap();
     sources.set_interest(&r, Interest::READ).unwrap();
-    assert_eq!(
-        wait(&mut sources, Some(SOON)),
-        [("pipe", Readiness::READABLE)]
-    );
+    assert_ready(&mut sources, &[("pipe", Readiness::READABLE)]);
 }
 
 #[test]

@@ -61,6 +61,44 @@ fn expect_exactly(stream: &mut TcpStream, expected: &[u8], what: &str) -> Result
     expect_paced(stream, expected, what, 64 * 1024, Duration::ZERO)
 }
 
+/// Sends `up_data` from the client `c` and `down_data` from the upstream `up` at
+/// once, each half-closing after, and checks that each side reads the other's data
+/// byte for byte; `case` names the case in a failure. Returns both, open.
+fn exchange_both_ways(
+    mut c: TcpStream,
+    up: TcpStream,
+    up_data: &'static [u8],
+    down_data: &'static [u8],
+    case: &str,
+) -> (TcpStream, TcpStream) {
+    let writers = [
+        (c.try_clone().unwrap(), up_data),
+        (up.try_clone().unwrap(), down_data),
+    ]
+    .map(|(mut s, data)| {
+        thread::spawn(move || {
+            s.write_all(data).map_err(|e| e.to_string())?;
+            s.shutdown(Shutdown::Write).map_err(|e| e.to_string())
+        })
+    });
+    let upstream_read = thread::spawn(move || {
+        let mut up = up;
+        expect_exactly(&mut up, up_data, "upstream").map(|()| up)
+    });
+    let client_read = expect_exactly(&mut c, down_data, "client");
+    for w in writers {
+        w.join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{case}: write: {e}"));
+    }
+    let up = upstream_read
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    client_read.unwrap_or_else(|e| panic!("{case}: {e}"));
+    (c, up)
+}
+
 /// As [`expect_exactly`], reading at most `chunk` bytes at a time with `pause`
 /// after each read: a reader slower than its sender, but steady.
 fn expect_paced(
@@ -809,30 +847,9 @@ fn pair_relays_byte_exact_through_small_buffers_on_every_loop() {
         // `paired_steady_reader_is_not_cut_by_write_timeout`.
         let config = Config::default().with_write_timeout(Duration::from_secs(60));
         let server = behind_small_buffers(protocol, config, backend);
-        let mut c = client(server.addr, Duration::from_secs(10));
-        let mut up = accept_within(&listener, Duration::from_secs(5));
-        let writers = [
-            (c.try_clone().unwrap(), up_data),
-            (up.try_clone().unwrap(), down_data),
-        ]
-        .map(|(mut s, data)| {
-            thread::spawn(move || {
-                s.write_all(data).map_err(|e| e.to_string())?;
-                s.shutdown(Shutdown::Write).map_err(|e| e.to_string())
-            })
-        });
-        let upstream_read = thread::spawn(move || expect_exactly(&mut up, up_data, "upstream"));
-        let client_read = expect_exactly(&mut c, down_data, "client");
-        for w in writers {
-            w.join()
-                .unwrap()
-                .unwrap_or_else(|e| panic!("{backend:?}: write: {e}"));
-        }
-        upstream_read
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        client_read.unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        let c = client(server.addr, Duration::from_secs(10));
+        let up = accept_within(&listener, Duration::from_secs(5));
+        let _open = exchange_both_ways(c, up, up_data, down_data, &format!("{backend:?}"));
         let stats = server.finish();
         let both = 2 * 4 * MIB as u64;
         assert_eq!(
@@ -1007,30 +1024,9 @@ fn relay_moves_10_mib_each_way_on_every_loop() {
     for args in LOOPS {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let relay = start_relay(args, listener.local_addr().unwrap());
-        let mut c = client(relay.addr, Duration::from_secs(10));
-        let mut up = accept_within(&listener, Duration::from_secs(5));
-        let writers = [
-            (c.try_clone().unwrap(), up_data),
-            (up.try_clone().unwrap(), down_data),
-        ]
-        .map(|(mut s, data)| {
-            thread::spawn(move || {
-                s.write_all(data).map_err(|e| e.to_string())?;
-                s.shutdown(Shutdown::Write).map_err(|e| e.to_string())
-            })
-        });
-        let upstream_read = thread::spawn(move || expect_exactly(&mut up, up_data, "upstream"));
-        let client_read = expect_exactly(&mut c, down_data, "client");
-        for w in writers {
-            w.join()
-                .unwrap()
-                .unwrap_or_else(|e| panic!("{args:?}: write: {e}"));
-        }
-        upstream_read
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        client_read.unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let c = client(relay.addr, Duration::from_secs(10));
+        let up = accept_within(&listener, Duration::from_secs(5));
+        let _open = exchange_both_ways(c, up, up_data, down_data, &format!("{args:?}"));
         let out = stop_relay(relay);
         let both = 2 * 10 * MIB as u64;
         assert_eq!(counter(&out, "bytes_received"), both, "{args:?}");
