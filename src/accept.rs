@@ -417,6 +417,33 @@ impl FdReserve {
     /// # Errors
     /// Whatever `open(2)` says, e.g. `EMFILE` if the process is already out of
     /// descriptors.
+    ///
+    /// # Examples
+    /// The reserve sheds a pending connection: the client is reset, and the
+    /// reserve is armed again for the next `EMFILE`.
+    /// ```
+    /// use std::io::{ErrorKind, Read};
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use unp_select::accept::FdReserve;
+    /// use unp_select::select::{select, FdSet};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_nonblocking(true)?; // UNP 16.6
+    /// let mut reserve = FdReserve::new()?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///
+    /// let mut rset = FdSet::new();
+    /// rset.insert_fd(&listener)?;
+    /// select(Some(&mut rset), None, None, Some(Duration::from_secs(5)))?;
+    /// assert!(rset.contains_fd(&listener)); // a connection to accept
+    /// assert!(reserve.shed(&listener)?); // as a server out of descriptors would
+    /// assert!(reserve.is_armed());
+    /// let reset = client.read(&mut [0; 1]).unwrap_err();
+    /// assert_eq!(reset.kind(), ErrorKind::ConnectionReset);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> io::Result<FdReserve> {
         Ok(FdReserve {
             spare: Some(File::open("/dev/null")?),

@@ -182,7 +182,8 @@ impl PartialRead {
     ///
     /// # Examples
     ///
-    /// See [`PartialRead`].
+    /// See [`PartialRead`]'s example (2 bytes, then a reset) and [`readn()`](fn@readn)'s
+    /// second (3 bytes of a nonblocking socket, then `EAGAIN`).
     pub fn count(&self) -> usize {
         self.count
     }
@@ -191,7 +192,8 @@ impl PartialRead {
     ///
     /// # Examples
     ///
-    /// See [`PartialRead`].
+    /// See [`PartialRead`]'s example (`ECONNRESET`) and [`readn()`](fn@readn)'s second
+    /// (`EAGAIN`).
     pub fn error(&self) -> &io::Error {
         &self.error
     }

@@ -195,6 +195,35 @@ impl From<Echo> for EchoProtocol {
 ///
 /// See the [module documentation](self) for the loop and the deviations from the
 /// book.
+///
+/// # Examples
+/// Echoing lines: a client that half-closes (`shutdown(SHUT_WR)`, as `str_cli`
+/// of UNP 6.7 does at end of file) gets every echo, its last line without a
+/// newline included, then end of file (deviation 4).
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::{Shutdown, TcpStream};
+/// use std::time::Duration;
+/// use unp_select::echo::{Echo, EchoServer};
+/// use unp_select::server::Config;
+///
+/// let server = EchoServer::bind("127.0.0.1:0", Echo::Lines, Config::book())?;
+/// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+/// let thread = std::thread::spawn(move || server.run());
+///
+/// let mut conn = TcpStream::connect(addr)?;
+/// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// conn.write_all(b"one\ntwo\nno newline")?;
+/// conn.shutdown(Shutdown::Write)?;
+/// let mut echo = String::new();
+/// conn.read_to_string(&mut echo)?; // to the server's close
+/// assert_eq!(echo, "one\ntwo\nno newline");
+///
+/// stop.shutdown();
+/// let stats = thread.join().unwrap()?;
+/// assert_eq!((stats.messages_sent, stats.closed_eof), (3, 1));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct EchoServer {
     server: Server<EchoProtocol>,
@@ -268,6 +297,16 @@ impl EchoServer {
     }
 
     /// The loop's configuration.
+    ///
+    /// # Examples
+    /// ```
+    /// use unp_select::echo::{Echo, EchoServer};
+    /// use unp_select::server::Config;
+    /// let server = EchoServer::bind("127.0.0.1:0", Echo::Lines, Config::book())?;
+    /// assert_eq!(server.config(), &Config::book());
+    /// assert_eq!(server.config().messages_per_turn, 16); // lines per client and turn
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn config(&self) -> &Config {
         self.server.config()
     }
@@ -275,13 +314,62 @@ impl EchoServer {
     /// A handle that stops [`run`](Self::run) from another thread.
     ///
     /// # Examples
-    /// See [`ShutdownHandle::shutdown`].
+    /// With [`Config::book`]'s zero drain, a stop closes the clients at once.
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::echo::{Echo, EchoServer};
+    /// use unp_select::server::Config;
+    ///
+    /// let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"x")?;
+    /// conn.read_exact(&mut [0; 1])?; // served
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_shutdown, 1);
+    /// assert_eq!(conn.read(&mut [0; 1])?, 0); // closed by the server
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.server.shutdown_handle()
     }
 
     /// A handle that reads the loop's counters while it runs (see
     /// [`StatsHandle`]; `messages_sent` are the lines, or reads, echoed).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::{Duration, Instant};
+    /// use unp_select::echo::{Echo, EchoServer};
+    /// use unp_select::server::Config;
+    ///
+    /// let server = EchoServer::bind("127.0.0.1:0", Echo::Lines, Config::book())?;
+    /// let stats = server.stats_handle();
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"a\nb\n")?;
+    /// conn.read_exact(&mut [0; 4])?;
+    /// // Published at the end of each turn of the loop.
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// while stats.snapshot().messages_sent < 2 && Instant::now() < deadline {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// assert_eq!(stats.snapshot().messages_sent, 2); // two lines echoed
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.bytes_sent, 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stats_handle(&self) -> StatsHandle {
         self.server.stats_handle()
     }
@@ -299,7 +387,32 @@ impl EchoServer {
     /// the loop wait and retry, and is counted in [`Stats`].
     ///
     /// # Examples
-    /// See the [module documentation](self).
+    /// Two clients at once, each echoed in turn by one `select` loop:
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::echo::{Echo, EchoServer};
+    /// use unp_select::server::Config;
+    ///
+    /// let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run());
+    ///
+    /// let (mut a, mut b) = (TcpStream::connect(addr)?, TcpStream::connect(addr)?);
+    /// for (conn, text) in [(&mut a, b"from a"), (&mut b, b"from b")] {
+    ///     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///     conn.write_all(text)?;
+    ///     let mut echo = [0; 6];
+    ///     conn.read_exact(&mut echo)?;
+    ///     assert_eq!(&echo, text);
+    /// }
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.accepted, stats.bytes_sent, stats.closed_shutdown), (2, 12, 2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run(self) -> io::Result<Stats> {
         self.run_with(Backend::Select)
     }

@@ -770,17 +770,54 @@ impl LargeFdSet {
     }
 
     /// Removes the descriptor `fd` from the set: [`remove`](LargeFdSet::remove) for a borrowed
-    /// descriptor, as [`FdSet::remove_fd`]. Call it before closing the descriptor,
-    /// while its number is still its own (example: [`insert_fd`](LargeFdSet::insert_fd)).
+    /// descriptor, as [`FdSet::remove_fd`] (`FD_CLR`). Call it before closing the
+    /// descriptor, while its number is still its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use unp_select::select::LargeFdSet;
+    ///
+    /// let (a, b) = UnixStream::pair()?;
+    /// let mut set = LargeFdSet::new();
+    /// set.insert_fd(&a)?;
+    /// set.insert_fd(&b)?;
+    /// set.remove_fd(&a);
+    /// drop(a); // closed after leaving the set
+    /// assert_eq!(set.len(), 1);
+    /// assert!(set.contains_fd(&b));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[inline]
     pub fn remove_fd(&mut self, fd: &(impl AsFd + ?Sized)) {
         self.remove(fd.as_fd().as_raw_fd());
     }
 
     /// Returns whether the descriptor `fd` is in the set: [`contains`](LargeFdSet::contains)
-    /// for a borrowed descriptor, e.g. after [`select_large`](super::select_large) to ask
-    /// whether a socket became ready, as [`FdSet::contains_fd`] after
-    /// [`select`](super::select) (example: [`insert_fd`](LargeFdSet::insert_fd)).
+    /// for a borrowed descriptor (`FD_ISSET`), e.g. after
+    /// [`select_large`](super::select_large) to ask whether a socket became ready, as
+    /// [`FdSet::contains_fd`] after [`select`](super::select).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::select::{select_large, LargeFdSet};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let (_c, d) = UnixStream::pair()?;
+    /// a.write_all(b"x")?;
+    /// let mut rset = LargeFdSet::new();
+    /// rset.insert_fd(&b)?;
+    /// rset.insert_fd(&d)?;
+    /// select_large(Some(&mut rset), None, None, Some(Duration::from_secs(5)))?;
+    /// assert!(rset.contains_fd(&b)); // data waiting
+    /// assert!(!rset.contains_fd(&d)); // nothing to read: cleared by select
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[inline]
     pub fn contains_fd(&self, fd: &(impl AsFd + ?Sized)) -> bool {
         self.contains(fd.as_fd().as_raw_fd())

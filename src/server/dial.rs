@@ -97,6 +97,11 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// The error, with its errno where the kernel gave one.
+    ///
+    /// # Examples
+    /// See [`ConnectError`]'s example, and
+    /// [`Protocol::connect_failed`](super::Protocol::connect_failed)'s: the errno of
+    /// a real connect refused.
     pub fn error(&self) -> &io::Error {
         match self {
             ConnectError::Refused(e)

@@ -168,27 +168,45 @@ pub use stats::{EmptyAccepts, Stats, StatsHandle};
 /// one turn of the loop before the others get theirs: 16. The rest stay buffered
 /// for the next turn ([`Config::book`]). [`Server`]'s default quota counts input
 /// bytes instead ([`Config::input_per_turn`]).
+///
+/// # Examples
+/// See [`Config`]'s example, which checks every one of these constants.
 pub const MESSAGES_PER_TURN: usize = 16;
 
 /// How much input one connection may have delivered in one turn: 64 KiB, the most
 /// one `read` takes. The default [`Config::input_per_turn`].
+///
+/// # Examples
+/// See [`Config`]'s example, which checks every one of these constants.
 pub const INPUT_PER_TURN: usize = 64 * 1024;
 
 /// How long the listener stays out of the wait after `accept` ran out of
 /// descriptors and no connection could be shed, or ran out of kernel memory:
 /// 100 ms.
+///
+/// # Examples
+/// See [`Config`]'s example, which checks every one of these constants.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long the loop (after `select`/`poll` failed with `ENOMEM`) or one
 /// connection (after `recv`/`send` failed with `ENOMEM`/`ENOBUFS`) waits before
 /// trying again: 10 ms.
+///
+/// # Examples
+/// See [`Config`]'s example, which checks every one of these constants.
 pub const RESOURCE_BACKOFF: Duration = Duration::from_millis(10);
 
 /// UNP's `MAXLINE`: 4096. `readline(fd, buf, MAXLINE)` returns at most
 /// `MAXLINE - 1` bytes, the default [`Config::max_line`].
+///
+/// # Examples
+/// See [`Config`]'s example, which checks every one of these constants.
 pub const MAXLINE: usize = 4096;
 
 /// UNP's `LISTENQ`: 1024, the default [`Config::backlog`].
+///
+/// # Examples
+/// See [`Config`]'s example, which checks every one of these constants.
 pub const LISTENQ: u32 = 1024;
 
 /// How the loop behaves. The defaults are the book's where it has one.
@@ -197,14 +215,55 @@ pub const LISTENQ: u32 = 1024;
 /// chain the `with_` methods.
 ///
 /// # Examples
+/// The defaults come from the book's constants; every `with_` method sets its
+/// field and nothing else:
 /// ```
 /// use std::time::Duration;
-/// use unp_select::server::Config;
+/// use unp_select::server::{
+///     Config, ACCEPT_BACKOFF, INPUT_PER_TURN, LISTENQ, MAXLINE, MESSAGES_PER_TURN,
+///     RESOURCE_BACKOFF,
+/// };
+///
+/// let default = Config::default();
+/// assert_eq!((default.max_line, MAXLINE), (4095, 4096)); // readline's MAXLINE - 1
+/// assert_eq!((default.backlog, LISTENQ), (1024, 1024));
+/// assert_eq!((default.input_per_turn, INPUT_PER_TURN), (64 * 1024, 64 * 1024));
+/// assert_eq!(Config::book().messages_per_turn, MESSAGES_PER_TURN);
+/// assert_eq!(MESSAGES_PER_TURN, 16);
+/// assert_eq!(ACCEPT_BACKOFF, Duration::from_millis(100));
+/// assert_eq!(RESOURCE_BACKOFF, Duration::from_millis(10));
+///
+/// let secs = Duration::from_secs;
 /// let config = Config::default()
+///     .with_nonblocking_listener(false)
+///     .with_accept_delay(Some(secs(1)))
 ///     .with_max_clients(100)
-///     .with_write_timeout(Duration::from_secs(2));
-/// assert_eq!(config.backlog, 1024);
-/// assert_eq!(config.max_line, 4095);
+///     .with_max_line(80)
+///     .with_input_per_turn(1024)
+///     .with_messages_per_turn(8)
+///     .with_max_unsent(4096)
+///     .with_max_output(1 << 20)
+///     .with_max_output_total(1 << 24)
+///     .with_idle_timeout(Some(secs(60)))
+///     .with_drain_timeout(secs(2))
+///     .with_connect_timeout(secs(3))
+///     .with_write_timeout(secs(4))
+///     .with_backlog(64)
+///     .with_accept_batch(16)
+///     .with_workers(2)
+///     .with_reuseport(false)
+///     .with_nodelay(false);
+/// assert!(!config.nonblocking_listener);
+/// assert_eq!(config.accept_delay, Some(secs(1)));
+/// assert_eq!((config.max_clients, config.max_line), (100, 80));
+/// assert_eq!((config.input_per_turn, config.messages_per_turn), (1024, 8));
+/// assert_eq!((config.max_unsent, config.max_output), (4096, 1 << 20));
+/// assert_eq!(config.max_output_total, 1 << 24);
+/// assert_eq!(config.idle_timeout, Some(secs(60)));
+/// assert_eq!((config.drain_timeout, config.connect_timeout), (secs(2), secs(3)));
+/// assert_eq!(config.write_timeout, secs(4));
+/// assert_eq!((config.backlog, config.accept_batch, config.workers), (64, 16, 2));
+/// assert!(!config.reuseport && !config.nodelay);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -393,6 +452,9 @@ impl Config {
 /// Chainable setters, one per field, for building a [`Config`] in one expression.
 impl Config {
     /// Sets [`nonblocking_listener`](Self::nonblocking_listener).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_nonblocking_listener(mut self, nonblocking: bool) -> Config {
         self.nonblocking_listener = nonblocking;
@@ -400,6 +462,9 @@ impl Config {
     }
 
     /// Sets [`accept_delay`](Self::accept_delay).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_accept_delay(mut self, delay: Option<Duration>) -> Config {
         self.accept_delay = delay;
@@ -407,6 +472,9 @@ impl Config {
     }
 
     /// Sets [`max_clients`](Self::max_clients).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_max_clients(mut self, max_clients: usize) -> Config {
         self.max_clients = max_clients;
@@ -414,6 +482,9 @@ impl Config {
     }
 
     /// Sets [`max_line`](Self::max_line).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_max_line(mut self, max_line: usize) -> Config {
         self.max_line = max_line;
@@ -421,6 +492,9 @@ impl Config {
     }
 
     /// Sets [`messages_per_turn`](Self::messages_per_turn).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_messages_per_turn(mut self, n: usize) -> Config {
         self.messages_per_turn = n;
@@ -428,6 +502,9 @@ impl Config {
     }
 
     /// Sets [`input_per_turn`](Self::input_per_turn).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_input_per_turn(mut self, bytes: usize) -> Config {
         self.input_per_turn = bytes;
@@ -435,6 +512,9 @@ impl Config {
     }
 
     /// Sets [`max_output_total`](Self::max_output_total).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_max_output_total(mut self, bytes: usize) -> Config {
         self.max_output_total = bytes;
@@ -442,6 +522,9 @@ impl Config {
     }
 
     /// Sets [`idle_timeout`](Self::idle_timeout).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Config {
         self.idle_timeout = timeout;
@@ -449,6 +532,9 @@ impl Config {
     }
 
     /// Sets [`drain_timeout`](Self::drain_timeout).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_drain_timeout(mut self, timeout: Duration) -> Config {
         self.drain_timeout = timeout;
@@ -456,6 +542,9 @@ impl Config {
     }
 
     /// Sets [`connect_timeout`](Self::connect_timeout).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Config {
         self.connect_timeout = timeout;
@@ -463,6 +552,9 @@ impl Config {
     }
 
     /// Sets [`max_unsent`](Self::max_unsent).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_max_unsent(mut self, bytes: usize) -> Config {
         self.max_unsent = bytes;
@@ -470,6 +562,9 @@ impl Config {
     }
 
     /// Sets [`max_output`](Self::max_output).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_max_output(mut self, bytes: usize) -> Config {
         self.max_output = bytes;
@@ -477,6 +572,9 @@ impl Config {
     }
 
     /// Sets [`write_timeout`](Self::write_timeout).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_write_timeout(mut self, timeout: Duration) -> Config {
         self.write_timeout = timeout;
@@ -484,6 +582,9 @@ impl Config {
     }
 
     /// Sets [`backlog`](Self::backlog).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_backlog(mut self, backlog: u32) -> Config {
         self.backlog = backlog;
@@ -491,6 +592,9 @@ impl Config {
     }
 
     /// Sets [`accept_batch`](Self::accept_batch).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_accept_batch(mut self, n: usize) -> Config {
         self.accept_batch = n;
@@ -498,6 +602,9 @@ impl Config {
     }
 
     /// Sets [`workers`](Self::workers).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_workers(mut self, n: usize) -> Config {
         self.workers = n;
@@ -505,6 +612,9 @@ impl Config {
     }
 
     /// Sets [`reuseport`](Self::reuseport).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_reuseport(mut self, on: bool) -> Config {
         self.reuseport = on;
@@ -512,6 +622,9 @@ impl Config {
     }
 
     /// Sets [`nodelay`](Self::nodelay).
+    ///
+    /// # Examples
+    /// See [`Config`]'s example, which calls every `with_` method.
     #[must_use]
     pub fn with_nodelay(mut self, on: bool) -> Config {
         self.nodelay = on;
@@ -608,7 +721,51 @@ impl From<UnixListener> for Listener {
 
 /// A listener and a protocol, served by the hardened loop.
 ///
-/// See the [module documentation](self) for what the loop does and an example.
+/// See the [module documentation](self) for what the loop does.
+///
+/// # Examples
+/// At most two clients at once ([`Config::max_clients`]): a third is refused with
+/// a reset, where UNP's `tcpservselect01` quits with "too many clients".
+/// ```
+/// use std::io::{ErrorKind, Read};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+/// use unp_select::server::{Config, Context, Listener, Protocol, Server};
+///
+/// struct Greet;
+/// impl Protocol for Greet {
+///     type Conn = ();
+///     fn connect(&mut self, ctx: &mut Context<'_>) {
+///         let _ = ctx.send(b"hi\n");
+///     }
+///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+/// }
+///
+/// let server = Server::bind("127.0.0.1:0", Greet, Config::default().with_max_clients(2))?;
+/// assert!(matches!(server.listener(), Listener::Tcp(_)));
+/// assert_eq!(server.config().max_clients, 2);
+/// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+/// let thread = std::thread::spawn(move || server.run_poll());
+///
+/// let mut served = Vec::new();
+/// for _ in 0..2 {
+///     let mut conn = TcpStream::connect(addr)?;
+///     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+///     let mut greeting = [0; 3];
+///     conn.read_exact(&mut greeting)?;
+///     assert_eq!(&greeting, b"hi\n");
+///     served.push(conn);
+/// }
+/// let mut third = TcpStream::connect(addr)?;
+/// third.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// let refused = third.read(&mut [0; 3]);
+/// assert!(matches!(&refused, Err(e) if e.kind() == ErrorKind::ConnectionReset), "{refused:?}");
+///
+/// stop.shutdown();
+/// let stats = thread.join().unwrap()?;
+/// assert_eq!((stats.accepted, stats.refused), (2, 1));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Server<P> {
     /// One listener, or one per worker (`SO_REUSEPORT`).
     listeners: Vec<Listener>,
@@ -709,7 +866,31 @@ impl<P: Protocol> Server<P> {
     /// without `SO_REUSEPORT`), `listen(2)` and [`Server::new`].
     ///
     /// # Examples
-    /// See the [module documentation](self).
+    /// The address is the server's alone: a second server cannot bind it, with one
+    /// worker or with one listener per worker.
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use unp_select::server::{Config, Context, Protocol, Server};
+    ///
+    /// struct Silent;
+    /// impl Protocol for Silent {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, _: &mut Context<'_>) {}
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// let first = Server::bind("127.0.0.1:0", Silent, Config::default().with_backlog(64))?;
+    /// let addr = first.local_addr()?;
+    /// assert!(addr.ip().is_loopback() && addr.port() != 0);
+    /// for workers in [1, 2] {
+    ///     let config = Config::default().with_workers(workers);
+    ///     let taken = Server::bind(addr, Silent, config).unwrap_err();
+    ///     assert_eq!(taken.kind(), ErrorKind::AddrInUse);
+    /// }
+    /// let zero = Server::bind("127.0.0.1:0", Silent, Config::default().with_workers(0));
+    /// assert_eq!(zero.unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind(addr: impl ToSocketAddrs, protocol: P, config: Config) -> io::Result<Server<P>> {
         config.check()?;
         let backlog = libc::c_int::try_from(config.backlog).unwrap_or(libc::c_int::MAX);
@@ -760,7 +941,41 @@ impl<P: Protocol> Server<P> {
     /// Those of [`UnixListener::bind`], `listen(2)` and [`Server::new`].
     ///
     /// # Examples
-    /// As [`Server::new`]'s, with the path in place of the listener.
+    /// ```
+    /// use std::io::{ErrorKind, Read};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Listener, Protocol, Server};
+    ///
+    /// struct Hello;
+    /// impl Protocol for Hello {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(b"hello\n");
+    ///         ctx.close();
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// let path = std::env::temp_dir().join(format!("unp-select-unix-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let server = Server::bind_unix(&path, Hello, Config::default())?;
+    /// assert!(matches!(server.listener(), Listener::Unix(_)));
+    /// assert_eq!(server.local_addr().unwrap_err().kind(), ErrorKind::Unsupported);
+    /// let stop = server.shutdown_handle();
+    /// let thread = std::thread::spawn(move || server.run());
+    ///
+    /// let mut conn = UnixStream::connect(&path)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// let mut greeting = String::new();
+    /// conn.read_to_string(&mut greeting)?;
+    /// assert_eq!(greeting, "hello\n");
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_protocol, 1);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind_unix(path: impl AsRef<Path>, protocol: P, config: Config) -> io::Result<Server<P>> {
         config.check()?;
         let listener = UnixListener::bind(path)?;
@@ -777,33 +992,115 @@ impl<P: Protocol> Server<P> {
     /// [`listener`](Self::listener)).
     ///
     /// # Examples
-    /// See the [module documentation](self).
+    /// See [`bind`](Self::bind)'s example (a TCP address) and
+    /// [`bind_unix`](Self::bind_unix)'s (`Unsupported`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listeners[0].local_addr()
     }
 
     /// The listening socket (the first worker's, with `SO_REUSEPORT`).
+    ///
+    /// # Examples
+    /// See [`Server`]'s example (TCP) and [`bind_unix`](Self::bind_unix)'s
+    /// (Unix-domain).
     pub fn listener(&self) -> &Listener {
         &self.listeners[0]
     }
 
     /// The configuration.
+    ///
+    /// # Examples
+    /// See [`Server`]'s example.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// A handle that stops `run` from another thread or a signal handler.
+    ///
+    /// # Examples
+    /// The clients still connected when the server stops are closed.
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Protocol, Server};
+    ///
+    /// struct Greet;
+    /// impl Protocol for Greet {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(b"hi\n");
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), _: &[u8], _: &mut Context<'_>) {}
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Greet, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.read_exact(&mut [0; 3])?; // accepted and greeted
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_shutdown, 1);
+    /// assert_eq!(conn.read(&mut [0; 1])?, 0); // closed by the server
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
 
     /// A handle that reads the counters while the server runs.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::{Duration, Instant};
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(line);
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Echo, Config::default())?;
+    /// let stats = server.stats_handle();
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"a\nb\nc\n")?;
+    /// conn.read_exact(&mut [0; 6])?;
+    /// // Published at the end of the turn: at most one turn late.
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// let mut live = stats.snapshot();
+    /// while (live.accepted, live.messages_received, live.messages_sent) != (1, 3, 3)
+    ///     && Instant::now() < deadline
+    /// {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    ///     live = stats.snapshot();
+    /// }
+    /// assert_eq!((live.accepted, live.messages_received, live.messages_sent), (1, 3, 3));
+    /// assert_eq!(live.open(), 1);
+    ///
+    /// stop.shutdown();
+    /// assert_eq!(thread.join().unwrap()?.closed_shutdown, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stats_handle(&self) -> StatsHandle {
         self.stats.clone()
     }
 
-    /// Runs the select(2) loop over UNP's [`FdSet`] until shutdown, then returns
-    /// what it did. Connections still open are closed when it returns.
+    /// Runs the select(2) loop over UNP's [`FdSet`] (`tcpservselect01`, UNP 6.8)
+    /// until shutdown, then returns what it did. Connections still open are closed when it returns.
     ///
     /// # Errors
     /// Only errors that mean the server itself is broken end the loop: `select`,
@@ -815,7 +1112,39 @@ impl<P: Protocol> Server<P> {
     /// makes the loop wait and retry, and is counted in [`Stats`].
     ///
     /// # Examples
-    /// See [`run_with`](Self::run_with) and the [module documentation](self).
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(line);
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Echo, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"select\nagain\n")?;
+    /// let mut echo = [0; 13];
+    /// conn.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"select\nagain\n");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.messages_received, stats.closed_shutdown), (2, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run(self) -> io::Result<Stats> {
         self.run_with(Backend::Select)
     }
@@ -827,7 +1156,39 @@ impl<P: Protocol> Server<P> {
     /// As [`run`](Self::run), without the `FD_SETSIZE` limit.
     ///
     /// # Examples
-    /// See [`run_with`](Self::run_with).
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(line);
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Echo, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_large());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"large\nagain\n")?;
+    /// let mut echo = [0; 12];
+    /// conn.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"large\nagain\n");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.messages_received, stats.closed_shutdown), (2, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run_large(self) -> io::Result<Stats> {
         self.run_with(Backend::LargeSelect)
     }
@@ -839,7 +1200,39 @@ impl<P: Protocol> Server<P> {
     /// `FD_SETSIZE` limit.
     ///
     /// # Examples
-    /// See the [module documentation](self).
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+    ///
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     type Conn = ();
+    ///     fn connect(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.set_frame(Frame::Line);
+    ///     }
+    ///     fn receive(&mut self, _: &mut (), line: &[u8], ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(line);
+    ///     }
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0", Echo, Config::default())?;
+    /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+    /// let thread = std::thread::spawn(move || server.run_poll());
+    ///
+    /// let mut conn = TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// conn.write_all(b"poll\nagain\n")?;
+    /// let mut echo = [0; 11];
+    /// conn.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"poll\nagain\n");
+    ///
+    /// stop.shutdown();
+    /// let stats = thread.join().unwrap()?;
+    /// assert_eq!((stats.messages_received, stats.closed_shutdown), (2, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run_poll(self) -> io::Result<Stats> {
         self.run_with(Backend::Poll)
     }

@@ -53,11 +53,59 @@ pub enum Frame {
 /// reaches a later connection that got the same slot.
 ///
 /// # Examples
+/// Each client is told its worker and its slot; a slot freed by a client that
+/// left is given to the next one, under a new id.
+/// ```
+/// use std::io::{BufRead, BufReader, Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+/// use unp_select::server::{Config, Context, Frame, Protocol, Server};
+///
+/// struct Where;
+/// impl Protocol for Where {
+///     type Conn = ();
+///     fn connect(&mut self, ctx: &mut Context<'_>) {
+///         ctx.set_frame(Frame::Line);
+///         let id = ctx.id();
+///         let _ = ctx.send(format!("{} {} {id}\n", id.worker(), id.index()).as_bytes());
+///     }
+///     fn receive(&mut self, _: &mut (), _: &[u8], ctx: &mut Context<'_>) {
+///         ctx.close(); // any line: goodbye
+///     }
+/// }
+///
+/// let server = Server::bind("127.0.0.1:0", Where, Config::default())?;
+/// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+/// let thread = std::thread::spawn(move || server.run_poll());
+/// let client = || -> std::io::Result<(TcpStream, Vec<String>)> {
+///     let conn = TcpStream::connect(addr)?;
+///     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+///     let mut line = String::new();
+///     BufReader::new(&conn).read_line(&mut line)?;
+///     Ok((conn, line.split_whitespace().map(String::from).collect()))
+/// };
+///
+/// let (mut a, a_id) = client()?;
+/// let (_b, b_id) = client()?;
+/// assert_eq!(a_id[..2], ["0", "0"]); // worker 0, slot 0
+/// assert_eq!(b_id[..2], ["0", "1"]);
+/// a.write_all(b"bye\n")?;
+/// assert_eq!(a.read(&mut [0; 1])?, 0); // a is gone: slot 0 is free
+/// let (_c, c_id) = client()?;
+/// assert_eq!(c_id[..2], ["0", "0"]); // a's slot,
+/// assert_ne!(c_id[2], a_id[2]); // not a's id
+///
+/// stop.shutdown();
+/// assert_eq!(thread.join().unwrap()?.accepted, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// It is `Copy + Eq + Hash`, a key for a protocol's maps:
 /// ```
 /// use std::collections::HashSet;
 /// use unp_select::server::ConnId;
 /// fn remember(ids: &mut HashSet<ConnId>, id: ConnId) -> bool {
-///     ids.insert(id) // Copy + Eq + Hash
+///     ids.insert(id)
 /// }
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,11 +117,17 @@ pub struct ConnId {
 
 impl ConnId {
     /// The connection's index in its worker's `client[]` (reused after it closes).
+    ///
+    /// # Examples
+    /// See [`ConnId`]'s example: a slot reused, under a new id.
     pub fn index(self) -> usize {
         self.index as usize
     }
 
     /// The worker that serves the connection (0 with one worker).
+    ///
+    /// # Examples
+    /// See [`ConnId`]'s example.
     pub fn worker(self) -> usize {
         usize::from(self.worker)
     }
@@ -365,6 +419,7 @@ pub trait Protocol {
     /// assert_eq!(conn.read(&mut [0; 1])?, 0); // closed
     /// let error = failed.recv_timeout(Duration::from_secs(5)).expect("connect_failed");
     /// assert!(matches!(error, ConnectError::Refused(_)), "{error:?}");
+    /// assert_eq!(error.error().raw_os_error(), Some(libc::ECONNREFUSED));
     ///
     /// stop.shutdown();
     /// let stats = thread.join().unwrap()?;

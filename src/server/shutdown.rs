@@ -26,6 +26,45 @@ use crate::sources::Waker;
 /// whose handler calls [`shutdown`](Self::shutdown), delivered to the server's
 /// thread and installed without `SA_RESTART`, interrupts that `accept` (`EINTR`),
 /// and the loop then stops; the example `echo_server` does this.
+///
+/// # Examples
+/// The drain: a reply queued when the stop comes is delivered whole, then the
+/// connection is closed.
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+/// use unp_select::server::{Config, Context, Protocol, Server};
+///
+/// const REPLY: usize = 8 << 20; // more than the socket buffers hold
+/// struct Big;
+/// impl Protocol for Big {
+///     type Conn = ();
+///     fn connect(&mut self, _: &mut Context<'_>) {}
+///     fn receive(&mut self, _: &mut (), _: &[u8], ctx: &mut Context<'_>) {
+///         let _ = ctx.send(&vec![b'x'; REPLY]);
+///     }
+/// }
+///
+/// let server = Server::bind("127.0.0.1:0", Big, Config::default())?;
+/// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
+/// let thread = std::thread::spawn(move || server.run_poll());
+///
+/// let mut conn = TcpStream::connect(addr)?;
+/// conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// conn.write_all(b"?")?;
+/// let mut first = [0; 1];
+/// conn.read_exact(&mut first)?; // the reply is on its way, most of it queued
+/// let remote = stop.clone(); // Clone + Send: any thread may stop the server
+/// std::thread::spawn(move || remote.shutdown()).join().unwrap();
+/// let mut rest = Vec::new();
+/// conn.read_to_end(&mut rest)?; // the drain sends it all, then closes
+/// assert_eq!(1 + rest.len(), REPLY);
+///
+/// let stats = thread.join().unwrap()?;
+/// assert_eq!((stats.closed_shutdown, stats.undelivered), (1, 0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
     /// How many times a stop was asked for (a stop at once counts two).
@@ -152,6 +191,10 @@ impl ShutdownHandle {
 
     /// The last signal whose handler ([`on_signals`](Self::on_signals)) asked for a
     /// stop, if any.
+    ///
+    /// # Examples
+    /// See [`on_signals`](Self::on_signals)'s: `SIGUSR1` is named after it stopped
+    /// the server.
     pub fn signal(&self) -> Option<Signal> {
         Signal::try_from(self.signal.load(Ordering::SeqCst)).ok()
     }

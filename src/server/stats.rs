@@ -7,7 +7,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Accepts that found nothing to accept, by errno (see
-/// [`Accept::NotNow`](crate::Accept::NotNow)).
+/// [`Accept::NotNow`](crate::Accept::NotNow)): the connection that vanished
+/// between `select` and `accept` of UNP 16.6, or the one another worker took.
+///
+/// # Examples
+/// In [`Stats`], each errno on its own line and the total on one:
+/// ```
+/// use unp_select::server::{EmptyAccepts, Stats};
+/// let mut stats = Stats::default();
+/// assert_eq!(stats.empty_accepts, EmptyAccepts::default());
+/// stats.empty_accepts.would_block = 2; // another worker was first
+/// stats.empty_accepts.aborted = 1; // reset before accept (ECONNABORTED)
+/// assert_eq!(stats.empty_accepts.total(), 3);
+/// let shown = stats.to_string();
+/// assert!(shown.contains("empty_accepts: 3\n"));
+/// assert!(shown.contains("empty_accepts.would_block: 2\n"));
+/// assert!(shown.contains("empty_accepts.aborted: 1\n"));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EmptyAccepts {
@@ -231,6 +247,7 @@ impl std::iter::Sum for Stats {
 ///
 /// # Examples
 /// ```
+/// use std::time::{Duration, Instant};
 /// use unp_select::echo::{Echo, EchoServer};
 /// use unp_select::server::Config;
 /// let server = EchoServer::bind("127.0.0.1:0", Echo::Bytes, Config::book())?;
@@ -238,9 +255,11 @@ impl std::iter::Sum for Stats {
 /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
 /// let thread = std::thread::spawn(move || server.run());
 /// let _conn = std::net::TcpStream::connect(addr)?;
-/// while stats.snapshot().accepted == 0 {
-///     std::thread::sleep(std::time::Duration::from_millis(1));
+/// let deadline = Instant::now() + Duration::from_secs(5);
+/// while stats.snapshot().accepted == 0 && Instant::now() < deadline {
+///     std::thread::sleep(Duration::from_millis(1));
 /// }
+/// assert_eq!(stats.snapshot().accepted, 1);
 /// assert_eq!(stats.per_worker().len(), 1);
 /// stop.shutdown();
 /// assert_eq!(thread.join().unwrap()?.accepted, 1);
@@ -254,11 +273,20 @@ pub struct StatsHandle {
 impl StatsHandle {
     /// The counters of every worker added up, as last published (zero before the
     /// server runs).
+    ///
+    /// # Examples
+    /// See [`StatsHandle`]'s example, and
+    /// [`Server::stats_handle`](super::Server::stats_handle)'s: the counters of a
+    /// running server.
     pub fn snapshot(&self) -> Stats {
         self.per_worker().into_iter().sum()
     }
 
     /// Each worker's counters, by worker index (empty before the server runs).
+    ///
+    /// # Examples
+    /// See [`Server::run_workers`](super::Server::run_workers)'s: two workers'
+    /// accepts add up to the total.
     pub fn per_worker(&self) -> Vec<Stats> {
         let workers = match self.workers.lock() {
             Ok(w) => w.clone(),

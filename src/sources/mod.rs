@@ -161,6 +161,27 @@ pub use waker::Waker;
 
 /// Which system call [`Sources`] waits with. The [module documentation](self#which-backend)
 /// says which to pick.
+///
+/// # Examples
+/// The same wait on every backend this platform has:
+/// ```
+/// use std::io::Write;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use unp_select::sources::{Backend, Events, Interest, Sources};
+///
+/// let all = [Backend::Select, Backend::LargeSelect, Backend::Poll, Backend::Epoll, Backend::Kqueue];
+/// let (mut a, b) = UnixStream::pair()?;
+/// a.write_all(b"x")?;
+/// for backend in all.into_iter().filter(|b| b.is_supported()) {
+///     let mut sources = Sources::try_new(backend)?;
+///     assert_eq!(sources.backend(), backend);
+///     sources.register((), &b, Interest::READ)?;
+///     let mut events = Events::new();
+///     assert_eq!(sources.wait(&mut events, Some(Duration::from_secs(5)))?, 1, "{backend:?}");
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
@@ -336,10 +357,33 @@ impl Backend {
 ///
 /// # Examples
 /// ```
-/// use unp_select::sources::Interest;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use unp_select::sources::{Backend, Events, Interest, Sources};
+///
 /// assert_eq!(Interest::READ | Interest::WRITE, Interest::BOTH);
-/// assert!(Interest::BOTH.is_readable() && Interest::BOTH.is_writable());
-/// assert!(Interest::NONE.is_none());
+/// let asks = |i: Interest| (i.is_readable(), i.is_writable(), i.is_none());
+/// assert_eq!(asks(Interest::NONE), (false, false, true));
+/// assert_eq!(asks(Interest::READ), (true, false, false));
+/// assert_eq!(asks(Interest::WRITE), (false, true, false));
+/// assert_eq!(asks(Interest::BOTH), (true, true, false));
+/// assert_eq!(Interest::default(), Interest::NONE);
+///
+/// // A fresh socket has room to write and nothing to read.
+/// let (a, _b) = UnixStream::pair()?;
+/// let mut sources = Sources::new(Backend::Poll);
+/// let mut events = Events::new();
+/// sources.register("a", &a, Interest::NONE)?; // registered, not watched
+/// for (interest, ready) in [
+///     (Interest::NONE, 0),
+///     (Interest::READ, 0),
+///     (Interest::WRITE, 1),
+///     (Interest::BOTH, 1),
+/// ] {
+///     sources.set_interest(&a, interest)?;
+///     assert_eq!(sources.wait(&mut events, Some(Duration::ZERO))?, ready, "{interest:?}");
+/// }
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Interest(u8);
@@ -348,25 +392,46 @@ impl Interest {
     /// Not watched for now; the source stays registered under its key. (A `pollfd`
     /// with `events = 0` would still report hang-up and errors; here nothing is
     /// reported at all, on every backend.)
+    ///
+    /// # Examples
+    /// See [`Interest`]'s example.
     pub const NONE: Interest = Interest(0);
     /// Readable: data, end of file, an error, or (a listener) a connection to accept.
+    ///
+    /// # Examples
+    /// See [`Interest`]'s example.
     pub const READ: Interest = Interest(1);
     /// Writable: room in the send buffer.
+    ///
+    /// # Examples
+    /// See [`Interest`]'s example.
     pub const WRITE: Interest = Interest(2);
     /// Readable or writable.
+    ///
+    /// # Examples
+    /// See [`Interest`]'s example.
     pub const BOTH: Interest = Interest(3);
 
     /// Whether reading is asked for.
+    ///
+    /// # Examples
+    /// See [`Interest`]'s example.
     pub const fn is_readable(self) -> bool {
         self.0 & 1 != 0
     }
 
     /// Whether writing is asked for.
+    ///
+    /// # Examples
+    /// See [`Interest`]'s example.
     pub const fn is_writable(self) -> bool {
         self.0 & 2 != 0
     }
 
     /// Whether nothing is asked for.
+    ///
+    /// # Examples
+    /// See [`Interest`]'s example.
     pub const fn is_none(self) -> bool {
         self.0 == 0
     }
@@ -535,16 +600,25 @@ impl<K: Clone> Sources<K> {
     }
 
     /// The system call this waits with.
+    ///
+    /// # Examples
+    /// See [`Backend`]'s example and [`new`](Self::new)'s.
     pub fn backend(&self) -> Backend {
         self.imp.backend()
     }
 
     /// How many sources are registered.
+    ///
+    /// # Examples
+    /// See [`unregister`](Self::unregister)'s example.
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no source is registered.
+    ///
+    /// # Examples
+    /// See [`unregister`](Self::unregister)'s example.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -714,7 +788,26 @@ impl<K: Clone> Sources<K> {
     /// (see [closing a descriptor](self#closing-a-descriptor)).
     ///
     /// # Examples
-    /// See [`Sources`].
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use unp_select::sources::{Backend, Events, Interest, Sources};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let mut sources = Sources::new(Backend::Poll);
+    /// assert!(sources.is_empty());
+    /// sources.register("b", &b, Interest::READ)?;
+    /// assert_eq!((sources.len(), sources.is_empty()), (1, false));
+    /// a.write_all(b"x")?; // b is readable, but no longer watched:
+    /// assert_eq!(sources.unregister(&b), Some("b"));
+    /// assert_eq!(sources.unregister(&b), None);
+    /// assert!(sources.is_empty());
+    /// let mut events = Events::new();
+    /// assert_eq!(sources.wait(&mut events, Some(Duration::ZERO))?, 0);
+    /// drop(b); // closed after it was unregistered
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn unregister(&mut self, fd: &(impl AsFd + ?Sized)) -> Option<K> {
         self.unregister_raw(fd.as_fd().as_raw_fd())
     }
@@ -784,7 +877,27 @@ impl<K: Clone> Sources<K> {
     /// not)
     ///
     /// # Examples
-    /// See the [module documentation](self).
+    /// The timeout passes with nothing ready; data ends the next wait early:
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::{Duration, Instant};
+    /// use unp_select::sources::{Backend, Events, Interest, Sources};
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let mut sources = Sources::new(Backend::Select);
+    /// sources.register(7, &b, Interest::READ)?;
+    /// let mut events = Events::new();
+    /// let start = Instant::now();
+    /// assert_eq!(sources.wait(&mut events, Some(Duration::from_millis(20)))?, 0);
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    ///
+    /// let writer = std::thread::spawn(move || a.write_all(b"x"));
+    /// assert_eq!(sources.wait(&mut events, Some(Duration::from_secs(5)))?, 1);
+    /// assert_eq!(events.iter().next().map(|(k, r)| (*k, r.is_readable())), Some((7, true)));
+    /// writer.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn wait(&mut self, events: &mut Events<K>, timeout: Option<Duration>) -> io::Result<usize> {
         let deadline = Deadline::after(timeout);
         let mut timeout = timeout;

@@ -47,6 +47,9 @@ impl Waker {
     /// # Errors
     /// Those of `socketpair(2)` (`EMFILE`, `ENFILE`, `ENOMEM`) and of setting
     /// `O_NONBLOCK`.
+    ///
+    /// # Examples
+    /// See [`Waker`]'s example: a wake from another thread.
     pub fn new() -> io::Result<Waker> {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
@@ -100,6 +103,10 @@ impl Waker {
     ///
     /// # Errors
     /// Those of `recv(2)` other than `EAGAIN` (which means "all read").
+    ///
+    /// # Examples
+    /// See [`wake`](Self::wake)'s example: after 100,000 wakes, one `reset` and the
+    /// waker is no longer readable.
     pub fn reset(&self) -> io::Result<()> {
         reset(&self.rx)
     }
