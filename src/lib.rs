@@ -92,8 +92,10 @@
 //! let thread = std::thread::spawn(move || server.run());
 //!
 //! let mut stalled = TcpStream::connect(addr)?;
+//! stalled.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
 //! stalled.write_all(b"hel")?; // half a line: the others are served anyway
 //! let mut conn = TcpStream::connect(addr)?;
+//! conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
 //! conn.write_all(b"select\n")?;
 //! let mut reply = String::new();
 //! BufReader::new(&conn).read_line(&mut reply)?;

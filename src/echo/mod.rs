@@ -110,6 +110,7 @@
 //! let thread = std::thread::spawn(move || server.run());
 //!
 //! let mut conn = TcpStream::connect(addr)?;
+//! conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
 //! conn.write_all(b"hello, select\n")?;
 //! let mut echo = String::new();
 //! BufReader::new(&conn).read_line(&mut echo)?;
@@ -435,6 +436,7 @@ impl EchoServer {
     /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
     /// let thread = std::thread::spawn(move || server.run_large());
     /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     /// conn.write_all(b"large\n")?;
     /// let mut echo = String::new();
     /// BufReader::new(&conn).read_line(&mut echo)?;
@@ -464,6 +466,7 @@ impl EchoServer {
     /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
     /// let thread = std::thread::spawn(move || server.run_poll());
     /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     /// conn.write_all(b"polled\n")?;
     /// let mut echo = String::new();
     /// BufReader::new(&conn).read_line(&mut echo)?;
@@ -502,6 +505,7 @@ impl EchoServer {
     /// let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
     /// let thread = std::thread::spawn(move || server.run_with(backend));
     /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     /// conn.write_all(b"ready")?;
     /// let mut echo = [0; 5];
     /// conn.read_exact(&mut echo)?;

@@ -105,6 +105,7 @@
 //! let thread = std::thread::spawn(move || server.run_poll());
 //!
 //! let mut conn = TcpStream::connect(addr)?;
+//! conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
 //! conn.write_all(b"hello\n")?;
 //! let mut reply = String::new();
 //! BufReader::new(&conn).read_line(&mut reply)?;
@@ -819,7 +820,9 @@ impl<P: Protocol> Server<P> {
     /// let stop = server.shutdown_handle();
     /// let thread = std::thread::spawn(move || server.run());
     /// let mut greeting = String::new();
-    /// UnixStream::connect(&path)?.read_to_string(&mut greeting)?;
+    /// let mut conn = UnixStream::connect(&path)?;
+    /// conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    /// conn.read_to_string(&mut greeting)?;
     /// assert_eq!(greeting, "hello\n");
     /// stop.shutdown();
     /// assert_eq!(thread.join().unwrap()?.closed_protocol, 1);
@@ -1265,7 +1268,9 @@ impl<P: Protocol> Server<P> {
     ///     let (addr, stop) = (server.local_addr()?, server.shutdown_handle());
     ///     let thread = std::thread::spawn(move || server.run_with(backend));
     ///     let mut greeting = String::new();
-    ///     TcpStream::connect(addr)?.read_to_string(&mut greeting)?;
+    ///     let mut conn = TcpStream::connect(addr)?;
+    ///     conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    ///     conn.read_to_string(&mut greeting)?;
     ///     assert_eq!(greeting, "hi\n");
     ///     stop.shutdown();
     ///     assert_eq!(thread.join().unwrap()?.closed_protocol, 1);
@@ -1348,6 +1353,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
     /// let thread = std::thread::spawn(move || server.run_workers(Backend::Poll));
     /// for i in 0..10 {
     ///     let mut conn = TcpStream::connect(addr)?;
+    ///     conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     ///     conn.write_all(format!("{i}\n").as_bytes())?;
     ///     let mut echo = String::new();
     ///     BufReader::new(&conn).read_line(&mut echo)?;
