@@ -24,14 +24,13 @@
 //! is dropped. Time is whole seconds since the Unix epoch
 //! ([`unix_now`](crate::store::unix_now)), passed in by the loop.
 
-use std::sync::Arc;
-
 use crate::parser::{
     parse_i64, parse_u64, push_u64, split_word, trim_start, valid_key, words, MAX_KEY,
 };
 use crate::store::{
     Expiry, IncrError, Kind, Reservation, Store, MAX_VALUE, OUT_OF_MEMORY, VERSION,
 };
+use crate::value::Value;
 
 /// Longest line the loop delivers whole, `"\r\n"` included; longer ones come in
 /// pieces. memcached answers any line that arrives with its newline in one read
@@ -66,9 +65,9 @@ pub enum Next {
 pub trait Reply {
     /// Appends `bytes`.
     fn put(&mut self, bytes: &[u8]);
-    /// Appends a stored value (its data and `"\r\n"`), without a copy where the
-    /// reply can.
-    fn put_value(&mut self, value: &Arc<[u8]>);
+    /// Appends a stored value (its data and `"\r\n"`, in pieces), without a copy
+    /// where the reply can.
+    fn put_value(&mut self, value: &Value);
     /// Whether enough is queued for now: a multi-get stops before its next value
     /// and answers [`Next::Drain`].
     fn full(&self) -> bool;
@@ -80,8 +79,10 @@ impl Reply for Vec<u8> {
         self.extend_from_slice(bytes);
     }
 
-    fn put_value(&mut self, value: &Arc<[u8]>) {
-        self.extend_from_slice(value);
+    fn put_value(&mut self, value: &Value) {
+        for piece in value.pieces() {
+            self.extend_from_slice(piece);
+        }
     }
 
     fn full(&self) -> bool {
@@ -731,8 +732,10 @@ mod tests {
             self.peak = self.peak.max(self.buf.len());
         }
 
-        fn put_value(&mut self, value: &Arc<[u8]>) {
-            self.put(value);
+        fn put_value(&mut self, value: &Value) {
+            for piece in value.pieces() {
+                self.put(piece);
+            }
         }
 
         fn full(&self) -> bool {

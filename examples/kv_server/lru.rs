@@ -1,9 +1,18 @@
 //! A slab of entries on an intrusive doubly linked list, the most recently used
 //! first: every operation is O(1). An entry is named by its position in the slab,
 //! which stays the same until it is removed; a removed entry's place is reused.
+//!
+//! The slab is made of segments of about 32 KiB, not one growing array: a
+//! segment fits where a long value's piece was freed (`value.rs`), so a store
+//! whose large items give way to many small ones reuses their memory, where one
+//! array of megabytes would be mapped anew beside it. The first segment grows to
+//! that size by steps, so a small store holds a small slab.
 
 /// No entry (the end of the list, or of the free list).
 const NIL: u32 = u32::MAX;
+
+/// The bytes of a segment, at most.
+const SEGMENT_BYTES: usize = 32 * 1024;
 
 struct Entry<T> {
     /// `None` for a free place.
@@ -16,12 +25,14 @@ struct Entry<T> {
 
 /// The entries, in the order of their last use.
 pub struct Lru<T> {
-    slab: Vec<Entry<T>>,
+    /// Segments of [`Self::PER_SEGMENT`] places each (allocated whole, filled in
+    /// order; the first grows to it), place `i` in segment `i / PER_SEGMENT`.
+    segments: Vec<Vec<Entry<T>>>,
     /// The most recently used entry.
     head: u32,
     /// The least recently used entry: the next to evict.
     tail: u32,
-    /// The first free place in `slab`.
+    /// The first free place.
     free: u32,
     len: usize,
 }
@@ -33,9 +44,19 @@ impl<T> Default for Lru<T> {
 }
 
 impl<T> Lru<T> {
+    /// Places in a segment.
+    const PER_SEGMENT: usize = {
+        let n = SEGMENT_BYTES / std::mem::size_of::<Entry<T>>();
+        if n == 0 {
+            1
+        } else {
+            n
+        }
+    };
+
     pub fn new() -> Lru<T> {
         Lru {
-            slab: Vec::new(),
+            segments: Vec::new(),
             head: NIL,
             tail: NIL,
             free: NIL,
@@ -47,51 +68,104 @@ impl<T> Lru<T> {
         self.len
     }
 
-    /// The size of one place in the slab.
-    pub const fn entry_size() -> usize {
-        std::mem::size_of::<Entry<T>>()
-    }
-
-    /// The bytes the slab has allocated.
+    /// The bytes the slab has allocated: its segments and their list.
     pub fn bytes(&self) -> usize {
-        self.slab.capacity() * Self::entry_size()
+        // Every segment but the last is full.
+        let places = match self.segments.last() {
+            Some(last) => (self.segments.len() - 1) * Self::PER_SEGMENT + last.capacity(),
+            None => 0,
+        };
+        places * std::mem::size_of::<Entry<T>>()
+            + self.segments.capacity() * std::mem::size_of::<Vec<Entry<T>>>()
     }
 
     /// How many bytes the slab would allocate more for the next
     /// [`push_front`](Self::push_front) (0 while a place is free).
     pub fn growth(&self) -> usize {
-        if self.free != NIL || self.slab.len() < self.slab.capacity() {
-            0
-        } else {
-            Self::grow_by(self.slab.len()) * Self::entry_size()
+        if self.free != NIL {
+            return 0;
         }
+        let places = match self.segments.last() {
+            Some(last) if Self::has_room(last) => return 0,
+            Some(last) if last.capacity() < Self::PER_SEGMENT => {
+                return Self::grow_first_by(last.capacity()) * std::mem::size_of::<Entry<T>>();
+            }
+            Some(_) => Self::PER_SEGMENT,
+            None => Self::grow_first_by(0),
+        };
+        let list = if self.segments.len() == self.segments.capacity() {
+            Self::grow_list_by(self.segments.len()) * std::mem::size_of::<Vec<Entry<T>>>()
+        } else {
+            0
+        };
+        places * std::mem::size_of::<Entry<T>>() + list
     }
 
-    /// The slab grows by an eighth (at least 16 places), not by doubling: its
-    /// unused end stays small (it is counted in the store's memory).
-    fn grow_by(len: usize) -> usize {
-        (len / 8).max(16)
+    /// Whether a segment takes one more place without growing (never past
+    /// [`Self::PER_SEGMENT`], whatever capacity the allocator gave).
+    fn has_room(segment: &Vec<Entry<T>>) -> bool {
+        segment.len() < segment.capacity().min(Self::PER_SEGMENT)
+    }
+
+    /// The first segment grows by a half (at least 16 places) up to
+    /// [`Self::PER_SEGMENT`].
+    fn grow_first_by(capacity: usize) -> usize {
+        (capacity / 2).max(16).min(Self::PER_SEGMENT - capacity)
+    }
+
+    /// The list of segments grows by a half (at least 4).
+    fn grow_list_by(len: usize) -> usize {
+        (len / 2).max(4)
+    }
+
+    fn entry(&self, i: u32) -> &Entry<T> {
+        let i = i as usize;
+        &self.segments[i / Self::PER_SEGMENT][i % Self::PER_SEGMENT]
+    }
+
+    fn entry_mut(&mut self, i: u32) -> &mut Entry<T> {
+        let i = i as usize;
+        &mut self.segments[i / Self::PER_SEGMENT][i % Self::PER_SEGMENT]
     }
 
     /// Adds `value` as the most recently used entry; returns its position.
     pub fn push_front(&mut self, value: T) -> u32 {
         let i = if self.free != NIL {
             let i = self.free;
-            let e = &mut self.slab[i as usize];
-            self.free = e.next;
+            let e = self.entry_mut(i);
+            let next = e.next;
             e.value = Some(value);
+            self.free = next;
             i
         } else {
-            assert!(self.slab.len() < NIL as usize, "more than 2^32 - 1 entries");
-            if self.slab.len() == self.slab.capacity() {
-                self.slab.reserve_exact(Self::grow_by(self.slab.len()));
+            match self.segments.last_mut() {
+                Some(last) if Self::has_room(last) => {}
+                Some(last) if last.capacity() < Self::PER_SEGMENT => {
+                    let more = Self::grow_first_by(last.capacity());
+                    last.reserve_exact(more);
+                }
+                _ => {
+                    if self.segments.len() == self.segments.capacity() {
+                        let more = Self::grow_list_by(self.segments.len());
+                        self.segments.reserve_exact(more);
+                    }
+                    let first = if self.segments.is_empty() {
+                        Self::grow_first_by(0)
+                    } else {
+                        Self::PER_SEGMENT
+                    };
+                    self.segments.push(Vec::with_capacity(first));
+                }
             }
-            self.slab.push(Entry {
+            let n = self.segments.len();
+            let i = (n - 1) * Self::PER_SEGMENT + self.segments[n - 1].len();
+            assert!(i < NIL as usize, "more than 2^32 - 1 entries");
+            self.segments[n - 1].push(Entry {
                 value: Some(value),
                 prev: NIL,
                 next: NIL,
             });
-            (self.slab.len() - 1) as u32
+            i as u32
         };
         self.link_front(i);
         self.len += 1;
@@ -100,11 +174,12 @@ impl<T> Lru<T> {
 
     /// Removes the entry at `i` and returns its value. Panics if there is none.
     pub fn remove(&mut self, i: u32) -> T {
-        let value = self.slab[i as usize].value.take().expect("a used place");
+        let value = self.entry_mut(i).value.take().expect("a used place");
         self.unlink(i);
-        let e = &mut self.slab[i as usize];
+        let free = self.free;
+        let e = self.entry_mut(i);
         e.prev = NIL;
-        e.next = self.free;
+        e.next = free;
         self.free = i;
         self.len -= 1;
         value
@@ -124,11 +199,11 @@ impl<T> Lru<T> {
     }
 
     pub fn get(&self, i: u32) -> &T {
-        self.slab[i as usize].value.as_ref().expect("a used place")
+        self.entry(i).value.as_ref().expect("a used place")
     }
 
     pub fn get_mut(&mut self, i: u32) -> &mut T {
-        self.slab[i as usize].value.as_mut().expect("a used place")
+        self.entry_mut(i).value.as_mut().expect("a used place")
     }
 
     /// Removes every entry and frees the slab.
@@ -143,7 +218,7 @@ impl<T> Lru<T> {
         std::iter::from_fn(move || {
             let here = i;
             (here != NIL).then(|| {
-                i = self.slab[here as usize].next;
+                i = self.entry(here).next;
                 here
             })
         })
@@ -151,11 +226,11 @@ impl<T> Lru<T> {
 
     fn link_front(&mut self, i: u32) {
         let old = self.head;
-        let e = &mut self.slab[i as usize];
+        let e = self.entry_mut(i);
         e.prev = NIL;
         e.next = old;
         if old != NIL {
-            self.slab[old as usize].prev = i;
+            self.entry_mut(old).prev = i;
         } else {
             self.tail = i;
         }
@@ -164,16 +239,16 @@ impl<T> Lru<T> {
 
     fn unlink(&mut self, i: u32) {
         let (prev, next) = {
-            let e = &self.slab[i as usize];
+            let e = self.entry(i);
             (e.prev, e.next)
         };
         if prev != NIL {
-            self.slab[prev as usize].next = next;
+            self.entry_mut(prev).next = next;
         } else {
             self.head = next;
         }
         if next != NIL {
-            self.slab[next as usize].prev = prev;
+            self.entry_mut(next).prev = prev;
         } else {
             self.tail = prev;
         }
@@ -216,14 +291,25 @@ mod tests {
     }
 
     #[test]
-    fn the_slab_grows_by_an_eighth_and_says_so_first() {
+    fn the_slab_grows_by_a_segment_and_says_so_first() {
         let mut lru = Lru::new();
+        let per = Lru::<u32>::PER_SEGMENT;
+        assert_eq!(per, SEGMENT_BYTES / std::mem::size_of::<Entry<u32>>());
         for i in 0..10_000u32 {
             let growth = lru.growth();
             let before = lru.bytes();
             lru.push_front(i);
             assert_eq!(lru.bytes() - before, growth);
-            assert!(lru.slab.capacity() <= lru.len() + lru.len() / 8 + 16);
+            assert_eq!(lru.segments.len(), lru.len().div_ceil(per));
+            assert!(lru.segments.iter().all(|s| s.capacity() == per) || lru.len() < per);
+            // Unused places: at most a half of the first segment, or a segment.
+            let list = lru.segments.capacity() * std::mem::size_of::<Vec<Entry<u32>>>();
+            let spare = (lru.bytes() - list) / std::mem::size_of::<Entry<u32>>() - lru.len();
+            assert!(spare < per, "{spare} spare");
+            assert!(
+                lru.len() > per || spare <= lru.len() / 2 + 16,
+                "{spare} spare"
+            );
         }
         // Evicting and adding reuses places: no growth.
         for i in 0..10_000u32 {

@@ -2,7 +2,7 @@
 //! loop. The protocol is written without I/O: `parser.rs` (words and numbers),
 //! `commands.rs` (a connection's session: the commands), `store.rs` (the items
 //! under a memory limit, evicted least recently used first, on `lru.rs` and
-//! `index.rs`). This file plugs it into the loop: a line or a data block in, the
+//! `index.rs`; a long value is a chain of pieces, `value.rs`). This file plugs it into the loop: a line or a data block in, the
 //! replies out. Readiness, accept, buffering, back-pressure and time-outs are the
 //! library's.
 //!
@@ -15,6 +15,7 @@ mod index;
 mod lru;
 mod parser;
 mod store;
+mod value;
 
 use std::cell::Cell;
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use commands::{Next, Reply, Session, MAX_LINE};
 use store::{unix_now, Store, DEFAULT_LIMIT};
 use unp_select::server::{CloseReason, Config, ConnId, Context, Frame, Protocol, SendError};
+use value::Value;
 
 #[path = "../common/cli.rs"]
 mod cli;
@@ -152,18 +154,27 @@ impl ToLoop<'_, '_> {
 
 impl Reply for ToLoop<'_, '_> {
     fn put(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        if !self.refused {
+            self.buf.extend_from_slice(bytes);
+        }
     }
 
-    fn put_value(&mut self, value: &Arc<[u8]>) {
-        if value.len() < SHARE_FROM {
-            // Copied: cheaper than a reference and a chunk of its own, and the
-            // reply stays one message.
-            self.buf.extend_from_slice(value);
-        } else {
-            self.flush();
-            let sent = self.ctx.send_shared(Arc::clone(value));
-            self.check(sent);
+    fn put_value(&mut self, value: &Value) {
+        // One after the other; once the loop refused a piece, nothing more goes
+        // (the connection closes after what was queued).
+        for piece in value.pieces() {
+            if self.refused {
+                return;
+            }
+            if piece.len() < SHARE_FROM {
+                // Copied: cheaper than a reference and a chunk of its own, and the
+                // reply stays one message.
+                self.buf.extend_from_slice(piece);
+            } else {
+                self.flush();
+                let sent = self.ctx.send_shared(Arc::clone(piece));
+                self.check(sent);
+            }
         }
     }
 

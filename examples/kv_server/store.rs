@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::index::Index;
 use crate::lru::Lru;
 use crate::parser::push_u64;
+use crate::value::{self, Value};
 
 /// Largest value: 1 MiB (memcached's default item size, `-I 1m`).
 pub const MAX_VALUE: usize = 1 << 20;
@@ -61,8 +62,8 @@ impl Expiry {
 }
 
 /// What an item costs beyond its slab place and index slot: what the allocator
-/// hands out for its key (a `Box<[u8]>`) and for its value (an `Arc<[u8]>`: two
-/// counters, then the data and its `"\r\n"`).
+/// hands out for its key (a `Box<[u8]>`) and for its value (see [`value::cost`]:
+/// pieces of at most 32 KiB, each an `Arc<[u8]>`).
 ///
 /// glibc's malloc gives a chunk of the request plus 8 bytes of header, in steps of
 /// 16, 32 at least; a request past the mmap threshold (128 KiB at first, raised
@@ -73,12 +74,11 @@ impl Expiry {
 /// charges plus the slab and index bytes came within a few percent of the RSS
 /// growth, for values of 0 to 1 MiB.
 pub fn charge(key_len: usize, value_len: usize) -> u64 {
-    allocated(key_len) + allocated(ARC_COUNTERS + value_len + 2)
+    allocated(key_len) + value::cost(value_len + 2)
 }
 
-const ARC_COUNTERS: usize = 2 * std::mem::size_of::<usize>();
-
-fn allocated(n: usize) -> u64 {
+/// What the allocator hands out for a request of `n` bytes.
+pub fn allocated(n: usize) -> u64 {
     const PAGE: usize = 4096;
     let n = if n >= 128 * 1024 {
         (n + 16).div_ceil(PAGE) * PAGE
@@ -90,9 +90,7 @@ fn allocated(n: usize) -> u64 {
 
 struct Item {
     key: Box<[u8]>,
-    /// The data and its `"\r\n"`, as a `get` sends it; shared with the replies
-    /// that send it (zero copy), so a change makes a new one.
-    value: Arc<[u8]>,
+    value: Value,
     flags: u32,
     /// The key's hash in the index.
     hash: u32,
@@ -120,7 +118,7 @@ pub struct Hit {
     pub flags: u32,
     pub cas: u64,
     /// The data and its `"\r\n"`.
-    pub value: Arc<[u8]>,
+    pub value: Value,
 }
 
 /// The storage commands.
@@ -438,7 +436,7 @@ impl Store {
     }
 
     /// Gives the item at `pos` a new value (and a new cas).
-    fn replace_value(&mut self, pos: u32, value: Arc<[u8]>) {
+    fn replace_value(&mut self, pos: u32, value: Value) {
         let cas = self.next_cas();
         let item = self.items.get_mut(pos);
         let old = item.charge();
@@ -488,16 +486,14 @@ impl Store {
             if item.data_len() + data.len() > MAX_VALUE {
                 return Outcome::NotStored;
             }
-            let old_data = &item.value[..item.data_len()];
-            let mut joined = Vec::with_capacity(old_data.len() + block.len());
+            let mut parts = item.value.data_parts();
             if kind == Kind::Append {
-                joined.extend_from_slice(old_data);
-                joined.extend_from_slice(block);
+                parts.push(block);
             } else {
-                joined.extend_from_slice(data);
-                joined.extend_from_slice(&item.value);
+                parts.insert(0, data);
+                parts.push(b"\r\n");
             }
-            let value: Arc<[u8]> = joined.into();
+            let value = Value::from_parts(&parts);
             let more = charge(key.len(), value.len() - 2).saturating_sub(item.charge());
             self.items.touch(pos);
             if !self.make_room(more, false, Some(pos), now) {
@@ -530,7 +526,7 @@ impl Store {
             }
             return Outcome::OutOfMemory;
         }
-        let value: Arc<[u8]> = block.into();
+        let value = Value::from_parts(&[block]);
         match old {
             Some(pos) => {
                 self.replace_value(pos, value);
@@ -578,7 +574,7 @@ impl Store {
         let hit = Hit {
             flags: item.flags,
             cas: item.cas,
-            value: Arc::clone(&item.value),
+            value: item.value.clone(),
         };
         let expired_now = item.expired(now);
         self.stats.get_hits += 1;
@@ -645,8 +641,7 @@ impl Store {
             return Err(IncrError::NotFound);
         };
         let item = self.items.get(pos);
-        let old = crate::parser::parse_number(&item.value[..item.data_len()])
-            .ok_or(IncrError::NonNumeric)?;
+        let old = crate::parser::parse_number(&item.value.data()).ok_or(IncrError::NonNumeric)?;
         let new = if incr {
             old.wrapping_add(delta)
         } else {
@@ -661,7 +656,7 @@ impl Store {
         // A few bytes more at most: made room for, but stored even if not (a
         // number is never refused).
         self.make_room(more, false, Some(pos), now);
-        self.replace_value(pos, Arc::clone(&value));
+        self.replace_value(pos, Value::One(Arc::clone(&value)));
         if incr {
             self.stats.incr_hits += 1;
         } else {

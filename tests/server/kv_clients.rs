@@ -527,13 +527,18 @@ fn rss_stays_near_the_memory_limit() {
     exchange(addr, "warm-up", b"get nothing\r\n", b"END\r\n");
     exchange(addr, "flush", b"flush_all\r\n", b"OK\r\n");
     let empty = rss(pid);
-    // The target is 1.3 x (limit + empty). Measured here: 1.15-1.41 x
-    // (debug build, 2 cores): glibc's dynamic mmap threshold rises to the
-    // largest value freed, so later 64 KiB-1 MiB values come from the heap, and
-    // what they free stays resident beside the small items (memcached chunks
-    // large items instead). 1.5 x bounds what the store counts; the charge-only
-    // key and value bytes store reached 33 MiB (4 x).
-    let bound = (8 * MIB + empty) * 15 / 10;
+    // The target: 1.3 x (limit + empty). Measured here (debug build, 2
+    // cores): peak 11.3 MiB, empty 5.3 MiB (0.85 x), every run. The store keeps
+    // a value past 32 KiB as pieces of 32 KiB and its slab as segments of 32 KiB,
+    // so memory freed by evictions is taken by the next items whatever their
+    // sizes. With one allocation per value (up to 1 MiB) and one slab array, the
+    // peak was 12.7-14.2 MiB over an empty 3.2 (1.13-1.41 x): glibc serves large
+    // values from its heap once its mmap threshold has risen, and the holes they
+    // leave no longer fit the next ones nor the slab, mapped anew beside them.
+    // (The empty figure is larger now: glibc keeps up to twice its raised mmap
+    // threshold free on top of its heap, which the items then take.) The
+    // charge-only key and value bytes store reached 33 MiB (4 x).
+    let bound = (8 * MIB + empty) * 13 / 10;
     let mut peak = 0;
     for round in 0..3u64 {
         // 100,000 items of 0 to 40 bytes, every 1000th of 64 KiB to 1 MiB in the
@@ -565,7 +570,7 @@ fn rss_stays_near_the_memory_limit() {
     );
     assert!(
         peak <= bound,
-        "RSS {peak} past 1.5 x (8 MiB + empty {empty}) = {bound}"
+        "RSS {peak} past 1.3 x (8 MiB + empty {empty}) = {bound}"
     );
     assert_eq!(stat(addr, "limit_maxbytes"), 8 * MIB);
     assert!(stat(addr, "evictions") > 400_000, "evicted too few");
