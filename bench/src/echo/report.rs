@@ -342,7 +342,7 @@ fn measurements(s: &mut String, r: &Results) {
                             median(&col(&|r| r.load_wait))
                         ),
                         spread(&col(&|r| r.syscalls_per_line()), f3),
-                        f3(median(&col(&|r| r.per_line(&WAITS, false)))),
+                        f3(median(&col(&|r| r.per_line(WAITS, false)))),
                         f3(median(&col(&|r| r.per_line(&READS, true)))),
                         us(median(&col(&|r| Some(r.p50_us)))),
                         spread(&col(&|r| Some(r.p99_us)), us),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::{KvCell, KvResults};
 use crate::orchestrate::Run;
 use crate::report::{
-    col, cpu, f2, f3, median, pct2, preamble, rate as ops, ratio, spread, strace_table, sys,
+    col, cpu, f2, f3, median, pct2, preamble_vs, rate as ops, ratio, spread, strace_table, sys,
     thousands, us, Better, ByCell, Cmp, WAITS,
 };
 use crate::servers::kv::KvKind;
@@ -32,13 +32,11 @@ impl KvResults {
 
 pub fn markdown(r: &KvResults) -> String {
     let mut s = String::new();
-    preamble(
+    preamble_vs(
         &mut s,
         &r.head,
-        &[
-            ("compiler", r.head.machine.rustc.clone()),
-            ("memcached", r.memcached.clone()),
-        ],
+        "memcached",
+        &r.memcached,
         r.runs.values().flatten(),
     );
     pipelined(&mut s, r);
@@ -231,7 +229,7 @@ fn measurements(s: &mut String, r: &KvResults) {
                     f2(median(&c(&|r| Some(r.server_cores)))),
                     pct2(median(&c(&|r| r.server_wait)), median(&c(&|r| r.load_wait))),
                     spread(&c(&sys), f3),
-                    f3(median(&c(&|r| r.per_line(&WAITS, false)))),
+                    f3(median(&c(&|r| r.per_line(WAITS, false)))),
                     f3(median(&c(&|r| r.per_line(&READS, false)))),
                     f3(median(&c(&|r| r.per_line(&READS, true)))),
                     f3(median(&c(&|r| r.per_line(&SENDS, false)))),

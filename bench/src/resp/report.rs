@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::{RespCell, RespResults};
 use crate::orchestrate::Run;
 use crate::report::{
-    col, cpu, f2, f3, median, pct2, preamble, rate as ops, ratio, spread, strace_table, sys,
+    col, cpu, f2, f3, median, pct2, preamble_vs, rate as ops, ratio, spread, strace_table, sys,
     thousands, us, Better, ByCell, Cmp,
 };
 use crate::servers::resp::RespKind;
@@ -23,13 +23,11 @@ impl RespResults {
 
 pub fn markdown(r: &RespResults) -> String {
     let mut s = String::new();
-    preamble(
+    preamble_vs(
         &mut s,
         &r.head,
-        &[
-            ("compiler", r.head.machine.rustc.clone()),
-            ("redis-server", r.redis.clone()),
-        ],
+        "redis-server",
+        &r.redis,
         r.runs.values().flatten(),
     );
     ratios(&mut s, r);
