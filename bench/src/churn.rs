@@ -1373,22 +1373,32 @@ fn workers_markdown(r: &Results, o: &Opts) -> String {
         "**Churn, {} slots, normal close**\n\n| workers | listener | conns/s | CPU µs/conn | vol. switches/conn | empty accepts/conn | selects/conn | spread of accepted |\n|---|---|---|---|---|---|---|---|",
         o.worker_slots
     );
+    let listener = |spec: Spec| match spec {
+        Spec::Ours { workers: 1, .. } => "–",
+        Spec::Ours {
+            reuseport: true, ..
+        } => "SO_REUSEPORT",
+        _ => "shared",
+    };
     for &spec in &r.worker_specs {
         let Some(runs) = r.wchurn.get(&spec) else {
             continue;
         };
-        let cells = [
+        let last = runs
+            .last()
+            .and_then(|x| x.w.spread.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            spec.workers(),
+            listener(spec),
             range(runs.iter().map(|x| x.w.per_sec), 0),
             range(runs.iter().map(|x| x.w.cpu_us), 2),
             range(runs.iter().map(|x| x.w.vol_switches), 2),
             range(runs.iter().filter_map(|x| x.w.empty), 3),
             range(runs.iter().filter_map(|x| x.w.syscall(WAITS)), 2),
-        ];
-        workers_row(
-            &mut s,
-            spec,
-            &cells,
-            runs.last().and_then(|x| x.w.spread.clone()),
+            spread_text(&last)
         );
     }
     let _ = writeln!(
@@ -1401,7 +1411,15 @@ fn workers_markdown(r: &Results, o: &Opts) -> String {
         let Some(runs) = r.wpipe.get(&spec) else {
             continue;
         };
-        let cells = [
+        let last = runs
+            .last()
+            .and_then(|x| x.spread.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            spec.workers(),
+            listener(spec),
             range(runs.iter().map(|x| x.w.per_sec), 0),
             range(runs.iter().map(|x| x.w.cpu_us), 3),
             range(runs.iter().map(|x| x.w.vol_switches), 3),
@@ -1409,36 +1427,12 @@ fn workers_markdown(r: &Results, o: &Opts) -> String {
             range(
                 runs.iter()
                     .filter_map(|x| x.empty_at_connect.map(|e| e as f64)),
-                0,
+                0
             ),
-        ];
-        workers_row(
-            &mut s,
-            spec,
-            &cells,
-            runs.last().and_then(|x| x.spread.clone()),
+            spread_text(&last)
         );
     }
     s
-}
-
-/// A row of a workers table: the workers, the listener, `cells`, and the spread of
-/// the last round.
-fn workers_row(s: &mut String, spec: Spec, cells: &[String], last: Option<Vec<u64>>) {
-    let listener = match spec {
-        Spec::Ours { workers: 1, .. } => "–",
-        Spec::Ours {
-            reuseport: true, ..
-        } => "SO_REUSEPORT",
-        _ => "shared",
-    };
-    let _ = writeln!(
-        s,
-        "| {} | {listener} | {} | {} |",
-        spec.workers(),
-        cells.join(" | "),
-        spread_text(&last.unwrap_or_default())
-    );
 }
 
 #[cfg(test)]

@@ -52,14 +52,7 @@ fn show(c: &Option<Cmp>) -> String {
 }
 
 pub fn markdown(r: &Results) -> String {
-    let mut s = String::new();
-    preamble_vs(
-        &mut s,
-        &r.head,
-        "memcached",
-        &r.memcached,
-        r.runs.values().flatten(),
-    );
+    let mut s = preamble_vs(&r.head, "memcached", &r.memcached, r.runs.values());
     targets(&mut s, r);
     for group in [Group::Kv, Group::Echo] {
         table(&mut s, r, group);

@@ -41,14 +41,7 @@ fn versus<T>(runs: &std::collections::BTreeMap<KvKind, Vec<T>>, f: impl Fn(&T) -
 }
 
 pub fn markdown(r: &MemResults) -> String {
-    let mut s = String::new();
-    preamble_vs(
-        &mut s,
-        &r.head,
-        "memcached",
-        &r.memcached,
-        std::iter::empty(),
-    );
+    let mut s = preamble_vs(&r.head, "memcached", &r.memcached, std::iter::empty());
     stalled(&mut s, r);
     big(&mut s, r);
     flood(&mut s, r);
