@@ -167,16 +167,6 @@ impl Common {
     }
 }
 
-/// The options of a `profile` command: its `--secs` (default 2) is how long
-/// `perf record` runs.
-pub fn profile_options(args: &[String]) -> Common {
-    let w = Windows {
-        window: 2.0,
-        ..FULL
-    };
-    Common::new("profile", args, 1, 0, w, w)
-}
-
 /// A kind's `from_name`: the value a command-line name stands for.
 type FromName<T> = fn(&str) -> Option<T>;
 
@@ -201,7 +191,11 @@ impl<K, L> Profile<K, L> {
         load: (&str, L, FromName<L>),
     ) -> io::Result<Self> {
         let (mut kind, mut what, mut depth, mut conns) = (server.0, load.1, 8, 50);
-        let mut c = profile_options(args);
+        let w = Windows {
+            window: 2.0,
+            ..FULL
+        };
+        let mut c = Common::new("profile", args, 1, 0, w, w);
         c.parse(usage, |a, p| {
             match a {
                 "--server" => kind = p.names(a, server.1)?.remove(0),
