@@ -15,7 +15,7 @@ use unp_select::{select, writen, FdSet};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{errln, outln, parse_addr};
+use cli::{errln, or_usage, parse_addr};
 
 const USAGE: &str = "\
 usage: echo_client [ADDR]
@@ -77,16 +77,10 @@ fn str_cli(sock: &TcpStream) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let (addr, addrs) = match parse_addr(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            outln(format_args!("{USAGE}"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            errln(format_args!("echo_client: {e}\n\n{USAGE}"));
-            return ExitCode::from(2);
-        }
+    let parsed = parse_addr(std::env::args().skip(1));
+    let (addr, addrs) = match or_usage("echo_client", USAGE, parsed) {
+        Ok(target) => target,
+        Err(status) => return status,
     };
     match addrs
         .and_then(|addrs| TcpStream::connect(&addrs[..]))

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{errln, outln, parse_addr};
+use cli::{errln, or_usage, outln, parse_addr};
 
 const USAGE: &str = "\
 usage: rst_client [ADDR]
@@ -25,16 +25,10 @@ options:
 exit status: 0 once the RST is sent, 1 on a network error, 2 on a usage error.";
 
 fn main() -> ExitCode {
-    let (addr, addrs) = match parse_addr(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            outln(format_args!("{USAGE}"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            errln(format_args!("rst_client: {e}\n\n{USAGE}"));
-            return ExitCode::from(2);
-        }
+    let parsed = parse_addr(std::env::args().skip(1));
+    let (addr, addrs) = match or_usage("rst_client", USAGE, parsed) {
+        Ok(target) => target,
+        Err(status) => return status,
     };
     let result = addrs
         .and_then(|addrs| TcpStream::connect(&addrs[..]))

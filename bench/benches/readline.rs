@@ -24,6 +24,21 @@ fn input(len: usize) -> Vec<u8> {
     line.repeat(TOTAL / len)
 }
 
+/// Reads lines into `line` with `next` (the bytes it read, 0 at the end of the
+/// input) until the end, and checks that there were `lines` of them.
+fn every_line(lines: usize, line: &mut Vec<u8>, mut next: impl FnMut(&mut Vec<u8>) -> usize) {
+    let mut n = 0;
+    loop {
+        line.clear();
+        if next(line) == 0 {
+            break;
+        }
+        n += 1;
+        black_box(&line);
+    }
+    assert_eq!(n, lines);
+}
+
 fn readline(c: &mut Criterion) {
     let mut g = c.benchmark_group("readline");
     for len in [16usize, 80, 1024, TOTAL] {
@@ -41,16 +56,7 @@ fn readline(c: &mut Criterion) {
             let mut line = Vec::new();
             b.iter(|| {
                 r.get_mut().set_position(0);
-                let mut n = 0;
-                loop {
-                    line.clear();
-                    if r.read_until(b'\n', &mut line).unwrap() == 0 {
-                        break;
-                    }
-                    n += 1;
-                    black_box(&line);
-                }
-                assert_eq!(n, lines);
+                every_line(lines, &mut line, |l| r.read_until(b'\n', l).unwrap());
             })
         });
 
@@ -61,16 +67,7 @@ fn readline(c: &mut Criterion) {
             let mut line = Vec::new();
             b.iter(|| {
                 r.get_mut().set_position(0);
-                let mut n = 0;
-                loop {
-                    line.clear();
-                    if r.readline(&mut line).unwrap() == 0 {
-                        break;
-                    }
-                    n += 1;
-                    black_box(&line);
-                }
-                assert_eq!(n, lines);
+                every_line(lines, &mut line, |l| r.readline(l).unwrap());
             })
         });
     }

@@ -825,7 +825,7 @@ fn show_window(w: &Window, unit: &str) -> String {
     if let Some(sp) = &w.spread {
         let _ = write!(s, " spread {sp:?}");
     }
-    if let (Some(t), Some(sel)) = (w.syscalls_total(), w.syscall(&WAITS)) {
+    if let (Some(t), Some(sel)) = (w.syscalls_total(), w.syscall(WAITS)) {
         let _ = write!(s, " syscalls {t:.2} waits {sel:.2}");
     }
     s
@@ -1203,7 +1203,7 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
                     range(runs.iter().map(|x| x.w.per_sec), 0),
                     range(runs.iter().map(|x| x.w.cpu_us), 2),
                     range(runs.iter().filter_map(|x| x.w.syscalls_total()), 2),
-                    range(runs.iter().filter_map(|x| x.w.syscall(&WAITS)), 2),
+                    range(runs.iter().filter_map(|x| x.w.syscall(WAITS)), 2),
                     range(runs.iter().filter_map(|x| x.w.syscall(&["accept4"])), 2),
                     range(runs.iter().map(|x| x.w.vol_switches), 2),
                     range(runs.iter().map(|x| x.p99_us), 0),
@@ -1232,7 +1232,7 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
             continue;
         };
         let crate_c = median(cr.iter().map(|x| x.w.per_sec));
-        let c_sel = median(cr.iter().filter_map(|x| x.w.syscall(&WAITS)));
+        let c_sel = median(cr.iter().filter_map(|x| x.w.syscall(WAITS)));
         let mut parts = Vec::new();
         for &spec in &ours {
             let Some(runs) = r.churn.get(&(slots, Close::Normal, spec)) else {
@@ -1242,7 +1242,7 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
                 "{} {:.2}× the C server's conns/s, {:.2} selects/conn (C {:.2}), {:.2}× its CPU/conn",
                 spec.name(),
                 median(runs.iter().map(|x| x.w.per_sec)) / crate_c,
-                median(runs.iter().filter_map(|x| x.w.syscall(&WAITS))),
+                median(runs.iter().filter_map(|x| x.w.syscall(WAITS))),
                 c_sel,
                 median(runs.iter().map(|x| x.w.cpu_us)) / median(cr.iter().map(|x| x.w.cpu_us)),
             ));
@@ -1273,7 +1273,7 @@ fn churn_markdown(r: &Results, o: &Opts) -> String {
                             .filter(|(nm, _, _)| names.contains(&nm.as_str()))
                             .fold((0, 0), |(a, b), r| (a + r.1, b + r.2))
                     };
-                    let wait = sum(&WAITS);
+                    let wait = sum(WAITS);
                     let acc = sum(&["accept4", "accept"]);
                     let rd = sum(&["read", "recvfrom", "recvmsg"]);
                     let wr = sum(&["write", "sendto", "sendmsg", "writev"]);
@@ -1397,7 +1397,7 @@ fn workers_markdown(r: &Results, o: &Opts) -> String {
             range(runs.iter().map(|x| x.w.cpu_us), 2),
             range(runs.iter().map(|x| x.w.vol_switches), 2),
             range(runs.iter().filter_map(|x| x.w.empty), 3),
-            range(runs.iter().filter_map(|x| x.w.syscall(&WAITS)), 2),
+            range(runs.iter().filter_map(|x| x.w.syscall(WAITS)), 2),
             spread_text(&last)
         );
     }
@@ -1423,7 +1423,7 @@ fn workers_markdown(r: &Results, o: &Opts) -> String {
             range(runs.iter().map(|x| x.w.per_sec), 0),
             range(runs.iter().map(|x| x.w.cpu_us), 3),
             range(runs.iter().map(|x| x.w.vol_switches), 3),
-            range(runs.iter().filter_map(|x| x.w.syscall(&WAITS)), 3),
+            range(runs.iter().filter_map(|x| x.w.syscall(WAITS)), 3),
             range(
                 runs.iter()
                     .filter_map(|x| x.empty_at_connect.map(|e| e as f64)),

@@ -167,14 +167,69 @@ impl Common {
     }
 }
 
-/// The options of a `profile` command: its `--secs` (default 2) is how long
-/// `perf record` runs.
-pub fn profile_options(args: &[String]) -> Common {
-    let w = Windows {
-        window: 2.0,
-        ..FULL
-    };
-    Common::new("profile", args, 1, 0, w, w)
+/// A kind's `from_name`: the value a command-line name stands for.
+type FromName<T> = fn(&str) -> Option<T>;
+
+/// What a `profile` command (echo, kv) asks for: a server (`--server`), a shape of
+/// load (`--mode` or `--workload`), `--depth` (default 8) and `--conns` (50), and
+/// how long `perf record` runs (`--secs`, default 2).
+pub struct Profile<K, L> {
+    pub kind: K,
+    pub load: L,
+    pub depth: usize,
+    pub conns: usize,
+    pub secs: f64,
+}
+
+impl<K, L> Profile<K, L> {
+    /// Parses `args` over the defaults `server.0` and `load.1`; `load.0` is the
+    /// option that names the load.
+    pub fn parse(
+        args: &[String],
+        usage: &'static str,
+        server: (K, FromName<K>),
+        load: (&str, L, FromName<L>),
+    ) -> io::Result<Self> {
+        let (mut kind, mut what, mut depth, mut conns) = (server.0, load.1, 8, 50);
+        let w = Windows {
+            window: 2.0,
+            ..FULL
+        };
+        let mut c = Common::new("profile", args, 1, 0, w, w);
+        c.parse(usage, |a, p| {
+            match a {
+                "--server" => kind = p.names(a, server.1)?.remove(0),
+                _ if a == load.0 => what = p.names(a, load.2)?.remove(0),
+                "--depth" => depth = p.number(a)?.max(1),
+                "--conns" => conns = p.number(a)?.max(1),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(Profile {
+            kind,
+            load: what,
+            depth,
+            conns,
+            secs: c.windows.window,
+        })
+    }
+
+    /// Prints what `perf record` saw (`text`, from `orchestrate::profile_load`)
+    /// under a line of the run: `count` `unit`s and the CPU per `unit`.
+    pub fn print(
+        &self,
+        server: &str,
+        load: &str,
+        unit: &str,
+        (text, count, cpu): (String, u64, f64),
+    ) {
+        let (depth, conns, secs) = (self.depth, self.conns, self.secs);
+        println!(
+            "{server} {load} depth {depth} × {conns} connections, {secs} s under perf record -g: {count} {unit}s, {:.2} µs CPU/{unit}\n{text}",
+            cpu * 1e6 / count.max(1) as f64
+        );
+    }
 }
 
 /// The options of a request/reply load (kv, resp): `--conns`, `--depths`,
@@ -188,7 +243,7 @@ pub struct Requests {
 
 impl Requests {
     /// Takes `a` if it is one of these options; says whether it was.
-    pub fn take(&mut self, a: &str, p: &mut Parser<'_>) -> io::Result<bool> {
+    fn take(&mut self, a: &str, p: &mut Parser<'_>) -> io::Result<bool> {
         match a {
             "--conns" => self.conns = p.list(a)?,
             "--depths" => self.depths = p.list(a)?,
@@ -200,8 +255,21 @@ impl Requests {
         Ok(true)
     }
 
+    /// Parses `c`'s arguments: the options of every part into `c`, these into
+    /// `self`, the part's own through `own` (which also sees `--quick`, and gets
+    /// `self` for the smaller sizes); then [`check`](Self::check)s.
+    pub fn parse(
+        &mut self,
+        c: &mut Common,
+        usage: &'static str,
+        mut own: impl FnMut(&str, &mut Parser<'_>, &mut Requests) -> io::Result<bool>,
+    ) -> io::Result<()> {
+        c.parse(usage, |a, p| Ok(own(a, p, self)? || self.take(a, p)?))?;
+        self.check()
+    }
+
     /// At least one request in flight on at least one connection.
-    pub fn check(&self) -> io::Result<()> {
+    fn check(&self) -> io::Result<()> {
         if self.depths.contains(&0) || self.conns.contains(&0) {
             return Err(invalid("--depths, --conns: at least 1"));
         }

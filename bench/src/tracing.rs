@@ -162,7 +162,8 @@ pub struct PerfStat {
 }
 
 /// The syscalls `perf stat` counts by name: those of the loops under test (select,
-/// poll or epoll, recv, send; memcached's libevent: epoll_wait, read, sendmsg).
+/// poll or epoll, recv, send; memcached's libevent: epoll_wait, read, sendmsg). The
+/// waits for readiness come first (`report::WAITS`).
 pub const SYSCALLS: [&str; 17] = [
     "pselect6",
     "poll",

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
 
 /// ADDR as given and what it resolves to (a name that does not resolve is a runtime
 /// error, not a usage error).
@@ -32,6 +33,27 @@ pub fn parse_addr(args: impl IntoIterator<Item = String>) -> Result<Option<Targe
             Err(format!("ADDR {addr}: {e} (expected HOST:PORT)"))
         }
         resolved => Ok(Some((addr, resolved.map(Iterator::collect)))),
+    }
+}
+
+/// What a command line parsed to, or the status to exit with: `--help` (`Ok(None)`)
+/// prints `usage` and exits 0; a usage error prints `name: ERROR` and `usage` to
+/// stderr and exits 2.
+pub fn or_usage<T>(
+    name: &str,
+    usage: &str,
+    parsed: Result<Option<T>, String>,
+) -> Result<T, ExitCode> {
+    match parsed {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => {
+            outln(format_args!("{usage}"));
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            errln(format_args!("{name}: {e}\n\n{usage}"));
+            Err(ExitCode::from(2))
+        }
     }
 }
 

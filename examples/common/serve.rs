@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use unp_select::server::{Protocol, Server, ShutdownHandle};
 use unp_select::sources::Backend;
 
-use super::cli::{errln, outln};
+use super::cli::{errln, or_usage, outln};
 
 /// What the command line said.
 pub struct Options {
@@ -240,23 +240,13 @@ pub fn main_operands<P: Protocol + Clone + Send + 'static>(
         }
         Ok(true)
     });
-    let options = match parsed {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            outln(format_args!("{usage}"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            errln(format_args!("{name}: {e}\n\n{usage}"));
-            return ExitCode::from(2);
-        }
+    let options = match or_usage(name, usage, parsed) {
+        Ok(options) => options,
+        Err(status) => return status,
     };
-    let protocol = match protocol(&options.operands) {
+    let protocol = match or_usage(name, usage, protocol(&options.operands).map(Some)) {
         Ok(protocol) => protocol,
-        Err(e) => {
-            errln(format_args!("{name}: {e}\n\n{usage}"));
-            return ExitCode::from(2);
-        }
+        Err(status) => return status,
     };
     match Server::bind(&options.addr, protocol, config) {
         Ok(server) => run(name, server, options.backend),

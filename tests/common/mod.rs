@@ -57,6 +57,11 @@ impl Watchdog {
         });
         Watchdog { done }
     }
+
+    /// [`Watchdog::new`] with a limit of `secs` seconds.
+    pub fn secs(name: &'static str, secs: u64) -> Watchdog {
+        Watchdog::new(name, Duration::from_secs(secs))
+    }
 }
 
 impl Drop for Watchdog {

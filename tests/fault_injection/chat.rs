@@ -357,12 +357,7 @@ pub(crate) fn chat_workload(addr: SocketAddr, expect: Expect) -> Workload {
     let mut live: Vec<ChatPeer> = Vec::new();
     let mut reports = Vec::new();
     for id in 0..CLIENTS {
-        let mut report = ClientReport {
-            id,
-            ..ClientReport::default()
-        };
-        let Some(mut stream) = connect(addr, expect, &mut report) else {
-            reports.push(report);
+        let Some((mut stream, mut report)) = connect(addr, expect, id, &mut reports) else {
             continue;
         };
         if live.is_empty() {
@@ -410,6 +405,18 @@ pub(crate) fn chat_workload(addr: SocketAddr, expect: Expect) -> Workload {
     join_reports(handles, reports)
 }
 
+/// Takes `line` into `inbox` and counts it in `peer`'s report; `false`, the failure
+/// reported, if it was not a line the inbox waited for.
+fn receive(peer: &mut ChatPeer, inbox: &mut Inbox, line: &[u8]) -> bool {
+    if let Err(why) = inbox.take(line) {
+        peer.report.failure = Some(format!("client {}: {why}", peer.report.id));
+        return false;
+    }
+    peer.report.verified += line.len() as u64;
+    peer.report.msgs_out += 1;
+    true
+}
+
 /// One chat client's phase 2: a writer thread sends its lines in pieces; this
 /// thread reads the others' lines until every sender's came (or that sender was
 /// closed), then half-closes and reads until EOF.
@@ -454,12 +461,9 @@ pub(crate) fn chat_client(
     while !inbox.done(closed) {
         match peer.line(Duration::from_millis(20)) {
             Ok(Some(line)) => {
-                if let Err(why) = inbox.take(&line) {
-                    peer.report.failure = Some(format!("client {id}: {why}"));
+                if !receive(&mut peer, &mut inbox, &line) {
                     break;
                 }
-                peer.report.verified += line.len() as u64;
-                peer.report.msgs_out += 1;
                 last = Instant::now();
             }
             Ok(None) if last.elapsed() > READ_TIMEOUT => {
@@ -495,12 +499,9 @@ pub(crate) fn chat_client(
     loop {
         match peer.line(eof_wait) {
             Ok(Some(line)) => {
-                if let Err(why) = inbox.take(&line) {
-                    peer.report.failure = Some(format!("client {id}: {why}"));
+                if !receive(&mut peer, &mut inbox, &line) {
                     break;
                 }
-                peer.report.verified += line.len() as u64;
-                peer.report.msgs_out += 1;
             }
             Ok(None) if expect == Expect::CloseIgnored && peer.pending.is_empty() => break,
             Ok(None) => {

@@ -298,13 +298,30 @@ pub(crate) fn hello_failed(report: &mut ClientReport, e: io::Error, expect: Expe
     }
 }
 
-/// Connects client `report.id`; `None` when the connection failed or (refusing
-/// rows) the server turned it away at once, as `report` says.
+/// Connects client `id`: its stream and report; `None` when the connection failed
+/// or (refusing rows) the server turned it away at once, its report (saying so)
+/// added to `reports`.
 pub(crate) fn connect(
     addr: SocketAddr,
     expect: Expect,
-    report: &mut ClientReport,
-) -> Option<TcpStream> {
+    id: usize,
+    reports: &mut Vec<ClientReport>,
+) -> Option<(TcpStream, ClientReport)> {
+    let mut report = ClientReport {
+        id,
+        ..ClientReport::default()
+    };
+    match open(addr, expect, &mut report) {
+        Some(stream) => Some((stream, report)),
+        None => {
+            reports.push(report);
+            None
+        }
+    }
+}
+
+/// [`connect`]'s stream, or `None` as `report` says.
+fn open(addr: SocketAddr, expect: Expect, report: &mut ClientReport) -> Option<TcpStream> {
     let id = report.id;
     let mut stream = match TcpStream::connect(addr) {
         Ok(s) => s,
@@ -357,12 +374,7 @@ pub(crate) fn exchange_workload(target: Target, addr: SocketAddr, expect: Expect
     let mut reports = Vec::new();
     // Phase 1: connect one after the other, so the n-th accept is client n.
     for id in 0..CLIENTS {
-        let mut report = ClientReport {
-            id,
-            ..ClientReport::default()
-        };
-        let Some(mut stream) = connect(addr, expect, &mut report) else {
-            reports.push(report);
+        let Some((mut stream, mut report)) = connect(addr, expect, id, &mut reports) else {
             continue;
         };
         let hello = hello(target, id);

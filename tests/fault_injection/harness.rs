@@ -132,6 +132,26 @@ impl Traced {
         }
     }
 
+    /// Finds the server (unless attached, known already): strace's child once it
+    /// runs `exe` (strace also forks short-lived children of its own at start, to
+    /// probe ptrace's features). Gives up after 10 s, or once the run has ended.
+    fn find_server(&mut self, exe: &OsString) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let strace_pid = self.strace.as_ref().map_or(0, Child::id);
+        while self.server.is_none() && Instant::now() < deadline {
+            self.server = children(strace_pid)
+                .into_iter()
+                .find(|&p| runs(p, exe))
+                .map(Pid::from_raw);
+            if self.server.is_none() {
+                if self.try_status().is_some() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
     /// Waits up to `limit` for the server's exit (through strace, which exits
     /// with the server's status, unless attached).
     fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
@@ -256,15 +276,7 @@ pub(crate) fn calibration(target: Target) -> Calibration {
             line.as_ref().is_ok_and(|l| l.contains("listening on")),
             "calibration: no listening line: {line:?}"
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let strace_pid = traced.strace.as_ref().map_or(0, Child::id);
-        while traced.server.is_none() && Instant::now() < deadline {
-            traced.server = children(strace_pid)
-                .into_iter()
-                .find(|&p| runs(p, exe))
-                .map(Pid::from_raw);
-            thread::sleep(Duration::from_millis(2));
-        }
+        traced.find_server(exe);
         let status = traced.stop(Duration::from_secs(10));
         assert!(
             status.is_some_and(|s| s.success()),
@@ -521,22 +533,7 @@ fn run_case(strace: &PathBuf, case: Case) -> Result<String, String> {
         s
     });
 
-    // The server: strace's child once it runs the server's binary (strace also forks
-    // short-lived children of its own at start, to probe ptrace's features).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let strace_pid = traced.strace.as_ref().map_or(0, Child::id);
-    while traced.server.is_none() && Instant::now() < deadline {
-        traced.server = children(strace_pid)
-            .into_iter()
-            .find(|&p| runs(p, exe))
-            .map(Pid::from_raw);
-        if traced.server.is_none() {
-            if traced.try_status().is_some() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
+    traced.find_server(exe);
 
     // Its address, from the first line.
     let listening = format!("{name}: listening on ");

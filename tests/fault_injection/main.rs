@@ -406,9 +406,20 @@ struct Case {
 
 /// Every row in every mode, against each of `targets`.
 fn every(rows: &[Row], targets: &[Target]) -> Vec<Case> {
+    cases(rows, targets, |_| Mode::ALL.to_vec())
+}
+
+/// The rows shared out over the modes (row `i` in mode `i % 4`), against each of
+/// `targets`: every row once per server, every mode with some rows.
+fn spread(rows: &[Row], targets: &[Target]) -> Vec<Case> {
+    cases(rows, targets, |i| vec![Mode::ALL[i % Mode::ALL.len()]])
+}
+
+/// Row `i` of `rows` in each of `modes(i)`, against each of `targets`.
+fn cases(rows: &[Row], targets: &[Target], modes: fn(usize) -> Vec<Mode>) -> Vec<Case> {
     let mut cases = Vec::new();
-    for &row in rows {
-        for mode in Mode::ALL {
+    for (i, &row) in rows.iter().enumerate() {
+        for mode in modes(i) {
             for &target in targets {
                 cases.push(Case {
                     row,
@@ -417,24 +428,6 @@ fn every(rows: &[Row], targets: &[Target]) -> Vec<Case> {
                     workers: Workers::One,
                 });
             }
-        }
-    }
-    cases
-}
-
-/// The rows shared out over the modes (row `i` in mode `i % 4`), against each of
-/// `targets`: every row once per server, every mode with some rows.
-fn spread(rows: &[Row], targets: &[Target]) -> Vec<Case> {
-    let mut cases = Vec::new();
-    for (i, &row) in rows.iter().enumerate() {
-        for &target in targets {
-            let mode = Mode::ALL[i % Mode::ALL.len()];
-            cases.push(Case {
-                row,
-                mode,
-                target,
-                workers: Workers::One,
-            });
         }
     }
     cases

@@ -16,6 +16,7 @@ use common::signals::{assert_keeps_the_deadline, hits, install_handler, under_si
 use common::Watchdog;
 use nix::sys::signal::{SigSet, Signal};
 use proptest::prelude::*;
+use unp_select::poll::{poll, poll_restarting, PollFd, PollFlags};
 use unp_select::select::{
     pselect, select, select_large, select_large_restarting, select_restarting, FdSet, FdSetLike,
     LargeFdSet, FD_SETSIZE,
@@ -178,11 +179,94 @@ proptest! {
     }
 }
 
+// ---- timeouts, on select and poll alike ------------------------------------------------
+
+/// One wait for `fd` to be readable, through one of the APIs: the count it returns,
+/// and whether `fd` came back ready.
+type Wait = fn(RawFd, Option<Duration>) -> io::Result<(usize, bool)>;
+
+/// Every wait of `select` and `poll` that takes a timeout, by name.
+const WAITS: [(&str, Wait); 5] = [
+    ("select", |fd, t| {
+        let mut rset = read_set(&[fd]);
+        let n = select(Some(&mut rset), None, None, t)?;
+        Ok((n, rset.contains(fd)))
+    }),
+    ("pselect", |fd, t| {
+        let mut rset = read_set(&[fd]);
+        let n = pselect(Some(&mut rset), None, None, t, None)?;
+        Ok((n, rset.contains(fd)))
+    }),
+    ("select_restarting", |fd, t| {
+        let mut rset = read_set(&[fd]);
+        let n = select_restarting(Some(&mut rset), None, None, t)?;
+        Ok((n, rset.contains(fd)))
+    }),
+    ("poll", |fd, t| {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let n = poll(&mut fds, t)?;
+        Ok((n, fds[0].revents().contains(PollFlags::POLLIN)))
+    }),
+    ("poll_restarting", |fd, t| {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let n = poll_restarting(&mut fds, t)?;
+        Ok((n, fds[0].revents().contains(PollFlags::POLLIN)))
+    }),
+];
+
+#[test]
+fn zero_timeout_polls() {
+    let _w = Watchdog::secs("zero_timeout_polls", 10);
+    let (r, _w) = pipe();
+    for (name, wait) in WAITS {
+        let start = Instant::now();
+        for _ in 0..10 {
+            let got = wait(r.as_raw_fd(), Some(Duration::ZERO)).unwrap();
+            assert_eq!(got, (0, false), "{name}");
+        }
+        let waited = start.elapsed();
+        assert!(waited < Duration::from_millis(500), "{name}: {waited:?}");
+    }
+}
+
+#[test]
+fn no_timeout_blocks_until_ready() {
+    let _w = Watchdog::secs("no_timeout_blocks_until_ready", 10);
+    for (name, wait) in WAITS {
+        let (r, w) = pipe();
+        let writer = write_later(w, Duration::from_millis(100));
+        let start = Instant::now();
+        assert_eq!(wait(r.as_raw_fd(), None).unwrap(), (1, true), "{name}");
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(90), "{name}: {waited:?}");
+        drop(writer.join().unwrap());
+    }
+}
+
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    let _w = Watchdog::secs("huge_timeouts_do_not_overflow", 10);
+    let (r, mut w) = pipe();
+    w.write_all(b"x").unwrap();
+    for t in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX / 2),
+        Duration::new(1 << 40, 999_999_999),
+        // poll's milliseconds: one past the largest `int`.
+        Duration::from_millis(i32::MAX as u64 + 1),
+    ] {
+        for (name, wait) in WAITS {
+            let got = wait(r.as_raw_fd(), Some(t)).unwrap();
+            assert_eq!(got, (1, true), "{name} with {t:?}");
+        }
+    }
+}
+
 // ---- select on real descriptors ------------------------------------------------------------
 
 #[test]
 fn pipe_readable_only_after_write() {
-    let _w = Watchdog::new("pipe_readable_only_after_write", Duration::from_secs(10));
+    let _w = Watchdog::secs("pipe_readable_only_after_write", 10);
     let (r, mut w) = pipe();
     let mut rset = read_set(&[r.as_raw_fd()]);
 
@@ -214,69 +298,8 @@ fn pipe_readable_only_after_write() {
 }
 
 #[test]
-fn zero_timeout_polls() {
-    let _w = Watchdog::new("zero_timeout_polls", Duration::from_secs(10));
-    let (r, _w) = pipe();
-    let start = Instant::now();
-    for _ in 0..10 {
-        let mut rset = read_set(&[r.as_raw_fd()]);
-        assert_eq!(
-            select(Some(&mut rset), None, None, Some(Duration::ZERO)).unwrap(),
-            0
-        );
-    }
-    assert!(
-        start.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        start.elapsed()
-    );
-}
-
-#[test]
-fn no_timeout_blocks_until_ready() {
-    let _w = Watchdog::new("no_timeout_blocks_until_ready", Duration::from_secs(10));
-    let (r, w) = pipe();
-    let writer = write_later(w, Duration::from_millis(100));
-    let start = Instant::now();
-    let mut rset = read_set(&[r.as_raw_fd()]);
-    assert_eq!(select(Some(&mut rset), None, None, None).unwrap(), 1);
-    assert!(
-        start.elapsed() >= Duration::from_millis(90),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(rset.contains(r.as_raw_fd()));
-    drop(writer.join().unwrap());
-}
-
-#[test]
-fn huge_timeouts_do_not_overflow() {
-    let _w = Watchdog::new("huge_timeouts_do_not_overflow", Duration::from_secs(10));
-    let (r, mut w) = pipe();
-    w.write_all(b"x").unwrap();
-    for t in [
-        Duration::MAX,
-        Duration::from_secs(u64::MAX / 2),
-        Duration::new(1 << 40, 999_999_999),
-    ] {
-        let mut rset = read_set(&[r.as_raw_fd()]);
-        assert_eq!(select(Some(&mut rset), None, None, Some(t)).unwrap(), 1);
-        let mut rset = read_set(&[r.as_raw_fd()]);
-        assert_eq!(
-            pselect(Some(&mut rset), None, None, Some(t), None).unwrap(),
-            1
-        );
-        let mut rset = read_set(&[r.as_raw_fd()]);
-        assert_eq!(
-            select_restarting(Some(&mut rset), None, None, Some(t)).unwrap(),
-            1
-        );
-    }
-}
-
-#[test]
 fn socketpair_writable_not_readable() {
-    let _w = Watchdog::new("socketpair_writable_not_readable", Duration::from_secs(10));
+    let _w = Watchdog::secs("socketpair_writable_not_readable", 10);
     let (a, _b) = UnixStream::pair().unwrap();
     let fd = a.as_raw_fd();
     let mut rset = read_set(&[fd]);
@@ -296,7 +319,7 @@ fn socketpair_writable_not_readable() {
 
 #[test]
 fn counts_each_ready_set_once() {
-    let _w = Watchdog::new("counts_each_ready_set_once", Duration::from_secs(10));
+    let _w = Watchdog::secs("counts_each_ready_set_once", 10);
     let (mut a, b) = UnixStream::pair().unwrap();
     a.write_all(b"x").unwrap();
     // b readable; a and b writable: b counts twice in every entry point.
@@ -334,10 +357,7 @@ fn counts_each_ready_set_once() {
 
 #[test]
 fn tcp_listener_readable_when_client_connects() {
-    let _w = Watchdog::new(
-        "tcp_listener_readable_when_client_connects",
-        Duration::from_secs(10),
-    );
+    let _w = Watchdog::secs("tcp_listener_readable_when_client_connects", 10);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let fd = listener.as_raw_fd();
@@ -363,7 +383,7 @@ fn tcp_listener_readable_when_client_connects() {
 #[test]
 fn high_fd_below_setsize_is_reported() {
     // nfds must be computed from the highest descriptor: put one near FD_SETSIZE.
-    let _w = Watchdog::new("high_fd_below_setsize_is_reported", Duration::from_secs(10));
+    let _w = Watchdog::secs("high_fd_below_setsize_is_reported", 10);
     let (r, mut w) = pipe();
     let high = dup_at_least(&r, FD_SETSIZE as RawFd - 24);
     assert!(
@@ -382,10 +402,7 @@ fn high_fd_below_setsize_is_reported() {
 
 #[test]
 fn closed_fd_inside_the_table_is_ebadf() {
-    let _w = Watchdog::new(
-        "closed_fd_inside_the_table_is_ebadf",
-        Duration::from_secs(10),
-    );
+    let _w = Watchdog::secs("closed_fd_inside_the_table_is_ebadf", 10);
     let (r, _w) = pipe();
     // Keep a descriptor open above the closed one so the table covers its number (Linux
     // silently ignores numbers beyond the table). 600..=699 is used by no other test.
@@ -413,7 +430,7 @@ fn closed_fd_inside_the_table_is_ebadf() {
 
 #[test]
 fn empty_sets_just_sleep() {
-    let _w = Watchdog::new("empty_sets_just_sleep", Duration::from_secs(10));
+    let _w = Watchdog::secs("empty_sets_just_sleep", 10);
     let start = Instant::now();
     assert_eq!(
         select(None, None, None, Some(Duration::from_millis(30))).unwrap(),
@@ -441,10 +458,7 @@ fn empty_sets_just_sleep() {
 
 #[test]
 fn signal_interrupts_select_with_eintr() {
-    let _w = Watchdog::new(
-        "signal_interrupts_select_with_eintr",
-        Duration::from_secs(15),
-    );
+    let _w = Watchdog::secs("signal_interrupts_select_with_eintr", 15);
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
     let s = under_signals(Duration::from_millis(20), move || {
@@ -466,10 +480,7 @@ fn signal_interrupts_select_with_eintr() {
 
 #[test]
 fn select_restarting_keeps_the_deadline_across_signals() {
-    let _w = Watchdog::new(
-        "select_restarting_keeps_the_deadline_across_signals",
-        Duration::from_secs(15),
-    );
+    let _w = Watchdog::secs("select_restarting_keeps_the_deadline_across_signals", 15);
     let (r, _w) = pipe();
     let fd = r.as_raw_fd();
     assert_keeps_the_deadline(move |t| {
@@ -479,10 +490,7 @@ fn select_restarting_keeps_the_deadline_across_signals() {
 
 #[test]
 fn select_restarting_reports_readiness_after_signals() {
-    let _w = Watchdog::new(
-        "select_restarting_reports_readiness_after_signals",
-        Duration::from_secs(15),
-    );
+    let _w = Watchdog::secs("select_restarting_reports_readiness_after_signals", 15);
     let (r, w) = pipe();
     let (idle, _idle_w) = pipe();
     let (fd, idle_fd) = (r.as_raw_fd(), idle.as_raw_fd());
@@ -501,10 +509,7 @@ fn select_restarting_reports_readiness_after_signals() {
 
 #[test]
 fn select_large_restarting_survives_signals() {
-    let _w = Watchdog::new(
-        "select_large_restarting_survives_signals",
-        Duration::from_secs(15),
-    );
+    let _w = Watchdog::secs("select_large_restarting_survives_signals", 15);
     let (r, _w) = pipe();
     let mut rset = LargeFdSet::new();
     rset.insert(r.as_raw_fd()).unwrap();
@@ -527,9 +532,9 @@ fn select_large_restarting_survives_signals() {
 
 #[test]
 fn pselect_mask_delivers_a_signal_that_arrived_before_the_wait() {
-    let _w = Watchdog::new(
+    let _w = Watchdog::secs(
         "pselect_mask_delivers_a_signal_that_arrived_before_the_wait",
-        Duration::from_secs(15),
+        15,
     );
     install_handler();
     let (r, _w) = pipe();
@@ -607,10 +612,7 @@ fn raise_nofile(want: libc::rlim_t) -> bool {
 
 #[test]
 fn select_large_sees_fds_beyond_fd_setsize() {
-    let _w = Watchdog::new(
-        "select_large_sees_fds_beyond_fd_setsize",
-        Duration::from_secs(15),
-    );
+    let _w = Watchdog::secs("select_large_sees_fds_beyond_fd_setsize", 15);
     assert!(
         raise_nofile(4096),
         "this test needs descriptors above 1500: raise the RLIMIT_NOFILE hard limit to 4096 \
@@ -670,10 +672,7 @@ fn select_large_sees_fds_beyond_fd_setsize() {
 
 #[test]
 fn borrowed_descriptors_go_in_and_come_out() {
-    let _w = Watchdog::new(
-        "borrowed_descriptors_go_in_and_come_out",
-        Duration::from_secs(10),
-    );
+    let _w = Watchdog::secs("borrowed_descriptors_go_in_and_come_out", 10);
     let (r, mut w) = pipe();
     w.write_all(b"x").unwrap();
     let owned: OwnedFd = r.try_clone().unwrap().into();
@@ -731,10 +730,7 @@ fn borrowed_descriptor_at_fd_setsize_fits_only_a_large_set() {
 /// reused, answers for whatever has it now.
 #[test]
 fn a_reused_number_reports_the_new_descriptor() {
-    let _w = Watchdog::new(
-        "a_reused_number_reports_the_new_descriptor",
-        Duration::from_secs(10),
-    );
+    let _w = Watchdog::secs("a_reused_number_reports_the_new_descriptor", 10);
     // 950..=999 is used by no other test, so the lowest free number there is reused.
     let (idle, _idle_w) = pipe();
     let old = dup_at_least(&idle, 950);
@@ -778,10 +774,7 @@ fn readable<S: FdSetLike>(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<Ra
 
 #[test]
 fn fd_set_like_runs_one_loop_on_both_set_types() {
-    let _w = Watchdog::new(
-        "fd_set_like_runs_one_loop_on_both_set_types",
-        Duration::from_secs(10),
-    );
+    let _w = Watchdog::secs("fd_set_like_runs_one_loop_on_both_set_types", 10);
     let (idle, _idle_w) = pipe();
     let (r, mut w) = pipe();
     let (r2, mut w2) = pipe();

@@ -7,8 +7,8 @@ use super::{Extra, Group, Results, Srv};
 use crate::orchestrate::Run;
 use crate::report::svg_open;
 use crate::report::{
-    col, cpu, f2, f3, median, preamble, rate, ratio, spread, sys, thousands, Better, ByCell, Cmp,
-    LogAxis, WAITS,
+    col, cpu, f2, f3, median, preamble_vs, rate, ratio, spread, sys, thousands, Better, ByCell,
+    Cmp, LogAxis, WAITS,
 };
 
 impl Results {
@@ -44,7 +44,7 @@ fn ctl(r: &Run) -> Option<f64> {
 }
 
 fn waits(r: &Run) -> Option<f64> {
-    r.per_line(&WAITS, false)
+    r.per_line(WAITS, false)
 }
 
 fn show(c: &Option<Cmp>) -> String {
@@ -52,16 +52,7 @@ fn show(c: &Option<Cmp>) -> String {
 }
 
 pub fn markdown(r: &Results) -> String {
-    let mut s = String::new();
-    preamble(
-        &mut s,
-        &r.head,
-        &[
-            ("compiler", r.head.machine.rustc.clone()),
-            ("memcached", r.memcached.clone()),
-        ],
-        r.runs.values().flatten(),
-    );
+    let mut s = preamble_vs(&r.head, "memcached", &r.memcached, r.runs.values());
     targets(&mut s, r);
     for group in [Group::Kv, Group::Echo] {
         table(&mut s, r, group);

@@ -294,34 +294,22 @@ pub fn run(o: &Opts, bench_dir: &Path) -> io::Result<Results> {
 
 /// `echo-bench profile`: `perf record -g` on one server under load.
 pub fn profile_main(args: &[String], bench_dir: &Path) -> io::Result<()> {
-    let (mut kind, mut mode, mut depth, mut conns) = (Kind::Ours, Mode::Lines, 8, 50);
-    let mut c = cli::profile_options(args);
-    c.parse(USAGE, |a, p| {
-        match a {
-            "--server" => kind = p.names(a, Kind::from_name)?[0],
-            "--mode" => mode = p.names(a, Mode::from_name)?[0],
-            "--depth" => depth = p.number(a)?.max(1),
-            "--conns" => conns = p.number(a)?.max(1),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    let secs = c.windows.window;
+    let o = cli::Profile::parse(
+        args,
+        USAGE,
+        (Kind::Ours, Kind::from_name),
+        ("--mode", Mode::Lines, Mode::from_name),
+    )?;
     raise_nofile()?;
     let cpus = Cpus::pick().pin_client()?;
-    let c_bin = if kind == Kind::C {
+    let c_bin = if o.kind == Kind::C {
         servers::build_c(bench_dir)?
     } else {
         PathBuf::new()
     };
-    let server = Server::start(kind, mode, &c_bin, cpus.server)?;
-    let cs = load::connect(server.addr, conns, 64, depth)?;
-    let (text, lines, cpu) = orchestrate::profile_load(&server, cs, depth, secs, cpus.client)?;
-    println!(
-        "{} {} depth {depth} × {conns} connections, {secs} s under perf record -g: {lines} lines, {:.2} µs CPU/line\n{text}",
-        kind.label(),
-        mode.name(),
-        cpu * 1e6 / lines.max(1) as f64
-    );
+    let server = Server::start(o.kind, o.load, &c_bin, cpus.server)?;
+    let cs = load::connect(server.addr, o.conns, 64, o.depth)?;
+    let seen = orchestrate::profile_load(&server, cs, o.depth, o.secs, cpus.client)?;
+    o.print(o.kind.label(), o.load.name(), "line", seen);
     Ok(())
 }

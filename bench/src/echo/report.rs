@@ -6,8 +6,8 @@ use super::{Cell, Results};
 use crate::orchestrate::Run;
 use crate::report::svg_open;
 use crate::report::{
-    cpu, f2, f3, median, pct2, preamble, rate, ratio, spread, strace_table, sys, thousands, us,
-    Better, ByCell, Cmp, LogAxis, WAITS,
+    cpu, f3, latency_cols, load_cols, median, preamble, rate, ratio, spread, strace_table, sys,
+    thousands, Better, ByCell, Cmp, LogAxis, WAITS,
 };
 use crate::servers::{Kind, Mode};
 
@@ -331,21 +331,13 @@ fn measurements(s: &mut String, r: &Results) {
                     };
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} |",
                         cell.conns,
                         kind.label(),
-                        spread(&col(&|r| Some(r.lines_per_sec)), thousands),
-                        spread(&col(&|r| Some(r.cpu_us_per_line)), f2),
-                        f2(median(&col(&|r| Some(r.server_cores)))),
-                        pct2(
-                            median(&col(&|r| r.server_wait)),
-                            median(&col(&|r| r.load_wait))
-                        ),
-                        spread(&col(&|r| r.syscalls_per_line()), f3),
-                        f3(median(&col(&|r| r.per_line(&WAITS, false)))),
+                        load_cols(runs),
+                        f3(median(&col(&|r| r.per_line(WAITS, false)))),
                         f3(median(&col(&|r| r.per_line(&READS, true)))),
-                        us(median(&col(&|r| Some(r.p50_us)))),
-                        spread(&col(&|r| Some(r.p99_us)), us),
+                        latency_cols(runs),
                     );
                 }
             }

@@ -73,19 +73,18 @@ impl KvOpts {
             pipeline: 16,
             kinds: KvKind::DEFAULT.to_vec(),
         };
-        o.c.parse(USAGE, |a, p| {
+        o.r.parse(&mut o.c, USAGE, |a, p, r| {
             match a {
                 "--quick" => {
-                    o.r.depths = vec![8];
-                    o.r.data.keys = 1000;
+                    r.depths = vec![8];
+                    r.data.keys = 1000;
                 }
                 "--pipeline" => o.pipeline = p.number(a)?,
                 "--servers" => o.kinds = p.names(a, KvKind::from_name)?,
-                _ => return o.r.take(a, p),
+                _ => return Ok(false),
             }
             Ok(true)
         })?;
-        o.r.check()?;
         Ok(o)
     }
 }
@@ -286,39 +285,27 @@ pub fn run(o: &KvOpts, bench_dir: &Path) -> io::Result<KvResults> {
 
 /// `echo-bench kv profile`: `perf record -g` on one server under the kv load.
 fn profile_main(args: &[String], bench_dir: &Path) -> io::Result<()> {
-    let (mut kind, mut workload, mut depth, mut conns) = (KvKind::Select, Workload::Get, 8, 50);
+    let o = cli::Profile::parse(
+        args,
+        USAGE,
+        (KvKind::Select, KvKind::from_name),
+        ("--workload", Workload::Get, Workload::from_name),
+    )?;
     let data = Data {
         keys: 10_000,
         value: 100,
     };
-    let mut c = cli::profile_options(args);
-    c.parse(USAGE, |a, p| {
-        match a {
-            "--server" => kind = p.names(a, KvKind::from_name)?[0],
-            "--workload" => workload = p.names(a, Workload::from_name)?[0],
-            "--depth" => depth = p.number(a)?.max(1),
-            "--conns" => conns = p.number(a)?.max(1),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    let secs = c.windows.window;
     raise_nofile()?;
     let cpus = Cpus::pick().pin_client()?;
-    let kv_bin = if kind.is_ours() {
+    let kv_bin = if o.kind.is_ours() {
         kv_servers::build_kv(bench_dir)?
     } else {
         PathBuf::new()
     };
-    let server = kv_servers::start(kind, &kv_bin, cpus.server)?;
+    let server = kv_servers::start(o.kind, &kv_bin, cpus.server)?;
     client::preload(server.addr, data)?;
-    let cs = client::connect(server.addr, conns, workload, data, depth)?;
-    let (text, ops, cpu) = orchestrate::profile_load(&server, cs, depth, secs, cpus.client)?;
-    println!(
-        "{} {} depth {depth} × {conns} connections, {secs} s under perf record -g: {ops} ops, {:.2} µs CPU/op\n{text}",
-        kind.label(),
-        workload.name(),
-        cpu * 1e6 / ops.max(1) as f64
-    );
+    let cs = client::connect(server.addr, o.conns, o.load, data, o.depth)?;
+    let seen = orchestrate::profile_load(&server, cs, o.depth, o.secs, cpus.client)?;
+    o.print(o.kind.label(), o.load.name(), "op", seen);
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use super::{KvCell, KvResults};
 use crate::orchestrate::Run;
 use crate::report::{
-    col, cpu, f2, f3, median, pct2, preamble, rate as ops, ratio, spread, strace_table, sys,
-    thousands, us, Better, ByCell, Cmp, WAITS,
+    col, cpu, f3, latency_cols, load_cols, median, preamble_vs, rate as ops, ratio, strace_table,
+    sys, thousands, us, Better, ByCell, Cmp, WAITS,
 };
 use crate::servers::kv::KvKind;
 
@@ -31,16 +31,7 @@ impl KvResults {
 }
 
 pub fn markdown(r: &KvResults) -> String {
-    let mut s = String::new();
-    preamble(
-        &mut s,
-        &r.head,
-        &[
-            ("compiler", r.head.machine.rustc.clone()),
-            ("memcached", r.memcached.clone()),
-        ],
-        r.runs.values().flatten(),
-    );
+    let mut s = preamble_vs(&r.head, "memcached", &r.memcached, r.runs.values());
     pipelined(&mut s, r);
     ratios(&mut s, r);
     measurements(&mut s, r);
@@ -223,20 +214,15 @@ fn measurements(s: &mut String, r: &KvResults) {
                 let c = |f: &dyn Fn(&Run) -> Option<f64>| col(runs, f);
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} ({}) | {} | {} |",
                     cell.conns,
                     kind.label(),
-                    spread(&c(&ops), thousands),
-                    spread(&c(&cpu), f2),
-                    f2(median(&c(&|r| Some(r.server_cores)))),
-                    pct2(median(&c(&|r| r.server_wait)), median(&c(&|r| r.load_wait))),
-                    spread(&c(&sys), f3),
-                    f3(median(&c(&|r| r.per_line(&WAITS, false)))),
+                    load_cols(runs),
+                    f3(median(&c(&|r| r.per_line(WAITS, false)))),
                     f3(median(&c(&|r| r.per_line(&READS, false)))),
                     f3(median(&c(&|r| r.per_line(&READS, true)))),
                     f3(median(&c(&|r| r.per_line(&SENDS, false)))),
-                    us(median(&c(&|r| Some(r.p50_us)))),
-                    spread(&c(&|r| Some(r.p99_us)), us),
+                    latency_cols(runs),
                 );
             }
         }

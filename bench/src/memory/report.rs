@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::loads::{BigGet, Stalled};
 use super::{MemResults, MEMCACHED_ARGS};
-use crate::report::{median, min_max, preamble, ratio};
+use crate::report::{median, min_max, preamble_vs, ratio};
 use crate::servers::kv::KvKind;
 
 /// "median (min–max)" of KiB values, in MiB.
@@ -41,16 +41,7 @@ fn versus<T>(runs: &std::collections::BTreeMap<KvKind, Vec<T>>, f: impl Fn(&T) -
 }
 
 pub fn markdown(r: &MemResults) -> String {
-    let mut s = String::new();
-    preamble(
-        &mut s,
-        &r.head,
-        &[
-            ("compiler", r.head.machine.rustc.clone()),
-            ("memcached", r.memcached.clone()),
-        ],
-        std::iter::empty(),
-    );
+    let mut s = preamble_vs(&r.head, "memcached", &r.memcached, std::iter::empty());
     stalled(&mut s, r);
     big(&mut s, r);
     flood(&mut s, r);

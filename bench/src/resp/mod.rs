@@ -69,20 +69,19 @@ impl RespOpts {
             kinds: RespKind::ALL.to_vec(),
             bench_n: 200_000,
         };
-        o.c.parse(USAGE, |a, p| {
+        o.r.parse(&mut o.c, USAGE, |a, p, r| {
             match a {
                 "--quick" => {
-                    o.r.conns = vec![50];
-                    o.r.data.keys = 1000;
+                    r.conns = vec![50];
+                    r.data.keys = 1000;
                     o.bench_n = 20_000;
                 }
                 "--servers" => o.kinds = p.names(a, RespKind::from_name)?,
                 "--redis-benchmark" => o.bench_n = p.number(a)?,
-                _ => return o.r.take(a, p),
+                _ => return Ok(false),
             }
             Ok(true)
         })?;
-        o.r.check()?;
         Ok(o)
     }
 }

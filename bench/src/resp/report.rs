@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use super::{RespCell, RespResults};
 use crate::orchestrate::Run;
 use crate::report::{
-    col, cpu, f2, f3, median, pct2, preamble, rate as ops, ratio, spread, strace_table, sys,
-    thousands, us, Better, ByCell, Cmp,
+    col, cpu, f2, f3, latency_cols, load_cols, median, preamble_vs, rate as ops, ratio,
+    strace_table, sys, thousands, Better, ByCell, Cmp,
 };
 use crate::servers::resp::RespKind;
 
@@ -22,16 +22,7 @@ impl RespResults {
 }
 
 pub fn markdown(r: &RespResults) -> String {
-    let mut s = String::new();
-    preamble(
-        &mut s,
-        &r.head,
-        &[
-            ("compiler", r.head.machine.rustc.clone()),
-            ("redis-server", r.redis.clone()),
-        ],
-        r.runs.values().flatten(),
-    );
+    let mut s = preamble_vs(&r.head, "redis-server", &r.redis, r.runs.values());
     ratios(&mut s, r);
     measurements(&mut s, r);
     strace(&mut s, r);
@@ -108,19 +99,13 @@ fn measurements(s: &mut String, r: &RespResults) {
             let Some(runs) = r.get(cell, kind) else {
                 continue;
             };
-            let c = |f: &dyn Fn(&Run) -> Option<f64>| col(runs, f);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 cell.name(),
                 kind.label(),
-                spread(&c(&ops), thousands),
-                spread(&c(&cpu), f2),
-                f2(median(&c(&|r| Some(r.server_cores)))),
-                pct2(median(&c(&|r| r.server_wait)), median(&c(&|r| r.load_wait))),
-                spread(&c(&sys), f3),
-                us(median(&c(&|r| Some(r.p50_us)))),
-                spread(&c(&|r| Some(r.p99_us)), us),
+                load_cols(runs),
+                latency_cols(runs),
             );
         }
     }

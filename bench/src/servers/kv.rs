@@ -5,7 +5,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -164,19 +164,26 @@ pub fn start_memcached(extra: &[&str], cpu: Option<usize>) -> io::Result<Server>
     cmd.args(["-t", "1", "-U", "0", "-l", "127.0.0.1", "-p"])
         .arg(port.to_string())
         .args(["-u", "root"])
-        .args(extra)
-        .stdin(Stdio::null())
+        .args(extra);
+    spawn_listening(cmd, "memcached", port, cpu)
+}
+
+/// Starts `cmd`, a reference server `name` told to listen on 127.0.0.1:`port`,
+/// pinned to `cpu`, with no stdin and its output dropped; waits (at most 10 s)
+/// until it accepts.
+pub fn spawn_listening(
+    mut cmd: Command,
+    name: &str,
+    port: u16,
+    cpu: Option<usize>,
+) -> io::Result<Server> {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     pin_command(&mut cmd, cpu);
-    let child = cmd
+    let mut child = cmd
         .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("memcached: {e}")))?;
-    wait_listening(child, "memcached", port)
-}
-
-/// Waits (at most 10 s) until `child` accepts on 127.0.0.1:`port`.
-pub fn wait_listening(mut child: Child, name: &str, port: u16) -> io::Result<Server> {
+        .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let until = Instant::now() + Duration::from_secs(10);
     loop {

@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 
 use unp_select::server::{Config, Context, Frame, Protocol, Server as Loop};
 
-use super::kv::{free_port, wait_listening};
-use super::{pin_command, spawn_ready, Server};
+use super::kv::{free_port, spawn_listening};
+use super::{spawn_ready, Server};
 use crate::invalid;
 
 /// The longest bulk string accepted (Redis takes 512 MB; this is a benchmark).
@@ -261,15 +261,8 @@ pub fn start(kind: RespKind, cpu: Option<usize>, dir: &Path) -> io::Result<Serve
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(["--protected-mode", "yes", "--logfile", ""])
                 .arg("--dir")
-                .arg(dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            pin_command(&mut cmd, cpu);
-            let child = cmd
-                .spawn()
-                .map_err(|e| io::Error::new(e.kind(), format!("redis-server: {e}")))?;
-            wait_listening(child, "redis-server", port)
+                .arg(dir);
+            spawn_listening(cmd, "redis-server", port, cpu)
         }
     }
 }
