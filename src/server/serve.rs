@@ -710,9 +710,9 @@ impl<P: Protocol> Loop<P> {
             return Ok(()); // fair turns: once per connection per turn
         }
         conn.served_in = self.turn;
-        let generation = conn.generation;
-        self.table
-            .set_timer(self.table.conn_id(i, generation), Timer::Park, None);
+        if conn.deadline(Timer::Park).wanted().is_some() {
+            self.unpark(i);
+        }
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
@@ -1049,6 +1049,15 @@ impl<P: Protocol> Loop<P> {
         }
     }
 
+    /// Connection `i` is served: a back-off it waited on is over.
+    #[cold]
+    fn unpark(&mut self, i: usize) {
+        if let Some(generation) = self.table.client[i].as_ref().map(|c| c.generation) {
+            let id = self.table.conn_id(i, generation);
+            self.table.set_timer(id, Timer::Park, None);
+        }
+    }
+
     /// After a turn: close, or watch the connection for what it waits for.
     #[inline]
     fn after_turn(&mut self, i: usize, parked: bool) {
@@ -1258,8 +1267,15 @@ impl<P: Protocol> Loop<P> {
     /// protocol's timers, parked connections), the listener's back-off, inbox
     /// wake-ups to retry. Only what is due is looked at.
     fn timers(&mut self) {
+        let table = &self.table;
+        if table.timers.next().is_none()
+            && table.rewake.is_empty()
+            && self.accepting.paused_until.is_none()
+        {
+            return; // nothing waits on the clock (the usual echo turn)
+        }
         let now = Instant::now();
-        if let Some(hub) = &self.table.hub {
+        if let Some(hub) = self.table.hub.as_ref().filter(|_| !table.rewake.is_empty()) {
             // Inbox wake-ups that could not be written: again, until they are.
             let rewake = &mut self.table.rewake;
             rewake.sort_unstable();
