@@ -1061,6 +1061,37 @@ impl<P: Protocol> Loop<P> {
     /// After a turn: close, or watch the connection for what it waits for.
     #[inline]
     fn after_turn(&mut self, i: usize, parked: bool) {
+        if !parked && self.settled(i) {
+            return; // the usual echo turn: all sent, watched for input already
+        }
+        self.settle(i, parked);
+    }
+
+    /// Whether connection `i` needs nothing after its turn: open, alone, with no
+    /// input left, nothing unsent or charged, no timer of its own, already
+    /// watched for reading only, while the server reads (what [`settle`](Self::settle)
+    /// would leave as it is).
+    #[inline]
+    fn settled(&self, i: usize) -> bool {
+        let Some(c) = self.table.client[i].as_ref() else {
+            return false;
+        };
+        c.unsent() == 0
+            && c.charged == 0
+            && c.interest == Interest::READ
+            && c.ending == Ending::Open
+            && !(c.eof || c.pending || c.reset || c.overflowed || c.streaming)
+            && c.link.partner.is_none()
+            && !c.link.waits_for_partner
+            && c.deadlines[Timer::Write as usize].wanted().is_none()
+            && c.deadlines[Timer::Park as usize].wanted().is_none()
+            && !self.over_total
+            && self.draining.is_none()
+    }
+
+    /// After a turn that left something to do: close, or watch the connection
+    /// for what it waits for.
+    fn settle(&mut self, i: usize, parked: bool) {
         if parked {
             self.park(i);
         }
