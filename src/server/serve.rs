@@ -783,7 +783,7 @@ impl<P: Protocol> Loop<P> {
 
     /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
     /// connection has no input waiting, else after its input.
-    #[inline]
+    #[inline(always)] // once per echo turn: no call
     fn read(&mut self, i: usize) -> io::Result<Read> {
         let conn = self.table.client[i]
             .as_mut()
