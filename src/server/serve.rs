@@ -710,7 +710,7 @@ impl<P: Protocol> Loop<P> {
             return Ok(()); // fair turns: once per connection per turn
         }
         conn.served_in = self.turn;
-        if conn.deadline(Timer::Park).wanted().is_some() {
+        if conn.deadline(Timer::Park).is_set() {
             self.unpark(i);
         }
         let conn = self.table.client[i]
@@ -1041,7 +1041,7 @@ impl<P: Protocol> Loop<P> {
         let Some(conn) = table.client[i].as_mut() else {
             return;
         };
-        if conn.deadline(Timer::Park).wanted().is_none() {
+        if !conn.deadline(Timer::Park).is_set() {
             let generation = conn.generation;
             bump(&mut table.stats.backoffs);
             let id = table.conn_id(i, generation);
@@ -1083,8 +1083,8 @@ impl<P: Protocol> Loop<P> {
             && !(c.eof || c.pending || c.reset || c.overflowed || c.streaming)
             && c.link.partner.is_none()
             && !c.link.waits_for_partner
-            && c.deadlines[Timer::Write as usize].wanted().is_none()
-            && c.deadlines[Timer::Park as usize].wanted().is_none()
+            && !c.deadlines[Timer::Write as usize].is_set()
+            && !c.deadlines[Timer::Park as usize].is_set()
             && !self.over_total
             && self.draining.is_none()
     }
@@ -1132,7 +1132,7 @@ impl<P: Protocol> Loop<P> {
         let (generation, draining) = (conn.generation, self.draining.is_some());
         let write = conn.deadline(Timer::Write);
         if unsent == 0 {
-            if write.wanted().is_some() {
+            if write.is_set() {
                 timers.set(write, None, i, generation, Timer::Write);
             }
             if !conn.streaming {
@@ -1153,12 +1153,12 @@ impl<P: Protocol> Loop<P> {
                     return self.close(i, CloseReason::Shutdown);
                 }
             }
-        } else if write.wanted().is_none() {
+        } else if !write.is_set() {
             // Output stays unsent from now: the write timeout runs.
             let at = now.checked_add(self.config.write_timeout);
             timers.set(write, at, i, generation, Timer::Write);
         }
-        let parked = conn.deadline(Timer::Park).wanted().is_some();
+        let parked = conn.deadline(Timer::Park).is_set();
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
             && !conn.streaming
@@ -1299,7 +1299,7 @@ impl<P: Protocol> Loop<P> {
     /// wake-ups to retry. Only what is due is looked at.
     fn timers(&mut self) {
         let table = &self.table;
-        if table.timers.next().is_none()
+        if table.timers.is_empty()
             && table.rewake.is_empty()
             && self.accepting.paused_until.is_none()
         {
