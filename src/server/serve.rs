@@ -647,7 +647,7 @@ impl<P: Protocol> Loop<P> {
         };
         self.sources.unregister(&conn.fd);
         bump(&mut self.table.stats.connect_failed);
-        self.close_partner(conn.link.partner);
+        self.close_partner(conn.partner());
         drop(conn);
         let protocol = &mut self.protocol;
         let _ = guarded(|| protocol.connect_failed(id, error));
@@ -656,7 +656,7 @@ impl<P: Protocol> Loop<P> {
     /// The partner of a connection that went closes once its output is sent.
     fn close_partner(&mut self, partner: Option<ConnId>) {
         if let Some(conn) = partner.and_then(|p| self.table.get_mut(p)) {
-            conn.link.partner = None;
+            conn.link_mut().partner = None;
             if conn.ending != Ending::Close {
                 conn.ending = Ending::Close;
                 self.backlog.push(partner.expect("looked up").index());
@@ -672,11 +672,11 @@ impl<P: Protocol> Loop<P> {
         let Some(conn) = self.table.client[i].as_ref() else {
             return;
         };
-        let Some(p) = conn.link.partner.filter(|_| conn.unsent() <= max_unsent) else {
+        let Some(p) = conn.partner().filter(|_| conn.unsent() <= max_unsent) else {
             return;
         };
-        if let Some(partner) = self.table.get_mut(p).filter(|c| c.link.waits_for_partner) {
-            partner.link.waits_for_partner = false;
+        if let Some(partner) = self.table.get_mut(p).filter(|c| c.waits_for_partner()) {
+            partner.link_mut().waits_for_partner = false;
             self.backlog.push(p.index());
         }
     }
@@ -684,7 +684,7 @@ impl<P: Protocol> Loop<P> {
     /// Whether connection `i`'s partner holds more than `max_unsent` unsent bytes
     /// (then `i` is not read).
     fn partner_full(&self, i: usize) -> bool {
-        let partner = self.table.client[i].as_ref().and_then(|c| c.link.partner);
+        let partner = self.table.client[i].as_ref().and_then(|c| c.partner());
         let Some(p) = partner else {
             return false;
         };
@@ -716,8 +716,7 @@ impl<P: Protocol> Loop<P> {
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
-        let (stage, generation, paired) =
-            (conn.stage, conn.generation, conn.link.partner.is_some());
+        let (stage, generation, linked) = (conn.stage, conn.generation, conn.link.is_some());
         if stage == Stage::Watched {
             self.serve_watch(i, readiness);
             return Ok(());
@@ -732,7 +731,7 @@ impl<P: Protocol> Loop<P> {
                 self.greet(i, id);
             }
         }
-        let partner_full = paired && self.partner_full(i);
+        let partner_full = linked && self.partner_full(i); // no link, no partner
         let Some(conn) = self.table.client[i].as_mut() else {
             return Ok(()); // the protocol panicked in `connect`
         };
@@ -753,7 +752,7 @@ impl<P: Protocol> Loop<P> {
         // Input is delivered unless the connection is closing, streams a reply, or
         // its output is over `max_unsent` (back-pressure), or the server drains or
         // is over its total; it is read unless, also, EOF came.
-        let held = (conn.link.partner.is_none() && conn.unsent() > self.config.max_unsent)
+        let held = (conn.unsent() > self.config.max_unsent && conn.partner().is_none())
             || partner_full
             || conn.streaming
             || self.over_total
@@ -876,7 +875,7 @@ impl<P: Protocol> Loop<P> {
                 || conn.ending == Ending::Close
                 || conn.overflowed
                 || conn.streaming
-                || (conn.link.partner.is_none() && conn.unsent() > max_unsent)
+                || (conn.unsent() > max_unsent && conn.partner().is_none())
             {
                 stopped = true;
                 break;
@@ -1009,7 +1008,7 @@ impl<P: Protocol> Loop<P> {
             let table = &mut self.table;
             if let Some(generation) = table.client[i]
                 .as_ref()
-                .filter(|c| c.link.partner.is_some())
+                .filter(|c| c.partner().is_some())
                 .map(|c| c.generation)
             {
                 let id = table.conn_id(i, generation);
@@ -1081,8 +1080,7 @@ impl<P: Protocol> Loop<P> {
             && c.interest == Interest::READ
             && c.ending == Ending::Open
             && !(c.eof || c.pending || c.reset || c.overflowed || c.streaming)
-            && c.link.partner.is_none()
-            && !c.link.waits_for_partner
+            && c.link.is_none() // no partner, not waiting for one
             && !c.deadlines[Timer::Write as usize].is_set()
             && !c.deadlines[Timer::Park as usize].is_set()
             && !self.over_total
@@ -1098,7 +1096,7 @@ impl<P: Protocol> Loop<P> {
         let Some(conn) = self.table.client[i].as_ref() else {
             return; // closed during the turn (panic)
         };
-        let (eof, paired) = (conn.eof && !conn.eof_told, conn.link.partner.is_some());
+        let (eof, paired) = (conn.eof && !conn.eof_told, conn.partner().is_some());
         if eof {
             self.tell_end_of_input(i);
         }
@@ -1125,7 +1123,9 @@ impl<P: Protocol> Loop<P> {
         let unsent = conn.unsent();
         totals.charge(&mut conn.charged, unsent);
         let max_unsent = self.config.max_unsent;
-        conn.link.waits_for_partner = partner_full;
+        if let Some(link) = conn.link.as_mut() {
+            link.waits_for_partner = partner_full; // a partner has a link
+        }
         if conn.ending == Ending::Close {
             conn.streaming = false; // closing ends a stream
         }
@@ -1146,7 +1146,7 @@ impl<P: Protocol> Loop<P> {
                 }
                 // Everything delivered and answered (a partial message is
                 // dropped); a paired connection also waits for its own half-close.
-                if conn.eof && !conn.pending && (conn.link.partner.is_none() || conn.fin_sent) {
+                if conn.eof && !conn.pending && (conn.partner().is_none() || conn.fin_sent) {
                     return self.close(i, CloseReason::Eof);
                 }
                 if draining {
@@ -1162,7 +1162,7 @@ impl<P: Protocol> Loop<P> {
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
             && !conn.streaming
-            && (conn.link.partner.is_some() || unsent <= max_unsent)
+            && (conn.partner().is_some() || unsent <= max_unsent)
             && !partner_full
             && !draining;
         let wants_input = can_deliver && (conn.pending || !conn.eof);
@@ -1264,7 +1264,7 @@ impl<P: Protocol> Loop<P> {
             return;
         };
         self.sources.unregister(&conn.fd);
-        self.close_partner(conn.link.partner);
+        self.close_partner(conn.partner());
         let stats = &mut self.table.stats;
         if why == CloseReason::Shutdown && conn.unsent() > 0 {
             bump(&mut stats.undelivered);
