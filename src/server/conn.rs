@@ -41,8 +41,9 @@ pub(super) enum Stage {
     Watched,
 }
 
-/// Who is at the other end, and the connection paired with this one.
-#[derive(Clone, Copy, Debug)]
+/// Who is at the other end, and the connection paired with this one: kept apart
+/// (boxed, see [`Conn::link`]), since most connections have neither.
+#[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Link {
     /// The server opened it ([`Context::connect`](super::Context::connect)).
     pub(super) outgoing: bool,
@@ -92,7 +93,8 @@ pub(super) struct Conn {
     /// What the connection is watched for now.
     pub(super) interest: Interest,
     pub(super) stage: Stage,
-    pub(super) link: Link,
+    /// `None` for a connection the server accepted and did not pair.
+    pub(super) link: Option<Box<Link>>,
     /// The protocol heard of the end of its input ([`Protocol::end_of_input`](super::Protocol::end_of_input)).
     pub(super) eof_told: bool,
 }
@@ -119,11 +121,7 @@ impl Conn {
             served_in: 0,
             interest: Interest::READ,
             stage: Stage::Open,
-            link: Link {
-                outgoing: false,
-                partner: None,
-                waits_for_partner: false,
-            },
+            link: None,
             eof_told: false,
         }
     }
@@ -138,6 +136,23 @@ impl Conn {
     /// `max_output` already (closed at its next turn).
     pub(super) fn takes_output(&self) -> bool {
         self.ending == Ending::Open && !self.overflowed
+    }
+
+    /// The connection paired with this one, if any.
+    #[inline]
+    pub(super) fn partner(&self) -> Option<ConnId> {
+        self.link.as_ref().and_then(|l| l.partner)
+    }
+
+    /// Whether it was not read for its partner's output (see [`Link`]).
+    #[inline]
+    pub(super) fn waits_for_partner(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.waits_for_partner)
+    }
+
+    /// Its [`Link`], made if it has none yet.
+    pub(super) fn link_mut(&mut self) -> &mut Link {
+        self.link.get_or_insert_with(Box::default)
     }
 
     /// Timer `timer`'s deadline.

@@ -50,7 +50,9 @@ impl Table {
         let (i, id) = self.insert(fd).ok()?;
         let conn = self.client[i].as_mut()?;
         conn.stage = stage;
-        conn.link.outgoing = outgoing;
+        if outgoing {
+            conn.link_mut().outgoing = true;
+        }
         self.dialed.push(i);
         Some(id)
     }

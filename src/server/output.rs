@@ -44,9 +44,8 @@ impl Chunk {
 #[derive(Default)]
 pub(super) struct Output {
     chunks: VecDeque<Chunk>,
-    /// Bytes queued and not yet taken by the kernel.
-    unsent: usize,
-    /// Bytes ever queued and ever sent: message ends are positions on this count.
+    /// Bytes ever queued and ever sent: message ends are positions on this count;
+    /// their difference is what the kernel has not taken yet.
     queued: u64,
     sent: u64,
     /// Where the queued messages end, as positions of `queued`.
@@ -57,7 +56,7 @@ impl Output {
     /// Bytes queued and not yet taken by the kernel.
     #[inline]
     pub(super) fn unsent(&self) -> usize {
-        self.unsent
+        (self.queued - self.sent) as usize // at most what is held in memory
     }
 
     /// Appends a copy of `data`.
@@ -90,7 +89,6 @@ impl Output {
     }
 
     fn grow(&mut self, n: usize) {
-        self.unsent += n;
         self.queued += n as u64;
     }
 
@@ -133,7 +131,6 @@ impl Output {
     /// The kernel took `n` bytes: drops what was sent, returns how many messages
     /// that completed. A connection with nothing unsent holds no buffer.
     fn advance(&mut self, mut n: usize) -> u64 {
-        self.unsent -= n;
         self.sent += n as u64;
         while n > 0 {
             let Some(front) = self.chunks.front_mut() else {
@@ -159,7 +156,7 @@ impl Output {
             self.ends.pop_front();
             done += 1;
         }
-        if self.unsent == 0 {
+        if self.queued == self.sent {
             // Everything sent: free the queues.
             *self = Output {
                 queued: self.queued,

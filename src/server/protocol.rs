@@ -1290,7 +1290,7 @@ impl Context<'_> {
     /// ```
     pub fn pair(&mut self, other: ConnId) -> bool {
         let me = self.id;
-        let free = |c: &Conn| c.link.partner.is_none() && c.stage != Stage::Watched;
+        let free = |c: &Conn| c.partner().is_none() && c.stage != Stage::Watched;
         let mine = self.this().is_some_and(free);
         if other == me || other.worker != me.worker || !mine {
             return false;
@@ -1299,10 +1299,10 @@ impl Context<'_> {
             return false;
         }
         if let Some(conn) = self.table.get_mut(other) {
-            conn.link.partner = Some(me);
+            conn.link_mut().partner = Some(me);
         }
         if let Some(conn) = self.this_mut() {
-            conn.link.partner = Some(other);
+            conn.link_mut().partner = Some(other);
         }
         true
     }
@@ -1312,7 +1312,7 @@ impl Context<'_> {
     /// # Examples
     /// See [`pair`](Self::pair)'s.
     pub fn partner(&self) -> Option<ConnId> {
-        self.this().and_then(|c| c.link.partner)
+        self.this().and_then(Conn::partner)
     }
 
     /// Whether the server opened this connection ([`connect`](Self::connect))
@@ -1321,7 +1321,8 @@ impl Context<'_> {
     /// # Examples
     /// See [`connect`](Self::connect)'s: a proxy's upstream side.
     pub fn is_outgoing(&self) -> bool {
-        self.this().is_some_and(|c| c.link.outgoing)
+        self.this()
+            .is_some_and(|c| c.link.as_ref().is_some_and(|l| l.outgoing))
     }
 
     /// The peer's address (`getpeername(2)`).

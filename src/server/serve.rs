@@ -647,7 +647,7 @@ impl<P: Protocol> Loop<P> {
         };
         self.sources.unregister(&conn.fd);
         bump(&mut self.table.stats.connect_failed);
-        self.close_partner(conn.link.partner);
+        self.close_partner(conn.partner());
         drop(conn);
         let protocol = &mut self.protocol;
         let _ = guarded(|| protocol.connect_failed(id, error));
@@ -656,7 +656,7 @@ impl<P: Protocol> Loop<P> {
     /// The partner of a connection that went closes once its output is sent.
     fn close_partner(&mut self, partner: Option<ConnId>) {
         if let Some(conn) = partner.and_then(|p| self.table.get_mut(p)) {
-            conn.link.partner = None;
+            conn.link_mut().partner = None;
             if conn.ending != Ending::Close {
                 conn.ending = Ending::Close;
                 self.backlog.push(partner.expect("looked up").index());
@@ -672,11 +672,11 @@ impl<P: Protocol> Loop<P> {
         let Some(conn) = self.table.client[i].as_ref() else {
             return;
         };
-        let Some(p) = conn.link.partner.filter(|_| conn.unsent() <= max_unsent) else {
+        let Some(p) = conn.partner().filter(|_| conn.unsent() <= max_unsent) else {
             return;
         };
-        if let Some(partner) = self.table.get_mut(p).filter(|c| c.link.waits_for_partner) {
-            partner.link.waits_for_partner = false;
+        if let Some(partner) = self.table.get_mut(p).filter(|c| c.waits_for_partner()) {
+            partner.link_mut().waits_for_partner = false;
             self.backlog.push(p.index());
         }
     }
@@ -684,7 +684,7 @@ impl<P: Protocol> Loop<P> {
     /// Whether connection `i`'s partner holds more than `max_unsent` unsent bytes
     /// (then `i` is not read).
     fn partner_full(&self, i: usize) -> bool {
-        let partner = self.table.client[i].as_ref().and_then(|c| c.link.partner);
+        let partner = self.table.client[i].as_ref().and_then(|c| c.partner());
         let Some(p) = partner else {
             return false;
         };
@@ -710,14 +710,13 @@ impl<P: Protocol> Loop<P> {
             return Ok(()); // fair turns: once per connection per turn
         }
         conn.served_in = self.turn;
-        let generation = conn.generation;
-        self.table
-            .set_timer(self.table.conn_id(i, generation), Timer::Park, None);
+        if conn.deadline(Timer::Park).is_set() {
+            self.unpark(i);
+        }
         let conn = self.table.client[i]
             .as_mut()
             .expect("served connection is open");
-        let (stage, generation, paired) =
-            (conn.stage, conn.generation, conn.link.partner.is_some());
+        let (stage, generation, linked) = (conn.stage, conn.generation, conn.link.is_some());
         if stage == Stage::Watched {
             self.serve_watch(i, readiness);
             return Ok(());
@@ -732,7 +731,7 @@ impl<P: Protocol> Loop<P> {
                 self.greet(i, id);
             }
         }
-        let partner_full = paired && self.partner_full(i);
+        let partner_full = linked && self.partner_full(i); // no link, no partner
         let Some(conn) = self.table.client[i].as_mut() else {
             return Ok(()); // the protocol panicked in `connect`
         };
@@ -753,7 +752,7 @@ impl<P: Protocol> Loop<P> {
         // Input is delivered unless the connection is closing, streams a reply, or
         // its output is over `max_unsent` (back-pressure), or the server drains or
         // is over its total; it is read unless, also, EOF came.
-        let held = (conn.link.partner.is_none() && conn.unsent() > self.config.max_unsent)
+        let held = (conn.unsent() > self.config.max_unsent && conn.partner().is_none())
             || partner_full
             || conn.streaming
             || self.over_total
@@ -783,7 +782,7 @@ impl<P: Protocol> Loop<P> {
 
     /// UNP: `n = Read(sockfd, buf, MAXLINE)`, once, into the loop's buffer when the
     /// connection has no input waiting, else after its input.
-    #[inline]
+    #[inline(always)] // once per echo turn: no call
     fn read(&mut self, i: usize) -> io::Result<Read> {
         let conn = self.table.client[i]
             .as_mut()
@@ -876,7 +875,7 @@ impl<P: Protocol> Loop<P> {
                 || conn.ending == Ending::Close
                 || conn.overflowed
                 || conn.streaming
-                || (conn.link.partner.is_none() && conn.unsent() > max_unsent)
+                || (conn.unsent() > max_unsent && conn.partner().is_none())
             {
                 stopped = true;
                 break;
@@ -1009,7 +1008,7 @@ impl<P: Protocol> Loop<P> {
             let table = &mut self.table;
             if let Some(generation) = table.client[i]
                 .as_ref()
-                .filter(|c| c.link.partner.is_some())
+                .filter(|c| c.partner().is_some())
                 .map(|c| c.generation)
             {
                 let id = table.conn_id(i, generation);
@@ -1041,7 +1040,7 @@ impl<P: Protocol> Loop<P> {
         let Some(conn) = table.client[i].as_mut() else {
             return;
         };
-        if conn.deadline(Timer::Park).wanted().is_none() {
+        if !conn.deadline(Timer::Park).is_set() {
             let generation = conn.generation;
             bump(&mut table.stats.backoffs);
             let id = table.conn_id(i, generation);
@@ -1049,16 +1048,55 @@ impl<P: Protocol> Loop<P> {
         }
     }
 
+    /// Connection `i` is served: a back-off it waited on is over.
+    #[cold]
+    fn unpark(&mut self, i: usize) {
+        if let Some(generation) = self.table.client[i].as_ref().map(|c| c.generation) {
+            let id = self.table.conn_id(i, generation);
+            self.table.set_timer(id, Timer::Park, None);
+        }
+    }
+
     /// After a turn: close, or watch the connection for what it waits for.
     #[inline]
     fn after_turn(&mut self, i: usize, parked: bool) {
+        if !parked && self.settled(i) {
+            return; // the usual echo turn: all sent, watched for input already
+        }
+        self.settle(i, parked);
+    }
+
+    /// Whether connection `i` needs nothing after its turn: open, alone, with no
+    /// input left, nothing unsent or charged, no timer of its own, already
+    /// watched for reading only, while the server reads (what [`settle`](Self::settle)
+    /// would leave as it is).
+    #[inline]
+    fn settled(&self, i: usize) -> bool {
+        let Some(c) = self.table.client[i].as_ref() else {
+            return false;
+        };
+        c.unsent() == 0
+            && c.charged == 0
+            && c.interest == Interest::READ
+            && c.ending == Ending::Open
+            && !(c.eof || c.pending || c.reset || c.overflowed || c.streaming)
+            && c.link.is_none() // no partner, not waiting for one
+            && !c.deadlines[Timer::Write as usize].is_set()
+            && !c.deadlines[Timer::Park as usize].is_set()
+            && !self.over_total
+            && self.draining.is_none()
+    }
+
+    /// After a turn that left something to do: close, or watch the connection
+    /// for what it waits for.
+    fn settle(&mut self, i: usize, parked: bool) {
         if parked {
             self.park(i);
         }
         let Some(conn) = self.table.client[i].as_ref() else {
             return; // closed during the turn (panic)
         };
-        let (eof, paired) = (conn.eof && !conn.eof_told, conn.link.partner.is_some());
+        let (eof, paired) = (conn.eof && !conn.eof_told, conn.partner().is_some());
         if eof {
             self.tell_end_of_input(i);
         }
@@ -1085,14 +1123,16 @@ impl<P: Protocol> Loop<P> {
         let unsent = conn.unsent();
         totals.charge(&mut conn.charged, unsent);
         let max_unsent = self.config.max_unsent;
-        conn.link.waits_for_partner = partner_full;
+        if let Some(link) = conn.link.as_mut() {
+            link.waits_for_partner = partner_full; // a partner has a link
+        }
         if conn.ending == Ending::Close {
             conn.streaming = false; // closing ends a stream
         }
         let (generation, draining) = (conn.generation, self.draining.is_some());
         let write = conn.deadline(Timer::Write);
         if unsent == 0 {
-            if write.wanted().is_some() {
+            if write.is_set() {
                 timers.set(write, None, i, generation, Timer::Write);
             }
             if !conn.streaming {
@@ -1106,23 +1146,23 @@ impl<P: Protocol> Loop<P> {
                 }
                 // Everything delivered and answered (a partial message is
                 // dropped); a paired connection also waits for its own half-close.
-                if conn.eof && !conn.pending && (conn.link.partner.is_none() || conn.fin_sent) {
+                if conn.eof && !conn.pending && (conn.partner().is_none() || conn.fin_sent) {
                     return self.close(i, CloseReason::Eof);
                 }
                 if draining {
                     return self.close(i, CloseReason::Shutdown);
                 }
             }
-        } else if write.wanted().is_none() {
+        } else if !write.is_set() {
             // Output stays unsent from now: the write timeout runs.
             let at = now.checked_add(self.config.write_timeout);
             timers.set(write, at, i, generation, Timer::Write);
         }
-        let parked = conn.deadline(Timer::Park).wanted().is_some();
+        let parked = conn.deadline(Timer::Park).is_set();
         let stream_ready = conn.streaming && unsent <= self.config.max_unsent / 2;
         let can_deliver = conn.ending != Ending::Close
             && !conn.streaming
-            && (conn.link.partner.is_some() || unsent <= max_unsent)
+            && (conn.partner().is_some() || unsent <= max_unsent)
             && !partner_full
             && !draining;
         let wants_input = can_deliver && (conn.pending || !conn.eof);
@@ -1224,7 +1264,7 @@ impl<P: Protocol> Loop<P> {
             return;
         };
         self.sources.unregister(&conn.fd);
-        self.close_partner(conn.link.partner);
+        self.close_partner(conn.partner());
         let stats = &mut self.table.stats;
         if why == CloseReason::Shutdown && conn.unsent() > 0 {
             bump(&mut stats.undelivered);
@@ -1258,8 +1298,15 @@ impl<P: Protocol> Loop<P> {
     /// protocol's timers, parked connections), the listener's back-off, inbox
     /// wake-ups to retry. Only what is due is looked at.
     fn timers(&mut self) {
+        let table = &self.table;
+        if table.timers.is_empty()
+            && table.rewake.is_empty()
+            && self.accepting.paused_until.is_none()
+        {
+            return; // nothing waits on the clock (the usual echo turn)
+        }
         let now = Instant::now();
-        if let Some(hub) = &self.table.hub {
+        if let Some(hub) = self.table.hub.as_ref().filter(|_| !table.rewake.is_empty()) {
             // Inbox wake-ups that could not be written: again, until they are.
             let rewake = &mut self.table.rewake;
             rewake.sort_unstable();

@@ -10,10 +10,14 @@
 //! are dropped ([`Timers::compact`]) whenever they could outnumber the live ones:
 //! the heap never holds more than about twice the entries the open connections
 //! can have, however often a protocol moves its timer earlier.
+//!
+//! Instants are kept as nanoseconds since the heap was made ([`Tick`]): 8 bytes
+//! where an `Option<Instant>` takes 16, so a connection's deadlines take 80 bytes
+//! and a heap entry 24.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The kinds of timer a connection has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,29 +41,46 @@ pub(super) const KINDS: usize = 5;
 /// Heaps this small are never compacted.
 const SLACK: usize = 64;
 
+/// An instant, in nanoseconds since the heap's epoch (enough for 584 years; one
+/// later than that is taken as then). [`NEVER`] is none.
+type Tick = u64;
+
+/// No instant: a timer not set, or not queued.
+const NEVER: Tick = Tick::MAX;
+
 /// One timer of one connection: the instant wanted, and the one queued.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Deadline {
-    wanted: Option<Instant>,
-    queued: Option<Instant>,
+    wanted: Tick,
+    queued: Tick,
+}
+
+impl Default for Deadline {
+    fn default() -> Deadline {
+        Deadline {
+            wanted: NEVER,
+            queued: NEVER,
+        }
+    }
 }
 
 impl Deadline {
-    /// The instant this timer is set for, if it is.
-    pub(super) fn wanted(&self) -> Option<Instant> {
-        self.wanted
+    /// Whether this timer is set.
+    #[inline]
+    pub(super) fn is_set(&self) -> bool {
+        self.wanted != NEVER
     }
 
     /// Whether `due` is this deadline's live entry (the one [`Timers::fires`]
     /// looks at), not a stale one.
     pub(super) fn is_queued(&self, due: &Due) -> bool {
-        self.queued == Some(due.at)
+        self.queued == due.at
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
-    at: Instant,
+    at: Tick,
     index: u32,
     generation: u32,
     timer: Timer,
@@ -83,16 +104,33 @@ pub(super) struct Due {
     pub(super) index: usize,
     pub(super) generation: u32,
     pub(super) timer: Timer,
-    pub(super) at: Instant,
+    at: Tick,
 }
 
 /// The heap of every connection's deadlines.
-#[derive(Default)]
 pub(super) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
+    /// The instant ticks count from.
+    epoch: Instant,
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers {
+            heap: BinaryHeap::new(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl Timers {
+    /// `at` as a tick: one before the epoch is the epoch (it is due at once
+    /// either way); one too far is the last tick before [`NEVER`].
+    fn tick(&self, at: Instant) -> Tick {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        Tick::try_from(nanos).unwrap_or(NEVER - 1).min(NEVER - 1)
+    }
+
     /// Sets `deadline` (timer `timer` of connection `index` and `generation`) to
     /// `at`, or clears it. Queues an entry only if none as early is queued.
     pub(super) fn set(
@@ -103,28 +141,47 @@ impl Timers {
         generation: u32,
         timer: Timer,
     ) {
+        let at = at.map_or(NEVER, |at| self.tick(at));
+        self.queue(deadline, at, index, generation, timer);
+    }
+
+    /// Sets `deadline` to tick `at` ([`NEVER`] clears it), and queues an entry
+    /// if none as early is queued.
+    fn queue(
+        &mut self,
+        deadline: &mut Deadline,
+        at: Tick,
+        index: usize,
+        generation: u32,
+        timer: Timer,
+    ) {
         deadline.wanted = at;
-        if let Some(at) = at {
-            if deadline.queued.is_none_or(|q| at < q) {
-                deadline.queued = Some(at);
-                self.heap.push(Reverse(Entry {
-                    at,
-                    index: index as u32, // client[] holds fewer than 2^32 slots
-                    generation,
-                    timer,
-                }));
-            }
+        if at < deadline.queued {
+            deadline.queued = at;
+            self.heap.push(Reverse(Entry {
+                at,
+                index: index as u32, // client[] holds fewer than 2^32 slots
+                generation,
+                timer,
+            }));
         }
     }
 
     /// The earliest instant queued.
     pub(super) fn next(&self) -> Option<Instant> {
-        self.heap.peek().map(|e| e.0.at)
+        let at = self.heap.peek()?.0.at;
+        self.epoch.checked_add(Duration::from_nanos(at))
+    }
+
+    /// Whether no entry is queued.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
     }
 
     /// Takes the next entry due at `now`.
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<Due> {
-        if self.next()? > now {
+        if self.heap.peek()?.0.at > self.tick(now) {
             return None;
         }
         let Reverse(e) = self.heap.pop()?;
@@ -144,20 +201,19 @@ impl Timers {
     /// The entry `due` of `deadline` popped: whether the timer fires now. A stale
     /// entry does not; a deadline moved later is queued again.
     pub(super) fn fires(&mut self, deadline: &mut Deadline, due: Due, now: Instant) -> bool {
-        if deadline.queued != Some(due.at) {
+        if deadline.queued != due.at {
             return false; // stale: an earlier entry replaced it
         }
-        deadline.queued = None;
-        match deadline.wanted {
-            Some(at) if at <= now => {
-                deadline.wanted = None;
-                true
-            }
-            Some(at) => {
-                self.set(deadline, Some(at), due.index, due.generation, due.timer);
-                false
-            }
-            None => false,
+        deadline.queued = NEVER;
+        let at = deadline.wanted;
+        if at == NEVER {
+            false
+        } else if at <= self.tick(now) {
+            deadline.wanted = NEVER;
+            true
+        } else {
+            self.queue(deadline, at, due.index, due.generation, due.timer);
+            false
         }
     }
 
@@ -257,6 +313,6 @@ mod tests {
         timers.set(&mut d, None, 3, 2, Timer::Write);
         let due = timers.pop_due(t0).unwrap();
         assert!(!timers.fires(&mut d, due, t0));
-        assert!(d.wanted().is_none());
+        assert!(!d.is_set());
     }
 }
