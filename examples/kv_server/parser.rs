@@ -56,21 +56,25 @@ pub fn parse_i64(word: &[u8]) -> Option<i64> {
 }
 
 /// An item's value read as a number for incr/decr, as memcached reads it: leading
-/// white space, an optional `+`, digits, then the end, white space or a NUL.
-pub fn parse_number(value: &[u8]) -> Option<u64> {
-    let start = value.iter().take_while(|b| is_c_space(**b)).count();
-    let rest = &value[start..];
-    let end = rest
-        .iter()
-        .enumerate()
-        .position(|(i, &b)| !(b.is_ascii_digit() || (i == 0 && b == b'+')))
-        .unwrap_or(rest.len());
-    match rest.get(end) {
-        None => {}
-        Some(&b) if is_c_space(b) || b == 0 => {}
-        Some(_) => return None,
+/// white space, an optional `+`, digits, then the end, white space or a NUL. It
+/// takes the bytes one by one (a long value comes in pieces) and stops at the first
+/// that decides, so an `incr` on a 1 MiB value costs what its first bytes do.
+pub fn parse_number(bytes: impl IntoIterator<Item = u8>) -> Option<u64> {
+    let mut n: Option<u64> = None; // until the first digit
+    let mut first = true;
+    for b in bytes.into_iter().skip_while(|&b| is_c_space(b)) {
+        match b {
+            b'+' if first => {}
+            b'0'..=b'9' => {
+                let so_far = n.unwrap_or(0);
+                n = Some(so_far.checked_mul(10)?.checked_add(u64::from(b - b'0'))?);
+            }
+            b if is_c_space(b) || b == 0 => break,
+            _ => return None,
+        }
+        first = false;
     }
-    parse_u64(&rest[..end])
+    n
 }
 
 fn is_c_space(b: u8) -> bool {
@@ -126,8 +130,15 @@ mod tests {
             (b"", None),
             (b" ", None),
             (b"18446744073709551616", None),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"+", None),
+            (b"+ 1", None),
+            (b"1+", None),
+            (b"++1", None),
+            (b"\t\n 7\r", Some(7)),
         ] {
-            assert_eq!(parse_number(v), n, "{:?}", String::from_utf8_lossy(v));
+            let got = parse_number(v.iter().copied());
+            assert_eq!(got, n, "{:?}", String::from_utf8_lossy(v));
         }
     }
 

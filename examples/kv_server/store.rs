@@ -641,7 +641,9 @@ impl Store {
             return Err(IncrError::NotFound);
         };
         let item = self.items.get(pos);
-        let old = crate::parser::parse_number(&item.value.data()).ok_or(IncrError::NonNumeric)?;
+        // Over the value's pieces: a long value is not joined to be read.
+        let bytes = item.value.data_parts().into_iter().flatten().copied();
+        let old = crate::parser::parse_number(bytes).ok_or(IncrError::NonNumeric)?;
         let new = if incr {
             old.wrapping_add(delta)
         } else {

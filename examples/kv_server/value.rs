@@ -10,7 +10,6 @@
 //! (measured: resident memory up to 1.45 times the limit and the empty server's).
 //! Pieces of one size fit each other's holes.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::store::allocated;
@@ -112,10 +111,11 @@ impl Value {
     }
 
     /// The data without its `"\r\n"`, in one slice (copied if it is a chain).
-    pub fn data(&self) -> Cow<'_, [u8]> {
+    #[cfg(test)]
+    pub fn data(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
-            Value::One(bytes) => Cow::Borrowed(&bytes[..bytes.len() - 2]),
-            Value::Chain(_) => Cow::Owned(self.data_parts().concat()),
+            Value::One(bytes) => std::borrow::Cow::Borrowed(&bytes[..bytes.len() - 2]),
+            Value::Chain(_) => std::borrow::Cow::Owned(self.data_parts().concat()),
         }
     }
 }
