@@ -221,7 +221,7 @@ fn reborrow<'a>(sets: &'a mut [Option<&mut [FdWord]>; 3]) -> sys::Sets<'a> {
 
 /// Number of bitmap words that hold descriptors `0..nfds`.
 fn words_for(nfds: libc::c_int) -> usize {
-    // `usize::div_ceil` needs Rust 1.73; nfds <= LargeFdSet::MAX_FD + 1 cannot overflow.
+    // nfds <= LargeFdSet::MAX_FD + 1: no overflow.
     usize::try_from(nfds).map_or(0, |n| n.div_ceil(WORD_BITS))
 }
 

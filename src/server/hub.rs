@@ -3,9 +3,11 @@
 //! its waker makes the other loop look.
 //!
 //! What waits in an inbox counts as unsent output against
-//! [`Config::max_output_total`](super::Config::max_output_total), as it will be
-//! once delivered: past it, every worker's input waits, so a worker that floods
-//! another, slower one stops reading what makes it post.
+//! [`Config::max_output_total`](super::Config::max_output_total) (a broadcast's
+//! bytes once; delivered, each receiving connection counts them): past it, every
+//! worker's input waits, so a worker that floods another, slower one stops
+//! reading what makes it post. A worker that has stopped takes no more posts, and
+//! what waited for it is dropped and no longer counted.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,11 +36,13 @@ impl Post {
     }
 }
 
-/// What waits in an inbox, and the bytes of it charged to [`Totals`].
+/// What waits in an inbox, the bytes of it charged to [`Totals`], and whether its
+/// worker has stopped.
 #[derive(Default)]
 struct Queue {
     posts: Vec<Post>,
     charged: usize,
+    closed: bool,
 }
 
 /// A worker's inbox.
@@ -93,12 +97,27 @@ impl Hub {
         };
         let was_empty = {
             let mut queue = inbox.lock();
+            if queue.closed {
+                return true; // its worker has stopped: nothing to deliver to
+            }
             let bytes = queue.charged.saturating_add(post.bytes());
             self.totals.charge(&mut queue.charged, bytes);
             queue.posts.push(post);
             queue.posts.len() == 1
         };
         !was_empty || inbox.waker.wake_written()
+    }
+
+    /// Worker `worker` has stopped (its loop returned, or its thread panicked):
+    /// what waits for it is dropped and no longer counted, and later posts to it
+    /// are dropped too.
+    pub(super) fn close(&self, worker: usize) {
+        if let Some(inbox) = self.inboxes.get(worker) {
+            let mut queue = inbox.lock();
+            queue.closed = true;
+            queue.posts.clear();
+            self.totals.charge(&mut queue.charged, 0);
+        }
     }
 
     /// Wakes worker `to` (again); `false` if the wake-up could not be written.
@@ -191,5 +210,20 @@ mod tests {
         take(&hub, 1);
         hub.post(1, Post::All(Arc::from(&[0u8; 101][..])));
         assert!(hub.totals.over());
+    }
+
+    #[test]
+    fn a_stopped_worker_takes_no_posts_and_gives_back_its_charge() {
+        let hub = hub(2, 100);
+        hub.post(1, Post::All(Arc::from(&[0u8; 101][..])));
+        assert!(hub.totals.over());
+        hub.close(1);
+        assert!(
+            !hub.totals.over(),
+            "what waited for it is no longer counted"
+        );
+        assert!(hub.post(1, Post::All(Arc::from(&[0u8; 101][..]))));
+        assert!(!hub.totals.over(), "a post to it is dropped");
+        assert!(take(&hub, 1).is_empty());
     }
 }

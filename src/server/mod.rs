@@ -1396,15 +1396,19 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 hub: Some(Arc::clone(&hub)),
                 totals: Arc::clone(&totals),
             };
-            let stop = shutdown.clone();
+            let exit = WorkerExit {
+                hub: Arc::clone(&hub),
+                index,
+                stop: shutdown.clone(),
+                clean: false,
+            };
             let spawned = thread::Builder::new()
                 .name(format!("unp-select worker {index}"))
                 .spawn(move || {
+                    let mut exit = exit; // the whole guard moves in, not one field
                     let result = serve::Loop::new(worker, backend).and_then(serve::Loop::run);
-                    if result.is_err() {
-                        stop.drain(); // one broken worker stops them all
-                    }
-                    result
+                    exit.clean = result.is_ok();
+                    result // `exit` runs here, or as a panic unwinds
                 });
             match spawned {
                 Ok(t) => threads.push(t),
@@ -1432,5 +1436,73 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
             Some(e) => Err(e),
             None => Ok(total),
         }
+    }
+}
+
+/// How a worker's thread ends, whichever way it does (its loop returned, or the
+/// thread panicked): its inbox takes no more posts and gives back what it counted
+/// against `max_output_total`, and a worker that did not end cleanly (an error, a
+/// panic) stops the others, which would otherwise wait on it.
+struct WorkerExit {
+    hub: Arc<hub::Hub>,
+    index: usize,
+    stop: ShutdownHandle,
+    clean: bool,
+}
+
+impl Drop for WorkerExit {
+    fn drop(&mut self) {
+        self.hub.close(self.index);
+        if !self.clean {
+            self.stop.drain(); // one broken worker stops them all
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub::{Hub, Post};
+    use shutdown::Stop;
+    use totals::Totals;
+
+    fn worker_1_over_its_total() -> (Arc<Hub>, Arc<Totals>, ShutdownHandle) {
+        let totals = Arc::new(Totals::new(10, 100));
+        let hub = Arc::new(Hub::new(2, Arc::clone(&totals)).unwrap());
+        hub.post(1, Post::All(Arc::from(&[0u8; 101][..])));
+        assert!(totals.over());
+        (hub, totals, ShutdownHandle::new(2).unwrap())
+    }
+
+    #[test]
+    fn a_worker_that_panics_gives_back_its_inbox_and_stops_the_others() {
+        let (hub, totals, stop) = worker_1_over_its_total();
+        let exit = WorkerExit {
+            hub,
+            index: 1,
+            stop: stop.clone(),
+            clean: false,
+        };
+        let panicked = thread::spawn(move || {
+            let _exit = exit;
+            panic!("a bug in the loop");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(!totals.over(), "its inbox is no longer counted");
+        assert!(matches!(stop.stop(), Stop::Drain), "the others drain");
+    }
+
+    #[test]
+    fn a_worker_that_ends_cleanly_gives_back_its_inbox_and_stops_no_one() {
+        let (hub, totals, stop) = worker_1_over_its_total();
+        drop(WorkerExit {
+            hub,
+            index: 1,
+            stop: stop.clone(),
+            clean: true,
+        });
+        assert!(!totals.over());
+        assert!(matches!(stop.stop(), Stop::No));
     }
 }

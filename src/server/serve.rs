@@ -486,9 +486,13 @@ impl<P: Protocol> Loop<P> {
                     self.table.queue_all(None, &data);
                 }
                 Post::To(id, data) => {
+                    let totals = Arc::clone(&self.table.totals);
                     if let Some(conn) = self.table.open_conn(id) {
                         conn.out.copy(&data);
                         end_message(conn, max_output);
+                        // Counted at once, as the inbox stops counting it.
+                        let unsent = conn.unsent();
+                        totals.charge(&mut conn.charged, unsent);
                         self.backlog.push(id.index());
                     }
                 }

@@ -159,6 +159,10 @@ impl Table {
             if let Some(conn) = slot.as_mut().filter(|c| c.takes_output()) {
                 conn.out.share(Arc::clone(data));
                 end_message(conn, self.max_output);
+                // Counted at once, not at its turn: a flood of broadcasts meets
+                // `max_output_total` in the turn it passes it.
+                let unsent = conn.unsent();
+                self.totals.charge(&mut conn.charged, unsent);
                 self.woken.push(i);
                 sent += 1;
             }
@@ -176,6 +180,8 @@ impl Table {
             if let Some(conn) = slot.as_mut().filter(|c| c.takes_output()) {
                 conn.out.copy(data);
                 end_message(conn, self.max_output);
+                let unsent = conn.unsent();
+                self.totals.charge(&mut conn.charged, unsent);
                 self.woken.push(i);
                 sent += 1;
             }

@@ -100,7 +100,7 @@ pub(crate) type Sets<'a> = [Option<&'a mut [FdWord]>; 3];
 /// sound for any input.
 fn check(nfds: libc::c_int, limit: usize, sets: &Sets<'_>) -> io::Result<()> {
     let ok = usize::try_from(nfds).is_ok_and(|n| {
-        // `usize::div_ceil` needs Rust 1.73; n <= c_int::MAX cannot overflow.
+        // n <= c_int::MAX: no overflow.
         let words = n.div_ceil(WORD_BITS);
         n <= limit && sets.iter().flatten().all(|set| set.len() >= words)
     });
