@@ -524,9 +524,8 @@ impl Protocol for PipeToAll {
 fn a_watched_pipe_reaches_the_protocol_until_its_end_of_file() {
     let _dog = Watchdog::new("watch", Duration::from_secs(60));
     for backend in [Backend::Select, Backend::Poll, Backend::Epoll] {
-        let (rx, mut tx) = nix::unistd::pipe()
-            .map(|(r, w)| (r, std::fs::File::from(w)))
-            .unwrap();
+        let (rx, tx) = common::fds::cloexec_pipe();
+        let mut tx = std::fs::File::from(tx);
         let protocol = PipeToAll {
             pipe: Arc::new(Mutex::new(Some(rx))),
             unwatched: Arc::new(Mutex::new(false)),

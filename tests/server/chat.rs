@@ -819,14 +819,25 @@ fn a_reset_in_the_middle_of_a_broadcast_loses_nothing_for_the_others() {
 }
 
 /// Starts `chat_server MODE` with `RLIMIT_NOFILE` lowered to `nofile` (soft limit)
-/// in the child before it runs.
+/// in the child before it runs. The child starts with only its standard streams
+/// below `nofile`: a descriptor another test thread opened without close-on-exec
+/// while this one forked (a socket, a pipe) would take one of its few numbers, and
+/// the server would hold one client fewer.
 fn start_limited(mode: &[&str], nofile: libc::rlim_t) -> ServerProcess {
     let mut cmd = example("chat_server");
     cmd.args(mode);
-    // SAFETY: between fork and exec the closure calls only getrlimit and
-    // setrlimit, which are async-signal-safe, and allocates nothing.
+    // SAFETY: between fork and exec the closure calls only fcntl, close, getrlimit
+    // and setrlimit, which are async-signal-safe, and allocates nothing. It closes
+    // only descriptors that exec would keep (no FD_CLOEXEC), none of which the
+    // child is meant to have: std's own (its exec-error pipe) are close-on-exec.
     unsafe {
         cmd.pre_exec(move || {
+            for fd in 3..nofile as libc::c_int {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                    libc::close(fd);
+                }
+            }
             let mut limit = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,

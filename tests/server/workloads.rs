@@ -58,13 +58,13 @@ fn connect_rcvbuf(addr: SocketAddr, bytes: usize) -> TcpStream {
     let SocketAddr::V4(v4) = addr else {
         panic!("an IPv4 address: {addr}")
     };
-    let sock = socket::socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .expect("socket");
+    // Close-on-exec: a child another test thread starts must not inherit it
+    // (Apple has no SOCK_CLOEXEC).
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(target_vendor = "apple")]
+    let flags = SockFlag::empty();
+    let sock = socket::socket(AddressFamily::Inet, SockType::Stream, flags, None).expect("socket");
     socket::setsockopt(&sock, sockopt::RcvBuf, &bytes).expect("SO_RCVBUF");
     socket::connect(sock.as_raw_fd(), &SockaddrIn::from(v4)).expect("connect");
     let s = TcpStream::from(sock);
