@@ -27,7 +27,7 @@ impl Table {
 
     /// Takes in a connected stream made elsewhere, nonblocking from now on.
     pub(super) fn adopt(&mut self, fd: OwnedFd) -> io::Result<ConnId> {
-        crate::sys::set_nonblocking_socket(fd.as_fd())?;
+        crate::sys::set_nonblocking(fd.as_fd(), true)?;
         crate::sys::prepare_nosigpipe(fd.as_raw_fd())?;
         self.take_in(fd, Stage::Made, false)
             .ok_or_else(|| io::Error::other("max_clients connections are open"))

@@ -53,17 +53,6 @@ pub(crate) fn connect_nonblocking(addr: &SocketAddr) -> io::Result<(OwnedFd, boo
     }
 }
 
-/// Sets `O_NONBLOCK` on a socket made elsewhere (`fcntl(2)`), keeping its other
-/// status flags.
-pub(crate) fn set_nonblocking_socket(fd: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    if !flags.contains(OFlag::O_NONBLOCK) {
-        fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    }
-    Ok(())
-}
-
 /// Takes the socket's pending error (`getsockopt(SO_ERROR)`, which clears it): how a
 /// nonblocking connect ended once the socket is writable (UNP 16.3). `None`: it
 /// connected.

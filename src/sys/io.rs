@@ -50,7 +50,7 @@ mod tests {
     #[test]
     fn read_takes_what_a_pipe_holds_then_would_block_then_eof() {
         let (r, w) = nix::unistd::pipe().unwrap();
-        super::super::set_nonblocking_socket(r.as_fd()).unwrap(); // O_NONBLOCK on any fd
+        super::super::set_nonblocking(r.as_fd(), true).unwrap(); // O_NONBLOCK on any fd
         let mut w = std::fs::File::from(w);
         w.write_all(b"abc").unwrap();
         let mut buf = [0u8; 8];

@@ -4,7 +4,6 @@
 
 mod connect;
 mod epoll;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod fd;
 mod io;
 mod kqueue;
@@ -18,6 +17,7 @@ mod waker;
 
 pub(crate) use connect::*;
 pub(crate) use epoll::*;
+pub(crate) use fd::set_nonblocking;
 pub(crate) use io::*;
 pub(crate) use kqueue::*;
 pub(crate) use poll::*;
