@@ -133,4 +133,22 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn errors_keep_their_errno() {
+        // Not connected: getpeername says ENOTCONN; the local address is known.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let e = peer_addr(l.as_fd()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN));
+        assert_eq!(local_addr(l.as_fd()).unwrap(), l.local_addr().unwrap());
+        // Not a socket: every call says ENOTSOCK.
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let notsock = Some(libc::ENOTSOCK);
+        assert_eq!(
+            take_socket_error(r.as_fd()).unwrap_err().raw_os_error(),
+            notsock
+        );
+        assert_eq!(peer_addr(r.as_fd()).unwrap_err().raw_os_error(), notsock);
+        assert_eq!(local_addr(r.as_fd()).unwrap_err().raw_os_error(), notsock);
+    }
 }
